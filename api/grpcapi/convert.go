@@ -1,0 +1,91 @@
+package grpcapi
+
+import (
+	"time"
+
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/casework"
+)
+
+// SubmissionFromProto converts a gRPC submission into the domain's.
+func SubmissionFromProto(r *pb.SubmitCaseRequest) *casework.Submission {
+	s := &casework.Submission{
+		Kind:        casework.Kind(r.GetKind()),
+		ItemCode:    r.GetItemCode(),
+		Title:       r.GetTitle(),
+		Description: r.GetDescription(),
+		DecideTier:  r.GetDecideTier(),
+		RequestID:   r.GetRequestId(),
+		Actor:       r.GetActor(),
+	}
+	if a := r.GetApplicant(); a != nil {
+		s.Applicant = &casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
+	}
+	for _, m := range r.GetMaterials() {
+		s.Materials = append(s.Materials, casework.Material{Name: m.GetName(), Digest: m.GetDigest(), Pages: int(m.GetPages())})
+	}
+	return s
+}
+
+// SubmissionToProto converts a domain submission into a gRPC request.
+func SubmissionToProto(s *casework.Submission) *pb.SubmitCaseRequest {
+	r := &pb.SubmitCaseRequest{
+		Kind: string(s.Kind), ItemCode: s.ItemCode, Title: s.Title, Description: s.Description,
+		DecideTier: s.DecideTier, RequestId: s.RequestID, Actor: s.Actor,
+	}
+	if s.Applicant != nil {
+		r.Applicant = &pb.Applicant{Name: s.Applicant.Name, IdNumber: s.Applicant.IDNumber, Phone: s.Applicant.Phone}
+	}
+	for _, m := range s.Materials {
+		r.Materials = append(r.Materials, &pb.Material{Name: m.Name, Digest: m.Digest, Pages: int32(m.Pages)})
+	}
+	return r
+}
+
+// CaseToProto converts a case for a gRPC answer; the query code's hash never leaves the node.
+func CaseToProto(c *casework.Case) *pb.Case {
+	out := &pb.Case{
+		Number: c.Number, Kind: string(c.Kind), ItemCode: c.ItemCode, Title: c.Title,
+		Description: c.Description, Status: string(c.Status), HolderSite: c.HolderSite,
+		OriginSite: c.OriginSite, Version: c.Version, QueryCode: c.QueryCode,
+		CreatedAt: c.CreatedAt.UnixNano(), UpdatedAt: c.UpdatedAt.UnixNano(), DecideTier: c.DecideTier,
+		Applicant: &pb.Applicant{Name: c.Applicant.Name, IdNumber: c.Applicant.IDNumber, Phone: c.Applicant.Phone},
+	}
+	for _, m := range c.Materials {
+		out.Materials = append(out.Materials, &pb.Material{Name: m.Name, Digest: m.Digest, Pages: int32(m.Pages)})
+	}
+	for _, e := range c.History {
+		out.History = append(out.History, &pb.Event{
+			Seq: e.Seq, Type: string(e.Type), At: e.At.UnixNano(), Site: e.Site, Actor: e.Actor,
+			Note: e.Note, FromStatus: string(e.FromStatus), ToStatus: string(e.ToStatus),
+			PrevHash: e.PrevHash, Hash: e.Hash,
+		})
+	}
+	return out
+}
+
+// CaseFromProto converts a gRPC case into the domain's (clients and tests).
+func CaseFromProto(p *pb.Case) *casework.Case {
+	c := &casework.Case{
+		Number: p.GetNumber(), Kind: casework.Kind(p.GetKind()), ItemCode: p.GetItemCode(),
+		Title: p.GetTitle(), Description: p.GetDescription(), Status: casework.Status(p.GetStatus()),
+		HolderSite: p.GetHolderSite(), OriginSite: p.GetOriginSite(), Version: p.GetVersion(),
+		QueryCode: p.GetQueryCode(), DecideTier: p.GetDecideTier(),
+		CreatedAt: time.Unix(0, p.GetCreatedAt()), UpdatedAt: time.Unix(0, p.GetUpdatedAt()),
+	}
+	if a := p.GetApplicant(); a != nil {
+		c.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
+	}
+	for _, m := range p.GetMaterials() {
+		c.Materials = append(c.Materials, casework.Material{Name: m.GetName(), Digest: m.GetDigest(), Pages: int(m.GetPages())})
+	}
+	for _, e := range p.GetHistory() {
+		c.History = append(c.History, casework.Event{
+			Seq: e.GetSeq(), Type: casework.EventType(e.GetType()), At: time.Unix(0, e.GetAt()),
+			Site: e.GetSite(), Actor: e.GetActor(), Note: e.GetNote(),
+			FromStatus: casework.Status(e.GetFromStatus()), ToStatus: casework.Status(e.GetToStatus()),
+			PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
+		})
+	}
+	return c
+}

@@ -1,0 +1,117 @@
+// Package grpcapi serves govgrid's gRPC services: Cases for clients and Cluster for the nodes of
+// the grid, plus the standard health service and server reflection.
+package grpcapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/govgrid/govgrid/api"
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ClusterBackend is what the Cluster service needs from the node.
+type ClusterBackend interface {
+	ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error)
+	HasState() (bool, error)
+	NodeName() string
+	SiteCode() string
+	LeaderName() string
+}
+
+// Register adds the Cases and Cluster services to s.
+func Register(s *grpc.Server, cases api.CaseService, cluster ClusterBackend) {
+	pb.RegisterCasesServer(s, &casesServer{cases: cases})
+	pb.RegisterClusterServer(s, &clusterServer{b: cluster})
+}
+
+// Err converts a node error into a gRPC status error with the matching code.
+func Err(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	_, code, _ := api.Status(err)
+	return status.Error(code, err.Error())
+}
+
+type casesServer struct {
+	pb.UnimplementedCasesServer
+	cases api.CaseService
+}
+
+func (s *casesServer) SubmitCase(ctx context.Context, req *pb.SubmitCaseRequest) (*pb.Case, error) {
+	sub := SubmissionFromProto(req)
+	if err := sub.Validate(); err != nil {
+		return nil, Err(err)
+	}
+	c, err := s.cases.SubmitCase(ctx, sub)
+	if err != nil {
+		return nil, Err(err)
+	}
+	return CaseToProto(c), nil
+}
+
+func (s *casesServer) GetCase(ctx context.Context, req *pb.GetCaseRequest) (*pb.Case, error) {
+	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
+	}
+	c, err := s.cases.GetCase(ctx, req.GetNumber())
+	if err != nil {
+		return nil, Err(err)
+	}
+	return CaseToProto(c), nil
+}
+
+func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (*pb.ListCasesResponse, error) {
+	f := replication.Filter{
+		Status:    casework.Status(req.GetStatus()),
+		Kind:      casework.Kind(req.GetKind()),
+		ItemCode:  req.GetItemCode(),
+		Limit:     int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	}
+	if req.GetFrom() != 0 {
+		f.From = time.Unix(0, req.GetFrom())
+	}
+	if req.GetTo() != 0 {
+		f.To = time.Unix(0, req.GetTo())
+	}
+	page, err := s.cases.ListCases(ctx, f)
+	if err != nil {
+		return nil, Err(err)
+	}
+	out := &pb.ListCasesResponse{NextPageToken: page.NextPageToken}
+	for _, c := range page.Cases {
+		out.Cases = append(out.Cases, CaseToProto(c))
+	}
+	return out, nil
+}
+
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	b ClusterBackend
+}
+
+func (s *clusterServer) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResponse, error) {
+	res, err := s.b.ApplyForwarded(ctx, req.GetCommand())
+	if err != nil {
+		return nil, Err(err)
+	}
+	return &pb.ApplyResponse{Result: res}, nil
+}
+
+func (s *clusterServer) RaftStatus(ctx context.Context, _ *pb.RaftStatusRequest) (*pb.RaftStatusResponse, error) {
+	has, err := s.b.HasState()
+	if err != nil {
+		return nil, Err(err)
+	}
+	return &pb.RaftStatusResponse{Node: s.b.NodeName(), Site: s.b.SiteCode(), HasState: has, Leader: s.b.LeaderName()}, nil
+}

@@ -1,0 +1,251 @@
+// Package httpapi serves govgrid's HTTP/JSON API (snake_case JSON, /v1/...). It decodes and
+// checks requests, calls the node through small interfaces, and encodes answers and errors.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+)
+
+// MaxBodyBytes is the largest request body accepted; larger ones get 413.
+const MaxBodyBytes = 1 << 20
+
+// NodeInfo is what the operational endpoints need from the node.
+type NodeInfo interface {
+	// Ready reports whether the node serves (its site has a leader), and why not.
+	Ready() (bool, string)
+	// Members is the gossip view of the grid; Sites the site tree as this node knows it.
+	Members() any
+	Sites() any
+}
+
+// Config wires a Handler.
+type Config struct {
+	Cases   api.CaseService
+	Node    NodeInfo
+	Metrics http.Handler
+	// Console serves the web console at /; nil serves none.
+	Console http.Handler
+	Logger  *slog.Logger
+	// WriteTimeout bounds a write's wait for commit.
+	WriteTimeout time.Duration
+}
+
+// New returns the HTTP handler of a node.
+func New(cfg Config) http.Handler {
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	s := &server{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", s.health)
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Members()) })
+	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Sites()) })
+	mux.HandleFunc("POST /v1/cases", s.submitCase)
+	mux.HandleFunc("GET /v1/cases", s.listCases)
+	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Console != nil {
+		mux.Handle("GET /", cfg.Console)
+	}
+	return mux
+}
+
+type server struct{ cfg Config }
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	ok, why := s.cfg.Node.Ready()
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting", "reason": why})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {
+	var sub casework.Submission
+	if !decodeBody(w, r, &sub) {
+		return
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" && sub.RequestID == "" {
+		sub.RequestID = key
+	}
+	if err := sub.Validate(); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	defer cancel()
+	c, err := s.cfg.Cases.SubmitCase(ctx, &sub)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/cases/"+c.Number)
+	writeJSON(w, http.StatusCreated, c.Public())
+}
+
+func (s *server) getCase(w http.ResponseWriter, r *http.Request) {
+	number := r.PathValue("number")
+	if _, _, _, err := casework.ParseNumber(number); err != nil {
+		s.writeError(w, casework.FieldErrors{{Field: "number", Reason: "is not a case number (<site>-<yyyymmdd>-<6 digits>)"}})
+		return
+	}
+	c, err := s.cfg.Cases.GetCase(r.Context(), number)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c.Public())
+}
+
+// caseSummary is a case in a listing: no history, and the identity number masked.
+type caseSummary struct {
+	casework.Case
+	History []casework.Event `json:"history,omitempty"`
+}
+
+func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var fe casework.FieldErrors
+	f := replication.Filter{
+		Status:    casework.Status(q.Get("status")),
+		Kind:      casework.Kind(q.Get("kind")),
+		ItemCode:  q.Get("item_code"),
+		PageToken: q.Get("page_token"),
+	}
+	if f.Kind != "" && !f.Kind.Valid() {
+		fe = append(fe, casework.FieldError{Field: "kind", Reason: "must be application or grievance"})
+	}
+	switch scope := q.Get("scope"); scope {
+	case "", "local":
+	default:
+		fe = append(fe, casework.FieldError{Field: "scope", Reason: "must be local (subtree comes with the mirror)"})
+	}
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := q.Get(name); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				fe = append(fe, casework.FieldError{Field: name, Reason: "must be a date (2026-11-25) or an RFC 3339 time"})
+			}
+			*dst = t
+		}
+	}
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > replication.MaxPageSize {
+			fe = append(fe, casework.FieldError{Field: "page_size", Reason: fmt.Sprintf("must be 1 to %d", replication.MaxPageSize)})
+		}
+		f.Limit = n
+	}
+	if len(fe) > 0 {
+		s.writeError(w, fe)
+		return
+	}
+	page, err := s.cfg.Cases.ListCases(r.Context(), f)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	out := struct {
+		Cases         []caseSummary `json:"cases"`
+		NextPageToken string        `json:"next_page_token,omitempty"`
+	}{Cases: make([]caseSummary, 0, len(page.Cases)), NextPageToken: page.NextPageToken}
+	for _, c := range page.Cases {
+		pub := c.Public()
+		pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
+		pub.History = nil
+		out.Cases = append(out.Cases, caseSummary{Case: pub})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseTime accepts a day in the grid's zone (Asia/Shanghai) or a full RFC 3339 time.
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		loc = time.FixedZone("CST", 8*3600)
+	}
+	return time.ParseInLocation("2006-01-02", v, loc)
+}
+
+// decodeBody reads a JSON body (whatever Content-Type says: curl sends a form type by default) of at most MaxBodyBytes into dst, refusing unknown fields. It
+// writes the error answer itself and returns false when the body is unusable.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value in the body")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), nil)
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, replication.CodeInvalid, "the body is empty: send a JSON object", nil)
+	default:
+		writeError(w, http.StatusBadRequest, replication.CodeInvalid, "the body is not valid JSON for this request: "+err.Error(), nil)
+	}
+	return false
+}
+
+func (s *server) writeError(w http.ResponseWriter, err error) {
+	status, _, code := api.Status(err)
+	var fields casework.FieldErrors
+	var re *replication.Error
+	if !errors.As(err, &fields) && errors.As(err, &re) {
+		fields = re.Fields
+	}
+	msg := err.Error()
+	if status == http.StatusNotFound {
+		msg = "no such case"
+	}
+	if status >= 500 && s.cfg.Logger != nil {
+		s.cfg.Logger.Warn("request failed", "status", status, "error", err)
+	}
+	writeError(w, status, code, msg, fields)
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string               `json:"code"`
+		Message string               `json:"message"`
+		Fields  casework.FieldErrors `json:"fields,omitempty"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string, fields casework.FieldErrors) {
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.Error.Fields = code, msg, fields
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,55 @@
+// Package api holds what govgrid's HTTP and gRPC front ends share: the small interfaces they
+// need from a node, and how the node's errors map to HTTP statuses and gRPC codes. The .proto
+// contract and its generated code are in govgridpb; the servers in httpapi and grpcapi. None of
+// them holds business logic.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"google.golang.org/grpc/codes"
+)
+
+// CaseService is what the front ends need to serve cases. The node implements it: writes are
+// forwarded to the site leader, reads answered from the local replica (or the leader's).
+type CaseService interface {
+	SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error)
+	GetCase(ctx context.Context, number string) (*casework.Case, error)
+	ListCases(ctx context.Context, f replication.Filter) (*replication.Page, error)
+}
+
+// Status classifies err for both front ends: the HTTP status, the gRPC code and a short
+// machine-readable code for the JSON body.
+func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
+	var fe casework.FieldErrors
+	var re *replication.Error
+	switch {
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, codes.InvalidArgument, replication.CodeInvalid
+	case errors.As(err, &re):
+		switch re.Code {
+		case replication.CodeInvalid:
+			return http.StatusBadRequest, codes.InvalidArgument, re.Code
+		case replication.CodeNotFound:
+			return http.StatusNotFound, codes.NotFound, re.Code
+		case replication.CodeConflict:
+			return http.StatusConflict, codes.FailedPrecondition, re.Code
+		case replication.CodeExhausted:
+			return http.StatusServiceUnavailable, codes.ResourceExhausted, re.Code
+		}
+	case errors.Is(err, replication.ErrNotFound):
+		return http.StatusNotFound, codes.NotFound, replication.CodeNotFound
+	case errors.Is(err, replication.ErrNoLeader), errors.Is(err, replication.ErrNotLeader),
+		errors.Is(err, replication.ErrClosed):
+		return http.StatusServiceUnavailable, codes.Unavailable, "unavailable"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, codes.DeadlineExceeded, "timeout"
+	case errors.Is(err, context.Canceled):
+		return 499, codes.Canceled, "canceled"
+	}
+	return http.StatusInternalServerError, codes.Internal, "internal"
+}

@@ -1,0 +1,215 @@
+// Command govgrid-bench measures govgrid's write path against etcd and PostgreSQL on this
+// machine and prints one markdown table, followed by govgrid's memory footprint.
+//
+// Every cell (system × nodes × concurrency) gets freshly started servers with empty data on
+// 127.0.0.1, a warmup, and a measured window of closed-loop 1 KiB writes:
+//
+//	go run ./bench/cmd/govgrid-bench --systems etcd,postgres --duration 3s --warmup 1s
+//
+// Progress goes to stderr; the report goes to stdout (and, with --json, to a file).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/systems"
+)
+
+// options are the command-line settings.
+type options struct {
+	govgrid     string
+	etcd        string
+	pgBinDir    string
+	workDir     string
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency []int
+	systems     []string
+	nodes       []int
+	memory      bool
+	memoryCases int
+	jsonPath    string
+	keepData    bool
+}
+
+var knownSystems = []string{"govgrid", "etcd", "postgres"}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep := run(ctx, opts)
+	printReport(os.Stdout, rep)
+	if opts.jsonPath != "" {
+		if err := writeJSON(opts.jsonPath, rep); err != nil {
+			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
+			os.Exit(1)
+		}
+	}
+	if ctx.Err() != nil {
+		os.Exit(130)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("govgrid-bench", flag.ContinueOnError)
+	fs.StringVar(&o.govgrid, "govgrid", "./bin/govgrid", "path of the govgrid binary")
+	fs.StringVar(&o.etcd, "etcd", "etcd", "path of the etcd server binary")
+	fs.StringVar(&o.pgBinDir, "pg-bin-dir", "", "directory of initdb and postgres (default: from PATH or /usr/lib/postgresql/*/bin)")
+	fs.StringVar(&o.workDir, "workdir", "", "parent directory for the servers' data (default: $TMPDIR); it should be on the disk you mean to measure")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per cell")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warmup per cell")
+	conc := fs.String("concurrency", "1,16,64", "comma-separated numbers of concurrent clients")
+	sys := fs.String("systems", strings.Join(knownSystems, ","), "comma-separated systems to run: "+strings.Join(knownSystems, ", "))
+	nodes := fs.String("nodes", "1,3", "comma-separated cluster sizes (postgres always runs 1)")
+	fs.BoolVar(&o.memory, "memory", true, "measure the RSS of a 1-node govgrid site, idle and after loading --memory-cases cases")
+	fs.IntVar(&o.memoryCases, "memory-cases", 100000, "cases to load for the memory measurement")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.BoolVar(&o.keepData, "keep-data", false, "keep the servers' data directories and logs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if o.concurrency, err = intList(*conc); err != nil {
+		return o, fmt.Errorf("--concurrency: %w", err)
+	}
+	if o.nodes, err = intList(*nodes); err != nil {
+		return o, fmt.Errorf("--nodes: %w", err)
+	}
+	for _, s := range strings.Split(*sys, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(knownSystems, s) {
+			return o, fmt.Errorf("--systems: unknown system %q (want %s)", s, strings.Join(knownSystems, ", "))
+		}
+		if !slices.Contains(o.systems, s) {
+			o.systems = append(o.systems, s)
+		}
+	}
+	if len(o.systems) == 0 {
+		return o, fmt.Errorf("--systems: none given")
+	}
+	if o.duration <= 0 || o.warmup < 0 {
+		return o, fmt.Errorf("--duration must be positive and --warmup not negative")
+	}
+	return o, nil
+}
+
+// intList parses "1,16,64" into positive integers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return out, nil
+}
+
+// run measures every cell and, if asked, govgrid's memory.
+func run(ctx context.Context, o options) *report {
+	rep := &report{
+		Started:  time.Now(),
+		Machine:  describeMachine(o),
+		Duration: o.duration,
+		Warmup:   o.warmup,
+	}
+	for _, sys := range o.systems {
+		nodes := o.nodes
+		if sys == "postgres" {
+			nodes = []int{1}
+		}
+		for _, n := range nodes {
+			for _, c := range o.concurrency {
+				if ctx.Err() != nil {
+					return rep
+				}
+				rep.Cells = append(rep.Cells, runCell(ctx, o, sys, n, c))
+			}
+		}
+	}
+	switch {
+	case !o.memory:
+		rep.MemorySkipped = "--memory=false"
+	case !slices.Contains(o.systems, "govgrid"):
+		rep.MemorySkipped = "govgrid is not in --systems"
+	case ctx.Err() != nil:
+		rep.MemorySkipped = "interrupted"
+	default:
+		rep.Memory = measureMemory(ctx, o)
+	}
+	return rep
+}
+
+// common returns the starter settings shared by every system.
+func (o options) common() systems.Common {
+	return systems.Common{WorkDir: o.workDir, KeepData: o.keepData}
+}
+
+// start starts system sys with the given size; concurrency sizes postgres's connection pool.
+func start(ctx context.Context, o options, sys string, nodes, concurrency int) (*systems.Target, error) {
+	switch sys {
+	case "etcd":
+		return systems.StartEtcd(ctx, systems.EtcdConfig{Common: o.common(), Binary: o.etcd, Nodes: nodes})
+	case "postgres":
+		return systems.StartPostgres(ctx, systems.PostgresConfig{Common: o.common(), BinDir: o.pgBinDir, PoolSize: concurrency})
+	case "govgrid":
+		return systems.StartGovgrid(ctx, systems.GovgridConfig{Common: o.common(), Binary: o.govgrid, Nodes: nodes})
+	}
+	return nil, fmt.Errorf("unknown system %q", sys)
+}
+
+// runCell starts fresh servers, drives them and stops them again.
+func runCell(ctx context.Context, o options, sys string, nodes, concurrency int) cell {
+	c := cell{System: sys, Nodes: nodes, Concurrency: concurrency}
+	logf("%s × %d node(s), concurrency %d: starting", sys, nodes, concurrency)
+	t0 := time.Now()
+	tg, err := start(ctx, o, sys, nodes, concurrency)
+	if err != nil {
+		c.Error = err.Error()
+		logf("%s × %d: start failed: %v", sys, nodes, err)
+		return c
+	}
+	logf("  ready in %v; running %v + %v warmup", time.Since(t0).Round(time.Millisecond), o.duration, o.warmup)
+	res := loadgen.Run(ctx, loadgen.Config{Concurrency: concurrency, Duration: o.duration, Warmup: o.warmup}, tg.Op)
+	c.Result = &res
+	if err := tg.Close(); err != nil {
+		logf("  stop: %v", err)
+	}
+	logf("  %.0f ops/s, p50 %v, p99 %v, %d errors", res.OpsPerSec, res.P50, res.P99, res.Errors)
+	return c
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}

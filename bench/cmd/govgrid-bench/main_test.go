@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/bench/loadgen"
+)
+
+func TestIntList(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{"1,16,64", []int{1, 16, 64}, false},
+		{" 3 , 1,", []int{3, 1}, false},
+		{"", nil, true},
+		{"0", nil, true},
+		{"x", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := intList(tt.in)
+		if (err != nil) != tt.wantErr || !equal(got, tt.want) {
+			t.Errorf("intList(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--systems", "etcd, postgres,etcd", "--duration", "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.systems, ",") != "etcd,postgres" || o.duration != 3*time.Second || o.warmup != 2*time.Second ||
+		!equal(o.concurrency, []int{1, 16, 64}) || !equal(o.nodes, []int{1, 3}) || !o.memory || o.govgrid != "./bin/govgrid" {
+		t.Errorf("unexpected options %+v", o)
+	}
+	for _, bad := range [][]string{{"--systems", "redis"}, {"--concurrency", "0"}, {"--duration", "0s"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "—"},
+		{420 * time.Microsecond, "420 µs"},
+		{1234 * time.Microsecond, "1.23 ms"},
+		{12345 * time.Microsecond, "12.3 ms"},
+		{123456 * time.Microsecond, "123 ms"},
+		{2 * time.Second, "2000 ms"},
+	}
+	for _, tt := range tests {
+		if got := fmtDur(tt.d); got != tt.want {
+			t.Errorf("fmtDur(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestRatios(t *testing.T) {
+	gg := &loadgen.Result{OpsPerSec: 500, P99: 4 * time.Millisecond}
+	tests := []struct {
+		other *loadgen.Result
+		want  string
+	}{
+		{nil, "—"},
+		{&loadgen.Result{}, "—"},
+		{&loadgen.Result{OpsPerSec: 1000, P99: 2 * time.Millisecond}, "0.50×, 2.00×"},
+		{&loadgen.Result{OpsPerSec: 250, P99: 8 * time.Millisecond}, "2.00×, 0.50×"},
+	}
+	for _, tt := range tests {
+		if got := ratios(gg, tt.other); got != tt.want {
+			t.Errorf("ratios(%+v) = %q, want %q", tt.other, got, tt.want)
+		}
+	}
+}
+
+func TestPrintReport(t *testing.T) {
+	r := &report{
+		Started:  time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Machine:  machine{NProc: 2, Versions: map[string]string{"etcd": "etcd Version: 3.4.23"}},
+		Duration: 3 * time.Second,
+		Cells: []cell{
+			{System: "govgrid", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 900, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond}},
+			{System: "govgrid", Nodes: 3, Concurrency: 16, Error: "exited during startup\nlog tail"},
+			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}},
+			{System: "postgres", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 450, P50: 3 * time.Millisecond, P99: 18 * time.Millisecond}},
+		},
+		Memory: &memoryResult{IdleRSS: 30 << 20, IdleSettled: true, Cases: 100, LoadedRSS: 60 << 20, LoadSettled: true,
+			Load: loadgen.Result{Ops: 100, Elapsed: time.Second, OpsPerSec: 100}},
+	}
+	var buf bytes.Buffer
+	printReport(&buf, r)
+	out := buf.String()
+	for _, want := range []string{
+		"| govgrid | 1 | 16 | 900 | 2.00 ms | 9.00 ms | 0.50×, 3.00× | 2.00×, 0.50× |",
+		"| govgrid | 3 | 16 | failed | | | | |",
+		"| etcd | 1 | 16 | 1800 | 1.00 ms | 3.00 ms |  |  |",
+		"govgrid × 3, concurrency 16 did not start: exited during startup\n",
+		"etcd × 1, concurrency 16: 2 errors (first: deadline)",
+		"- idle after start: 30.0 MiB\n",
+		"- after loading 100 cases: 60.0 MiB\n",
+		"- etcd: etcd Version: 3.4.23",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "| system |") != 1 {
+		t.Errorf("want exactly one results table:\n%s", out)
+	}
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govgrid/govgrid/bench/loadgen"
+)
+
+// report is everything one invocation measured; it is printed and optionally written as JSON.
+type report struct {
+	Started  time.Time     `json:"started"`
+	Machine  machine       `json:"machine"`
+	Duration time.Duration `json:"duration_ns"`
+	Warmup   time.Duration `json:"warmup_ns"`
+	Cells    []cell        `json:"cells"`
+	Memory   *memoryResult `json:"memory,omitempty"`
+	// MemorySkipped says why Memory is absent, if it is.
+	MemorySkipped string `json:"memory_skipped,omitempty"`
+}
+
+// cell is one system × nodes × concurrency measurement.
+type cell struct {
+	System      string          `json:"system"`
+	Nodes       int             `json:"nodes"`
+	Concurrency int             `json:"concurrency"`
+	Result      *loadgen.Result `json:"result,omitempty"`
+	Error       string          `json:"error,omitempty"`
+}
+
+// machine describes where the benchmark ran.
+type machine struct {
+	NProc     int               `json:"nproc"`
+	CPU       string            `json:"cpu"`
+	MemTotal  string            `json:"mem_total"`
+	Kernel    string            `json:"kernel"`
+	GoVersion string            `json:"go_version"`
+	DataDir   string            `json:"data_dir"`
+	DataFS    string            `json:"data_fs"`
+	Versions  map[string]string `json:"versions"`
+}
+
+func describeMachine(o options) machine {
+	m := machine{
+		NProc:     runtime.NumCPU(),
+		CPU:       procField("/proc/cpuinfo", "model name"),
+		MemTotal:  memTotal(),
+		Kernel:    strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
+		GoVersion: runtime.Version(),
+		DataDir:   o.workDir,
+		Versions:  map[string]string{},
+	}
+	if m.DataDir == "" {
+		m.DataDir = os.TempDir()
+	}
+	m.DataFS = fsType(m.DataDir)
+	for _, sys := range o.systems {
+		switch sys {
+		case "etcd":
+			m.Versions[sys] = firstLine(o.etcd, "--version")
+		case "postgres":
+			bin := "postgres"
+			if o.pgBinDir != "" {
+				bin = filepath.Join(o.pgBinDir, "postgres")
+			}
+			m.Versions[sys] = firstLine(bin, "--version")
+		case "govgrid":
+			m.Versions[sys] = o.govgrid
+			if v := firstLine(o.govgrid, "version"); !strings.HasPrefix(v, "?") {
+				m.Versions[sys] += " (" + v + ")"
+			}
+		}
+	}
+	return m
+}
+
+// procField returns the value of the first "key: value" line of a /proc file.
+func procField(path, key string) string {
+	for line := range strings.Lines(readFile(path)) {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// memTotal returns the machine's RAM in GiB.
+func memTotal() string {
+	var kb int64
+	if _, err := fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%d kB", &kb); err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// firstLine runs a short command and returns the first line of its output, or "?: error".
+func firstLine(name string, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	if err != nil {
+		return "?: " + err.Error()
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
+
+// fsType names the filesystem holding dir: fsync on tmpfs is free, which flatters every system.
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "?"
+	}
+	names := map[int64]string{
+		0xEF53: "ext2/3/4", 0x01021994: "tmpfs", 0x58465342: "xfs", 0x9123683E: "btrfs",
+		0x794c7630: "overlayfs", 0x2FC12FC1: "zfs", 0x6a656a63: "fakeowner",
+	}
+	if n, ok := names[int64(st.Type)]; ok {
+		return n
+	}
+	return fmt.Sprintf("0x%x", st.Type)
+}
+
+// printReport writes the human-readable report: header, the results table, notes, memory.
+func printReport(w io.Writer, r *report) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	m := r.Machine
+	fmt.Fprintf(bw, "# govgrid benchmark — %s\n\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(bw, "- machine: %d CPUs (%s), %s RAM, kernel %s, %s\n", m.NProc, m.CPU, m.MemTotal, m.Kernel, m.GoVersion)
+	fmt.Fprintf(bw, "- data: %s (%s)\n", m.DataDir, m.DataFS)
+	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
+		fmt.Fprintf(bw, "- %s: %s\n", k, m.Versions[k])
+	}
+	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase)\n\n", r.Warmup, r.Duration)
+
+	fmt.Fprintln(bw, "| system | nodes | concurrency | ops/s | p50 | p99 | govgrid/etcd (ops, p99) | govgrid/postgres (ops, p99) |")
+	fmt.Fprintln(bw, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	var notes []string
+	for _, c := range r.Cells {
+		if c.Result == nil {
+			fmt.Fprintf(bw, "| %s | %d | %d | failed | | | | |\n", c.System, c.Nodes, c.Concurrency)
+			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d did not start: %s", c.System, c.Nodes, c.Concurrency, firstLineOf(c.Error)))
+			continue
+		}
+		res := c.Result
+		vsEtcd, vsPG := "", ""
+		if c.System == "govgrid" {
+			vsEtcd = ratios(res, r.find("etcd", c.Nodes, c.Concurrency))
+			vsPG = ratios(res, r.find("postgres", 1, c.Concurrency))
+		}
+		fmt.Fprintf(bw, "| %s | %d | %d | %.0f | %s | %s | %s | %s |\n",
+			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, fmtDur(res.P50), fmtDur(res.P99), vsEtcd, vsPG)
+		if res.Errors > 0 {
+			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d: %d errors (first: %s)", c.System, c.Nodes, c.Concurrency, res.Errors, firstLineOf(res.FirstError)))
+		}
+	}
+	fmt.Fprintln(bw)
+	if slices.ContainsFunc(r.Cells, func(c cell) bool { return c.System == "govgrid" }) {
+		fmt.Fprintln(bw, "Ratios are govgrid ÷ the other system at the same nodes and concurrency (postgres: 1 node): ops above 1× and p99 below 1× favour govgrid.")
+	}
+	for _, n := range notes {
+		fmt.Fprintf(bw, "- %s\n", n)
+	}
+
+	if r.MemorySkipped != "" {
+		fmt.Fprintf(bw, "\nMemory measurement skipped: %s.\n", r.MemorySkipped)
+	}
+	if mem := r.Memory; mem != nil {
+		fmt.Fprintf(bw, "\n## Memory: 1-node govgrid site (RSS of the agent)\n\n")
+		if mem.IdleRSS > 0 {
+			fmt.Fprintf(bw, "- idle after start: %s%s\n", mib(mem.IdleRSS), unsettled(mem.IdleSettled))
+		}
+		if mem.Load.Ops+mem.Load.Errors > 0 {
+			l := mem.Load
+			fmt.Fprintf(bw, "- load: %d cases with %d clients in %v (%.0f cases/s, p50 %s, p99 %s, %d errors)\n",
+				mem.Cases, memoryConcurrency, l.Elapsed.Round(time.Millisecond), l.OpsPerSec, fmtDur(l.P50), fmtDur(l.P99), l.Errors)
+		}
+		if mem.LoadedRSS > 0 {
+			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, mib(mem.LoadedRSS), unsettled(mem.LoadSettled))
+		}
+		if mem.Error != "" {
+			fmt.Fprintf(bw, "- error: %s\n", firstLineOf(mem.Error))
+		}
+	}
+}
+
+// find returns the result of a cell, or nil.
+func (r *report) find(system string, nodes, concurrency int) *loadgen.Result {
+	for _, c := range r.Cells {
+		if c.System == system && c.Nodes == nodes && c.Concurrency == concurrency {
+			return c.Result
+		}
+	}
+	return nil
+}
+
+// ratios formats govgrid's throughput and p99 relative to another system's.
+func ratios(gg, other *loadgen.Result) string {
+	if other == nil || other.OpsPerSec == 0 || other.P99 == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×, %.2f×", gg.OpsPerSec/other.OpsPerSec, float64(gg.P99)/float64(other.P99))
+}
+
+// fmtDur shows a latency with about three significant digits.
+func fmtDur(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case d == 0:
+		return "—"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", ms*1000)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", ms)
+	case d < 100*time.Millisecond:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func unsettled(settled bool) string {
+	if settled {
+		return ""
+	}
+	return fmt.Sprintf(" (still changing >1%% after %v)", settleMax)
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// writeJSON writes r, indented, to path.
+func writeJSON(path string, r *report) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

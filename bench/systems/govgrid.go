@@ -1,0 +1,195 @@
+package systems
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/govgrid/govgrid/api/govgridpb"
+)
+
+// GovgridConfig configures StartGovgrid.
+type GovgridConfig struct {
+	Common
+	// Binary is the govgrid binary; "" means ./bin/govgrid.
+	Binary string
+	// Nodes is the size of the site (1 or 3 in the benchmarks); values below 1 mean 1.
+	Nodes int
+	// Site and Tier are passed to every agent; "" means "cd" and "district".
+	Site, Tier string
+}
+
+// StartGovgrid starts one govgrid site of cfg.Nodes agents on 127.0.0.1: all with
+// --bootstrap-expect N, the second and later ones joining the first one's gossip address. It waits
+// until every node's /v1/health answers 200 and a SubmitCase succeeds through every node (so the
+// site has a leader and followers forward to it), and returns a target whose Op submits a case of
+// about ValueSize encoded bytes. Workers are spread round-robin over the nodes, one shared gRPC
+// connection per node.
+func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error) {
+	n := max(cfg.Nodes, 1)
+	if cfg.Binary == "" {
+		cfg.Binary = "./bin/govgrid"
+	}
+	if cfg.Site == "" {
+		cfg.Site = "cd"
+	}
+	if cfg.Tier == "" {
+		cfg.Tier = "district"
+	}
+	bin, err := lookBinary(cfg.Binary, "govgrid")
+	if err != nil {
+		return nil, err
+	}
+	t, err := newTarget("govgrid", n, cfg.Common)
+	if err != nil {
+		return nil, err
+	}
+	defer t.closeOnError(&err)
+
+	ports, err := FreePorts(4 * n)
+	if err != nil {
+		return nil, err
+	}
+	type node struct{ name, http, grpc, raft, gossip string }
+	nodes := make([]node, n)
+	for i := range nodes {
+		addr := func(k int) string { return fmt.Sprintf("127.0.0.1:%d", ports[4*i+k]) }
+		nodes[i] = node{fmt.Sprintf("n%d", i+1), addr(0), addr(1), addr(2), addr(3)}
+	}
+
+	var procs []*process
+	t.onClose(func() error { return stopAll(procs) })
+	for i, nd := range nodes {
+		args := []string{
+			"agent",
+			"--node", nd.name,
+			"--site", cfg.Site,
+			"--tier", cfg.Tier,
+			"--data-dir", filepath.Join(t.Dir, nd.name),
+			"--http-addr", nd.http,
+			"--grpc-addr", nd.grpc,
+			"--raft-addr", nd.raft,
+			"--gossip-addr", nd.gossip,
+			"--bootstrap-expect", fmt.Sprint(n),
+		}
+		if i > 0 {
+			args = append(args, "--join", nodes[0].gossip)
+		}
+		p, err := startProcess(procSpec{
+			name: "govgrid " + nd.name, path: bin, args: args, dir: t.Dir,
+			logPath: filepath.Join(t.Dir, nd.name+".log"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		t.PIDs = append(t.PIDs, p.pid())
+	}
+
+	timeout := cfg.startTimeout()
+	hc := &http.Client{}
+	for _, nd := range nodes {
+		url := "http://" + nd.http + "/v1/health"
+		err := waitUntil(ctx, timeout, "govgrid "+nd.name+" /v1/health", procs, func(ctx context.Context) error {
+			return httpOK(ctx, hc, url)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	clients := make([]govgridpb.CasesClient, n)
+	for i, nd := range nodes {
+		conn, err := grpc.NewClient(nd.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("govgrid %s: %w", nd.name, err)
+		}
+		t.onClose(conn.Close)
+		clients[i] = govgridpb.NewCasesClient(conn)
+	}
+	gen := newCaseGen(ValueSize)
+	for i, nd := range nodes {
+		err := waitUntil(ctx, timeout, "a SubmitCase through govgrid "+nd.name, procs, func(ctx context.Context) error {
+			_, err := clients[i].SubmitCase(ctx, gen.request(-1, i))
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	t.Op = func(ctx context.Context, worker, seq int) error {
+		_, err := clients[worker%n].SubmitCase(ctx, gen.request(worker, seq))
+		return err
+	}
+	return t, nil
+}
+
+// httpOK checks that GET url answers 200.
+func httpOK(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// caseGen builds SubmitCase requests whose protobuf encoding is about size bytes.
+type caseGen struct {
+	description string
+}
+
+// titleFormat gives every title the same length, so one padded description fits all requests.
+const titleFormat = "基准测试办件 %05d-%010d"
+
+func newCaseGen(size int) *caseGen {
+	g := &caseGen{}
+	base := proto.Size(g.request(0, 0))
+	// The description field costs a tag byte, a 2-byte length (for 128..16383 bytes) and its text.
+	g.description = padText(max(size-base-3, 0))
+	return g
+}
+
+// request builds the request for (worker, seq); worker -1 marks readiness probes.
+func (g *caseGen) request(worker, seq int) *govgridpb.SubmitCaseRequest {
+	if worker < 0 {
+		worker = 99999
+	}
+	return &govgridpb.SubmitCaseRequest{
+		Kind:        "application",
+		ItemCode:    "GA-001",
+		Title:       fmt.Sprintf(titleFormat, worker%100000, seq),
+		Description: g.description,
+		Applicant: &govgridpb.Applicant{
+			Name:     "张三",
+			IdNumber: "110101199003071234",
+			Phone:    "13800000000",
+		},
+		Materials: []*govgridpb.Material{{Name: "身份证复印件"}},
+	}
+}
+
+// padText returns valid UTF-8 text of exactly n bytes that reads like a case description.
+func padText(n int) string {
+	const phrase = "申请人因户籍迁移需办理相关证明，材料齐全，请予受理。"
+	var b strings.Builder
+	for b.Len()+len(phrase) <= n {
+		b.WriteString(phrase)
+	}
+	b.WriteString(strings.Repeat(".", n-b.Len()))
+	return b.String()
+}

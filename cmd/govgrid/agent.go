@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/tier"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// agentFlags are the settings of `govgrid agent`. Each is a flag, a key of the YAML config file
+// (same name) and an environment variable GOVGRID_<NAME> with '-' as '_'.
+func agentFlags(fs *pflag.FlagSet) {
+	d := node.DefaultConfig()
+	fs.String("config", "", "YAML config file (keys are the flag names)")
+	fs.String("node", "", "this node's name, unique in the grid (default: the host name)")
+	fs.String("site", "", "code of the site this node serves, e.g. cd or cd-dgdj")
+	fs.String("tier", "", "the site's tier: district, township or community")
+	fs.String("parent", "", "the parent site's code (every site but the district)")
+	fs.String("data-dir", d.DataDir, "directory for the Raft log, snapshots and state")
+	fs.String("http-addr", d.HTTPAddr, "HTTP/JSON API and console address")
+	fs.String("grpc-addr", d.GRPCAddr, "gRPC address (clients and other nodes)")
+	fs.String("raft-addr", d.RaftAddr, "Raft address (nodes of the same site)")
+	fs.String("gossip-addr", d.GossipAddr, "gossip address (every node of the grid)")
+	fs.StringSlice("join", nil, "gossip addresses of nodes already in the grid, comma-separated")
+	fs.Int("bootstrap-expect", d.BootstrapExpect, "nodes of this site to wait for before forming a new site")
+	fs.String("grid", d.GridName, "the grid's name: the gossip label that keeps grids apart")
+	fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
+	fs.String("gossip-profile", d.GossipProfile, "gossip timings: lan, or wan for slow links between sites")
+	fs.Duration("reap-after", d.ReapAfter, "how long a failed node of the site stays a member before the leader removes it")
+	fs.Bool("leave-on-terminate", false, "on SIGTERM, leave the site and the grid for good instead of just stopping")
+	fs.String("log-level", "info", "debug, info, warn or error")
+}
+
+func newAgentCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node that serves one site",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := loadSettings(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			cfg, leave, err := nodeConfig(v)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.New(cfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			if leave {
+				return n.Leave()
+			}
+			return n.Close()
+		},
+	}
+	agentFlags(cmd.Flags())
+	return cmd
+}
+
+// loadSettings layers flags over GOVGRID_* variables over the config file over defaults.
+func loadSettings(fs *pflag.FlagSet) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetEnvPrefix("GOVGRID")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return nil, err
+	}
+	if path := v.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("--config %s: %w", path, err)
+		}
+		known := map[string]bool{}
+		fs.VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		for _, k := range v.AllKeys() {
+			if !known[k] {
+				return nil, fmt.Errorf("--config %s: unknown setting %q", path, k)
+			}
+		}
+	}
+	return v, nil
+}
+
+func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
+	cfg := node.DefaultConfig()
+	level, err := parseLevel(v.GetString("log-level"))
+	if err != nil {
+		return cfg, false, err
+	}
+	cfg.Name = v.GetString("node")
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	t, err := tier.Parse(v.GetString("tier"))
+	if err != nil {
+		return cfg, false, fmt.Errorf("--tier: %w", err)
+	}
+	cfg.Site, cfg.Tier, cfg.Parent = v.GetString("site"), t, v.GetString("parent")
+	cfg.DataDir = v.GetString("data-dir")
+	cfg.HTTPAddr, cfg.GRPCAddr = v.GetString("http-addr"), v.GetString("grpc-addr")
+	cfg.RaftAddr, cfg.GossipAddr = v.GetString("raft-addr"), v.GetString("gossip-addr")
+	cfg.Join = splitList(v.GetStringSlice("join"))
+	cfg.BootstrapExpect = v.GetInt("bootstrap-expect")
+	cfg.GridName = v.GetString("grid")
+	cfg.GossipProfile = v.GetString("gossip-profile")
+	cfg.Version = version
+	if cfg.ReapAfter, err = durationSetting(v, "reap-after"); err != nil {
+		return cfg, false, err
+	}
+	if key := v.GetString("gossip-key"); key != "" {
+		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(key); err != nil {
+			return cfg, false, errors.New("--gossip-key: not base64")
+		}
+	}
+	return cfg, v.GetBool("leave-on-terminate"), cfg.Validate()
+}
+
+// splitList accepts "a,b" in one value (environment variables, config strings) as well as lists.
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func durationSetting(v *viper.Viper, key string) (time.Duration, error) {
+	d, err := time.ParseDuration(v.GetString(key))
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %w", key, err)
+	}
+	return d, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level: %q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// addrFlag adds --addr (default $GOVGRID_ADDR, else 127.0.0.1:8080): a node's HTTP address.
+func addrFlag(cmd *cobra.Command) *string {
+	def := os.Getenv("GOVGRID_ADDR")
+	if def == "" {
+		def = "127.0.0.1:8080"
+	}
+	return cmd.PersistentFlags().String("addr", def, "HTTP address of any node (or GOVGRID_ADDR)")
+}
+
+var httpClient = &http.Client{Timeout: 15 * time.Second}
+
+// call sends a request to a node and decodes a JSON answer into out; a non-2xx answer becomes
+// an error carrying the node's message.
+func call(addr, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	req, err := http.NewRequest(method, addr+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error.Message, resp.StatusCode)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func newMembersCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "members", Short: "List the grid's nodes as gossip sees them", Args: cobra.NoArgs}
+	addr := addrFlag(cmd)
+	cmd.RunE = func(*cobra.Command, []string) error {
+		var out struct {
+			Members []struct {
+				Name   string `json:"name"`
+				Addr   string `json:"addr"`
+				Status string `json:"status"`
+				Meta   struct {
+					Site string `json:"s"`
+					Tier string `json:"t"`
+					GRPC string `json:"g"`
+					HTTP string `json:"h"`
+				} `json:"meta"`
+			} `json:"members"`
+		}
+		if err := call(*addr, "GET", "/v1/members", nil, &out); err != nil {
+			return err
+		}
+		fmt.Printf("%-16s %-12s %-10s %-8s %-22s %s\n", "NODE", "SITE", "TIER", "STATUS", "GOSSIP", "HTTP")
+		for _, m := range out.Members {
+			fmt.Printf("%-16s %-12s %-10s %-8s %-22s %s\n", m.Name, m.Meta.Site, m.Meta.Tier, m.Status, m.Addr, m.Meta.HTTP)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newSitesCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "sites", Short: "Show the site tree with each site's health", Args: cobra.NoArgs}
+	addr := addrFlag(cmd)
+	cmd.RunE = func(*cobra.Command, []string) error {
+		var out struct {
+			Sites []struct {
+				Site   string `json:"site"`
+				Tier   string `json:"tier"`
+				Parent string `json:"parent"`
+				Leader string `json:"leader"`
+				Health string `json:"health"`
+				Nodes  []struct {
+					Name   string `json:"name"`
+					Status string `json:"status"`
+				} `json:"nodes"`
+			} `json:"sites"`
+		}
+		if err := call(*addr, "GET", "/v1/sites", nil, &out); err != nil {
+			return err
+		}
+		children := map[string][]int{}
+		var roots []int
+		known := map[string]bool{}
+		for _, s := range out.Sites {
+			known[s.Site] = true
+		}
+		for i, s := range out.Sites {
+			if s.Parent == "" || !known[s.Parent] {
+				roots = append(roots, i)
+			} else {
+				children[s.Parent] = append(children[s.Parent], i)
+			}
+		}
+		var walk func(i int, indent string)
+		walk = func(i int, indent string) {
+			s := out.Sites[i]
+			var nodes []string
+			for _, n := range s.Nodes {
+				mark := ""
+				if n.Name == s.Leader {
+					mark = "*"
+				}
+				nodes = append(nodes, fmt.Sprintf("%s%s(%s)", n.Name, mark, n.Status))
+			}
+			fmt.Printf("%s%s [%s] %s: %s\n", indent, s.Site, s.Tier, s.Health, strings.Join(nodes, " "))
+			for _, c := range children[s.Site] {
+				walk(c, indent+"  ")
+			}
+		}
+		for _, r := range roots {
+			walk(r, "")
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newCaseCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "case", Short: "Submit, read and list cases"}
+	addr := addrFlag(cmd)
+	submit := &cobra.Command{
+		Use:   "submit FILE",
+		Short: "Submit a case from a JSON file (- for standard input)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var data []byte
+			var err error
+			if args[0] == "-" {
+				data, err = io.ReadAll(os.Stdin)
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return err
+			}
+			var body, out any
+			if err := json.Unmarshal(data, &body); err != nil {
+				return fmt.Errorf("%s is not JSON: %w", args[0], err)
+			}
+			if err := call(*addr, "POST", "/v1/cases", body, &out); err != nil {
+				return err
+			}
+			return printJSON(out)
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get NUMBER",
+		Short: "Show a case with its history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var out any
+			if err := call(*addr, "GET", "/v1/cases/"+args[0], nil, &out); err != nil {
+				return err
+			}
+			return printJSON(out)
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List this site's cases, newest first",
+		Args:  cobra.NoArgs,
+	}
+	status := list.Flags().String("status", "", "only cases in this status")
+	list.RunE = func(*cobra.Command, []string) error {
+		var out any
+		path := "/v1/cases"
+		if *status != "" {
+			path += "?status=" + *status
+		}
+		if err := call(*addr, "GET", path, nil, &out); err != nil {
+			return err
+		}
+		return printJSON(out)
+	}
+	cmd.AddCommand(submit, get, list)
+	return cmd
+}

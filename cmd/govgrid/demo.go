@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// demoSite is one site of the demo grid.
+type demoSite struct {
+	Code, Name, Tier, Parent string
+	Nodes                    int
+}
+
+// demoLayout is the demo grid: 城东区 with two streets (one of three nodes) and four communities.
+var demoLayout = []demoSite{
+	{"cd", "城东区政务服务中心", "district", "", 3},
+	{"cd-dgdj", "东关大街街道", "township", "cd", 3},
+	{"cd-byl", "八一路街道", "township", "cd", 1},
+	{"cd-dgdj-ngj", "南关街社区", "community", "cd-dgdj", 1},
+	{"cd-dgdj-bgj", "北关街社区", "community", "cd-dgdj", 1},
+	{"cd-byl-qyl", "七一路社区", "community", "cd-byl", 1},
+	{"cd-byl-zzc", "中庄村", "community", "cd-byl", 1},
+}
+
+// gridNode is one entry of DIR/grid.json (the pinned demo contract).
+type gridNode struct {
+	Node   string `json:"node"`
+	Site   string `json:"site"`
+	Tier   string `json:"tier"`
+	Parent string `json:"parent"`
+	HTTP   string `json:"http"`
+	GRPC   string `json:"grpc"`
+	Gossip string `json:"gossip"`
+	PID    int    `json:"pid"`
+
+	raft string
+	name string
+	cmd  *exec.Cmd
+}
+
+func newDemoCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a local three-tier grid of separate agent processes until Ctrl-C",
+		Args:  cobra.NoArgs,
+	}
+	dir := cmd.Flags().String("dir", "demo-grid", "directory for the grid's data, logs and grid.json")
+	basePort := cmd.Flags().Int("base-port", 17000, "first of the consecutive ports the grid uses (4 per node)")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		return runDemo(*dir, *basePort)
+	}
+	return cmd
+}
+
+func runDemo(dir string, basePort int) error {
+	if basePort < 1024 || basePort > 65535-100 {
+		return fmt.Errorf("--base-port must be between 1024 and 65435")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o750); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	nodes := planDemo(basePort)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	join := nodes[0].Gossip
+	for _, n := range nodes {
+		if err := startDemoNode(exe, dir, n, join); err != nil {
+			stopDemo(nodes)
+			return err
+		}
+	}
+	exited := make(chan *gridNode, len(nodes))
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.cmd.Wait()
+			exited <- n
+		}()
+	}
+	fmt.Printf("starting %d nodes of the 城东区 demo grid in %s ...\n", len(nodes), dir)
+	if err := waitHealthy(ctx, nodes, exited); err != nil {
+		stopDemo(nodes)
+		wg.Wait()
+		return err
+	}
+	if err := writeGridJSON(dir, nodes); err != nil {
+		stopDemo(nodes)
+		wg.Wait()
+		return err
+	}
+	printDemoHelp(dir, nodes)
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("\nstopping the grid ...")
+			stopDemo(nodes)
+			wg.Wait()
+			fmt.Println("stopped; run the same command again to resume from", dir)
+			return nil
+		case n := <-exited:
+			fmt.Fprintf(os.Stderr, "node %s exited (%v); see %s\n", n.Node, n.cmd.ProcessState, filepath.Join(dir, "logs", n.Node+".log"))
+		}
+	}
+}
+
+func planDemo(basePort int) []*gridNode {
+	var nodes []*gridNode
+	for _, s := range demoLayout {
+		for i := 1; i <= s.Nodes; i++ {
+			p := basePort + 4*len(nodes)
+			nodes = append(nodes, &gridNode{
+				Node: fmt.Sprintf("%s-%d", s.Code, i), Site: s.Code, Tier: s.Tier, Parent: s.Parent, name: s.Name,
+				HTTP: "127.0.0.1:" + strconv.Itoa(p), GRPC: "127.0.0.1:" + strconv.Itoa(p+1),
+				raft: "127.0.0.1:" + strconv.Itoa(p+2), Gossip: "127.0.0.1:" + strconv.Itoa(p+3),
+			})
+		}
+	}
+	return nodes
+}
+
+func startDemoNode(exe, dir string, n *gridNode, join string) error {
+	expect := 0
+	for _, s := range demoLayout {
+		if s.Code == n.Site {
+			expect = s.Nodes
+		}
+	}
+	args := []string{"agent", "--node", n.Node, "--site", n.Site, "--tier", n.Tier,
+		"--data-dir", filepath.Join(dir, "data", n.Node), "--http-addr", n.HTTP, "--grpc-addr", n.GRPC,
+		"--raft-addr", n.raft, "--gossip-addr", n.Gossip, "--bootstrap-expect", strconv.Itoa(expect),
+		"--grid", "chengdong-demo"}
+	if n.Parent != "" {
+		args = append(args, "--parent", n.Parent)
+	}
+	if n.Gossip != join {
+		args = append(args, "--join", join)
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "logs", n.Node+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	n.cmd = exec.Command(exe, args...)
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	// The agents die with the demo even if it is killed with SIGKILL.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := n.cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start %s: %w", n.Node, err)
+	}
+	logFile.Close()
+	n.PID = n.cmd.Process.Pid
+	return nil
+}
+
+// waitHealthy polls every node's /v1/health until all answer 200, a node exits, or 90 s pass.
+func waitHealthy(ctx context.Context, nodes []*gridNode, exited <-chan *gridNode) error {
+	deadline := time.Now().Add(90 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	pending := map[*gridNode]bool{}
+	for _, n := range nodes {
+		pending[n] = true
+	}
+	for len(pending) > 0 {
+		for n := range pending {
+			resp, err := client.Get("http://" + n.HTTP + "/v1/health")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					delete(pending, n)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("interrupted while the grid was starting")
+		case n := <-exited:
+			return fmt.Errorf("node %s exited while starting (%v): see its log", n.Node, n.cmd.ProcessState)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for n := range pending {
+				names = append(names, n.Node)
+			}
+			return fmt.Errorf("nodes not healthy after 90 s: %v (ports in use? see the logs)", names)
+		}
+	}
+	return nil
+}
+
+func writeGridJSON(dir string, nodes []*gridNode) error {
+	b, err := json.MarshalIndent(struct {
+		Nodes []*gridNode `json:"nodes"`
+	}{nodes}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "grid.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "grid.json"))
+}
+
+func stopDemo(nodes []*gridNode) {
+	for _, n := range nodes {
+		if n.cmd != nil && n.cmd.Process != nil && n.cmd.ProcessState == nil {
+			n.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, n := range nodes {
+		for n.cmd != nil && n.cmd.Process != nil && processAlive(n.PID) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n.cmd != nil && n.cmd.Process != nil && processAlive(n.PID) {
+			n.cmd.Process.Kill()
+		}
+	}
+}
+
+func processAlive(pid int) bool {
+	// Signal 0 checks existence; a reaped child reports ESRCH.
+	return pid > 0 && syscall.Kill(pid, 0) == nil && !isZombie(pid)
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	for i := len(b) - 1; i > 0; i-- {
+		if b[i] == ')' && i+2 < len(b) {
+			return b[i+2] == 'Z'
+		}
+	}
+	return false
+}
+
+func printDemoHelp(dir string, nodes []*gridNode) {
+	fmt.Printf("\n城东区 demo grid is up: %d nodes, %d sites. grid.json: %s\n\n", len(nodes), len(demoLayout), filepath.Join(dir, "grid.json"))
+	for _, s := range demoLayout {
+		for _, n := range nodes {
+			if n.Site == s.Code {
+				fmt.Printf("  %-14s %-10s %-12s http://%s\n", n.Node, s.Tier, s.Name, n.HTTP)
+			}
+		}
+	}
+	d, c := nodes[0].HTTP, nodes[len(nodes)-1].HTTP
+	fmt.Printf(`
+Try:
+  govgrid sites --addr %[1]s
+  curl -s http://%[2]s/v1/cases -H 'Content-Type: application/json' -d '{"kind":"grievance","title":"路灯不亮","description":"中庄村东口路灯已坏一周","applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[]}'
+  curl -s 'http://%[2]s/v1/cases?status=submitted'
+  curl -s http://%[1]s/metrics | grep govgrid_
+
+Ctrl-C stops every node; running the same command again resumes from %[3]s.
+`, d, c, dir)
+}

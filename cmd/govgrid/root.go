@@ -1,0 +1,17 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "govgrid",
+		Short:         "A grid of identical nodes for a district's government services (政务服务网格)",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newCaseCommand())
+	return root
+}

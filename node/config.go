@@ -1,0 +1,146 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/govgrid/govgrid/tier"
+)
+
+// Config is everything a node needs to start. cmd/govgrid fills it from flags, the config file
+// and GOVGRID_* variables; tests fill it directly.
+type Config struct {
+	// Name is the node's name, unique in the grid; it is also its Raft server ID.
+	Name string
+	// Site is the code of the site this node serves (e.g. "cd" or "cd-dgdj"); Tier its tier;
+	// Parent the parent site's code (empty only for the district).
+	Site   string
+	Tier   tier.Tier
+	Parent string
+	// DataDir holds the node's Raft log, snapshots and state.
+	DataDir string
+	// Listen addresses, host:port. Port 0 picks a free port (tests).
+	HTTPAddr   string
+	GRPCAddr   string
+	RaftAddr   string
+	GossipAddr string
+	// Join lists gossip addresses of nodes already in the grid.
+	Join []string
+	// BootstrapExpect is how many nodes of this site must be seen before a new site bootstraps.
+	BootstrapExpect int
+	// GridName is the gossip label: grids with different names never merge.
+	GridName string
+	// GossipKey, if set, encrypts gossip (16, 24 or 32 bytes).
+	GossipKey []byte
+	// GossipProfile is "lan" or "wan" (slow, lossy links between sites).
+	GossipProfile string
+	// ReapAfter is how long a node of this site must stay failed before the leader removes it.
+	ReapAfter time.Duration
+	// Location is the grid's time zone (case numbers take their day from it).
+	Location *time.Location
+	Logger   *slog.Logger
+	Version  string
+	// RaftTimeScale shortens Raft's timeouts (tests use 0.2); 0 means 1.
+	RaftTimeScale float64
+}
+
+// DefaultConfig returns a Config with the defaults of `govgrid agent`.
+func DefaultConfig() Config {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		loc = time.FixedZone("CST", 8*3600)
+	}
+	return Config{
+		DataDir:         "data",
+		HTTPAddr:        "127.0.0.1:8080",
+		GRPCAddr:        "127.0.0.1:9090",
+		RaftAddr:        "127.0.0.1:7000",
+		GossipAddr:      "127.0.0.1:7946",
+		BootstrapExpect: 1,
+		GridName:        "govgrid",
+		GossipProfile:   "lan",
+		ReapAfter:       72 * time.Hour,
+		Location:        loc,
+		Logger:          slog.Default(),
+		Version:         "dev",
+	}
+}
+
+// Validate checks c and returns the first problem, in words an operator can act on.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("node name is required (--node)")
+	}
+	if len(c.Name) > 64 {
+		return fmt.Errorf("node name %q is longer than 64 characters", c.Name)
+	}
+	if err := tier.ValidateSiteCode(c.Site); err != nil {
+		return fmt.Errorf("--site: %w", err)
+	}
+	if _, err := tier.Parse(string(c.Tier)); err != nil {
+		return fmt.Errorf("--tier: %w", err)
+	}
+	if err := tier.ValidatePlacement(c.Tier, c.Parent, ""); err != nil {
+		return err
+	}
+	if c.Parent == c.Site && c.Parent != "" {
+		return fmt.Errorf("site %q cannot be its own parent", c.Site)
+	}
+	if c.DataDir == "" {
+		return errors.New("data dir is required (--data-dir)")
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--http-addr", c.HTTPAddr}, {"--grpc-addr", c.GRPCAddr},
+		{"--raft-addr", c.RaftAddr}, {"--gossip-addr", c.GossipAddr},
+	} {
+		if err := checkHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s: %w", a.flag, err)
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort(j); err != nil {
+			return fmt.Errorf("--join: %w", err)
+		}
+	}
+	if c.BootstrapExpect < 1 || c.BootstrapExpect > 7 {
+		return fmt.Errorf("--bootstrap-expect must be 1 to 7 (a site has 1 to 5 nodes), got %d", c.BootstrapExpect)
+	}
+	if c.GridName == "" || len(c.GridName) > 64 {
+		return errors.New("grid name must be 1 to 64 characters")
+	}
+	switch len(c.GossipKey) {
+	case 0, 16, 24, 32:
+	default:
+		return fmt.Errorf("gossip key must be 16, 24 or 32 bytes, got %d", len(c.GossipKey))
+	}
+	if c.GossipProfile != "lan" && c.GossipProfile != "wan" {
+		return fmt.Errorf("gossip profile must be lan or wan, got %q", c.GossipProfile)
+	}
+	if c.ReapAfter <= 0 {
+		return errors.New("reap time must be positive")
+	}
+	if c.Location == nil || c.Logger == nil {
+		return errors.New("location and logger are required")
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with a numeric port and a host that is an IP or a name.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host (use 0.0.0.0 to listen everywhere)", addr)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// peers keeps one gRPC connection per peer address, shared by every call to that peer.
+type peers struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // guarded by mu
+}
+
+func newPeers() *peers { return &peers{conns: map[string]*grpc.ClientConn{}} }
+
+func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		c.Close()
+		delete(p.conns, addr)
+	}
+}
+
+// forwarder sends writes to the site leader over gRPC; it implements replication.Forwarder.
+type forwarder struct {
+	gossip *gossip
+	peers  *peers
+}
+
+func (f *forwarder) Forward(ctx context.Context, leader raft.ServerID, cmd []byte) ([]byte, error) {
+	m, ok := f.gossip.member(string(leader))
+	if !ok || m.Status == "dead" || m.Status == "left" {
+		return nil, fmt.Errorf("%w: leader %s is not reachable through gossip", replication.ErrNoLeader, leader)
+	}
+	conn, err := f.peers.conn(m.Meta.GRPC)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := pb.NewClusterClient(conn).Apply(ctx, &pb.ApplyRequest{Command: cmd})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp.GetResult(), nil
+}
+
+// fromStatus turns a peer's gRPC error back into the node error it stands for, so that callers
+// can tell "retry elsewhere" from "refused".
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.Aborted:
+		// The peer is down, lost leadership or was never the leader: the write was not
+		// applied, or was applied under its request id; retrying is safe.
+		return fmt.Errorf("%w: %s", replication.ErrNoLeader, st.Message())
+	case codes.NotFound:
+		return fmt.Errorf("%w: %s", replication.ErrNotFound, st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
+	case codes.Canceled:
+		return fmt.Errorf("%w: %s", context.Canceled, st.Message())
+	}
+	return err
+}

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member is one node as the gossip pool sees it.
+type Member struct {
+	Name   string    `json:"name"`
+	Addr   string    `json:"addr"`
+	Status string    `json:"status"` // alive, suspect, dead or left
+	Since  time.Time `json:"since,omitzero"`
+	Meta   Meta      `json:"meta"`
+}
+
+// gossip wraps memberlist: it publishes this node's Meta, remembers members that died or left
+// (memberlist forgets them), and signals changes on changed.
+type gossip struct {
+	list    *memberlist.Memberlist
+	meta    []byte
+	logger  *slog.Logger
+	changed chan struct{}
+
+	mu       sync.Mutex
+	departed map[string]Member // guarded by mu: members last seen dead or left, by name
+}
+
+func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
+	encoded, err := meta.Encode()
+	if err != nil {
+		return nil, err
+	}
+	host, portText, _ := net.SplitHostPort(cfg.GossipAddr)
+	port, _ := strconv.Atoi(portText)
+	var mc *memberlist.Config
+	if cfg.GossipProfile == "wan" {
+		mc = memberlist.DefaultWANConfig()
+	} else {
+		mc = memberlist.DefaultLANConfig()
+	}
+	mc.Name = cfg.Name
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertisePort = port
+	mc.Label = cfg.GridName
+	mc.SecretKey = cfg.GossipKey
+	mc.Logger = log.New(io.Discard, "", 0)
+	if logger.Enabled(nil, slog.LevelDebug) {
+		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
+	}
+	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), departed: map[string]Member{}}
+	mc.Delegate = g
+	mc.Events = g
+	mc.Merge = g
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip on %s: %w", cfg.GossipAddr, err)
+	}
+	g.list = list
+	return g, nil
+}
+
+// addr is the gossip address others should join.
+func (g *gossip) addr() string {
+	n := g.list.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+func (g *gossip) join(addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return g.list.Join(addrs)
+}
+
+// members returns every node gossip knows of, alive or not, sorted by name.
+func (g *gossip) members() []Member {
+	var out []Member
+	seen := map[string]bool{}
+	for _, n := range g.list.Members() {
+		m, err := DecodeMeta(n.Meta)
+		if err != nil {
+			continue
+		}
+		status := "alive"
+		if n.State == memberlist.StateSuspect {
+			status = "suspect"
+		}
+		seen[n.Name] = true
+		out = append(out, Member{Name: n.Name, Addr: n.Address(), Status: status, Meta: m})
+	}
+	g.mu.Lock()
+	for name, m := range g.departed {
+		if !seen[name] {
+			out = append(out, m)
+		}
+	}
+	g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (g *gossip) member(name string) (Member, bool) {
+	for _, m := range g.members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+func (g *gossip) signal() {
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+// leave tells the grid this node is going away for good, then stops gossip.
+func (g *gossip) leave(timeout time.Duration) error {
+	err := g.list.Leave(timeout)
+	if e := g.list.Shutdown(); err == nil {
+		err = e
+	}
+	return err
+}
+
+func (g *gossip) shutdown() error { return g.list.Shutdown() }
+
+// memberlist.Delegate
+
+func (g *gossip) NodeMeta(limit int) []byte {
+	if len(g.meta) > limit {
+		// Encode checked this against MetaMaxSize already; memberlist would panic.
+		return nil
+	}
+	return g.meta
+}
+func (g *gossip) NotifyMsg([]byte)                {}
+func (g *gossip) GetBroadcasts(int, int) [][]byte { return nil }
+func (g *gossip) LocalState(bool) []byte          { return nil }
+func (g *gossip) MergeRemoteState([]byte, bool)   {}
+
+// memberlist.EventDelegate
+
+func (g *gossip) NotifyJoin(n *memberlist.Node) {
+	g.mu.Lock()
+	delete(g.departed, n.Name)
+	g.mu.Unlock()
+	g.signal()
+}
+
+func (g *gossip) NotifyLeave(n *memberlist.Node) {
+	m, err := DecodeMeta(n.Meta)
+	if err == nil {
+		status := "dead"
+		if n.State == memberlist.StateLeft {
+			status = "left"
+		}
+		g.mu.Lock()
+		g.departed[n.Name] = Member{Name: n.Name, Addr: n.Address(), Status: status, Since: time.Now(), Meta: m}
+		g.mu.Unlock()
+	}
+	g.signal()
+}
+
+func (g *gossip) NotifyUpdate(*memberlist.Node) { g.signal() }
+
+// memberlist.MergeDelegate: refuse nodes that are not govgrid nodes (no readable Meta). The
+// gossip label already keeps other grids out; this keeps out anything else that speaks memberlist.
+func (g *gossip) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if _, err := DecodeMeta(p.Meta); err != nil {
+			g.logger.Warn("refusing a foreign gossip member", "member", p.Name, "addr", p.Address(), "error", err)
+			return fmt.Errorf("member %s is not a govgrid node: %w", p.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/hashicorp/raft"
+)
+
+// bootstrapSite forms this node's site when it is new: once BootstrapExpect nodes of the site
+// are alive in gossip and none of them already has Raft state, every one of them bootstraps the
+// same configuration (Consul's bootstrap_expect). A node with state, or one whose site already
+// runs, never bootstraps: the site leader adds it instead.
+func (n *Node) bootstrapSite() {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, err := n.tryBootstrap()
+		if err != nil {
+			n.logger.Warn("bootstrap attempt failed", "error", err)
+		}
+		if done {
+			return
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) tryBootstrap() (bool, error) {
+	has, err := n.store.HasState()
+	if err != nil || has {
+		return has, err
+	}
+	var peers []Member
+	for _, m := range n.gossip.members() {
+		if m.Meta.Site == n.cfg.Site && m.Status == "alive" {
+			peers = append(peers, m)
+		}
+	}
+	// A lone node that was told to join someone waits until gossip shows more than itself,
+	// so a second node of a running site never bootstraps a site of its own.
+	if len(n.cfg.Join) > 0 && n.cfg.BootstrapExpect == 1 && len(n.gossip.members()) < 2 {
+		return false, nil
+	}
+	var servers []raft.Server
+	for _, p := range peers {
+		if p.Name != n.cfg.Name {
+			has, leader, err := n.askRaftStatus(p)
+			if err != nil {
+				return false, err
+			}
+			if has || leader != "" {
+				n.logger.Info("site already formed: waiting for its leader to add this node", "peer", p.Name)
+				return true, nil
+			}
+		}
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raftID(p.Name), Address: raft.ServerAddress(p.Meta.Raft)})
+	}
+	if len(servers) < n.cfg.BootstrapExpect {
+		return false, nil
+	}
+	n.logger.Info("bootstrapping the site", "servers", len(servers))
+	return true, n.store.Bootstrap(servers)
+}
+
+func (n *Node) askRaftStatus(m Member) (has bool, leader string, err error) {
+	conn, err := n.peers.conn(m.Meta.GRPC)
+	if err != nil {
+		return false, "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := pb.NewClusterClient(conn).RaftStatus(ctx, &pb.RaftStatusRequest{})
+	if err != nil {
+		return false, "", err
+	}
+	return st.GetHasState(), st.GetLeader(), nil
+}
+
+// monitorLeadership runs the site's leader-only work while this node leads: establish on
+// gaining leadership, revoke on losing it.
+func (n *Node) monitorLeadership() {
+	var stopLeader chan struct{}
+	var leaderDone chan struct{}
+	revoke := func() {
+		if stopLeader != nil {
+			close(stopLeader)
+			<-leaderDone
+			stopLeader = nil
+			n.healthSrv.SetServingStatus("", n.servingStatus())
+		}
+	}
+	defer revoke()
+	ready := time.NewTicker(500 * time.Millisecond)
+	defer ready.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case isLeader := <-n.store.LeaderCh():
+			if isLeader && stopLeader == nil {
+				stopLeader, leaderDone = make(chan struct{}), make(chan struct{})
+				go func(stop, done chan struct{}) {
+					defer close(done)
+					n.leaderLoop(stop)
+				}(stopLeader, leaderDone)
+				n.logger.Info("leading the site")
+			} else if !isLeader {
+				revoke()
+			}
+		case <-ready.C:
+		}
+		n.healthSrv.SetServingStatus("", n.servingStatus())
+	}
+}
+
+// leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip.
+func (n *Node) leaderLoop(stop <-chan struct{}) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		n.reconcileMembers()
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		case <-n.gossip.changed:
+		}
+	}
+}
+
+// reconcileMembers adds every alive node of this site that Raft lacks, and removes nodes that
+// left the grid or stayed failed longer than ReapAfter.
+func (n *Node) reconcileMembers() {
+	servers, err := n.store.Servers()
+	if err != nil {
+		return
+	}
+	inRaft := map[string]raft.Server{}
+	for _, s := range servers {
+		inRaft[string(s.ID)] = s
+	}
+	for _, m := range n.gossip.members() {
+		if m.Meta.Site != n.cfg.Site || m.Name == n.cfg.Name {
+			continue
+		}
+		s, known := inRaft[m.Name]
+		switch {
+		case m.Status == "alive" && (!known || string(s.Address) != m.Meta.Raft):
+			n.logger.Info("adding node to the site", "member", m.Name, "raft", m.Meta.Raft)
+			if err := n.store.AddVoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
+				n.logger.Warn("could not add node", "member", m.Name, "error", err)
+			}
+		case known && m.Status == "left",
+			known && m.Status == "dead" && time.Since(m.Since) > n.cfg.ReapAfter:
+			n.logger.Info("removing node from the site", "member", m.Name, "status", m.Status)
+			if err := n.store.RemoveServer(raftID(m.Name)); err != nil {
+				n.logger.Warn("could not remove node", "member", m.Name, "error", err)
+			}
+		}
+	}
+}

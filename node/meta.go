@@ -1,0 +1,47 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/govgrid/govgrid/tier"
+)
+
+// Meta is what a node tells the grid about itself through gossip. Field names are short because
+// memberlist refuses (panics on) metadata over 512 bytes.
+type Meta struct {
+	Site    string    `json:"s"`
+	Tier    tier.Tier `json:"t"`
+	Parent  string    `json:"p,omitempty"`
+	GRPC    string    `json:"g"`
+	Raft    string    `json:"r"`
+	HTTP    string    `json:"h"`
+	Version string    `json:"v,omitempty"`
+}
+
+// MetaMaxSize is memberlist's limit on node metadata.
+const MetaMaxSize = 512
+
+// Encode returns m as gossip metadata, or an error if it would exceed MetaMaxSize.
+func (m Meta) Encode() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's %d-byte limit: shorten the addresses or names", len(b), MetaMaxSize)
+	}
+	return b, nil
+}
+
+// DecodeMeta parses gossip metadata.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("undecodable node metadata: %w", err)
+	}
+	if m.Site == "" || m.GRPC == "" || m.Raft == "" {
+		return m, fmt.Errorf("node metadata without site or addresses")
+	}
+	return m, nil
+}

@@ -1,0 +1,288 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/govgrid/govgrid/api/grpcapi"
+	"github.com/govgrid/govgrid/api/httpapi"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// Node is one running govgrid agent.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	store    *replication.Store
+	gossip   *gossip
+	peers    *peers
+	registry *prometheus.Registry
+
+	httpLn, grpcLn net.Listener
+	httpSrv        *http.Server
+	grpcSrv        *grpc.Server
+	healthSrv      *health.Server
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, opens the node's stores, binds every listener, joins the grid and starts
+// serving. Any failure (bad config, unwritable data dir, address in use) stops everything that
+// had started and returns an error that names the cause. The node runs until Close or Leave.
+func New(cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
+	n = &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	if n.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("--grpc-addr: %w", err)
+	}
+	// Gossip starts before Raft so that the forwarder can find the leader, but the node's
+	// Raft address must be known for its metadata: bind Raft's port first through the store.
+	fwd := &forwarder{peers: n.peers}
+	rc := replication.DefaultConfig()
+	rc.NodeID, rc.Site, rc.DataDir = cfg.Name, cfg.Site, cfg.DataDir
+	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
+	if s := cfg.RaftTimeScale; s > 0 && s != 1 {
+		rc.HeartbeatTimeout = time.Duration(float64(rc.HeartbeatTimeout) * s)
+		rc.ElectionTimeout = time.Duration(float64(rc.ElectionTimeout) * s)
+		rc.LeaderLeaseTimeout = time.Duration(float64(rc.LeaderLeaseTimeout) * s)
+	}
+	if n.store, err = replication.Open(rc); err != nil {
+		return nil, err
+	}
+	meta := Meta{
+		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
+		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.store.RaftAddr(),
+	}
+	if n.gossip, err = newGossip(cfg, meta, logger); err != nil {
+		return nil, err
+	}
+	fwd.gossip = n.gossip
+
+	n.startServers()
+	if len(cfg.Join) > 0 {
+		if _, err := n.gossip.join(cfg.Join); err != nil {
+			// Not fatal: the grid may still be starting. Keep trying in the background.
+			logger.Warn("could not join the grid yet; retrying", "join", cfg.Join, "error", err)
+			n.goRun(n.retryJoin)
+		}
+	}
+	n.goRun(n.bootstrapSite)
+	n.goRun(n.monitorLeadership)
+	logger.Info("node started", "tier", cfg.Tier, "parent", cfg.Parent, "http", meta.HTTP, "grpc", meta.GRPC,
+		"raft", meta.Raft, "gossip", n.gossip.addr())
+	return n, nil
+}
+
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("--data-dir %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
+func (n *Node) startServers() {
+	n.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
+	grpcapi.Register(n.grpcSrv, &caseService{n: n}, &clusterBackend{n: n})
+	n.healthSrv = health.NewServer()
+	n.healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(n.grpcSrv, n.healthSrv)
+	reflection.Register(n.grpcSrv)
+	n.goRun(func() {
+		if err := n.grpcSrv.Serve(n.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.logger.Error("grpc server stopped", "error", err)
+		}
+	})
+	n.httpSrv = &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Cases:   &caseService{n: n},
+			Node:    n,
+			Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+			Logger:  n.logger,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	n.goRun(func() {
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("http server stopped", "error", err)
+		}
+	})
+}
+
+// goRun runs fn in a goroutine that Close waits for.
+func (n *Node) goRun(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+func (n *Node) retryJoin() {
+	backoff := time.Second
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(backoff):
+		}
+		if _, err := n.gossip.join(n.cfg.Join); err == nil {
+			n.logger.Info("joined the grid", "join", n.cfg.Join)
+			return
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// Addrs are the addresses a node actually listens on (ports chosen by the OS are filled in).
+type Addrs struct {
+	HTTP, GRPC, Raft, Gossip string
+}
+
+// Addrs returns the node's listen addresses.
+func (n *Node) Addrs() Addrs {
+	return Addrs{HTTP: n.httpLn.Addr().String(), GRPC: n.grpcLn.Addr().String(), Raft: n.store.RaftAddr(), Gossip: n.gossip.addr()}
+}
+
+// Name is the node's name; Site its site's code.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Site is the code of the site the node serves.
+func (n *Node) Site() string { return n.cfg.Site }
+
+// Store is the node's replica of its site (tests and diagnostics).
+func (n *Node) Store() *replication.Store { return n.store }
+
+// Ready reports whether the node serves: its site has a leader that this node can reach.
+func (n *Node) Ready() (bool, string) {
+	if n.store == nil {
+		return false, "starting"
+	}
+	id, _ := n.store.Leader()
+	switch {
+	case id == "":
+		return false, "the site has no leader yet"
+	case string(id) != n.cfg.Name:
+		if _, ok := n.gossip.member(string(id)); !ok {
+			return false, "the site leader is not visible in gossip yet"
+		}
+	}
+	return true, ""
+}
+
+// Close stops the node without leaving the grid: a restart resumes where it stopped. It waits
+// for in-flight requests (up to a few seconds) and every goroutine the node started.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.shutdown(false) })
+	return n.closeErr
+}
+
+// Leave removes the node from its site and the grid for good, then stops it.
+func (n *Node) Leave() error {
+	n.closeOnce.Do(func() { n.closeErr = n.shutdown(true) })
+	return n.closeErr
+}
+
+func (n *Node) shutdown(leave bool) error {
+	close(n.stop)
+	var errs []error
+	if leave && n.store != nil {
+		errs = append(errs, n.leaveSite())
+	}
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, n.httpSrv.Shutdown(ctx))
+		cancel()
+	} else if n.httpLn != nil {
+		n.httpLn.Close()
+	}
+	if n.grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { n.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			n.grpcSrv.Stop()
+		}
+	} else if n.grpcLn != nil {
+		n.grpcLn.Close()
+	}
+	if n.gossip != nil {
+		if leave {
+			errs = append(errs, n.gossip.leave(5*time.Second))
+		} else {
+			errs = append(errs, n.gossip.shutdown())
+		}
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	n.wg.Wait()
+	n.peers.close()
+	n.logger.Info("node stopped", "left", leave)
+	return errors.Join(errs...)
+}
+
+// leaveSite asks the site to drop this node from its Raft configuration: directly when it
+// leads (after handing leadership over), else through gossip's leave, which the leader acts on.
+func (n *Node) leaveSite() error {
+	if !n.store.IsLeader() {
+		return nil
+	}
+	servers, err := n.store.Servers()
+	if err != nil || len(servers) <= 1 {
+		return err
+	}
+	return n.store.RemoveServer(raftID(n.cfg.Name))
+}
+
+// DataPath returns a path inside the node's data dir.
+func (n *Node) DataPath(elem ...string) string {
+	return filepath.Join(append([]string{n.cfg.DataDir}, elem...)...)
+}
+
+func (n *Node) servingStatus() healthpb.HealthCheckResponse_ServingStatus {
+	if ok, _ := n.Ready(); ok {
+		return healthpb.HealthCheckResponse_SERVING
+	}
+	return healthpb.HealthCheckResponse_NOT_SERVING
+}

@@ -1,0 +1,222 @@
+package replication
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the site's state machine. It is kept off Store's public API so that only Raft calls
+// its methods. It implements raft.BatchingFSM: a batch of committed entries is applied in one
+// badger transaction together with the new applied index, so a crash leaves either all of a
+// batch or none of it, and replay skips every entry at or below the stored index.
+type fsm struct {
+	dir     string
+	loc     *time.Location
+	logger  *slog.Logger
+	metrics *metrics
+
+	// mu guards db: Restore swaps it under the write lock; readers and snapshots hold the read lock.
+	mu sync.RWMutex
+	db *badger.DB
+
+	applied atomic.Uint64 // last applied index, mirrored from the DB for cheap reads
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(dir string, loc *time.Location, logger *slog.Logger, m *metrics) (*fsm, error) {
+	if err := finishInterruptedRestore(dir); err != nil {
+		return nil, err
+	}
+	db, err := openStateDB(dir, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
+	f := &fsm{dir: dir, loc: loc, logger: logger, metrics: m, db: db}
+	idx, err := readApplied(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+func readApplied(db *badger.DB) (uint64, error) {
+	var idx uint64
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyApplied)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: applied index of %d bytes", ErrCorruptCommand, len(v))
+			}
+			idx = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	return idx, err
+}
+
+// Apply applies one entry; Raft uses ApplyBatch, this is here to satisfy raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one transaction and returns one response per entry,
+// including the configuration and no-op entries Raft also passes in.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
+	out := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+
+	txn := f.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	last := f.applied.Load()
+	for i, l := range logs {
+		if l.Index <= last {
+			// Already applied before a crash or restart: replay is a no-op, and no caller
+			// waits for an answer (futures exist only for entries above the applied index).
+			continue
+		}
+		if l.Type == raft.LogCommand {
+			res, err := f.applyCommand(txn, l)
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				// Commit what this transaction holds (with its applied index) and retry the
+				// entry in a fresh one: each transaction stays a consistent prefix of the log.
+				f.commit(txn, last)
+				txn = f.db.NewTransaction(true)
+				res, err = f.applyCommand(txn, l)
+			}
+			if err != nil {
+				// A storage failure inside the FSM cannot be answered: applying the rest of
+				// the log without this entry would let this node's state diverge.
+				f.logger.Error("apply failed: stopping", "index", l.Index, "error", err)
+				panic(fmt.Sprintf("replication: apply of entry %d failed: %v", l.Index, err))
+			}
+			out[i] = res
+		}
+		last = l.Index
+	}
+	f.commit(txn, last)
+	f.metrics.observeApply(len(logs), time.Since(start))
+	return out
+}
+
+// commit writes the applied index into txn and commits it. A failed commit stops the node, for
+// the same reason as a failed apply.
+func (f *fsm) commit(txn *badger.Txn, last uint64) {
+	if last == f.applied.Load() {
+		return
+	}
+	if err := txn.Set(keyApplied, u64(last)); err != nil {
+		panic(fmt.Sprintf("replication: write applied index %d: %v", last, err))
+	}
+	if err := txn.Commit(); err != nil {
+		panic(fmt.Sprintf("replication: commit up to entry %d: %v", last, err))
+	}
+	f.applied.Store(last)
+}
+
+// applyCommand decodes and applies one command. A refusal (bad input, wrong state) is returned
+// as a result with Err set and leaves txn untouched; only storage failures return an error.
+func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
+	t, body, err := decodeCommand(l.Data)
+	if err != nil {
+		f.logger.Error("undecodable log entry", "index", l.Index, "error", err)
+		return &result{Err: refusal(err)}, nil
+	}
+	switch t &^ ignoreUnknownFlag {
+	case cmdSubmitCase:
+		var c submitCommand
+		if err := json.Unmarshal(body, &c); err != nil {
+			f.logger.Error("undecodable submit command", "index", l.Index, "error", err)
+			return &result{Err: refusal(fmt.Errorf("%w: %v", ErrCorruptCommand, err))}, nil
+		}
+		return f.applySubmit(txn, &c)
+	default:
+		if t&ignoreUnknownFlag != 0 {
+			f.logger.Warn("skipping unknown command from a newer version", "index", l.Index, "type", t)
+			return &result{}, nil
+		}
+		// Written by a newer version without the ignore flag: this node must not go on
+		// with a state that differs from its peers'. Stop loudly so the operator upgrades it.
+		panic(fmt.Sprintf("replication: entry %d has unknown command type %d: upgrade this node", l.Index, uint8(t)))
+	}
+}
+
+// Snapshot syncs the state database and pins a read transaction: the snapshot is exactly the
+// state at the index Raft gives it. Persist streams it while Raft goes on applying.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	if err := f.db.Sync(); err != nil {
+		f.mu.RUnlock()
+		return nil, fmt.Errorf("sync state before snapshot: %w", err)
+	}
+	// The read lock is held until Release, so a Restore cannot close the DB under Persist.
+	return &fsmSnapshot{txn: f.db.NewTransaction(false), release: f.mu.RUnlock, metrics: f.metrics}, nil
+}
+
+// Restore replaces the whole state with a snapshot's. It builds the new database beside the
+// current one and swaps directories only once it is complete and verified.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.dir + restoreSuffix
+	if err := loadSnapshot(rc, tmp, f.logger); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("restore snapshot: close state: %w", err)
+	}
+	if err := swapInRestored(f.dir); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	db, err := openStateDB(f.dir, f.logger)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: reopen state: %w", err)
+	}
+	f.db = db
+	idx, err := readApplied(db)
+	if err != nil {
+		return err
+	}
+	f.applied.Store(idx)
+	f.logger.Info("state restored from snapshot", "applied_index", idx)
+	return nil
+}
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.db.Close()
+}
+
+// view runs fn in a read transaction on the current state.
+func (f *fsm) view(fn func(txn *badger.Txn) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.db.View(fn)
+}
+
+func sprintf(format string, args ...any) string {
+	return strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+}

@@ -1,0 +1,61 @@
+package replication
+
+import "encoding/binary"
+
+// Key layout of a site's state database (one badger DB per node, at <data-dir>/state):
+//
+//	m/applied                          -> uint64 BE: the last Raft index applied
+//	c/<number>                         -> a case, JSON
+//	q/<yyyymmdd>                       -> uint32 BE: the last case sequence of that day
+//	r/<request id>                     -> a case number: submissions already applied
+//	t/<created nanos BE><number>       -> "": every case by creation time
+//	s/<status>\x00<created nanos BE><number> -> "": cases by status and creation time
+var (
+	keyApplied     = []byte("m/applied")
+	prefixCase     = []byte("c/")
+	prefixSequence = []byte("q/")
+	prefixRequest  = []byte("r/")
+	prefixByTime   = []byte("t/")
+	prefixByStatus = []byte("s/")
+)
+
+func caseKey(number string) []byte { return concat(prefixCase, []byte(number)) }
+
+func sequenceKey(day string) []byte { return concat(prefixSequence, []byte(day)) }
+
+func requestKey(id string) []byte { return concat(prefixRequest, []byte(id)) }
+
+func byTimeKey(nanos int64, number string) []byte {
+	return concat(prefixByTime, u64(uint64(nanos)), []byte(number))
+}
+
+func byStatusPrefix(status string) []byte {
+	return concat(prefixByStatus, []byte(status), []byte{0})
+}
+
+func byStatusKey(status string, nanos int64, number string) []byte {
+	return concat(byStatusPrefix(status), u64(uint64(nanos)), []byte(number))
+}
+
+// numberFromIndexKey returns the case number at the end of a time or status index key.
+func numberFromIndexKey(prefix, key []byte) string {
+	return string(key[len(prefix)+8:])
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func concat(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}

@@ -1,0 +1,37 @@
+package replication
+
+import (
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// openStateDB opens the FSM's badger database, tuned for a small PC at a village service point.
+// SyncWrites stays off: the Raft log is the durable record, every change is written with the
+// applied index in the same transaction, and replay after a crash skips what is already there.
+// The DB is synced before each snapshot, because Raft then forgets the log below it.
+func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithSyncWrites(false).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(6).
+		WithBaseTableSize(4 << 20).
+		WithValueLogFileSize(128 << 20).
+		WithValueThreshold(8 << 10).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithDetectConflicts(false)
+	return badger.Open(opts)
+}
+
+// badgerLogger sends badger's log lines to slog; its chatty info lines go to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug(sprintf(f, a...), "component", "badger") }

@@ -1,0 +1,548 @@
+package replication
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication/raftbadger"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Store. Build one from DefaultConfig and check it with Validate.
+type Config struct {
+	// NodeID is this node's Raft server ID (the node name); Site the site code it serves.
+	NodeID string
+	Site   string
+	// DataDir holds raft/ (log and stable store), snapshots/ and state/.
+	DataDir string
+	// RaftAddr is the TCP address Raft listens on; RaftAdvertise, if set, is what peers dial.
+	RaftAddr      string
+	RaftAdvertise string
+	// Location is the grid's time zone: it decides the day in case numbers.
+	Location *time.Location
+	// Forwarder sends writes to the site leader when this node is a follower.
+	Forwarder Forwarder
+	Logger    *slog.Logger
+	// Registerer receives the store's metrics; nil registers none.
+	Registerer prometheus.Registerer
+
+	// Raft timings and log compaction; DefaultConfig fills them.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	MaxAppendEntries   int
+}
+
+// DefaultConfig returns a configuration with Raft timings fit for nodes of one site on a LAN.
+func DefaultConfig() Config {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		loc = time.FixedZone("CST", 8*3600)
+	}
+	return Config{
+		Location:           loc,
+		Logger:             slog.Default(),
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+		// The state is durable on its own (NoSnapshotRestoreOnStart), so snapshots serve only
+		// log compaction and followers that fell far behind: take them rarely.
+		SnapshotThreshold: 32768,
+		SnapshotInterval:  2 * time.Minute,
+		TrailingLogs:      16384,
+		MaxAppendEntries:  256,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("replication: node id is required")
+	case c.Site == "":
+		return errors.New("replication: site is required")
+	case c.DataDir == "":
+		return errors.New("replication: data dir is required")
+	case c.RaftAddr == "":
+		return errors.New("replication: raft address is required")
+	case c.Location == nil:
+		return errors.New("replication: location is required")
+	case c.Logger == nil:
+		return errors.New("replication: logger is required")
+	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
+		return errors.New("replication: max append entries must be 1..1024")
+	}
+	return nil
+}
+
+// Forwarder sends an encoded command to the site leader and returns its encoded result.
+// The node implements it over gRPC; the leader answers through Store.ApplyForwarded.
+type Forwarder interface {
+	Forward(ctx context.Context, leader raft.ServerID, cmd []byte) ([]byte, error)
+}
+
+// Store is one node's replica of its site's state: a Raft group member whose log lives in
+// badger and whose FSM keeps the cases in a second badger database.
+//
+// Open starts Raft's goroutines; Close stops them and closes both databases.
+type Store struct {
+	cfg       Config
+	logger    *slog.Logger
+	raft      *raft.Raft
+	fsm       *fsm
+	logStore  *raftbadger.Store
+	transport *raft.NetworkTransport
+	snapshots *raft.FileSnapshotStore
+	metrics   *metrics
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// Open opens (or creates) the node's stores and starts Raft. It does not bootstrap a site: call
+// Bootstrap for a new one, or let the site leader add this node.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("component", "replication")
+	s := &Store{cfg: cfg, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeStores()
+		}
+	}()
+	for _, d := range []string{"raft", "snapshots", "state"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o750); err != nil {
+			return nil, fmt.Errorf("replication: %w", err)
+		}
+	}
+	s.metrics = newMetrics(cfg.Registerer, func() float64 {
+		if s.fsm == nil {
+			return 0
+		}
+		return float64(s.fsm.applied.Load())
+	})
+	var err error
+	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), cfg.Location, logger, s.metrics); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	if s.logStore, err = raftbadger.New(raftbadger.DefaultConfig(filepath.Join(cfg.DataDir, "raft"))); err != nil {
+		return nil, fmt.Errorf("replication: open raft log: %w", err)
+	}
+	hcl := newHCLogger(logger, "raft")
+	if s.snapshots, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hcl); err != nil {
+		return nil, fmt.Errorf("replication: open snapshots: %w", err)
+	}
+	if err := s.catchUpFromSnapshot(); err != nil {
+		return nil, err
+	}
+	if s.transport, err = newTransport(cfg, hcl); err != nil {
+		return nil, err
+	}
+	logCache, err := raft.NewLogCache(1024, s.logStore)
+	if err != nil {
+		return nil, err
+	}
+	if s.raft, err = raft.NewRaft(s.raftConfig(hcl), s.fsm, logCache, s.logStore, s.snapshots, s.transport); err != nil {
+		return nil, fmt.Errorf("replication: start raft: %w", err)
+	}
+	ok = true
+	go s.observe()
+	return s, nil
+}
+
+func (s *Store) raftConfig(hcl *hclogAdapter) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.NodeID)
+	rc.Logger = hcl
+	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = s.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = s.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = s.cfg.CommitTimeout
+	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+	rc.SnapshotInterval = s.cfg.SnapshotInterval
+	rc.TrailingLogs = s.cfg.TrailingLogs
+	rc.MaxAppendEntries = s.cfg.MaxAppendEntries
+	// Group commit: the leader drains up to MaxAppendEntries proposals into one log write
+	// (one fsync) and one replication round.
+	rc.BatchApplyCh = true
+	// The FSM's state survives restarts on its own; restoring the newest snapshot at start
+	// would only throw it away and rebuild it.
+	rc.NoSnapshotRestoreOnStart = true
+	return rc
+}
+
+// catchUpFromSnapshot handles a state directory that is behind the newest snapshot (lost or
+// replaced by an operator): with NoSnapshotRestoreOnStart Raft would resume after the snapshot
+// index and never replay what the state lacks, so restore the snapshot ourselves first.
+func (s *Store) catchUpFromSnapshot() error {
+	metas, err := s.snapshots.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	newest := metas[0]
+	if s.fsm.applied.Load() >= newest.Index {
+		return nil
+	}
+	s.logger.Warn("state is behind the newest snapshot: restoring it", "applied", s.fsm.applied.Load(), "snapshot_index", newest.Index)
+	_, rc, err := s.snapshots.Open(newest.ID)
+	if err != nil {
+		return fmt.Errorf("replication: open snapshot %s: %w", newest.ID, err)
+	}
+	return s.fsm.Restore(rc)
+}
+
+func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error) {
+	// Without an advertise address the transport advertises what it bound (port 0 resolved),
+	// and refuses an unspecified IP such as 0.0.0.0.
+	var adv net.Addr
+	if cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("replication: raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+		adv = a
+	}
+	t, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  hcl,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replication: listen for raft on %s: %w", cfg.RaftAddr, err)
+	}
+	return t, nil
+}
+
+// observe keeps the raft-state gauge current until Close.
+func (s *Store) observe() {
+	defer close(s.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s.metrics.raftState.Set(float64(s.raft.State()))
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Bootstrap makes a new site's first Raft configuration from servers. It is a no-op (nil) when
+// this node already has Raft state, so calling it after a restart is harmless.
+func (s *Store) Bootstrap(servers []raft.Server) error {
+	has, err := raft.HasExistingState(s.logStore, s.logStore, s.snapshots)
+	if err != nil || has {
+		return err
+	}
+	err = s.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// HasState reports whether this node already belongs to a Raft configuration (or has a log).
+func (s *Store) HasState() (bool, error) {
+	return raft.HasExistingState(s.logStore, s.logStore, s.snapshots)
+}
+
+// SubmitCase opens a case at this site and returns it once committed, with its query code.
+// On a follower the write is forwarded to the leader. Every submission carries a request id
+// (the caller's, or a random one), so retrying after a lost leader can never open a second case.
+func (s *Store) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
+	c := submitCommand{Submission: *sub}
+	if c.Submission.RequestID == "" {
+		c.Submission.RequestID = newRequestID()
+	}
+	code := newQueryCode()
+	c.QueryCodeHash = casework.HashQueryCode(c.Submission.RequestID, code)
+	cmd, err := encodeCommand(cmdSubmitCase, &c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.proposeWithRetry(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	cs := res.Case
+	// A duplicate answers with the first attempt's case: its code is ours only if this call
+	// made that attempt (a retry after a lost answer).
+	if !res.Duplicate || cs.CheckQueryCode(code) {
+		cs.QueryCode = code
+	}
+	return cs, nil
+}
+
+// proposeWithRetry proposes cmd, retrying while the site has no leader (an election, or a
+// leader change in the middle of a forward) until ctx ends. Only idempotent commands use it.
+func (s *Store) proposeWithRetry(ctx context.Context, cmd []byte) (*result, error) {
+	backoff := 20 * time.Millisecond
+	for {
+		res, err := s.propose(ctx, cmd)
+		if err == nil || !errors.Is(err, ErrNoLeader) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-s.stop:
+			return nil, ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// propose applies cmd at the leader: here if this node leads, else through the Forwarder.
+func (s *Store) propose(ctx context.Context, cmd []byte) (*result, error) {
+	var raw []byte
+	var err error
+	if s.raft.State() == raft.Leader {
+		raw, err = s.ApplyForwarded(ctx, cmd)
+	} else {
+		_, leader := s.raft.LeaderWithID()
+		switch {
+		case leader == "":
+			return nil, ErrNoLeader
+		case s.cfg.Forwarder == nil:
+			return nil, ErrNotLeader
+		}
+		s.metrics.forwarded.Inc()
+		raw, err = s.cfg.Forwarder.Forward(ctx, leader, cmd)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var res result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("replication: undecodable result: %w", err)
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return &res, nil
+}
+
+// ApplyForwarded proposes an encoded command at this node, which must lead its site, and returns
+// the encoded result. The leader fills in what the FSM must not choose itself (time, site,
+// query code) here, so every replica applies the same values.
+func (s *Store) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	t, body, err := decodeCommand(cmd)
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case cmdSubmitCase:
+		var c submitCommand
+		if err := json.Unmarshal(body, &c); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
+		}
+		c.Site = s.cfg.Site
+		c.At = time.Now().Round(0)
+		if cmd, err = encodeCommand(cmdSubmitCase, &c); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: cannot forward command type %d", ErrCorruptCommand, uint8(t))
+	}
+	res, err := s.applyLocal(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+// applyLocal runs cmd through Raft and waits for the FSM's answer, bounded by ctx.
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*result, error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+	}
+	start := time.Now()
+	// Apply's timeout bounds only the enqueue; the wait below honours ctx for the rest.
+	f := s.raft.Apply(cmd, timeout)
+	errCh := make(chan error, 1)
+	go func() { errCh <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		// The entry may still commit; the caller learns its fate by reading or retrying with
+		// the same request id.
+		return nil, fmt.Errorf("replication: waiting for commit: %w", ctx.Err())
+	case err := <-errCh:
+		if err != nil {
+			return nil, mapRaftError(err)
+		}
+	}
+	s.metrics.commitLatency.Observe(time.Since(start).Seconds())
+	res, _ := f.Response().(*result)
+	if res == nil {
+		return nil, fmt.Errorf("replication: no answer from the state machine")
+	}
+	return res, nil
+}
+
+func mapRaftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w (%v)", ErrNoLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w (%v)", ErrNoLeader, err)
+	}
+	return err
+}
+
+// GetCase reads a case from this node's copy of the site state.
+func (s *Store) GetCase(number string) (*casework.Case, error) {
+	return s.fsm.getCase(number)
+}
+
+// ListCases lists this node's copy of the site's cases, newest first.
+func (s *Store) ListCases(f Filter) (*Page, error) {
+	return s.fsm.listCases(f)
+}
+
+// AppliedIndex is the last Raft index applied to this node's state.
+func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
+
+// ExportState returns every key and value of this node's state (tests and diagnostics).
+func (s *Store) ExportState() (map[string][]byte, error) { return s.fsm.exportState() }
+
+// IsLeader reports whether this node leads its site.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the current leader's server ID and Raft address, or empty strings.
+func (s *Store) Leader() (raft.ServerID, raft.ServerAddress) {
+	addr, id := s.raft.LeaderWithID()
+	return id, addr
+}
+
+// LeaderCh delivers true when this node gains leadership and false when it loses it.
+func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
+
+// State is this node's Raft state.
+func (s *Store) State() raft.RaftState { return s.raft.State() }
+
+// Servers returns the site's current Raft configuration.
+func (s *Store) Servers() ([]raft.Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// AddVoter makes a node a voter of the site (leader only). An existing server with the same ID
+// or address but not both is removed first, so a node that came back at a new address rejoins.
+func (s *Store) AddVoter(id raft.ServerID, addr raft.ServerAddress) error {
+	servers, err := s.Servers()
+	if err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		if srv.ID == id && srv.Address == addr {
+			return nil
+		}
+		if srv.ID == id || srv.Address == addr {
+			if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+				return fmt.Errorf("replication: remove stale server %s: %w", srv.ID, err)
+			}
+		}
+	}
+	return s.raft.AddVoter(id, addr, 0, 0).Error()
+}
+
+// RemoveServer removes a node from the site (leader only).
+func (s *Store) RemoveServer(id raft.ServerID) error {
+	return s.raft.RemoveServer(id, 0, 0).Error()
+}
+
+// Snapshot asks Raft for a snapshot now (operators and tests).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Barrier waits until every entry committed before it is applied on this node (leader only).
+func (s *Store) Barrier(timeout time.Duration) error { return s.raft.Barrier(timeout).Error() }
+
+// Stats returns Raft's statistics.
+func (s *Store) Stats() map[string]string { return s.raft.Stats() }
+
+// Close stops Raft and closes the stores. It does not leave the site: a restarted node resumes.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		if e := s.raft.Shutdown().Error(); e != nil {
+			err = e
+		}
+		if e := s.closeStores(); e != nil && err == nil {
+			err = e
+		}
+	})
+	return err
+}
+
+func (s *Store) closeStores() error {
+	var errs []error
+	if s.transport != nil {
+		errs = append(errs, s.transport.Close())
+	}
+	if s.logStore != nil {
+		errs = append(errs, s.logStore.Close())
+	}
+	if s.fsm != nil {
+		errs = append(errs, s.fsm.close())
+	}
+	return errors.Join(errs...)
+}
+
+// newQueryCode draws a uniformly random 6-digit code.
+func newQueryCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return fmt.Sprintf("%06d", n.Int64())
+}
+
+// newRequestID draws a random idempotency key for a submission that came without one.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return "g-" + hex.EncodeToString(b[:])
+}
+
+// RaftAddr is the address peers use to reach this node's Raft transport.
+func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
