@@ -65,6 +65,9 @@ func (c *Case) appendEvent(e Event) {
 // VerifyHistory checks that c's history is numbered from 1 without gaps and that every event's
 // hash matches its contents and links to its predecessor.
 func (c *Case) VerifyHistory() error {
+	if uint64(len(c.History)) != c.Version {
+		return &HistoryError{Seq: uint64(len(c.History)), Reason: "history is shorter or longer than the case's version"}
+	}
 	prev := ""
 	for i := range c.History {
 		e := &c.History[i]

@@ -44,6 +44,8 @@ type Config struct {
 	Location *time.Location
 	Logger   *slog.Logger
 	Version  string
+	// Pprof serves Go's profiler on the HTTP address under /debug/pprof/.
+	Pprof bool
 	// RaftTimeScale shortens Raft's timeouts (tests use 0.2); 0 means 1.
 	RaftTimeScale float64
 }

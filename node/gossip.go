@@ -29,7 +29,8 @@ type gossip struct {
 	list    *memberlist.Memberlist
 	meta    []byte
 	logger  *slog.Logger
-	changed chan struct{}
+	changed chan struct{} // membership changed: the leader reconciles the site
+	saved   chan struct{} // membership changed: the node rewrites its peers file
 
 	mu       sync.Mutex
 	departed map[string]Member // guarded by mu: members last seen dead or left, by name
@@ -58,7 +59,7 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	if logger.Enabled(nil, slog.LevelDebug) {
 		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
 	}
-	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), departed: map[string]Member{}}
+	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), departed: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -120,9 +121,11 @@ func (g *gossip) member(name string) (Member, bool) {
 }
 
 func (g *gossip) signal() {
-	select {
-	case g.changed <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{g.changed, g.saved} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -38,6 +38,9 @@ type Node struct {
 	grpcSrv        *grpc.Server
 	healthSrv      *health.Server
 
+	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
+	quiet bool
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -47,7 +50,7 @@ type Node struct {
 // New validates cfg, opens the node's stores, binds every listener, joins the grid and starts
 // serving. Any failure (bad config, unwritable data dir, address in use) stops everything that
 // had started and returns an error that names the cause. The node runs until Close or Leave.
-func New(cfg Config) (n *Node, err error) {
+func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -55,19 +58,26 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n = &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{})}
+	if err := n.start(); err != nil {
+		n.quiet = true
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// start brings the node up in dependency order; New undoes whatever it did on an error.
+func (n *Node) start() error {
+	cfg, logger := n.cfg, n.logger
+	var err error
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("--http-addr: %w", err)
+		return fmt.Errorf("--http-addr: %w", err)
 	}
 	if n.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("--grpc-addr: %w", err)
+		return fmt.Errorf("--grpc-addr: %w", err)
 	}
 	// Gossip starts before Raft so that the forwarder can find the leader, but the node's
 	// Raft address must be known for its metadata: bind Raft's port first through the store.
@@ -81,30 +91,31 @@ func New(cfg Config) (n *Node, err error) {
 		rc.LeaderLeaseTimeout = time.Duration(float64(rc.LeaderLeaseTimeout) * s)
 	}
 	if n.store, err = replication.Open(rc); err != nil {
-		return nil, err
+		return err
 	}
 	meta := Meta{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
 		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.store.RaftAddr(),
 	}
 	if n.gossip, err = newGossip(cfg, meta, logger); err != nil {
-		return nil, err
+		return err
 	}
 	fwd.gossip = n.gossip
 
 	n.startServers()
-	if len(cfg.Join) > 0 {
-		if _, err := n.gossip.join(cfg.Join); err != nil {
+	if join := n.joinAddrs(); len(join) > 0 {
+		if _, err := n.gossip.join(join); err != nil {
 			// Not fatal: the grid may still be starting. Keep trying in the background.
-			logger.Warn("could not join the grid yet; retrying", "join", cfg.Join, "error", err)
+			logger.Warn("could not join the grid yet; retrying", "join", join, "error", err)
 			n.goRun(n.retryJoin)
 		}
 	}
+	n.goRun(n.persistPeers)
 	n.goRun(n.bootstrapSite)
 	n.goRun(n.monitorLeadership)
 	logger.Info("node started", "tier", cfg.Tier, "parent", cfg.Parent, "http", meta.HTTP, "grpc", meta.GRPC,
 		"raft", meta.Raft, "gossip", n.gossip.addr())
-	return n, nil
+	return nil
 }
 
 func checkDataDir(dir string) error {
@@ -137,6 +148,7 @@ func (n *Node) startServers() {
 			Node:    n,
 			Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:  n.logger,
+			Pprof:   n.cfg.Pprof,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -165,8 +177,8 @@ func (n *Node) retryJoin() {
 			return
 		case <-time.After(backoff):
 		}
-		if _, err := n.gossip.join(n.cfg.Join); err == nil {
-			n.logger.Info("joined the grid", "join", n.cfg.Join)
+		if _, err := n.gossip.join(n.joinAddrs()); err == nil {
+			n.logger.Info("joined the grid")
 			return
 		}
 		backoff = min(2*backoff, 30*time.Second)
@@ -258,7 +270,9 @@ func (n *Node) shutdown(leave bool) error {
 	}
 	n.wg.Wait()
 	n.peers.close()
-	n.logger.Info("node stopped", "left", leave)
+	if !n.quiet {
+		n.logger.Info("node stopped", "left", leave)
+	}
 	return errors.Join(errs...)
 }
 

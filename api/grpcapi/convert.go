@@ -48,7 +48,7 @@ func CaseToProto(c *casework.Case) *pb.Case {
 		Number: c.Number, Kind: string(c.Kind), ItemCode: c.ItemCode, Title: c.Title,
 		Description: c.Description, Status: string(c.Status), HolderSite: c.HolderSite,
 		OriginSite: c.OriginSite, Version: c.Version, QueryCode: c.QueryCode,
-		CreatedAt: c.CreatedAt.UnixNano(), UpdatedAt: c.UpdatedAt.UnixNano(), DecideTier: c.DecideTier,
+		CreatedAt: nanos(c.CreatedAt), UpdatedAt: nanos(c.UpdatedAt), DecideTier: c.DecideTier,
 		Applicant: &pb.Applicant{Name: c.Applicant.Name, IdNumber: c.Applicant.IDNumber, Phone: c.Applicant.Phone},
 	}
 	for _, m := range c.Materials {
@@ -56,7 +56,7 @@ func CaseToProto(c *casework.Case) *pb.Case {
 	}
 	for _, e := range c.History {
 		out.History = append(out.History, &pb.Event{
-			Seq: e.Seq, Type: string(e.Type), At: e.At.UnixNano(), Site: e.Site, Actor: e.Actor,
+			Seq: e.Seq, Type: string(e.Type), At: nanos(e.At), Site: e.Site, Actor: e.Actor,
 			Note: e.Note, FromStatus: string(e.FromStatus), ToStatus: string(e.ToStatus),
 			PrevHash: e.PrevHash, Hash: e.Hash,
 		})
@@ -71,21 +71,37 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 		Title: p.GetTitle(), Description: p.GetDescription(), Status: casework.Status(p.GetStatus()),
 		HolderSite: p.GetHolderSite(), OriginSite: p.GetOriginSite(), Version: p.GetVersion(),
 		QueryCode: p.GetQueryCode(), DecideTier: p.GetDecideTier(),
-		CreatedAt: time.Unix(0, p.GetCreatedAt()), UpdatedAt: time.Unix(0, p.GetUpdatedAt()),
+		CreatedAt: fromNanos(p.GetCreatedAt()), UpdatedAt: fromNanos(p.GetUpdatedAt()),
 	}
 	if a := p.GetApplicant(); a != nil {
 		c.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
 	}
+	c.Materials = []casework.Material{}
 	for _, m := range p.GetMaterials() {
 		c.Materials = append(c.Materials, casework.Material{Name: m.GetName(), Digest: m.GetDigest(), Pages: int(m.GetPages())})
 	}
 	for _, e := range p.GetHistory() {
 		c.History = append(c.History, casework.Event{
-			Seq: e.GetSeq(), Type: casework.EventType(e.GetType()), At: time.Unix(0, e.GetAt()),
+			Seq: e.GetSeq(), Type: casework.EventType(e.GetType()), At: fromNanos(e.GetAt()),
 			Site: e.GetSite(), Actor: e.GetActor(), Note: e.GetNote(),
 			FromStatus: casework.Status(e.GetFromStatus()), ToStatus: casework.Status(e.GetToStatus()),
 			PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
 		})
 	}
 	return c
+}
+
+// nanos is t as Unix nanoseconds, with 0 for the zero time (whose UnixNano is undefined).
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -38,6 +39,8 @@ type Config struct {
 	// Console serves the web console at /; nil serves none.
 	Console http.Handler
 	Logger  *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/ (operators only: it exposes internals).
+	Pprof bool
 	// WriteTimeout bounds a write's wait for commit.
 	WriteTimeout time.Duration
 }
@@ -57,6 +60,12 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	}
 	if cfg.Console != nil {
 		mux.Handle("GET /", cfg.Console)
@@ -191,8 +200,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value in the body")
+	if err == nil {
+		// Read to the end: trailing garbage is an error, and so is padding past the limit.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = terr
+			if err == nil {
+				err = errors.New("more than one JSON value in the body")
+			}
+		}
 	}
 	var tooBig *http.MaxBytesError
 	switch {

@@ -41,6 +41,7 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.Duration("reap-after", d.ReapAfter, "how long a failed node of the site stays a member before the leader removes it")
 	fs.Bool("leave-on-terminate", false, "on SIGTERM, leave the site and the grid for good instead of just stopping")
 	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 }
 
 func newAgentCommand() *cobra.Command {
@@ -124,6 +125,7 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 	cfg.GridName = v.GetString("grid")
 	cfg.GossipProfile = v.GetString("gossip-profile")
 	cfg.Version = version
+	cfg.Pprof = v.GetBool("pprof")
 	if cfg.ReapAfter, err = durationSetting(v, "reap-after"); err != nil {
 		return cfg, false, err
 	}

@@ -100,10 +100,10 @@ func TestPrintReport(t *testing.T) {
 		Machine:  machine{NProc: 2, Versions: map[string]string{"etcd": "etcd Version: 3.4.23"}},
 		Duration: 3 * time.Second,
 		Cells: []cell{
-			{System: "govgrid", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 900, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond}},
+			{System: "govgrid", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 900, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond}},
 			{System: "govgrid", Nodes: 3, Concurrency: 16, Error: "exited during startup\nlog tail"},
-			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}},
-			{System: "postgres", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{OpsPerSec: 450, P50: 3 * time.Millisecond, P99: 18 * time.Millisecond}},
+			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}},
+			{System: "postgres", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 450, P50: 3 * time.Millisecond, P99: 18 * time.Millisecond}},
 		},
 		Memory: &memoryResult{IdleRSS: 30 << 20, IdleSettled: true, Cases: 100, LoadedRSS: 60 << 20, LoadSettled: true,
 			Load: loadgen.Result{Ops: 100, Elapsed: time.Second, OpsPerSec: 100}},
@@ -124,6 +124,9 @@ func TestPrintReport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "interrupted") {
+		t.Errorf("no cell was interrupted:\n%s", out)
 	}
 	if strings.Count(out, "| system |") != 1 {
 		t.Errorf("want exactly one results table:\n%s", out)

@@ -169,6 +169,9 @@ func printReport(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(bw, "| %s | %d | %d | %.0f | %s | %s | %s | %s |\n",
 			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, fmtDur(res.P50), fmtDur(res.P99), vsEtcd, vsPG)
+		if res.Elapsed < r.Duration {
+			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d: interrupted after %v of %v", c.System, c.Nodes, c.Concurrency, res.Elapsed.Round(time.Millisecond), r.Duration))
+		}
 		if res.Errors > 0 {
 			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d: %d errors (first: %s)", c.System, c.Nodes, c.Concurrency, res.Errors, firstLineOf(res.FirstError)))
 		}

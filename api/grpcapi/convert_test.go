@@ -1,0 +1,210 @@
+package grpcapi_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/api/grpcapi"
+	"github.com/govgrid/govgrid/casework"
+	"google.golang.org/protobuf/proto"
+)
+
+// acceptedCase is a case as Accept makes it, with a history that verifies.
+func acceptedCase(t *testing.T) *casework.Case {
+	t.Helper()
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{
+		Number: testNumber, Site: testSite, At: testAt,
+		QueryCodeHash: casework.HashQueryCode("req-1", testCode),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.QueryCode = testCode
+	return c
+}
+
+// fullCase has every field of a case, its applicant, materials and events set to a non-zero
+// value (the history hashes are made up: it is for field-by-field checks, not VerifyHistory).
+func fullCase() *casework.Case {
+	at := time.Date(2026, 11, 25, 9, 30, 0, 123456789, time.UTC)
+	return &casework.Case{
+		Number: testNumber, Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理",
+		Description: "满半年", Applicant: casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
+		Materials: []casework.Material{
+			{Name: "身份证复印件", Digest: strings.Repeat("ab", 32), Pages: 2},
+			{Name: "租房合同", Digest: strings.Repeat("cd", 32), Pages: 10000},
+		},
+		Status: "assigned", HolderSite: "cd-dgdj", OriginSite: testSite, DecideTier: "district",
+		Version: 2, QueryCode: testCode, QueryCodeHash: strings.Repeat("e", 64), RequestID: "req-1",
+		CreatedAt: at, UpdatedAt: at.Add(time.Hour),
+		History: []casework.Event{
+			{Seq: 1, Type: "submitted", At: at, Site: testSite, Actor: "clerk-07", Note: "window 3",
+				FromStatus: "draft", ToStatus: "submitted", PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)},
+			{Seq: 2, Type: "assigned", At: at.Add(time.Hour), Site: "cd-dgdj", Actor: "lead-2", Note: "to the township",
+				FromStatus: "submitted", ToStatus: "assigned", PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64)},
+		},
+	}
+}
+
+// zeroFields lists the fields of v (recursively) that hold their zero value.
+func zeroFields(v reflect.Value, path string) []string {
+	if v.Type() == reflect.TypeFor[time.Time]() {
+		if v.Interface().(time.Time).IsZero() {
+			return []string{path}
+		}
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		var out []string
+		for i := 0; i < v.NumField(); i++ {
+			out = append(out, zeroFields(v.Field(i), path+"."+v.Type().Field(i).Name)...)
+		}
+		return out
+	case reflect.Slice:
+		if v.Len() == 0 {
+			return []string{path}
+		}
+		var out []string
+		for i := 0; i < v.Len(); i++ {
+			out = append(out, zeroFields(v.Index(i), path+"[]")...)
+		}
+		return out
+	}
+	if v.IsZero() {
+		return []string{path}
+	}
+	return nil
+}
+
+// utc puts every time of c in UTC so that cases can be compared with reflect.DeepEqual
+// (CaseFromProto gives times in time.Local).
+func utc(c *casework.Case) *casework.Case {
+	out := *c
+	out.CreatedAt, out.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	out.History = append([]casework.Event(nil), c.History...)
+	for i := range out.History {
+		out.History[i].At = out.History[i].At.UTC()
+	}
+	return &out
+}
+
+// overTheWire converts c to its proto, encodes and decodes it, and converts it back.
+func overTheWire(t *testing.T, c *casework.Case) *casework.Case {
+	t.Helper()
+	b, err := proto.Marshal(grpcapi.CaseToProto(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p pb.Case
+	if err := proto.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return grpcapi.CaseFromProto(&p)
+}
+
+func TestCaseProtoRoundTripEveryField(t *testing.T) {
+	c := fullCase()
+	if z := zeroFields(reflect.ValueOf(*c), "Case"); len(z) != 0 {
+		t.Fatalf("fullCase leaves %v zero: set them so that the round trip covers them", z)
+	}
+	got := overTheWire(t, c)
+
+	if got.QueryCodeHash != "" || got.RequestID != "" {
+		t.Errorf("the query code's hash or salt crossed the wire: %q %q", got.QueryCodeHash, got.RequestID)
+	}
+	want := utc(c)
+	want.QueryCodeHash, want.RequestID = "", "" // by design they never leave the node
+	if g := utc(got); !reflect.DeepEqual(g, want) {
+		t.Errorf("round trip changed the case:\n got %+v\nwant %+v", g, want)
+	}
+}
+
+func TestCaseProtoRoundTripKeepsHistoryVerifiable(t *testing.T) {
+	c := acceptedCase(t)
+	if err := c.VerifyHistory(); err != nil {
+		t.Fatal(err)
+	}
+	got := overTheWire(t, c)
+	if err := got.VerifyHistory(); err != nil {
+		t.Errorf("VerifyHistory after the round trip: %v", err)
+	}
+	if got.LastHash() != c.LastHash() || got.History[0].PrevHash != c.History[0].PrevHash {
+		t.Errorf("hashes changed")
+	}
+	if !got.CreatedAt.Equal(c.CreatedAt) || !got.UpdatedAt.Equal(c.UpdatedAt) || !got.History[0].At.Equal(c.History[0].At) {
+		t.Errorf("times changed: %v %v, want %v %v", got.CreatedAt, got.UpdatedAt, c.CreatedAt, c.UpdatedAt)
+	}
+	want := utc(c)
+	want.QueryCodeHash, want.RequestID = "", ""
+	if g := utc(got); !reflect.DeepEqual(g, want) {
+		t.Errorf("round trip changed the case:\n got %+v\nwant %+v", g, want)
+	}
+
+	// A tampered event still fails after the trip.
+	p := grpcapi.CaseToProto(c)
+	p.History[0].Note = "forged"
+	if err := grpcapi.CaseFromProto(p).VerifyHistory(); err == nil {
+		t.Errorf("a tampered proto event verifies")
+	}
+}
+
+// Accept makes Materials an empty, non-nil slice when there are none; the proto cannot tell
+// empty from absent, so the converted case has nil (JSON "materials": null instead of []).
+func TestCaseProtoRoundTripNoMaterials(t *testing.T) {
+	req := validRequest()
+	req.Materials = nil
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(req), casework.Acceptance{Number: testNumber, Site: testSite, At: testAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := overTheWire(t, c)
+	if len(got.Materials) != 0 {
+		t.Errorf("materials %v", got.Materials)
+	}
+	if err := got.VerifyHistory(); err != nil {
+		t.Error(err)
+	}
+}
+
+// The zero time has no int64 UnixNano: it must travel as 0 and come back zero.
+func TestCaseProtoRoundTripZeroTimes(t *testing.T) {
+	c := fullCase()
+	c.UpdatedAt = time.Time{}
+	got := overTheWire(t, c)
+	if !got.UpdatedAt.IsZero() {
+		t.Errorf("a zero UpdatedAt comes back as %v", got.UpdatedAt)
+	}
+}
+
+func TestSubmissionProtoRoundTrip(t *testing.T) {
+	req := validRequest()
+	req.Materials = append(req.Materials, &pb.Material{Name: "租房合同"})
+	if z := zeroFields(reflect.ValueOf(*grpcapi.SubmissionFromProto(validRequest())), "Submission"); len(z) != 0 {
+		t.Fatalf("validRequest leaves %v zero: set them so that the round trip covers them", z)
+	}
+	s := grpcapi.SubmissionFromProto(req)
+	want := &casework.Submission{
+		Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理", Description: "满半年",
+		Applicant: &casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
+		Materials: []casework.Material{{Name: "身份证复印件", Digest: strings.Repeat("ab", 32), Pages: 2}, {Name: "租房合同"}},
+		RequestID: "req-1", Actor: "clerk-07", DecideTier: "township",
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("SubmissionFromProto = %+v, want %+v", s, want)
+	}
+	if back := grpcapi.SubmissionToProto(s); !proto.Equal(back, req) {
+		t.Errorf("SubmissionToProto(SubmissionFromProto(r)) = %v, want %v", back, req)
+	}
+	// No applicant stays no applicant.
+	req.Applicant = nil
+	if s := grpcapi.SubmissionFromProto(req); s.Applicant != nil {
+		t.Errorf("applicant %+v from a request without one", s.Applicant)
+	}
+	if r := grpcapi.SubmissionToProto(&casework.Submission{}); r.Applicant != nil {
+		t.Errorf("applicant %v from a submission without one", r.Applicant)
+	}
+}

@@ -1,0 +1,150 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
+)
+
+var district3 = testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: "district", Nodes: 3}}}
+
+func submit(t *testing.T, n *node.Node, i int) *casework.Case {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := n.Store().SubmitCase(ctx, testgrid.Submission(i))
+	if err != nil {
+		t.Fatalf("submit %d at %s: %v", i, n.Name(), err)
+	}
+	return c
+}
+
+func TestSingleNodeSiteBootstrapsItself(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: "district", Nodes: 1}}})
+	n := g.WaitLeader("cd")
+	c := submit(t, n, 1)
+	if c.Status != casework.StatusSubmitted || c.HolderSite != "cd" || len(c.QueryCode) != 6 {
+		t.Fatalf("case = %+v", c)
+	}
+}
+
+func TestFollowerForwardsWritesToLeader(t *testing.T) {
+	g := testgrid.New(t, district3)
+	leader := g.WaitLeader("cd")
+	for _, n := range g.SiteNodes("cd") {
+		if n == leader {
+			continue
+		}
+		var got casework.Case
+		if code := testgrid.PostJSON(t, n, "/v1/cases", testgrid.Submission(1), &got); code != http.StatusCreated {
+			t.Fatalf("POST at follower %s = %d", n.Name(), code)
+		}
+		if got.Number == "" || got.QueryCode == "" {
+			t.Fatalf("follower answered %+v", got)
+		}
+		// A read at any node finds it, at once: a follower that has not applied it yet asks
+		// the leader rather than answering 404.
+		for _, m := range g.SiteNodes("cd") {
+			if code := testgrid.GetJSON(t, m, "/v1/cases/"+got.Number, nil); code != http.StatusOK {
+				t.Fatalf("GET %s at %s = %d", got.Number, m.Name(), code)
+			}
+		}
+	}
+}
+
+func TestLeaderLossKeepsAcknowledgedCases(t *testing.T) {
+	g := testgrid.New(t, district3)
+	leader := g.WaitLeader("cd")
+	var acked []string
+	for i := range 30 {
+		acked = append(acked, submit(t, g.SiteNodes("cd")[i%3], i).Number)
+	}
+	g.Kill(leader.Name())
+	newLeader := g.WaitLeader("cd")
+	if newLeader.Name() == leader.Name() {
+		t.Fatal("the killed node still leads")
+	}
+	for i := 30; i < 40; i++ {
+		acked = append(acked, submit(t, g.SiteNodes("cd")[i%2], i).Number)
+	}
+	restarted := g.Restart(leader.Name())
+	g.Eventually(20*time.Second, func() error {
+		for _, n := range g.SiteNodes("cd") {
+			for _, num := range acked {
+				if _, err := n.Store().GetCase(num); err != nil {
+					return fmt.Errorf("%s: %s: %v", n.Name(), num, err)
+				}
+			}
+		}
+		return nil
+	})
+	seen := map[string]bool{}
+	for _, num := range acked {
+		if seen[num] {
+			t.Fatalf("number %s acknowledged twice", num)
+		}
+		seen[num] = true
+	}
+	if restarted.Store().AppliedIndex() == 0 {
+		t.Fatal("restarted node applied nothing")
+	}
+}
+
+func TestSecondNodeJoinsRunningSite(t *testing.T) {
+	site := testgrid.Site{Code: "cd", Tier: "district", Nodes: 1}
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{site}})
+	first := g.WaitLeader("cd")
+	c := submit(t, first, 1)
+	// The operator starts another node of the same site with the default bootstrap-expect 1.
+	site.BootstrapExpect = 1
+	second := g.Start(site, "cd-2")
+	g.Eventually(20*time.Second, func() error {
+		servers, err := first.Store().Servers()
+		if err != nil {
+			return err
+		}
+		if len(servers) != 2 {
+			return fmt.Errorf("site has %d voters, want 2", len(servers))
+		}
+		if _, err := second.Store().GetCase(c.Number); err != nil {
+			return fmt.Errorf("the new node lacks %s: %v", c.Number, err)
+		}
+		return nil
+	})
+	if !first.Store().IsLeader() {
+		t.Fatal("the joining node disturbed the site's leadership: it must not bootstrap a site of its own")
+	}
+}
+
+func TestRestartedSiteKeepsEverything(t *testing.T) {
+	g := testgrid.New(t, district3)
+	leader := g.WaitLeader("cd")
+	var acked []string
+	for i := range 20 {
+		acked = append(acked, submit(t, leader, i).Number)
+	}
+	for _, n := range g.SiteNodes("cd") {
+		g.Kill(n.Name())
+	}
+	for _, name := range []string{"cd-1", "cd-2", "cd-3"} {
+		g.Restart(name)
+	}
+	leader = g.WaitLeader("cd")
+	for _, num := range acked {
+		if _, err := leader.Store().GetCase(num); err != nil {
+			t.Fatalf("%s lost after restarting the whole site: %v", num, err)
+		}
+	}
+	next := submit(t, leader, 99)
+	for _, num := range acked {
+		if num == next.Number {
+			t.Fatalf("number %s reused after restart", num)
+		}
+	}
+}
