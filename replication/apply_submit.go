@@ -16,6 +16,7 @@ const maxDailySequence = 999_999
 // entries, and remembers the request id so that a retry answers with the same case.
 func (f *fsm) applySubmit(txn *badger.Txn, c *submitCommand) (*result, error) {
 	if c.Site == "" || c.At.IsZero() {
+		// Only a node of a newer or broken version proposes such a command.
 		return &result{Err: errorf(CodeInvalid, "submit command without site or time")}, nil
 	}
 	if id := c.Submission.RequestID; id != "" {

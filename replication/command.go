@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -30,32 +31,46 @@ func (t commandType) String() string {
 	}
 }
 
-// encodeCommand frames a payload as a log entry: the type byte, then the payload as JSON.
+// A command is framed as: the type byte, the command's time as big-endian Unix nanoseconds
+// (zero until the leader stamps it), then the payload as JSON. The time sits in a fixed header
+// so that the leader can stamp it without decoding and re-encoding the payload.
+const commandHeaderSize = 1 + 8
+
+// encodeCommand frames a payload as a log entry with an unstamped time.
 func encodeCommand(t commandType, payload any) ([]byte, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1, 1+len(body))
+	out := make([]byte, commandHeaderSize, commandHeaderSize+len(body))
 	out[0] = byte(t)
 	return append(out, body...), nil
 }
 
-// decodeCommand splits a log entry into its type and payload.
-func decodeCommand(b []byte) (commandType, []byte, error) {
-	if len(b) == 0 {
-		return 0, nil, fmt.Errorf("%w: empty command", ErrCorruptCommand)
-	}
-	return commandType(b[0]), b[1:], nil
+// stampCommand sets the command's time in place.
+func stampCommand(cmd []byte, at time.Time) {
+	binary.BigEndian.PutUint64(cmd[1:commandHeaderSize], uint64(at.UnixNano()))
 }
 
-// submitCommand opens a case. The node that took the request sets QueryCodeHash (the code
-// itself never enters the log); the leader fills Site and At before proposing it.
+// decodeCommand splits a log entry into its type, time and payload.
+func decodeCommand(b []byte) (commandType, time.Time, []byte, error) {
+	if len(b) < commandHeaderSize {
+		return 0, time.Time{}, nil, fmt.Errorf("%w: %d-byte command", ErrCorruptCommand, len(b))
+	}
+	var at time.Time
+	if n := int64(binary.BigEndian.Uint64(b[1:commandHeaderSize])); n != 0 {
+		at = time.Unix(0, n)
+	}
+	return commandType(b[0]), at, b[commandHeaderSize:], nil
+}
+
+// submitCommand opens a case. The node that took the request fills it (the query code itself
+// never enters the log, only its hash); the leader stamps the command's time.
 type submitCommand struct {
 	Submission    casework.Submission `json:"submission"`
-	Site          string              `json:"site,omitempty"`
-	At            time.Time           `json:"at"`
+	Site          string              `json:"site"`
 	QueryCodeHash string              `json:"query_code_hash"`
+	At            time.Time           `json:"-"` // from the command header
 }
 
 // result is what the FSM answers for one command, encoded so that it can cross a forwarding hop.

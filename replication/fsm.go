@@ -138,7 +138,7 @@ func (f *fsm) commit(txn *badger.Txn, last uint64) {
 // applyCommand decodes and applies one command. A refusal (bad input, wrong state) is returned
 // as a result with Err set and leaves txn untouched; only storage failures return an error.
 func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
-	t, body, err := decodeCommand(l.Data)
+	t, at, body, err := decodeCommand(l.Data)
 	if err != nil {
 		f.logger.Error("undecodable log entry", "index", l.Index, "error", err)
 		return &result{Err: refusal(err)}, nil
@@ -150,6 +150,7 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 			f.logger.Error("undecodable submit command", "index", l.Index, "error", err)
 			return &result{Err: refusal(fmt.Errorf("%w: %v", ErrCorruptCommand, err))}, nil
 		}
+		c.At = at
 		return f.applySubmit(txn, &c)
 	default:
 		if t&ignoreUnknownFlag != 0 {
@@ -219,4 +220,20 @@ func (f *fsm) view(fn func(txn *badger.Txn) error) error {
 
 func sprintf(format string, args ...any) string {
 	return strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+}
+
+// runValueLogGC rewrites state value-log files that are at least half garbage, until none is.
+func (f *fsm) runValueLogGC() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for range 16 {
+		err := f.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -50,10 +50,11 @@ func testLog(t *testing.T, i int) *raft.Log {
 		sub.Applicant = nil
 	}
 	at := time.Date(2026, 11, 25, 15, 59, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
-	data, err := encodeCommand(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd", At: at, QueryCodeHash: "h"})
+	data, err := encodeCommand(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd", QueryCodeHash: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	stampCommand(data, at)
 	return &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}
 }
 
@@ -164,7 +165,8 @@ func TestFSMDayTurnsInGridTimeZone(t *testing.T) {
 	f := mustNewFSM(t, t.TempDir())
 	at := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC) // midnight in Shanghai
 	sub := testSubmission(1)
-	data, _ := encodeCommand(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd", At: at})
+	data, _ := encodeCommand(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd"})
+	stampCommand(data, at)
 	r := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}).(*result)
 	if r.Err != nil || r.Case.Number != "cd-20261126-000001" {
 		t.Fatalf("got %+v, want number cd-20261126-000001", r)
@@ -173,7 +175,7 @@ func TestFSMDayTurnsInGridTimeZone(t *testing.T) {
 
 func TestFSMSkipsUnknownCommandsOnlyWithFlag(t *testing.T) {
 	f := mustNewFSM(t, t.TempDir())
-	r := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(ignoreUnknownFlag | 0x33), '{', '}'}})
+	r := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: append([]byte{byte(ignoreUnknownFlag | 0x33), 0, 0, 0, 0, 0, 0, 0, 1}, '{', '}')})
 	if res := r.(*result); res.Err != nil {
 		t.Fatalf("flagged unknown command: %+v", res)
 	}
@@ -185,7 +187,7 @@ func TestFSMSkipsUnknownCommandsOnlyWithFlag(t *testing.T) {
 			t.Fatal("an unknown command without the ignore flag did not stop the FSM")
 		}
 	}()
-	f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{0x33, '{', '}'}})
+	f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: append([]byte{0x33, 0, 0, 0, 0, 0, 0, 0, 1}, '{', '}')})
 }
 
 type bufferSink struct {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // openStateDB opens the FSM's badger database, tuned for a small PC at a village service point.
@@ -14,14 +15,20 @@ func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		WithSyncWrites(false).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(6).
 		WithBaseTableSize(4 << 20).
 		WithValueLogFileSize(128 << 20).
-		WithValueThreshold(8 << 10).
-		WithBlockCacheSize(16 << 20).
+		// Case records (about 1 KiB of JSON) go to the value log and the LSM tree holds
+		// keys, index entries and pointers: compactions stay small and cheap, which is
+		// what keeps a village PC's memory low. RunValueLogGC reclaims replaced records.
+		WithValueThreshold(128).
+		// Case records are small JSON: no compression saves CPU on every compaction, and
+		// uncompressed blocks are read straight from the mapped tables without a block cache.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithDetectConflicts(false)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,8 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	MaxAppendEntries   int
+	// ValueLogGCInterval is how often both badger databases reclaim value-log space.
+	ValueLogGCInterval time.Duration
 }
 
 // DefaultConfig returns a configuration with Raft timings fit for nodes of one site on a LAN.
@@ -65,10 +68,11 @@ func DefaultConfig() Config {
 		CommitTimeout:      10 * time.Millisecond,
 		// The state is durable on its own (NoSnapshotRestoreOnStart), so snapshots serve only
 		// log compaction and followers that fell far behind: take them rarely.
-		SnapshotThreshold: 32768,
-		SnapshotInterval:  2 * time.Minute,
-		TrailingLogs:      16384,
-		MaxAppendEntries:  256,
+		SnapshotThreshold:  32768,
+		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       16384,
+		MaxAppendEntries:   256,
+		ValueLogGCInterval: time.Minute,
 	}
 }
 
@@ -89,6 +93,8 @@ func (c Config) Validate() error {
 		return errors.New("replication: logger is required")
 	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
 		return errors.New("replication: max append entries must be 1..1024")
+	case c.ValueLogGCInterval <= 0:
+		return errors.New("replication: value-log GC interval must be positive")
 	}
 	return nil
 }
@@ -235,18 +241,33 @@ func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error)
 	return t, nil
 }
 
-// observe keeps the raft-state gauge current until Close.
+// observe keeps the raft-state gauge current and reclaims value-log space until Close.
 func (s *Store) observe() {
 	defer close(s.done)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	gc := time.NewTicker(s.cfg.ValueLogGCInterval)
+	defer gc.Stop()
 	for {
 		s.metrics.raftState.Set(float64(s.raft.State()))
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
+		case <-gc.C:
+			s.collectGarbage()
 		}
+	}
+}
+
+// collectGarbage rewrites value-log files that are mostly garbage: Raft entries below the
+// last snapshot, and case records replaced by newer versions.
+func (s *Store) collectGarbage() {
+	if err := s.logStore.RunGC(); err != nil {
+		s.logger.Warn("raft log value-log GC failed", "error", err)
+	}
+	if err := s.fsm.runValueLogGC(); err != nil {
+		s.logger.Warn("state value-log GC failed", "error", err)
 	}
 }
 
@@ -273,7 +294,7 @@ func (s *Store) HasState() (bool, error) {
 // On a follower the write is forwarded to the leader. Every submission carries a request id
 // (the caller's, or a random one), so retrying after a lost leader can never open a second case.
 func (s *Store) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
-	c := submitCommand{Submission: *sub}
+	c := submitCommand{Submission: *sub, Site: s.cfg.Site}
 	if c.Submission.RequestID == "" {
 		c.Submission.RequestID = newRequestID()
 	}
@@ -318,10 +339,12 @@ func (s *Store) proposeWithRetry(ctx context.Context, cmd []byte) (*result, erro
 
 // propose applies cmd at the leader: here if this node leads, else through the Forwarder.
 func (s *Store) propose(ctx context.Context, cmd []byte) (*result, error) {
-	var raw []byte
-	var err error
+	var res *result
 	if s.raft.State() == raft.Leader {
-		raw, err = s.ApplyForwarded(ctx, cmd)
+		var err error
+		if res, err = s.applyAsLeader(ctx, cmd); err != nil {
+			return nil, err
+		}
 	} else {
 		_, leader := s.raft.LeaderWithID()
 		switch {
@@ -331,51 +354,47 @@ func (s *Store) propose(ctx context.Context, cmd []byte) (*result, error) {
 			return nil, ErrNotLeader
 		}
 		s.metrics.forwarded.Inc()
-		raw, err = s.cfg.Forwarder.Forward(ctx, leader, cmd)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var res result
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, fmt.Errorf("replication: undecodable result: %w", err)
+		raw, err := s.cfg.Forwarder.Forward(ctx, leader, cmd)
+		if err != nil {
+			return nil, err
+		}
+		res = new(result)
+		if err := json.Unmarshal(raw, res); err != nil {
+			return nil, fmt.Errorf("replication: undecodable result: %w", err)
+		}
 	}
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	return &res, nil
+	return res, nil
 }
 
-// ApplyForwarded proposes an encoded command at this node, which must lead its site, and returns
-// the encoded result. The leader fills in what the FSM must not choose itself (time, site,
-// query code) here, so every replica applies the same values.
+// ApplyForwarded proposes an encoded command that a follower forwarded to this node, which must
+// lead its site, and returns the encoded result.
 func (s *Store) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
-	if s.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
-	}
-	t, body, err := decodeCommand(cmd)
-	if err != nil {
-		return nil, err
-	}
-	switch t {
-	case cmdSubmitCase:
-		var c submitCommand
-		if err := json.Unmarshal(body, &c); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
-		}
-		c.Site = s.cfg.Site
-		c.At = time.Now().Round(0)
-		if cmd, err = encodeCommand(cmdSubmitCase, &c); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("%w: cannot forward command type %d", ErrCorruptCommand, uint8(t))
-	}
-	res, err := s.applyLocal(ctx, cmd)
+	res, err := s.applyAsLeader(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(res)
+}
+
+// applyAsLeader stamps the command with the leader's clock (the FSM must not read one) and
+// applies it.
+func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (*result, error) {
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	t, _, _, err := decodeCommand(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if t&^ignoreUnknownFlag != cmdSubmitCase {
+		return nil, fmt.Errorf("%w: cannot propose command type %d", ErrCorruptCommand, uint8(t))
+	}
+	stamped := slices.Clone(cmd) // the caller may retry with its own copy
+	stampCommand(stamped, time.Now())
+	return s.applyLocal(ctx, stamped)
 }
 
 // applyLocal runs cmd through Raft and waits for the FSM's answer, bounded by ctx.

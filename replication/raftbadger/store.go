@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hashicorp/raft"
 )
 
@@ -60,8 +61,11 @@ const (
 	numLevelZeroTables      = 2
 	numLevelZeroTablesStall = 4
 	baseTableSize           = 2 << 20 // 2 MiB
-	valueThreshold          = 4 << 10 // 4 KiB: larger values go to the value log
-	numCompactors           = 2       // badger rejects exactly 1
+	// valueThreshold sends every real entry to the value log: compactions then move only
+	// small pointers, not each entry again (less CPU, and far less memory in table
+	// builders); RunGC reclaims the value-log files that log truncation leaves behind.
+	valueThreshold = 64
+	numCompactors  = 2 // badger rejects exactly 1
 
 	// gcDiscardRatio is the fraction of a value-log file that must be
 	// garbage before RunGC rewrites it.
@@ -114,7 +118,7 @@ func DefaultConfig(dir string) Config {
 		Dir:              dir,
 		MemTableSize:     8 << 20,
 		ValueLogFileSize: 64 << 20,
-		BlockCacheSize:   8 << 20,
+		BlockCacheSize:   0,
 		IndexCacheSize:   4 << 20,
 	}
 }
@@ -179,6 +183,11 @@ func (c Config) badgerOptions() badger.Options {
 		WithBaseTableSize(baseTableSize).
 		WithValueLogFileSize(c.ValueLogFileSize).
 		WithValueThreshold(valueThreshold).
+		// Raft entries live briefly and are read back mostly from raft's LogCache:
+		// compressing them costs CPU on every compaction and buys nothing. Without
+		// compression badger reads blocks straight from the mapped tables, so the
+		// block cache can be off too.
+		WithCompression(options.None).
 		WithBlockCacheSize(c.BlockCacheSize).
 		WithIndexCacheSize(c.IndexCacheSize).
 		WithNumCompactors(numCompactors).
