@@ -66,12 +66,13 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 	var procs []*process
 	t.onClose(func() error { return stopAll(procs) })
 	for i, nd := range nodes {
+		dataDir := filepath.Join(t.Dir, nd.name)
 		args := []string{
 			"agent",
 			"--node", nd.name,
 			"--site", cfg.Site,
 			"--tier", cfg.Tier,
-			"--data-dir", filepath.Join(t.Dir, nd.name),
+			"--data-dir", dataDir,
 			"--http-addr", nd.http,
 			"--grpc-addr", nd.grpc,
 			"--raft-addr", nd.raft,
@@ -90,6 +91,7 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		}
 		procs = append(procs, p)
 		t.PIDs = append(t.PIDs, p.pid())
+		t.DataDirs = append(t.DataDirs, dataDir)
 	}
 
 	timeout := cfg.startTimeout()

@@ -46,23 +46,48 @@ func TestFreePorts(t *testing.T) {
 	}
 }
 
-func TestParseVmRSS(t *testing.T) {
+func TestParseStatus(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want     int64
+		want     Mem
 		wantErr  bool
 	}{
-		{"normal", "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n", 12345 * 1024, false},
-		{"missing", "Name:\tkthreadd\nThreads:\t1\n", 0, true},
-		{"bad unit", "VmRSS:\t12 MB\n", 0, true},
+		{"normal", "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t   12345 kB\nRssAnon:\t    2345 kB\nRssFile:\t   10000 kB\nRssShmem:\t0 kB\nThreads:\t4\n",
+			Mem{RSS: 12345 * 1024, Anon: 2345 * 1024, File: 10000 * 1024}, false},
+		{"old kernel", "VmRSS:\t12 kB\n", Mem{RSS: 12 * 1024}, false},
+		{"missing", "Name:\tkthreadd\nThreads:\t1\n", Mem{}, true},
+		{"bad unit", "VmRSS:\t12 MB\n", Mem{}, true},
+		{"bad anon", "VmRSS:\t12 kB\nRssAnon:\tx kB\n", Mem{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVmRSS(strings.NewReader(tt.in), "status")
+			got, err := parseStatus(strings.NewReader(tt.in), "status")
 			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("parseVmRSS = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+				t.Errorf("parseStatus = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestDirSize(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "a"), make([]byte, 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	disk, apparent, err := DirSize(dir)
+	if err != nil || apparent != 10000+1<<30 || disk < 10000 || disk >= 1<<30 {
+		t.Errorf("DirSize = %d, %d, %v", disk, apparent, err)
 	}
 }
 
@@ -88,8 +113,9 @@ func TestRSSSelf(t *testing.T) {
 	if err != nil || rss < 1<<20 {
 		t.Fatalf("RSS(self) = %d, %v", rss, err)
 	}
-	if _, _, err := SettledRSS(context.Background(), os.Getpid(), 10*time.Millisecond, time.Second); err != nil {
-		t.Fatal(err)
+	m, _, err := SettledMem(context.Background(), os.Getpid(), 10*time.Millisecond, time.Second)
+	if err != nil || m.RSS != m.Anon+m.File+shmem(t) && m.Anon+m.File > m.RSS {
+		t.Fatalf("SettledMem(self) = %+v, %v", m, err)
 	}
 }
 

@@ -43,6 +43,9 @@ type Target struct {
 	Dir string
 	// PIDs are the server processes, one per node (for postgres, the postmaster).
 	PIDs []int
+	// DataDirs are the nodes' data directories, one per node, in the order of PIDs (set by
+	// StartGovgrid only).
+	DataDirs []string
 	// Op writes one new record of about ValueSize bytes. It is safe for concurrent use.
 	Op loadgen.Op
 

@@ -18,20 +18,27 @@ const (
 	settleMax      = 15 * time.Second
 )
 
-// memoryResult is govgrid's footprint, idle and after a bulk load. Settled is false when the RSS
-// was still moving by more than 1% at settleMax.
+// memoryResult is govgrid's footprint, idle and after a bulk load. Settled is false when VmRSS
+// was still moving by more than 1% at settleMax. RSS is VmRSS; Anon and File are its RssAnon and
+// RssFile parts.
 type memoryResult struct {
-	Error       string         `json:"error,omitempty"`
-	IdleRSS     int64          `json:"idle_rss_bytes"`
-	IdleSettled bool           `json:"idle_settled"`
-	Cases       int            `json:"cases"`
-	Load        loadgen.Result `json:"load"`
-	LoadedRSS   int64          `json:"loaded_rss_bytes"`
-	LoadSettled bool           `json:"loaded_settled"`
+	Error           string         `json:"error,omitempty"`
+	IdleRSS         int64          `json:"idle_rss_bytes"`
+	IdleRSSAnon     int64          `json:"idle_rss_anon_bytes"`
+	IdleRSSFile     int64          `json:"idle_rss_file_bytes"`
+	IdleSettled     bool           `json:"idle_settled"`
+	Cases           int            `json:"cases"`
+	Load            loadgen.Result `json:"load"`
+	LoadedRSS       int64          `json:"loaded_rss_bytes"`
+	LoadedRSSAnon   int64          `json:"loaded_rss_anon_bytes"`
+	LoadedRSSFile   int64          `json:"loaded_rss_file_bytes"`
+	LoadSettled     bool           `json:"loaded_settled"`
+	DataDisk        int64          `json:"loaded_data_dir_disk_bytes"`
+	DataApparent    int64          `json:"loaded_data_dir_apparent_bytes"`
 }
 
-// measureMemory starts a 1-node govgrid site, reads its settled RSS, loads o.memoryCases cases
-// with memoryConcurrency clients and reads the settled RSS again.
+// measureMemory starts a 1-node govgrid site, reads its settled memory, loads o.memoryCases cases
+// with memoryConcurrency clients, reads the settled memory again and sizes the data directory.
 func measureMemory(ctx context.Context, o options) *memoryResult {
 	m := &memoryResult{Cases: o.memoryCases}
 	logf("memory: starting a 1-node govgrid site")
@@ -47,15 +54,24 @@ func measureMemory(ctx context.Context, o options) *memoryResult {
 		}
 	}()
 	pid := tg.PIDs[0]
-	if m.IdleRSS, m.IdleSettled, err = systems.SettledRSS(ctx, pid, settleInterval, settleMax); err != nil {
+	idle, settled, err := systems.SettledMem(ctx, pid, settleInterval, settleMax)
+	if err != nil {
 		m.Error = err.Error()
 		return m
 	}
+	m.IdleRSS, m.IdleRSSAnon, m.IdleRSSFile, m.IdleSettled = idle.RSS, idle.Anon, idle.File, settled
 	logf("memory: idle RSS %s; loading %d cases with %d clients", mib(m.IdleRSS), o.memoryCases, memoryConcurrency)
 	m.Load = loadgen.RunCount(ctx, memoryConcurrency, o.memoryCases, tg.Op)
 	logf("memory: loaded in %v (%.0f cases/s, %d errors)", m.Load.Elapsed.Round(time.Millisecond), m.Load.OpsPerSec, m.Load.Errors)
-	if m.LoadedRSS, m.LoadSettled, err = systems.SettledRSS(ctx, pid, settleInterval, settleMax); err != nil {
+	loaded, settled, err := systems.SettledMem(ctx, pid, settleInterval, settleMax)
+	if err != nil {
 		m.Error = err.Error()
+		return m
+	}
+	m.LoadedRSS, m.LoadedRSSAnon, m.LoadedRSSFile, m.LoadSettled = loaded.RSS, loaded.Anon, loaded.File, settled
+	if m.DataDisk, m.DataApparent, err = systems.DirSize(tg.DataDirs[0]); err != nil {
+		m.Error = "data directory size: " + err.Error()
+		return m
 	}
 	return m
 }

@@ -77,10 +77,7 @@ func describeMachine(o options) machine {
 			}
 			m.Versions[sys] = firstLine(bin, "--version")
 		case "govgrid":
-			m.Versions[sys] = o.govgrid
-			if v := firstLine(o.govgrid, "version"); !strings.HasPrefix(v, "?") {
-				m.Versions[sys] += " (" + v + ")"
-			}
+			m.Versions[sys] = firstLine(o.govgrid, "--version") + " (" + o.govgrid + ")"
 		}
 	}
 	return m
@@ -188,9 +185,9 @@ func printReport(w io.Writer, r *report) {
 		fmt.Fprintf(bw, "\nMemory measurement skipped: %s.\n", r.MemorySkipped)
 	}
 	if mem := r.Memory; mem != nil {
-		fmt.Fprintf(bw, "\n## Memory: 1-node govgrid site (RSS of the agent)\n\n")
+		fmt.Fprintf(bw, "\n## Memory: 1-node govgrid site (agent's /proc/<pid>/status)\n\n")
 		if mem.IdleRSS > 0 {
-			fmt.Fprintf(bw, "- idle after start: %s%s\n", mib(mem.IdleRSS), unsettled(mem.IdleSettled))
+			fmt.Fprintf(bw, "- idle after start: %s%s\n", rssParts(mem.IdleRSS, mem.IdleRSSAnon, mem.IdleRSSFile), unsettled(mem.IdleSettled))
 		}
 		if mem.Load.Ops+mem.Load.Errors > 0 {
 			l := mem.Load
@@ -198,10 +195,16 @@ func printReport(w io.Writer, r *report) {
 				mem.Cases, memoryConcurrency, l.Elapsed.Round(time.Millisecond), l.OpsPerSec, fmtDur(l.P50), fmtDur(l.P99), l.Errors)
 		}
 		if mem.LoadedRSS > 0 {
-			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, mib(mem.LoadedRSS), unsettled(mem.LoadSettled))
+			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, rssParts(mem.LoadedRSS, mem.LoadedRSSAnon, mem.LoadedRSSFile), unsettled(mem.LoadSettled))
+		}
+		if mem.DataApparent > 0 {
+			fmt.Fprintf(bw, "- data directory after the load: %s on disk (du), %s apparent\n", mib(mem.DataDisk), mib(mem.DataApparent))
 		}
 		if mem.Error != "" {
 			fmt.Fprintf(bw, "- error: %s\n", firstLineOf(mem.Error))
+		}
+		if mem.IdleRSS > 0 {
+			fmt.Fprintln(bw, "\nRssFile is badger's memory-mapped tables and value logs: page cache the kernel reclaims under pressure; RssAnon is memory the process owns.")
 		}
 	}
 }
@@ -242,6 +245,11 @@ func fmtDur(d time.Duration) string {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// rssParts formats VmRSS with its RssAnon and RssFile parts.
+func rssParts(rss, anon, file int64) string {
+	return fmt.Sprintf("VmRSS %s (RssAnon %s, RssFile %s)", mib(rss), mib(anon), mib(file))
+}
 
 func unsettled(settled bool) string {
 	if settled {
