@@ -108,6 +108,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--join: %w", err)
 		}
 	}
+	if len(c.Version) > MaxVersion {
+		return fmt.Errorf("version %q is longer than %d characters", c.Version, MaxVersion)
+	}
 	if c.BootstrapExpect < 1 || c.BootstrapExpect > 7 {
 		return fmt.Errorf("--bootstrap-expect must be 1 to 7 (a site has 1 to 5 nodes), got %d", c.BootstrapExpect)
 	}

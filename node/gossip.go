@@ -27,12 +27,12 @@ type Member struct {
 // (memberlist forgets them), and signals changes on changed.
 type gossip struct {
 	list    *memberlist.Memberlist
-	meta    []byte
 	logger  *slog.Logger
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
 
 	mu       sync.Mutex
+	meta     []byte            // guarded by mu: this node's encoded Meta
 	departed map[string]Member // guarded by mu: members last seen dead or left, by name
 }
 
@@ -94,7 +94,10 @@ func (g *gossip) members() []Member {
 			continue
 		}
 		status := "alive"
-		if n.State == memberlist.StateSuspect {
+		switch {
+		case m.Leaving:
+			status = "left"
+		case n.State == memberlist.StateSuspect:
 			status = "suspect"
 		}
 		seen[n.Name] = true
@@ -129,6 +132,20 @@ func (g *gossip) signal() {
 	}
 }
 
+// announceLeaving republishes this node's metadata with Leaving set, so the site leader removes
+// it from Raft before it goes.
+func (g *gossip) announceLeaving(meta Meta, timeout time.Duration) error {
+	meta.Leaving = true
+	b, err := meta.Encode()
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.meta = b
+	g.mu.Unlock()
+	return g.list.UpdateNode(timeout)
+}
+
 // leave tells the grid this node is going away for good, then stops gossip.
 func (g *gossip) leave(timeout time.Duration) error {
 	err := g.list.Leave(timeout)
@@ -143,6 +160,8 @@ func (g *gossip) shutdown() error { return g.list.Shutdown() }
 // memberlist.Delegate
 
 func (g *gossip) NodeMeta(limit int) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if len(g.meta) > limit {
 		// Encode checked this against MetaMaxSize already; memberlist would panic.
 		return nil
@@ -167,7 +186,7 @@ func (g *gossip) NotifyLeave(n *memberlist.Node) {
 	m, err := DecodeMeta(n.Meta)
 	if err == nil {
 		status := "dead"
-		if n.State == memberlist.StateLeft {
+		if n.State == memberlist.StateLeft || m.Leaving {
 			status = "left"
 		}
 		g.mu.Lock()

@@ -14,53 +14,70 @@ func (n *Node) Members() any {
 	}{n.cfg.Name, n.gossip.members()}
 }
 
+// GossipMembers is every node gossip knows of, alive or not, sorted by name.
+func (n *Node) GossipMembers() []Member { return n.gossip.members() }
+
 // SiteNode is one node of a site in GET /v1/sites.
 type SiteNode struct {
 	Name   string `json:"name"`
-	Status string `json:"status"`
-	HTTP   string `json:"http"`
-	GRPC   string `json:"grpc"`
-	Voter  bool   `json:"voter"`
+	Status string `json:"status"` // alive, suspect, dead or left (gossip); unknown if not in gossip
+	HTTP   string `json:"http,omitempty"`
+	GRPC   string `json:"grpc,omitempty"`
 }
 
-// SiteView is one site as this node sees it.
+// SiteView is one site of the tree as this node knows it.
 type SiteView struct {
-	Site   string     `json:"site"`
-	Tier   tier.Tier  `json:"tier"`
-	Parent string     `json:"parent,omitempty"`
-	Leader string     `json:"leader,omitempty"`
+	Site   string    `json:"site"`
+	Tier   tier.Tier `json:"tier"`
+	Parent string    `json:"parent,omitempty"`
+	Leader string    `json:"leader,omitempty"`
+	// Health is healthy (every node alive), degraded (a majority alive) or down.
 	Health string     `json:"health"`
 	Nodes  []SiteNode `json:"nodes"`
+	// Registered is true when the site is in this node's committed registry (the district's
+	// holds the whole tree; a township's its subtree); false when it is only seen in gossip.
+	Registered bool `json:"registered"`
 }
 
-// Sites is the site tree as gossip shows it, for GET /v1/sites. The leader is known for this
-// node's own site (from Raft); for other sites the tree comes from the district's registry in
-// a later step, and leaders are left empty here.
+// Sites is the site tree for GET /v1/sites: this site's committed registry (the district's
+// holds the whole tree), with each node's health from gossip, and sites seen in gossip that are
+// not registered here yet.
 func (n *Node) Sites() any {
 	bySite := map[string]*SiteView{}
+	gossipStatus := map[string]Member{}
 	for _, m := range n.gossip.members() {
+		gossipStatus[m.Name] = m
+	}
+	if recs, err := n.store.Sites(); err == nil {
+		for _, r := range recs {
+			v := &SiteView{Site: r.Code, Tier: tier.Tier(r.Tier), Parent: r.Parent, Leader: r.Leader, Registered: true}
+			for _, name := range r.Nodes {
+				sn := SiteNode{Name: name, Status: "unknown"}
+				if m, ok := gossipStatus[name]; ok {
+					sn.Status, sn.HTTP, sn.GRPC = m.Status, m.Meta.HTTP, m.Meta.GRPC
+				}
+				v.Nodes = append(v.Nodes, sn)
+			}
+			bySite[r.Code] = v
+		}
+	}
+	for _, m := range gossipStatus {
 		v := bySite[m.Meta.Site]
 		if v == nil {
 			v = &SiteView{Site: m.Meta.Site, Tier: m.Meta.Tier, Parent: m.Meta.Parent}
 			bySite[m.Meta.Site] = v
 		}
-		v.Nodes = append(v.Nodes, SiteNode{Name: m.Name, Status: m.Status, HTTP: m.Meta.HTTP, GRPC: m.Meta.GRPC})
+		if !v.hasNode(m.Name) {
+			v.Nodes = append(v.Nodes, SiteNode{Name: m.Name, Status: m.Status, HTTP: m.Meta.HTTP, GRPC: m.Meta.GRPC})
+		}
 	}
 	if own := bySite[n.cfg.Site]; own != nil {
 		id, _ := n.store.Leader()
 		own.Leader = string(id)
-		if servers, err := n.store.Servers(); err == nil {
-			voters := map[string]bool{}
-			for _, s := range servers {
-				voters[string(s.ID)] = true
-			}
-			for i := range own.Nodes {
-				own.Nodes[i].Voter = voters[own.Nodes[i].Name]
-			}
-		}
 	}
 	out := make([]SiteView, 0, len(bySite))
 	for _, v := range bySite {
+		sort.Slice(v.Nodes, func(i, j int) bool { return v.Nodes[i].Name < v.Nodes[j].Name })
 		v.Health = siteHealth(v.Nodes)
 		out = append(out, *v)
 	}
@@ -76,6 +93,15 @@ func (n *Node) Sites() any {
 	}{out}
 }
 
+func (v *SiteView) hasNode(name string) bool {
+	for _, n := range v.Nodes {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // siteHealth is "healthy" when every node is alive, "degraded" when a majority is, "down" else.
 func siteHealth(nodes []SiteNode) string {
 	alive := 0
@@ -85,7 +111,7 @@ func siteHealth(nodes []SiteNode) string {
 		}
 	}
 	switch {
-	case alive == len(nodes):
+	case len(nodes) > 0 && alive == len(nodes):
 		return "healthy"
 	case alive*2 > len(nodes):
 		return "degraded"

@@ -119,12 +119,16 @@ func (n *Node) monitorLeadership() {
 	}
 }
 
-// leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip.
+// leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
+// and the site registered with its parent.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	var acked [32]byte
+	var sent time.Time
 	for {
 		n.reconcileMembers()
+		acked, sent = n.registerUpward(acked, sent)
 		select {
 		case <-stop:
 			return

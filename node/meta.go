@@ -17,10 +17,17 @@ type Meta struct {
 	Raft    string    `json:"r"`
 	HTTP    string    `json:"h"`
 	Version string    `json:"v,omitempty"`
+	// Leaving is set when the node is leaving for good: its site leader removes it from Raft.
+	// (memberlist's leave events do not say whether a node left or died.)
+	Leaving bool `json:"l,omitempty"`
 }
 
-// MetaMaxSize is memberlist's limit on node metadata.
-const MetaMaxSize = 512
+// MetaMaxSize is memberlist's limit on node metadata; MaxVersion bounds the version string so
+// that the largest allowed values still fit (TestMetaAtItsSizeLimit).
+const (
+	MetaMaxSize = 512
+	MaxVersion  = 64
+)
 
 // Encode returns m as gossip metadata, or an error if it would exceed MetaMaxSize.
 func (m Meta) Encode() ([]byte, error) {

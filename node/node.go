@@ -1,9 +1,12 @@
 package node
 
 import (
+	"slices"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/raft"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +33,7 @@ type Node struct {
 	logger   *slog.Logger
 	store    *replication.Store
 	gossip   *gossip
+	meta     Meta
 	peers    *peers
 	registry *prometheus.Registry
 
@@ -42,6 +46,7 @@ type Node struct {
 	quiet bool
 
 	stop      chan struct{}
+	done      chan struct{} // closed when shutdown has finished
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -58,7 +63,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -97,6 +102,7 @@ func (n *Node) start() error {
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
 		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.store.RaftAddr(),
 	}
+	n.meta = meta
 	if n.gossip, err = newGossip(cfg, meta, logger); err != nil {
 		return err
 	}
@@ -111,6 +117,9 @@ func (n *Node) start() error {
 		}
 	}
 	n.goRun(n.persistPeers)
+	if err := n.checkPlacement(); err != nil {
+		return err
+	}
 	n.goRun(n.bootstrapSite)
 	n.goRun(n.monitorLeadership)
 	logger.Info("node started", "tier", cfg.Tier, "parent", cfg.Parent, "http", meta.HTTP, "grpc", meta.GRPC,
@@ -234,7 +243,14 @@ func (n *Node) Leave() error {
 	return n.closeErr
 }
 
+// LeaveAsync starts Leave in the background (for the HTTP endpoint, whose server Leave stops).
+func (n *Node) LeaveAsync() { go n.Leave() }
+
+// Done is closed once the node has stopped (after Close or Leave).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
 func (n *Node) shutdown(leave bool) error {
+	defer close(n.done)
 	close(n.stop)
 	var errs []error
 	if leave && n.store != nil {
@@ -276,17 +292,29 @@ func (n *Node) shutdown(leave bool) error {
 	return errors.Join(errs...)
 }
 
-// leaveSite asks the site to drop this node from its Raft configuration: directly when it
-// leads (after handing leadership over), else through gossip's leave, which the leader acts on.
+// leaveSite drops this node from its site's Raft configuration: directly when it leads, else
+// by announcing through gossip that it is leaving and waiting (up to 10 s) for the leader to
+// remove it. A site's last node has nothing to leave.
 func (n *Node) leaveSite() error {
-	if !n.store.IsLeader() {
-		return nil
-	}
 	servers, err := n.store.Servers()
 	if err != nil || len(servers) <= 1 {
 		return err
 	}
-	return n.store.RemoveServer(raftID(n.cfg.Name))
+	if n.store.IsLeader() {
+		return n.store.RemoveServer(raftID(n.cfg.Name))
+	}
+	if err := n.gossip.announceLeaving(n.meta, 5*time.Second); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		servers, err := n.store.Servers()
+		if err == nil && !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.Name }) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the site leader did not remove this node within 10 s; it will when it sees the node gone")
 }
 
 // DataPath returns a path inside the node's data dir.

@@ -63,8 +63,11 @@ func (b *clusterBackend) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte
 	return b.n.store.ApplyForwarded(ctx, cmd)
 }
 func (b *clusterBackend) HasState() (bool, error) { return b.n.store.HasState() }
-func (b *clusterBackend) NodeName() string        { return b.n.cfg.Name }
-func (b *clusterBackend) SiteCode() string        { return b.n.cfg.Site }
+func (b *clusterBackend) RegisterSites(ctx context.Context, from string, recs []replication.SiteRecord) error {
+	return b.n.RegisterSites(ctx, from, recs)
+}
+func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
+func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }
 func (b *clusterBackend) LeaderName() string {
 	id, _ := b.n.store.Leader()
 	return string(id)

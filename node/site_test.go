@@ -148,3 +148,31 @@ func TestRestartedSiteKeepsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestLeavingNodeIsRemovedFromItsSite(t *testing.T) {
+	g := testgrid.New(t, district3)
+	leader := g.WaitLeader("cd")
+	var leaving *node.Node
+	for _, n := range g.SiteNodes("cd") {
+		if n != leader {
+			leaving = n
+		}
+	}
+	if err := leaving.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	g.Eventually(20*time.Second, func() error {
+		servers, err := leader.Store().Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if string(s.ID) == leaving.Name() {
+				return fmt.Errorf("%s is still a voter", s.ID)
+			}
+		}
+		return nil
+	})
+	// The site goes on with two voters.
+	submit(t, leader, 1)
+}

@@ -19,13 +19,16 @@ const ignoreUnknownFlag commandType = 0x80
 
 // The command types. Numbers are part of the log format: never reuse or renumber one.
 const (
-	cmdSubmitCase commandType = 1
+	cmdSubmitCase    commandType = 1
+	cmdRegisterSites commandType = 2
 )
 
 func (t commandType) String() string {
 	switch t &^ ignoreUnknownFlag {
 	case cmdSubmitCase:
 		return "submit-case"
+	case cmdRegisterSites:
+		return "register-sites"
 	default:
 		return fmt.Sprintf("command(%d)", uint8(t))
 	}

@@ -152,6 +152,12 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 		}
 		c.At = at
 		return f.applySubmit(txn, &c)
+	case cmdRegisterSites:
+		var c registerCommand
+		if err := json.Unmarshal(body, &c); err != nil {
+			return &result{Err: refusal(fmt.Errorf("%w: %v", ErrCorruptCommand, err))}, nil
+		}
+		return f.applyRegister(txn, &c, at)
 	default:
 		if t&ignoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command from a newer version", "index", l.Index, "type", t)

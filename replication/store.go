@@ -389,7 +389,7 @@ func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (*result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if t&^ignoreUnknownFlag != cmdSubmitCase {
+	if tt := t &^ ignoreUnknownFlag; tt != cmdSubmitCase && tt != cmdRegisterSites {
 		return nil, fmt.Errorf("%w: cannot propose command type %d", ErrCorruptCommand, uint8(t))
 	}
 	stamped := slices.Clone(cmd) // the caller may retry with its own copy

@@ -99,3 +99,11 @@ func ValidatePlacement(t Tier, parent string, parentTier Tier) error {
 	}
 	return nil
 }
+
+// ParentTierName names the tier a site of tier t must hang under, or "none" for the district.
+func (t Tier) ParentTierName() string {
+	if p, ok := t.ParentTier(); ok {
+		return string(p)
+	}
+	return "none"
+}

@@ -919,6 +919,173 @@ func (x *RaftStatusResponse) GetLeader() string {
 	return ""
 }
 
+type SiteRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Tier   string                 `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
+	Parent string                 `protobuf:"bytes,3,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Nodes of the site when it was last registered, by name.
+	Nodes []string `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The site's Raft leader when it registered.
+	Leader        string `protobuf:"bytes,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteRecord) Reset() {
+	*x = SiteRecord{}
+	mi := &file_govgrid_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteRecord) ProtoMessage() {}
+
+func (x *SiteRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
+func (*SiteRecord) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SiteRecord) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SiteRecord) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *SiteRecord) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *SiteRecord) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *SiteRecord) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+type RegisterSitesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sending site: its record must be among sites.
+	FromSite      string        `protobuf:"bytes,1,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	Sites         []*SiteRecord `protobuf:"bytes,2,rep,name=sites,proto3" json:"sites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterSitesRequest) Reset() {
+	*x = RegisterSitesRequest{}
+	mi := &file_govgrid_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterSitesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterSitesRequest) ProtoMessage() {}
+
+func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
+func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RegisterSitesRequest) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *RegisterSitesRequest) GetSites() []*SiteRecord {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+type RegisterSitesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterSitesResponse) Reset() {
+	*x = RegisterSitesResponse{}
+	mi := &file_govgrid_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterSitesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterSitesResponse) ProtoMessage() {}
+
+func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
+func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -1005,16 +1172,28 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x1b\n" +
 	"\thas_state\x18\x03 \x01(\bR\bhasState\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\tR\x06leader2\xc9\x01\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\"z\n" +
+	"\n" +
+	"SiteRecord\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
+	"\x06parent\x18\x03 \x01(\tR\x06parent\x12\x14\n" +
+	"\x05nodes\x18\x04 \x03(\tR\x05nodes\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\tR\x06leader\"a\n" +
+	"\x14RegisterSitesRequest\x12\x1b\n" +
+	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12,\n" +
+	"\x05sites\x18\x02 \x03(\v2\x16.govgrid.v1.SiteRecordR\x05sites\"\x17\n" +
+	"\x15RegisterSitesResponse2\xc9\x01\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
-	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse2\x94\x01\n" +
+	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse2\xea\x01\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
-	"RaftStatus\x12\x1d.govgrid.v1.RaftStatusRequest\x1a\x1e.govgrid.v1.RaftStatusResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"RaftStatus\x12\x1d.govgrid.v1.RaftStatusRequest\x1a\x1e.govgrid.v1.RaftStatusResponse\x12T\n" +
+	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -1028,20 +1207,23 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_govgrid_proto_goTypes = []any{
-	(*Applicant)(nil),          // 0: govgrid.v1.Applicant
-	(*Material)(nil),           // 1: govgrid.v1.Material
-	(*Event)(nil),              // 2: govgrid.v1.Event
-	(*Case)(nil),               // 3: govgrid.v1.Case
-	(*SubmitCaseRequest)(nil),  // 4: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),     // 5: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),   // 6: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),  // 7: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),       // 8: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 9: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),  // 10: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil), // 11: govgrid.v1.RaftStatusResponse
+	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
+	(*Material)(nil),              // 1: govgrid.v1.Material
+	(*Event)(nil),                 // 2: govgrid.v1.Event
+	(*Case)(nil),                  // 3: govgrid.v1.Case
+	(*SubmitCaseRequest)(nil),     // 4: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),        // 5: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),      // 6: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),     // 7: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),          // 8: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),         // 9: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),     // 10: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),    // 11: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),            // 12: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),  // 13: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil), // 14: govgrid.v1.RegisterSitesResponse
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -1050,21 +1232,24 @@ var file_govgrid_proto_depIdxs = []int32{
 	0,  // 3: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
 	1,  // 4: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
 	3,  // 5: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	4,  // 6: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	5,  // 7: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	6,  // 8: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	8,  // 9: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	10, // 10: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	3,  // 11: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	3,  // 12: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	7,  // 13: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	9,  // 14: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	11, // 15: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 6: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	4,  // 7: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	5,  // 8: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	6,  // 9: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	8,  // 10: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	10, // 11: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	13, // 12: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	3,  // 13: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	3,  // 14: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	7,  // 15: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	9,  // 16: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	11, // 17: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	14, // 18: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -1078,7 +1263,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

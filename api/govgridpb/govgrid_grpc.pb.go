@@ -214,8 +214,9 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_Apply_FullMethodName      = "/govgrid.v1.Cluster/Apply"
-	Cluster_RaftStatus_FullMethodName = "/govgrid.v1.Cluster/RaftStatus"
+	Cluster_Apply_FullMethodName         = "/govgrid.v1.Cluster/Apply"
+	Cluster_RaftStatus_FullMethodName    = "/govgrid.v1.Cluster/RaftStatus"
+	Cluster_RegisterSites_FullMethodName = "/govgrid.v1.Cluster/RegisterSites"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -229,6 +230,9 @@ type ClusterClient interface {
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
 	// RaftStatus tells whether this node already has Raft state (used before bootstrapping a site).
 	RaftStatus(ctx context.Context, in *RaftStatusRequest, opts ...grpc.CallOption) (*RaftStatusResponse, error)
+	// RegisterSites records sites in this node's site registry: a child site's leader sends its
+	// own record and those of every site registered beneath it, so the district learns the tree.
+	RegisterSites(ctx context.Context, in *RegisterSitesRequest, opts ...grpc.CallOption) (*RegisterSitesResponse, error)
 }
 
 type clusterClient struct {
@@ -259,6 +263,16 @@ func (c *clusterClient) RaftStatus(ctx context.Context, in *RaftStatusRequest, o
 	return out, nil
 }
 
+func (c *clusterClient) RegisterSites(ctx context.Context, in *RegisterSitesRequest, opts ...grpc.CallOption) (*RegisterSitesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterSitesResponse)
+	err := c.cc.Invoke(ctx, Cluster_RegisterSites_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -270,6 +284,9 @@ type ClusterServer interface {
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
 	// RaftStatus tells whether this node already has Raft state (used before bootstrapping a site).
 	RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error)
+	// RegisterSites records sites in this node's site registry: a child site's leader sends its
+	// own record and those of every site registered beneath it, so the district learns the tree.
+	RegisterSites(context.Context, *RegisterSitesRequest) (*RegisterSitesResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -285,6 +302,9 @@ func (UnimplementedClusterServer) Apply(context.Context, *ApplyRequest) (*ApplyR
 }
 func (UnimplementedClusterServer) RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RaftStatus not implemented")
+}
+func (UnimplementedClusterServer) RegisterSites(context.Context, *RegisterSitesRequest) (*RegisterSitesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterSites not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -343,6 +363,24 @@ func _Cluster_RaftStatus_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_RegisterSites_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterSitesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).RegisterSites(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_RegisterSites_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).RegisterSites(ctx, req.(*RegisterSitesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -357,6 +395,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RaftStatus",
 			Handler:    _Cluster_RaftStatus_Handler,
+		},
+		{
+			MethodName: "RegisterSites",
+			Handler:    _Cluster_RegisterSites_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -19,6 +19,7 @@ import (
 type ClusterBackend interface {
 	ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error)
 	HasState() (bool, error)
+	RegisterSites(ctx context.Context, from string, sites []replication.SiteRecord) error
 	NodeName() string
 	SiteCode() string
 	LeaderName() string
@@ -114,4 +115,15 @@ func (s *clusterServer) RaftStatus(ctx context.Context, _ *pb.RaftStatusRequest)
 		return nil, Err(err)
 	}
 	return &pb.RaftStatusResponse{Node: s.b.NodeName(), Site: s.b.SiteCode(), HasState: has, Leader: s.b.LeaderName()}, nil
+}
+
+func (s *clusterServer) RegisterSites(ctx context.Context, req *pb.RegisterSitesRequest) (*pb.RegisterSitesResponse, error) {
+	recs := make([]replication.SiteRecord, 0, len(req.GetSites()))
+	for _, r := range req.GetSites() {
+		recs = append(recs, replication.SiteRecord{Code: r.GetCode(), Tier: r.GetTier(), Parent: r.GetParent(), Nodes: r.GetNodes(), Leader: r.GetLeader()})
+	}
+	if err := s.b.RegisterSites(ctx, req.GetFromSite(), recs); err != nil {
+		return nil, Err(err)
+	}
+	return &pb.RegisterSitesResponse{}, nil
 }

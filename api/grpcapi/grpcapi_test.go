@@ -94,6 +94,8 @@ func (f *fakeCases) calls() (submits, gets, lists int) {
 
 // fakeCluster is a grpcapi.ClusterBackend.
 type fakeCluster struct {
+	registered []replication.SiteRecord
+
 	applied  [][]byte
 	applyErr error
 }
@@ -106,9 +108,16 @@ func (c *fakeCluster) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, e
 	return append([]byte("ok:"), cmd...), nil
 }
 func (c *fakeCluster) HasState() (bool, error) { return true, nil }
-func (c *fakeCluster) NodeName() string        { return "n1" }
-func (c *fakeCluster) SiteCode() string        { return testSite }
-func (c *fakeCluster) LeaderName() string      { return "n2" }
+func (c *fakeCluster) RegisterSites(ctx context.Context, from string, recs []replication.SiteRecord) error {
+	c.registered = append(c.registered, recs...)
+	if from == "refused" {
+		return &replication.Error{Code: replication.CodeInvalid, Message: "refused"}
+	}
+	return nil
+}
+func (c *fakeCluster) NodeName() string   { return "n1" }
+func (c *fakeCluster) SiteCode() string   { return testSite }
+func (c *fakeCluster) LeaderName() string { return "n2" }
 
 type env struct {
 	cases   *fakeCases
@@ -370,5 +379,24 @@ func TestErr(t *testing.T) {
 	fe := casework.FieldErrors{{Field: "title", Reason: "is required"}}
 	if got := status.Code(grpcapi.Err(fmt.Errorf("wrapped: %w", fe))); got != codes.InvalidArgument {
 		t.Errorf("field errors → %v", got)
+	}
+}
+
+func TestRegisterSitesPassesRecordsAndRefusals(t *testing.T) {
+	e := newEnv(t)
+	cl := e.peer
+	_, err := cl.RegisterSites(context.Background(), &pb.RegisterSitesRequest{FromSite: "cd-dgdj", Sites: []*pb.SiteRecord{
+		{Code: "cd-dgdj", Tier: "township", Parent: "cd", Nodes: []string{"a", "b"}, Leader: "a"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := replication.SiteRecord{Code: "cd-dgdj", Tier: "township", Parent: "cd", Nodes: []string{"a", "b"}, Leader: "a"}
+	if len(e.cluster.registered) != 1 || !reflect.DeepEqual(e.cluster.registered[0], want) {
+		t.Fatalf("registered %+v", e.cluster.registered)
+	}
+	_, err = cl.RegisterSites(context.Background(), &pb.RegisterSitesRequest{FromSite: "refused"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("refusal = %v, want InvalidArgument", err)
 	}
 }

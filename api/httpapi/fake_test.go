@@ -102,9 +102,12 @@ func (f *fakeCases) calls() (submits, gets, lists int) {
 
 // fakeNode is an httpapi.NodeInfo.
 type fakeNode struct {
-	ready bool
-	why   string
+	ready  bool
+	why    string
+	leaves int
 }
+
+func (n *fakeNode) LeaveAsync() { n.leaves++ }
 
 func (n *fakeNode) Ready() (bool, string) { return n.ready, n.why }
 func (n *fakeNode) Members() any {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -29,6 +30,8 @@ type NodeInfo interface {
 	// Members is the gossip view of the grid; Sites the site tree as this node knows it.
 	Members() any
 	Sites() any
+	// LeaveAsync starts leaving the site and the grid for good; the node stops when done.
+	LeaveAsync()
 }
 
 // Config wires a Handler.
@@ -55,6 +58,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/health", s.health)
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Members()) })
 	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Sites()) })
+	mux.HandleFunc("POST /v1/agent/leave", s.leave)
 	mux.HandleFunc("POST /v1/cases", s.submitCase)
 	mux.HandleFunc("GET /v1/cases", s.listCases)
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
@@ -82,6 +86,18 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// leave makes the node leave for good. Until accounts exist it is taken only from the node's
+// own host (loopback), the way `govgrid leave` on that host calls it.
+func (s *server) leave(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		writeError(w, http.StatusForbidden, "forbidden", "leave is accepted only from the node's own host", nil)
+		return
+	}
+	s.cfg.Node.LeaveAsync()
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving"})
 }
 
 func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {

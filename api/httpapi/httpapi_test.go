@@ -657,3 +657,19 @@ func FuzzSubmitCaseBody(f *testing.F) {
 		}
 	})
 }
+
+func TestLeaveOnlyFromLoopback(t *testing.T) {
+	e := newEnv(t)
+	rec := e.do("POST", "/v1/agent/leave", nil) // httptest's remote address is 192.0.2.1
+	decodeError(t, rec, http.StatusForbidden)
+	if e.node.leaves != 0 {
+		t.Fatal("a remote caller made the node leave")
+	}
+	req := httptest.NewRequest("POST", "/v1/agent/leave", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted || e.node.leaves != 1 {
+		t.Fatalf("loopback leave: %d, leaves=%d", rec.Code, e.node.leaves)
+	}
+}

@@ -64,7 +64,11 @@ func newAgentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			<-ctx.Done()
+			select {
+			case <-n.Done(): // `govgrid leave`
+				return nil
+			case <-ctx.Done():
+			}
 			if leave {
 				return n.Leave()
 			}

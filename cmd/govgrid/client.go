@@ -220,3 +220,20 @@ func newCaseCommand() *cobra.Command {
 	cmd.AddCommand(submit, get, list)
 	return cmd
 }
+
+func newLeaveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Make the node on this host leave its site and the grid for good, then stop",
+		Args:  cobra.NoArgs,
+	}
+	addr := addrFlag(cmd)
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if err := call(*addr, "POST", "/v1/agent/leave", nil, nil); err != nil {
+			return err
+		}
+		fmt.Println("leaving: the site leader removes this node from the site; the agent then exits")
+		return nil
+	}
+	return cmd
+}

@@ -105,7 +105,9 @@ func TestPrintReport(t *testing.T) {
 			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}},
 			{System: "postgres", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 450, P50: 3 * time.Millisecond, P99: 18 * time.Millisecond}},
 		},
-		Memory: &memoryResult{IdleRSS: 30 << 20, IdleSettled: true, Cases: 100, LoadedRSS: 60 << 20, LoadSettled: true,
+		Memory: &memoryResult{IdleRSS: 30 << 20, IdleRSSAnon: 20 << 20, IdleRSSFile: 10 << 20, IdleSettled: true, Cases: 100,
+			LoadedRSS: 60 << 20, LoadedRSSAnon: 25 << 20, LoadedRSSFile: 35 << 20, LoadSettled: true,
+			DataDisk: 5 << 20, DataApparent: 2 << 30,
 			Load: loadgen.Result{Ops: 100, Elapsed: time.Second, OpsPerSec: 100}},
 	}
 	var buf bytes.Buffer
@@ -117,8 +119,10 @@ func TestPrintReport(t *testing.T) {
 		"| etcd | 1 | 16 | 1800 | 1.00 ms | 3.00 ms |  |  |",
 		"govgrid × 3, concurrency 16 did not start: exited during startup\n",
 		"etcd × 1, concurrency 16: 2 errors (first: deadline)",
-		"- idle after start: 30.0 MiB\n",
-		"- after loading 100 cases: 60.0 MiB\n",
+		"- idle after start: VmRSS 30.0 MiB (RssAnon 20.0 MiB, RssFile 10.0 MiB)\n",
+		"- after loading 100 cases: VmRSS 60.0 MiB (RssAnon 25.0 MiB, RssFile 35.0 MiB)\n",
+		"- data directory after the load: 5.0 MiB on disk (du), 2048.0 MiB apparent\n",
+		"RssFile is badger's memory-mapped tables and value logs: page cache the kernel reclaims under pressure; RssAnon is memory the process owns.\n",
 		"- etcd: etcd Version: 3.4.23",
 	} {
 		if !strings.Contains(out, want) {

@@ -22,19 +22,19 @@ const (
 // was still moving by more than 1% at settleMax. RSS is VmRSS; Anon and File are its RssAnon and
 // RssFile parts.
 type memoryResult struct {
-	Error           string         `json:"error,omitempty"`
-	IdleRSS         int64          `json:"idle_rss_bytes"`
-	IdleRSSAnon     int64          `json:"idle_rss_anon_bytes"`
-	IdleRSSFile     int64          `json:"idle_rss_file_bytes"`
-	IdleSettled     bool           `json:"idle_settled"`
-	Cases           int            `json:"cases"`
-	Load            loadgen.Result `json:"load"`
-	LoadedRSS       int64          `json:"loaded_rss_bytes"`
-	LoadedRSSAnon   int64          `json:"loaded_rss_anon_bytes"`
-	LoadedRSSFile   int64          `json:"loaded_rss_file_bytes"`
-	LoadSettled     bool           `json:"loaded_settled"`
-	DataDisk        int64          `json:"loaded_data_dir_disk_bytes"`
-	DataApparent    int64          `json:"loaded_data_dir_apparent_bytes"`
+	Error         string         `json:"error,omitempty"`
+	IdleRSS       int64          `json:"idle_rss_bytes"`
+	IdleRSSAnon   int64          `json:"idle_rss_anon_bytes"`
+	IdleRSSFile   int64          `json:"idle_rss_file_bytes"`
+	IdleSettled   bool           `json:"idle_settled"`
+	Cases         int            `json:"cases"`
+	Load          loadgen.Result `json:"load"`
+	LoadedRSS     int64          `json:"loaded_rss_bytes"`
+	LoadedRSSAnon int64          `json:"loaded_rss_anon_bytes"`
+	LoadedRSSFile int64          `json:"loaded_rss_file_bytes"`
+	LoadSettled   bool           `json:"loaded_settled"`
+	DataDisk      int64          `json:"loaded_data_dir_disk_bytes"`
+	DataApparent  int64          `json:"loaded_data_dir_apparent_bytes"`
 }
 
 // measureMemory starts a 1-node govgrid site, reads its settled memory, loads o.memoryCases cases
