@@ -18,6 +18,7 @@ import (
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -158,6 +159,7 @@ func (n *Node) startServers() {
 			Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:  n.logger,
 			Pprof:   n.cfg.Pprof,
+			Console: web.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
