@@ -18,7 +18,7 @@ import (
 type Member struct {
 	Name   string    `json:"name"`
 	Addr   string    `json:"addr"`
-	Status string    `json:"status"` // alive, suspect, dead or left
+	Status string    `json:"status"` // alive, dead or left (memberlist reports no suspicion events)
 	Since  time.Time `json:"since,omitzero"`
 	Meta   Meta      `json:"meta"`
 }
@@ -31,9 +31,9 @@ type gossip struct {
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
 
-	mu       sync.Mutex
-	meta     []byte            // guarded by mu: this node's encoded Meta
-	departed map[string]Member // guarded by mu: members last seen dead or left, by name
+	mu    sync.Mutex
+	meta  []byte            // guarded by mu: this node's encoded Meta
+	nodes map[string]Member // guarded by mu: every member seen, by name, as of its last event
 }
 
 func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
@@ -59,7 +59,7 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	if logger.Enabled(nil, slog.LevelDebug) {
 		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
 	}
-	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), departed: map[string]Member{}}
+	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -84,30 +84,14 @@ func (g *gossip) join(addrs []string) (int, error) {
 	return g.list.Join(addrs)
 }
 
-// members returns every node gossip knows of, alive or not, sorted by name.
+// members returns every node gossip knows of, alive or not, sorted by name. It reads the copy
+// kept from memberlist's events: memberlist.Members returns pointers into its own state, which
+// its goroutines update without our lock (a data race that Serf avoids the same way).
 func (g *gossip) members() []Member {
-	var out []Member
-	seen := map[string]bool{}
-	for _, n := range g.list.Members() {
-		m, err := DecodeMeta(n.Meta)
-		if err != nil {
-			continue
-		}
-		status := "alive"
-		switch {
-		case m.Leaving:
-			status = "left"
-		case n.State == memberlist.StateSuspect:
-			status = "suspect"
-		}
-		seen[n.Name] = true
-		out = append(out, Member{Name: n.Name, Addr: n.Address(), Status: status, Meta: m})
-	}
 	g.mu.Lock()
-	for name, m := range g.departed {
-		if !seen[name] {
-			out = append(out, m)
-		}
+	out := make([]Member, 0, len(g.nodes))
+	for _, m := range g.nodes {
+		out = append(out, m)
 	}
 	g.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -173,30 +157,38 @@ func (g *gossip) GetBroadcasts(int, int) [][]byte { return nil }
 func (g *gossip) LocalState(bool) []byte          { return nil }
 func (g *gossip) MergeRemoteState([]byte, bool)   {}
 
-// memberlist.EventDelegate
+// memberlist.EventDelegate: memberlist calls these with its node lock held, so reading n here
+// is safe; keep a copy.
 
-func (g *gossip) NotifyJoin(n *memberlist.Node) {
+func (g *gossip) NotifyJoin(n *memberlist.Node)   { g.record(n, "alive") }
+func (g *gossip) NotifyUpdate(n *memberlist.Node) { g.record(n, "alive") }
+
+func (g *gossip) NotifyLeave(n *memberlist.Node) {
+	status := "dead"
+	if n.State == memberlist.StateLeft {
+		status = "left"
+	}
+	g.record(n, status)
+}
+
+func (g *gossip) record(n *memberlist.Node, status string) {
+	m, err := DecodeMeta(n.Meta)
+	if err != nil {
+		return
+	}
+	if m.Leaving {
+		status = "left"
+	}
 	g.mu.Lock()
-	delete(g.departed, n.Name)
+	prev, seen := g.nodes[n.Name]
+	since := time.Now()
+	if seen && prev.Status == status {
+		since = prev.Since
+	}
+	g.nodes[n.Name] = Member{Name: n.Name, Addr: n.Address(), Status: status, Since: since, Meta: m}
 	g.mu.Unlock()
 	g.signal()
 }
-
-func (g *gossip) NotifyLeave(n *memberlist.Node) {
-	m, err := DecodeMeta(n.Meta)
-	if err == nil {
-		status := "dead"
-		if n.State == memberlist.StateLeft || m.Leaving {
-			status = "left"
-		}
-		g.mu.Lock()
-		g.departed[n.Name] = Member{Name: n.Name, Addr: n.Address(), Status: status, Since: time.Now(), Meta: m}
-		g.mu.Unlock()
-	}
-	g.signal()
-}
-
-func (g *gossip) NotifyUpdate(*memberlist.Node) { g.signal() }
 
 // memberlist.MergeDelegate: refuse nodes that are not govgrid nodes (no readable Meta). The
 // gossip label already keeps other grids out; this keeps out anything else that speaks memberlist.

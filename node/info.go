@@ -20,7 +20,7 @@ func (n *Node) GossipMembers() []Member { return n.gossip.members() }
 // SiteNode is one node of a site in GET /v1/sites.
 type SiteNode struct {
 	Name   string `json:"name"`
-	Status string `json:"status"` // alive, suspect, dead or left (gossip); unknown if not in gossip
+	Status string `json:"status"` // alive, dead or left (gossip); unknown if not in gossip
 	HTTP   string `json:"http,omitempty"`
 	GRPC   string `json:"grpc,omitempty"`
 }

@@ -50,7 +50,7 @@ func (n *Node) persistPeers() {
 		}
 		var addrs []string
 		for _, m := range n.gossip.members() {
-			if m.Name != n.cfg.Name && (m.Status == "alive" || m.Status == "suspect") {
+			if m.Name != n.cfg.Name && m.Status == "alive" {
 				addrs = append(addrs, m.Addr)
 			}
 		}
