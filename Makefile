@@ -39,7 +39,7 @@ proto:
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./api/...
 
-image:
+image: build
 	docker build -f deploy/Dockerfile -t govgrid:$(VERSION) -t govgrid:latest .
 
 clean:

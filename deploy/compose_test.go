@@ -1,0 +1,274 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// composeNodes are the services of docker-compose.yml: one node each, with its site.
+var composeNodes = []struct {
+	service, site, tier, parent string
+	env                         string // the variable that sets its published HTTP port
+}{
+	{"cd-1", "cd", "district", "", "GOVGRID_PORT_CD_1"},
+	{"cd-2", "cd", "district", "", "GOVGRID_PORT_CD_2"},
+	{"cd-3", "cd", "district", "", "GOVGRID_PORT_CD_3"},
+	{"cd-dgdj-1", "cd-dgdj", "township", "cd", "GOVGRID_PORT_CD_DGDJ_1"},
+	{"cd-dgdj-ngj-1", "cd-dgdj-ngj", "community", "cd-dgdj", "GOVGRID_PORT_CD_DGDJ_NGJ_1"},
+	{"cd-dgdj-bgj-1", "cd-dgdj-bgj", "community", "cd-dgdj", "GOVGRID_PORT_CD_DGDJ_BGJ_1"},
+}
+
+// composeReadyDeadline bounds the wait for every node's health and the full tree.
+const composeReadyDeadline = 90 * time.Second
+
+// TestComposeGrid builds the FROM-scratch image from deploy/Dockerfile around a freshly built
+// static binary, starts deploy/docker-compose.yml under a project of its own (its own image
+// tag, subnet and host ports, so it can run beside a developer's grid), waits until every
+// node answers GET /v1/health with 200, and checks that the district's GET /v1/sites lists the
+// four sites with their tiers and parents, every node alive. It always takes the grid down
+// (with its volumes) and removes the image, and prints the containers' logs on failure.
+func TestComposeGrid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Docker image and runs a six-container grid: skipped in -short mode")
+	}
+	compose := findCompose(t) // skips without Docker or compose
+	bin := govgridBinary(t)
+	started := time.Now()
+
+	suffix := randomHex(t, 4)
+	image := "govgrid:composetest-" + suffix
+	buildImage(t, bin, image)
+	t.Logf("built image %s in %s", image, time.Since(started).Round(time.Millisecond))
+
+	file, err := filepath.Abs("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	project := "govgrid-test-" + suffix
+	env := []string{"GOVGRID_IMAGE=" + image, "GOVGRID_GRID=composetest-" + suffix}
+	for _, n := range composeNodes {
+		env = append(env, n.env+"=") // empty: Docker picks a free host port
+	}
+	run := func(ctx context.Context, netPrefix string, args ...string) ([]byte, error) {
+		full := append(append(append([]string{}, compose[1:]...), "-p", project, "-f", file), args...)
+		cmd := exec.CommandContext(ctx, compose[0], full...)
+		cmd.Env = cleanEnv(append(env, "GOVGRID_NET="+netPrefix)...)
+		return cmd.CombinedOutput()
+	}
+
+	// A /24 of its own in 172.28.0.0/16; another one if that overlaps an existing network.
+	var netPrefix string
+	upStart := time.Now()
+	for attempt := 1; ; attempt++ {
+		netPrefix = fmt.Sprintf("172.28.%d", 1+randomInt(t, 254))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := run(ctx, netPrefix, "up", "-d")
+		cancel()
+		if err == nil {
+			break
+		}
+		// Clean up whatever half-started before trying another subnet, or failing.
+		downCtx, downCancel := context.WithTimeout(context.Background(), time.Minute)
+		_, _ = run(downCtx, netPrefix, "down", "-v", "--remove-orphans", "-t", "5")
+		downCancel()
+		if attempt < 4 && strings.Contains(strings.ToLower(string(out)), "overlap") {
+			t.Logf("subnet %s.0/24 is taken, trying another: %s", netPrefix, lastLine(out))
+			continue
+		}
+		t.Fatalf("%s up -d: %v\n%s", strings.Join(compose, " "), err, out)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if t.Failed() {
+			out, _ := run(ctx, netPrefix, "logs", "--no-color", "--timestamps")
+			t.Logf("logs of project %s:\n%s", project, out)
+		}
+		if out, err := run(ctx, netPrefix, "down", "-v", "--remove-orphans", "-t", "10"); err != nil {
+			t.Errorf("%s down -v: %v\n%s", strings.Join(compose, " "), err, out)
+		}
+	})
+	upDone := time.Now()
+	t.Logf("project %s up on %s.0/24 in %s", project, netPrefix, upDone.Sub(upStart).Round(time.Millisecond))
+
+	// The host ports Docker picked.
+	base := map[string]string{}
+	for _, n := range composeNodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := run(ctx, netPrefix, "port", n.service, "8080")
+		cancel()
+		addr := lastLine(out)
+		if _, _, splitErr := net.SplitHostPort(addr); err != nil || splitErr != nil {
+			t.Fatalf("port %s 8080: %v %q", n.service, err, out)
+		}
+		base[n.service] = "http://" + addr
+	}
+
+	deadline := upDone.Add(composeReadyDeadline)
+	for _, n := range composeNodes {
+		status, body := 0, []byte(nil)
+		for time.Now().Before(deadline) {
+			if status, body = httpGet(base[n.service] + "/v1/health"); status == http.StatusOK {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if status != http.StatusOK {
+			t.Fatalf("%s: GET /v1/health = %d %s after %s", n.service, status, body, composeReadyDeadline)
+		}
+	}
+	t.Logf("all %d nodes healthy %s after `up -d` returned", len(composeNodes), time.Since(upDone).Round(time.Millisecond))
+
+	// Gossip may still be spreading the last members: poll the district's view of the tree.
+	var problem string
+	var body []byte
+	for time.Now().Before(deadline) {
+		var status int
+		status, body = httpGet(base["cd-1"] + "/v1/sites")
+		if problem = checkComposeTree(status, body); problem == "" {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if problem != "" {
+		t.Fatalf("district's GET /v1/sites: %s\n%s", problem, body)
+	}
+	t.Logf("the district lists all four sites, every node alive; %s in all", time.Since(started).Round(time.Millisecond))
+}
+
+// checkComposeTree says what is wrong with the district's GET /v1/sites, or "" if every site
+// of the compose grid is there with its tier, its parent and its nodes alive.
+func checkComposeTree(status int, body []byte) string {
+	if status != http.StatusOK {
+		return fmt.Sprintf("status %d", status)
+	}
+	var tree sitesResponse
+	if err := json.Unmarshal(body, &tree); err != nil {
+		return err.Error()
+	}
+	for _, n := range composeNodes {
+		s, ok := tree.find(n.site)
+		switch {
+		case !ok:
+			return fmt.Sprintf("site %s missing", n.site)
+		case s.Tier != n.tier || s.Parent != n.parent:
+			return fmt.Sprintf("site %s: tier %q parent %q, want %q %q", n.site, s.Tier, s.Parent, n.tier, n.parent)
+		}
+		alive := false
+		for _, sn := range s.Nodes {
+			alive = alive || sn.Name == n.service && sn.Status == "alive"
+		}
+		if !alive {
+			return fmt.Sprintf("site %s: node %s missing or not alive", n.site, n.service)
+		}
+	}
+	return ""
+}
+
+// findCompose returns the command that runs Compose ("docker compose" or "docker-compose"),
+// or skips t when Docker or Compose is not usable here.
+func findCompose(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker is not installed: skipping the compose grid test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("docker info failed (no Docker engine reachable): skipping the compose grid test: %v %s", err, lastLine(out))
+	}
+	for _, c := range [][]string{{"docker", "compose"}, {"docker-compose"}} {
+		if _, err := exec.LookPath(c[0]); err != nil {
+			continue
+		}
+		if err := exec.CommandContext(ctx, c[0], append(c[1:], "version")...).Run(); err == nil {
+			return c
+		}
+	}
+	t.Skip("neither `docker compose` nor `docker-compose` works: skipping the compose grid test")
+	return nil
+}
+
+// buildImage builds deploy/Dockerfile into image from a small context of its own (the binary
+// at bin/govgrid and deploy/rootfs, as `make image` sees them from the repository root), and
+// removes the image when t ends.
+func buildImage(t *testing.T, bin, image string) {
+	t.Helper()
+	ctxDir := t.TempDir()
+	copyFile(t, bin, filepath.Join(ctxDir, "bin", "govgrid"), 0o755)
+	for _, f := range []string{"Dockerfile", "Dockerfile.dockerignore"} {
+		copyFile(t, f, filepath.Join(ctxDir, "deploy", f), 0o644)
+	}
+	err := filepath.WalkDir("rootfs", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		copyFile(t, path, filepath.Join(ctxDir, "deploy", path), 0o644)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "build", "-f", filepath.Join(ctxDir, "deploy", "Dockerfile"), "-t", image, ctxDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "docker", "image", "rm", "-f", image).CombinedOutput(); err != nil {
+			t.Logf("docker image rm %s: %v %s", image, err, out)
+		}
+	})
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func randomInt(t *testing.T, n int64) int64 {
+	v, err := rand.Int(rand.Reader, big.NewInt(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Int64()
+}
+
+// lastLine is the last non-empty line of out, trimmed.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

@@ -1,0 +1,246 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// exampleConfigs are the example config files, one per tier.
+var exampleConfigs = []struct{ file, tier string }{
+	{"config/district.yaml", "district"},
+	{"config/township.yaml", "township"},
+	{"config/community.yaml", "community"},
+}
+
+// agentFlagNames returns the flag names `govgrid agent --help` lists, without help.
+func agentFlagNames(t *testing.T, bin string) []string {
+	t.Helper()
+	cmd := exec.Command(bin, "agent", "--help")
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("govgrid agent --help: %v\n%s", err, out)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+		if m[1] != "help" {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) < 10 {
+		t.Fatalf("govgrid agent --help lists only %v:\n%s", names, out)
+	}
+	return names
+}
+
+// TestExampleConfigs: each example config uses only settings the agent has, shows every
+// setting (set or commented out), and is accepted by the real binary, which serves the site
+// it describes. The addresses, data dir and join list are overridden by flags, which outrank
+// the file, so that the node runs alone on 127.0.0.1.
+func TestExampleConfigs(t *testing.T) {
+	bin := govgridBinary(t)
+	flags := agentFlagNames(t, bin)
+	for _, ex := range exampleConfigs {
+		t.Run(ex.tier, func(t *testing.T) {
+			t.Parallel()
+			path, err := filepath.Abs(ex.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := viper.New()
+			v.SetConfigFile(path)
+			v.SetConfigType("yaml")
+			if err := v.ReadInConfig(); err != nil {
+				t.Fatalf("%s is not valid YAML: %v", ex.file, err)
+			}
+			for _, k := range v.AllKeys() {
+				if !slices.Contains(flags, k) {
+					t.Errorf("%s: %q is not a flag of govgrid agent (flags: %v)", ex.file, k, flags)
+				}
+			}
+			for _, f := range flags {
+				if f == "config" {
+					continue
+				}
+				if !regexp.MustCompile(`(?m)^(# ?)?` + regexp.QuoteMeta(f) + `:`).Match(text) {
+					t.Errorf("%s does not show the setting %q (set it, or show it commented out)", ex.file, f)
+				}
+			}
+			if got := v.GetString("tier"); got != ex.tier {
+				t.Fatalf("%s: tier %q, want %q", ex.file, got, ex.tier)
+			}
+			if t.Failed() {
+				return
+			}
+			runExample(t, bin, path, v.GetString("node"), v.GetString("site"), ex.tier, v.GetString("parent"))
+		})
+	}
+}
+
+// runExample starts `govgrid agent --config path` with local overrides, waits for it to serve
+// its site, checks GET /v1/sites, and stops it with SIGTERM.
+func runExample(t *testing.T, bin, path, node, site, tier, parent string) {
+	t.Helper()
+	var stderr lockedBuffer
+	cmd := exec.Command(bin, "agent", "--config", path, "--data-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
+		"--join", "", "--bootstrap-expect", "1")
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("agent output:\n%s", stderr.String())
+		}
+	}()
+
+	// The agent logs its resolved addresses (ports chosen by the OS) once it listens.
+	var httpAddr string
+	deadline := time.Now().Add(20 * time.Second)
+	for httpAddr == "" {
+		select {
+		case err := <-done:
+			stopped = true
+			t.Fatalf("govgrid agent --config %s exited: %v", path, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no \"node started\" line within 20s")
+		}
+		httpAddr = startedHTTPAddr(stderr.String())
+	}
+	base := "http://" + httpAddr
+	var status int
+	for time.Now().Before(deadline) {
+		if status, _ = httpGet(base + "/v1/health"); status == http.StatusOK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != http.StatusOK {
+		t.Fatalf("GET /v1/health: %d after 20s", status)
+	}
+	_, body := httpGet(base + "/v1/sites")
+	var tree sitesResponse
+	if err := json.Unmarshal(body, &tree); err != nil {
+		t.Fatalf("GET /v1/sites: %v: %s", err, body)
+	}
+	s, ok := tree.find(site)
+	if !ok || s.Tier != tier || s.Parent != parent || !slices.ContainsFunc(s.Nodes, func(n siteNode) bool { return n.Name == node }) {
+		t.Fatalf("GET /v1/sites = %s; want site %q (tier %q, parent %q) with node %q", body, site, tier, parent, node)
+	}
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v", err)
+		}
+		t.Logf("%s: served site %s (%s) on %s; stopped %s after SIGTERM", filepath.Base(path), site, tier, httpAddr, time.Since(start).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30s after SIGTERM")
+	}
+}
+
+// startedHTTPAddr finds the HTTP address in the agent's JSON "node started" log line.
+func startedHTTPAddr(log string) string {
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct{ Msg, HTTP string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "node started" {
+			return line.HTTP
+		}
+	}
+	return ""
+}
+
+// sitesResponse is the part of GET /v1/sites the tests read.
+type sitesResponse struct {
+	Sites []siteView `json:"sites"`
+}
+
+type siteView struct {
+	Site   string     `json:"site"`
+	Tier   string     `json:"tier"`
+	Parent string     `json:"parent"`
+	Nodes  []siteNode `json:"nodes"`
+}
+
+type siteNode struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+func (r sitesResponse) find(site string) (siteView, bool) {
+	for _, s := range r.Sites {
+		if s.Site == site {
+			return s, true
+		}
+	}
+	return siteView{}, false
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// httpGet returns the status and body of GET url; status 0 if the request failed.
+func httpGet(url string) (int, []byte) {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes()
+}
+
+// lockedBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
