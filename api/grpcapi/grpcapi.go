@@ -79,6 +79,12 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 		Limit:     int(req.GetPageSize()),
 		PageToken: req.GetPageToken(),
 	}
+	if f.Kind != "" && !f.Kind.Valid() {
+		return nil, status.Error(codes.InvalidArgument, "kind: must be application or grievance")
+	}
+	if req.GetPageSize() < 0 || req.GetPageSize() > replication.MaxPageSize {
+		return nil, status.Errorf(codes.InvalidArgument, "page_size: must be 0 to %d", replication.MaxPageSize)
+	}
 	if req.GetFrom() != 0 {
 		f.From = time.Unix(0, req.GetFrom())
 	}
@@ -91,7 +97,11 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 	}
 	out := &pb.ListCasesResponse{NextPageToken: page.NextPageToken}
 	for _, c := range page.Cases {
-		out.Cases = append(out.Cases, CaseToProto(c))
+		// Like the HTTP listing: identity numbers masked, history only in GetCase.
+		pc := CaseToProto(c)
+		pc.Applicant.IdNumber = casework.MaskIDNumber(pc.Applicant.IdNumber)
+		pc.History = nil
+		out.Cases = append(out.Cases, pc)
 	}
 	return out, nil
 }

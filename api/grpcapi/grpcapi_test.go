@@ -400,3 +400,27 @@ func TestRegisterSitesPassesRecordsAndRefusals(t *testing.T) {
 		t.Fatalf("refusal = %v, want InvalidArgument", err)
 	}
 }
+
+func TestListCasesMasksIdentityNumbersAndRefusesBadFilters(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.client.SubmitCase(context.Background(), validRequest()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.client.ListCases(context.Background(), &pb.ListCasesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetCases()) == 0 {
+		t.Fatal("the listing is empty")
+	}
+	for _, c := range resp.GetCases() {
+		if id := c.GetApplicant().GetIdNumber(); !strings.Contains(id, "*") || len(c.GetHistory()) != 0 {
+			t.Fatalf("listing shows id %q and %d events", id, len(c.GetHistory()))
+		}
+	}
+	for _, req := range []*pb.ListCasesRequest{{Kind: "petition"}, {PageSize: -1}, {PageSize: 100000}} {
+		if _, err := e.client.ListCases(context.Background(), req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%v: err = %v, want InvalidArgument", req, err)
+		}
+	}
+}
