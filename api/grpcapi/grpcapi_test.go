@@ -403,9 +403,11 @@ func TestRegisterSitesPassesRecordsAndRefusals(t *testing.T) {
 
 func TestListCasesMasksIdentityNumbersAndRefusesBadFilters(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.client.SubmitCase(context.Background(), validRequest()); err != nil {
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{Number: "cd-20261125-000001", Site: "cd", At: time.Now()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.cases.page = &replication.Page{Cases: []*casework.Case{c}}
 	resp, err := e.client.ListCases(context.Background(), &pb.ListCasesRequest{})
 	if err != nil {
 		t.Fatal(err)
