@@ -51,12 +51,18 @@ type forwarder struct {
 	peers  *peers
 }
 
-func (f *forwarder) Forward(ctx context.Context, leader raft.ServerID, cmd []byte) ([]byte, error) {
-	m, ok := f.gossip.member(string(leader))
-	if !ok || m.Status == "dead" || m.Status == "left" {
-		return nil, fmt.Errorf("%w: leader %s is not reachable through gossip", replication.ErrNoLeader, leader)
+// dialMember returns the shared connection to a member's gRPC address, or ErrNoLeader (retry
+// later) when gossip does not show it alive.
+func dialMember(g *gossip, p *peers, name string) (*grpc.ClientConn, error) {
+	m, ok := g.member(name)
+	if !ok || m.Status != "alive" {
+		return nil, fmt.Errorf("%w: %s is not reachable through gossip", replication.ErrNoLeader, name)
 	}
-	conn, err := f.peers.conn(m.Meta.GRPC)
+	return p.conn(m.Meta.GRPC)
+}
+
+func (f *forwarder) Forward(ctx context.Context, leader raft.ServerID, cmd []byte) ([]byte, error) {
+	conn, err := dialMember(f.gossip, f.peers, string(leader))
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -56,7 +57,7 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	mc.Label = cfg.GridName
 	mc.SecretKey = cfg.GossipKey
 	mc.Logger = log.New(io.Discard, "", 0)
-	if logger.Enabled(nil, slog.LevelDebug) {
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
 	}
 	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
@@ -99,12 +100,10 @@ func (g *gossip) members() []Member {
 }
 
 func (g *gossip) member(name string) (Member, bool) {
-	for _, m := range g.members() {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	return Member{}, false
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.nodes[name]
+	return m, ok
 }
 
 func (g *gossip) signal() {

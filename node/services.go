@@ -31,12 +31,8 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 		return c, err
 	}
 	leader, _ := s.n.store.Leader()
-	m, ok := s.n.gossip.member(string(leader))
-	if leader == "" || !ok {
-		return nil, err
-	}
-	conn, cerr := s.n.peers.conn(m.Meta.GRPC)
-	if cerr != nil {
+	conn, cerr := dialMember(s.n.gossip, s.n.peers, string(leader))
+	if leader == "" || cerr != nil {
 		return nil, err
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, localOnlyKey, "1")
