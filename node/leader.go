@@ -134,6 +134,7 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 			return
 		case <-tick.C:
 		case <-n.gossip.changed:
+		case <-n.registryChanged:
 		}
 	}
 }

@@ -43,6 +43,10 @@ type Node struct {
 	grpcSrv        *grpc.Server
 	healthSrv      *health.Server
 
+	// registryChanged wakes the leader loop when the site registry changed, so that a child's
+	// registration goes up at once instead of adding a tick per tier.
+	registryChanged chan struct{}
+
 	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
 	quiet bool
 
@@ -64,7 +68,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+		registryChanged: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -91,6 +96,12 @@ func (n *Node) start() error {
 	rc := replication.DefaultConfig()
 	rc.NodeID, rc.Site, rc.DataDir = cfg.Name, cfg.Site, cfg.DataDir
 	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
+	rc.OnSitesChanged = func() {
+		select {
+		case n.registryChanged <- struct{}{}:
+		default:
+		}
+	}
 	if s := cfg.RaftTimeScale; s > 0 && s != 1 {
 		rc.HeartbeatTimeout = time.Duration(float64(rc.HeartbeatTimeout) * s)
 		rc.ElectionTimeout = time.Duration(float64(rc.ElectionTimeout) * s)

@@ -31,6 +31,10 @@ type fsm struct {
 	db *badger.DB
 
 	applied atomic.Uint64 // last applied index, mirrored from the DB for cheap reads
+
+	// onSitesChanged, if set, is called after a batch that changed the site registry.
+	onSitesChanged func()
+	sitesChanged   bool // set during a batch; only the FSM goroutine touches it
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -117,6 +121,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.commit(txn, last)
 	f.metrics.observeApply(len(logs), time.Since(start))
+	if f.sitesChanged {
+		f.sitesChanged = false
+		if f.onSitesChanged != nil {
+			f.onSitesChanged()
+		}
+	}
 	return out
 }
 

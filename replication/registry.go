@@ -55,6 +55,7 @@ func (f *fsm) applyRegister(txn *badger.Txn, c *registerCommand, at time.Time) (
 		if err := txn.Set(siteKey(rec.Code), b); err != nil {
 			return nil, err
 		}
+		f.sitesChanged = true
 	}
 	return &result{}, nil
 }

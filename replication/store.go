@@ -37,6 +37,9 @@ type Config struct {
 	// Forwarder sends writes to the site leader when this node is a follower.
 	Forwarder Forwarder
 	Logger    *slog.Logger
+	// OnSitesChanged, if set, is called (on the FSM goroutine: it must not block) after the
+	// site registry changed.
+	OnSitesChanged func()
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
 
@@ -153,6 +156,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), cfg.Location, logger, s.metrics); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
+	s.fsm.onSitesChanged = cfg.OnSitesChanged
 	if s.logStore, err = raftbadger.New(raftbadger.DefaultConfig(filepath.Join(cfg.DataDir, "raft"))); err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}

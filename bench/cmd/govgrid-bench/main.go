@@ -13,6 +13,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/govgrid/govgrid/bench/joinbench"
 	"os"
 	"os/signal"
 	"slices"
@@ -40,6 +41,8 @@ type options struct {
 	memoryCases int
 	jsonPath    string
 	keepData    bool
+	joinPools   []int
+	joinSamples int
 }
 
 var knownSystems = []string{"govgrid", "etcd", "postgres"}
@@ -55,6 +58,12 @@ func main() {
 
 	rep := run(ctx, opts)
 	printReport(os.Stdout, rep)
+	if len(rep.Join) > 0 {
+		joinbench.Print(os.Stdout, rep.Join)
+	}
+	if rep.JoinError != "" {
+		fmt.Println("\njoin benchmark failed:", rep.JoinError)
+	}
 	if opts.jsonPath != "" {
 		if err := writeJSON(opts.jsonPath, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
@@ -82,6 +91,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.memoryCases, "memory-cases", 100000, "cases to load for the memory measurement")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&o.keepData, "keep-data", false, "keep the servers' data directories and logs")
+	joinPools := fs.String("join-pools", "50,200", "pool sizes for the join benchmark (in-process nodes); empty skips it")
+	fs.IntVar(&o.joinSamples, "join-samples", 10, "new communities started per pool size")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -89,6 +100,11 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
+	if strings.TrimSpace(*joinPools) != "" {
+		if o.joinPools, err = intList(*joinPools); err != nil {
+			return o, fmt.Errorf("--join-pools: %w", err)
+		}
+	}
 	if o.concurrency, err = intList(*conc); err != nil {
 		return o, fmt.Errorf("--concurrency: %w", err)
 	}
@@ -167,6 +183,25 @@ func run(ctx context.Context, o options) *report {
 		rep.MemorySkipped = "interrupted"
 	default:
 		rep.Memory = measureMemory(ctx, o)
+	}
+	for _, pool := range o.joinPools {
+		if ctx.Err() != nil {
+			break
+		}
+		logf("join: building a pool of %d in-process nodes", pool)
+		dir, err := os.MkdirTemp(o.workDir, "govgrid-join-")
+		if err != nil {
+			rep.JoinError = err.Error()
+			break
+		}
+		res, err := joinbench.Run(joinbench.Config{Pool: pool, Samples: o.joinSamples, Profile: "lan", Dir: dir, Progress: os.Stderr})
+		os.RemoveAll(dir)
+		if err != nil {
+			rep.JoinError = err.Error()
+			logf("join: %v", err)
+			break
+		}
+		rep.Join = append(rep.Join, res)
 	}
 	return rep
 }

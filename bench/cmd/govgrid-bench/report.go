@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/govgrid/govgrid/bench/joinbench"
 	"io"
 	"maps"
 	"os"
@@ -29,6 +30,9 @@ type report struct {
 	Memory   *memoryResult `json:"memory,omitempty"`
 	// MemorySkipped says why Memory is absent, if it is.
 	MemorySkipped string `json:"memory_skipped,omitempty"`
+	// Join is the join-to-listed benchmark, one result per pool size.
+	Join      []joinbench.Result `json:"join,omitempty"`
+	JoinError string             `json:"join_error,omitempty"`
 }
 
 // cell is one system × nodes × concurrency measurement.
