@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/govgrid/govgrid/netfault"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -40,12 +41,17 @@ type Config struct {
 	GossipProfile string
 	// ReapAfter is how long a node of this site must stay failed before the leader removes it.
 	ReapAfter time.Duration
+	// ReconnectInterval is how often members seen dead are tried again (see reconnect.go).
+	ReconnectInterval time.Duration
 	// Location is the grid's time zone (case numbers take their day from it).
 	Location *time.Location
 	Logger   *slog.Logger
 	Version  string
 	// Pprof serves Go's profiler on the HTTP address under /debug/pprof/.
 	Pprof bool
+	// Links, if set, decides which peer addresses this node may reach (tests that cut links
+	// between in-process nodes: Raft, gossip and gRPC all go through it). nil allows all.
+	Links netfault.Allow
 	// RaftTimeScale shortens Raft's timeouts (tests use 0.2); 0 means 1.
 	RaftTimeScale float64
 }
@@ -57,18 +63,19 @@ func DefaultConfig() Config {
 		loc = time.FixedZone("CST", 8*3600)
 	}
 	return Config{
-		DataDir:         "data",
-		HTTPAddr:        "127.0.0.1:8080",
-		GRPCAddr:        "127.0.0.1:9090",
-		RaftAddr:        "127.0.0.1:7000",
-		GossipAddr:      "127.0.0.1:7946",
-		BootstrapExpect: 1,
-		GridName:        "govgrid",
-		GossipProfile:   "lan",
-		ReapAfter:       72 * time.Hour,
-		Location:        loc,
-		Logger:          slog.Default(),
-		Version:         "dev",
+		DataDir:           "data",
+		HTTPAddr:          "127.0.0.1:8080",
+		GRPCAddr:          "127.0.0.1:9090",
+		RaftAddr:          "127.0.0.1:7000",
+		GossipAddr:        "127.0.0.1:7946",
+		BootstrapExpect:   1,
+		GridName:          "govgrid",
+		GossipProfile:     "lan",
+		ReapAfter:         72 * time.Hour,
+		ReconnectInterval: 30 * time.Second,
+		Location:          loc,
+		Logger:            slog.Default(),
+		Version:           "dev",
 	}
 }
 
@@ -127,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReapAfter <= 0 {
 		return errors.New("reap time must be positive")
+	}
+	if c.ReconnectInterval <= 0 {
+		return errors.New("reconnect interval must be positive")
 	}
 	if c.Location == nil || c.Logger == nil {
 		return errors.New("location and logger are required")

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/govgrid/govgrid/netfault"
 	"sync"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
@@ -16,11 +17,15 @@ import (
 
 // peers keeps one gRPC connection per peer address, shared by every call to that peer.
 type peers struct {
+	links netfault.Allow // nil in production
+
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // guarded by mu
 }
 
-func newPeers() *peers { return &peers{conns: map[string]*grpc.ClientConn{}} }
+func newPeers(links netfault.Allow) *peers {
+	return &peers{links: links, conns: map[string]*grpc.ClientConn{}}
+}
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
@@ -28,7 +33,11 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if p.links != nil {
+		opts = append(opts, grpc.WithContextDialer(p.links.Dial))
+	}
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -42,13 +42,19 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, portText, _ := net.SplitHostPort(cfg.GossipAddr)
-	port, _ := strconv.Atoi(portText)
+	host, port := gossipPort(cfg.GossipAddr)
 	var mc *memberlist.Config
 	if cfg.GossipProfile == "wan" {
 		mc = memberlist.DefaultWANConfig()
 	} else {
 		mc = memberlist.DefaultLANConfig()
+	}
+	if cfg.Links != nil {
+		t, bound, err := newFaultTransport(host, port, cfg.Links)
+		if err != nil {
+			return nil, fmt.Errorf("gossip on %s: %w", cfg.GossipAddr, err)
+		}
+		mc.Transport, port = t, bound
 	}
 	mc.Name = cfg.Name
 	mc.BindAddr = host

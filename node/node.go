@@ -68,7 +68,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
@@ -96,6 +96,7 @@ func (n *Node) start() error {
 	rc := replication.DefaultConfig()
 	rc.NodeID, rc.Site, rc.DataDir = cfg.Name, cfg.Site, cfg.DataDir
 	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
+	rc.Links = cfg.Links
 	rc.OnSitesChanged = func() {
 		select {
 		case n.registryChanged <- struct{}{}:
@@ -129,6 +130,7 @@ func (n *Node) start() error {
 		}
 	}
 	n.goRun(n.persistPeers)
+	n.goRun(n.reconnect)
 	if err := n.checkPlacement(); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/netfault"
 	"github.com/govgrid/govgrid/replication/raftbadger"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,8 @@ type Config struct {
 	// OnSitesChanged, if set, is called (on the FSM goroutine: it must not block) after the
 	// site registry changed.
 	OnSitesChanged func()
+	// Links, if set, decides which peers Raft may reach (tests that cut links); nil allows all.
+	Links netfault.Allow
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
 
@@ -224,6 +227,9 @@ func (s *Store) catchUpFromSnapshot() error {
 }
 
 func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error) {
+	if cfg.Links != nil {
+		return newFaultTransport(cfg, hcl)
+	}
 	// Without an advertise address the transport advertises what it bound (port 0 resolved),
 	// and refuses an unspecified IP such as 0.0.0.0.
 	var adv net.Addr

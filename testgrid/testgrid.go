@@ -1,6 +1,7 @@
 // Package testgrid runs a grid of govgrid nodes inside one test process: real Raft, gossip, gRPC
 // and HTTP on loopback with ports chosen by the OS, each node with its own data directory. It
-// is how cluster behaviour is tested without processes or containers.
+// is how cluster behaviour is tested without processes or containers. Partition, Isolate and
+// Heal cut and restore links between nodes (Raft, gossip and gRPC alike).
 //
 //	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: "district", Nodes: 3}}})
 //	leader := g.WaitLeader("cd")
@@ -51,7 +52,8 @@ type Grid struct {
 	t    testing.TB
 	spec Spec
 
-	base string // parent of every node's data directory
+	base  string // parent of every node's data directory
+	links *links
 
 	mu    sync.Mutex
 	nodes map[string]*member // guarded by mu
@@ -71,7 +73,7 @@ func New(t testing.TB, spec Spec) *Grid {
 	}
 	// The base directory is made before Close is registered: cleanups run last-in first-out,
 	// so the nodes stop before their data directories are removed.
-	g := &Grid{t: t, spec: spec, nodes: map[string]*member{}, base: t.TempDir()}
+	g := &Grid{t: t, spec: spec, nodes: map[string]*member{}, base: t.TempDir(), links: newLinks()}
 	t.Cleanup(g.Close)
 	for _, s := range spec.Sites {
 		for i := 1; i <= s.Nodes; i++ {
@@ -101,6 +103,8 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	cfg.GridName = g.spec.GridName
 	cfg.RaftTimeScale = 0.3
 	cfg.Logger = testLogger(g.t, name)
+	cfg.Links = g.links.allowFor(name)
+	cfg.ReconnectInterval = time.Second
 	if first := g.firstAlive(); first != nil {
 		cfg.Join = []string{first.Addrs().Gossip}
 	}
@@ -125,6 +129,7 @@ func (g *Grid) StartConfig(cfg node.Config) *node.Node {
 	}
 	// Pin the ports the OS chose, so that a restart comes back at the same addresses.
 	a := n.Addrs()
+	g.links.register(cfg.Name, a.GRPC, a.Raft, a.Gossip)
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = a.HTTP, a.GRPC, a.Raft, a.Gossip
 	g.mu.Lock()
 	if _, ok := g.nodes[cfg.Name]; !ok {

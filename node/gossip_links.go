@@ -1,0 +1,85 @@
+package node
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/govgrid/govgrid/netfault"
+	"github.com/hashicorp/memberlist"
+)
+
+// faultTransport is memberlist's network transport with packets and streams to or from a cut
+// peer dropped, for tests that partition in-process nodes. UDP packets carry their sender's
+// gossip address, so both directions are filtered; streams are cut at the dialling end.
+type faultTransport struct {
+	*memberlist.NetTransport
+	allow   netfault.Allow
+	packets chan *memberlist.Packet
+	stop    chan struct{}
+	once    sync.Once
+}
+
+func newFaultTransport(host string, port int, allow netfault.Allow) (*faultTransport, int, error) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port})
+	if err != nil {
+		return nil, 0, err
+	}
+	t := &faultTransport{NetTransport: nt, allow: allow, packets: make(chan *memberlist.Packet), stop: make(chan struct{})}
+	go t.filterPackets()
+	return t, nt.GetAutoBindPort(), nil
+}
+
+func (t *faultTransport) filterPackets() {
+	for {
+		select {
+		case <-t.stop:
+			return
+		case p := <-t.NetTransport.PacketCh():
+			if !t.allow(p.From.String()) {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.stop:
+				return
+			}
+		}
+	}
+}
+
+func (t *faultTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if !t.allow(addr) {
+		return time.Now(), nil // lost on the wire
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.allow.DialTimeout(addr, timeout)
+}
+
+// WriteToAddress and DialAddressTimeout override the embedded NetTransport's: memberlist uses
+// these node-aware forms when the transport has them, bypassing WriteTo and DialTimeout.
+func (t *faultTransport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
+	return t.WriteTo(b, addr.Addr)
+}
+
+func (t *faultTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(addr.Addr, timeout)
+}
+
+func (t *faultTransport) Shutdown() error {
+	t.once.Do(func() { close(t.stop) })
+	return t.NetTransport.Shutdown()
+}
+
+// gossipPort parses the port of a host:port the config already validated.
+func gossipPort(addr string) (string, int) {
+	host, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	return host, port
+}
