@@ -41,6 +41,9 @@ type Config struct {
 	GossipProfile string
 	// ReapAfter is how long a node of this site must stay failed before the leader removes it.
 	ReapAfter time.Duration
+	// DeadNodeReclaim is how long a dead member's name stays bound to its old address: after
+	// it, a node of the same name at a new address (a renumbered machine) may rejoin.
+	DeadNodeReclaim time.Duration
 	// ReconnectInterval is how often members seen dead are tried again (see reconnect.go).
 	ReconnectInterval time.Duration
 	// Location is the grid's time zone (case numbers take their day from it).
@@ -73,6 +76,7 @@ func DefaultConfig() Config {
 		GossipProfile:     "lan",
 		ReapAfter:         72 * time.Hour,
 		ReconnectInterval: 30 * time.Second,
+		DeadNodeReclaim:   30 * time.Second,
 		Location:          loc,
 		Logger:            slog.Default(),
 		Version:           "dev",
@@ -134,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReapAfter <= 0 {
 		return errors.New("reap time must be positive")
+	}
+	if c.DeadNodeReclaim <= 0 {
+		return errors.New("dead-node reclaim time must be positive")
 	}
 	if c.ReconnectInterval <= 0 {
 		return errors.New("reconnect interval must be positive")

@@ -57,6 +57,8 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 		mc.Transport, port = t, bound
 	}
 	mc.Name = cfg.Name
+	// memberlist's default (0) never lets a name move to another address; Consul uses 30 s.
+	mc.DeadNodeReclaimTime = cfg.DeadNodeReclaim
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertisePort = port

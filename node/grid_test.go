@@ -163,3 +163,95 @@ func TestMetaAtItsSizeLimit(t *testing.T) {
 		t.Fatal("meta over 512 bytes was accepted")
 	}
 }
+
+func TestGridsWithDifferentKeysNeverMerge(t *testing.T) {
+	keyA := []byte("0123456789abcdef0123456789abcdef")
+	keyB := []byte("fedcba9876543210fedcba9876543210")
+	a := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 1}},
+		Configure: func(c *node.Config) { c.GossipKey = keyA }})
+	cfg := a.Config(testgrid.Site{Code: "cd-x", Tier: tier.Township, Parent: "cd", Nodes: 1}, "cd-x-1")
+	cfg.GossipKey = keyB // same grid name, wrong key
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("a node whose join fails keeps retrying; start failed: %v", err)
+	}
+	defer n.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := memberOf(a.Node("cd-1"), "cd-x-1"); ok {
+			t.Fatal("a node with another gossip key joined the grid")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// With the right key it joins.
+	good := a.Start(testgrid.Site{Code: "cd-y", Tier: tier.Township, Parent: "cd", Nodes: 1}, "cd-y-1")
+	a.Eventually(10*time.Second, func() error {
+		if _, ok := memberOf(a.Node("cd-1"), good.Name()); !ok {
+			return fmt.Errorf("%s with the right key is not a member", good.Name())
+		}
+		return nil
+	})
+}
+
+func TestFailedNodeIsReapedFromItsSite(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 3}},
+		Configure: func(c *node.Config) { c.ReapAfter = 2 * time.Second }})
+	leader := g.WaitLeader("cd")
+	var victim string
+	for _, n := range g.SiteNodes("cd") {
+		if n != leader {
+			victim = n.Name()
+		}
+	}
+	g.Kill(victim)
+	g.Eventually(45*time.Second, func() error {
+		servers, err := leader.Store().Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if string(s.ID) == victim {
+				return fmt.Errorf("%s is still a voter", victim)
+			}
+		}
+		return nil
+	})
+}
+
+func TestNodeBackAtNewAddressIsReAdded(t *testing.T) {
+	g := testgrid.New(t, district3)
+	leader := g.WaitLeader("cd")
+	var moved string
+	for _, n := range g.SiteNodes("cd") {
+		if n != leader {
+			moved = n.Name()
+		}
+	}
+	g.Kill(moved)
+	// A renumbered machine comes back after the grid has seen it fail; until then memberlist
+	// rightly refuses a second address for a live name.
+	g.Eventually(30*time.Second, func() error {
+		if m, _ := memberOf(leader, moved); m.Status != "dead" || time.Since(m.Since) < 2*time.Second {
+			return fmt.Errorf("%s is %s", moved, m.Status)
+		}
+		return nil
+	})
+	n := g.RestartAt(moved, "127.0.0.1:0") // same data, new Raft (and other) ports
+	g.Eventually(30*time.Second, func() error {
+		servers, err := leader.Store().Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if string(s.ID) == moved && string(s.Address) == n.Addrs().Raft {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not a voter at its new address %s: %v", moved, n.Addrs().Raft, servers)
+	})
+	c := submit(t, leader, 1)
+	g.Eventually(20*time.Second, func() error {
+		_, err := n.Store().GetCase(c.Number)
+		return err
+	})
+}

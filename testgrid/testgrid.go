@@ -105,6 +105,7 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	cfg.Logger = testLogger(g.t, name)
 	cfg.Links = g.links.allowFor(name)
 	cfg.ReconnectInterval = time.Second
+	cfg.DeadNodeReclaim = time.Second
 	if first := g.firstAlive(); first != nil {
 		cfg.Join = []string{first.Addrs().Gossip}
 	}
@@ -227,6 +228,13 @@ func (g *Grid) Kill(name string) {
 // Restart starts a killed node again with its data and addresses.
 func (g *Grid) Restart(name string) *node.Node {
 	g.t.Helper()
+	return g.RestartAt(name, "")
+}
+
+// RestartAt starts a killed node again with its data; when addr is not empty (e.g.
+// "127.0.0.1:0") every listen address moves there, as when a machine comes back renumbered.
+func (g *Grid) RestartAt(name, addr string) *node.Node {
+	g.t.Helper()
 	g.mu.Lock()
 	m := g.nodes[name]
 	g.mu.Unlock()
@@ -234,6 +242,9 @@ func (g *Grid) Restart(name string) *node.Node {
 		g.t.Fatalf("node %s is not killed", name)
 	}
 	cfg := m.cfg
+	if addr != "" {
+		cfg.HTTPAddr, cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = addr, addr, addr, addr
+	}
 	cfg.Join = nil
 	if first := g.firstAlive(); first != nil {
 		cfg.Join = []string{first.Addrs().Gossip}
