@@ -39,6 +39,8 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.String("gossip-profile", d.GossipProfile, "gossip timings: lan, or wan for slow links between sites")
 	fs.Duration("reap-after", d.ReapAfter, "how long a failed node of the site stays a member before the leader removes it")
+	fs.Duration("reconnect-interval", d.ReconnectInterval, "how often members seen dead are tried again (heals partitions)")
+	fs.Duration("dead-node-reclaim", d.DeadNodeReclaim, "how long a dead node's name stays bound to its old address")
 	fs.Bool("leave-on-terminate", false, "on SIGTERM, leave the site and the grid for good instead of just stopping")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
@@ -131,6 +133,12 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 	cfg.Version = version
 	cfg.Pprof = v.GetBool("pprof")
 	if cfg.ReapAfter, err = durationSetting(v, "reap-after"); err != nil {
+		return cfg, false, err
+	}
+	if cfg.ReconnectInterval, err = durationSetting(v, "reconnect-interval"); err != nil {
+		return cfg, false, err
+	}
+	if cfg.DeadNodeReclaim, err = durationSetting(v, "dead-node-reclaim"); err != nil {
 		return cfg, false, err
 	}
 	if key := v.GetString("gossip-key"); key != "" {
