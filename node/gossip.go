@@ -170,13 +170,9 @@ func (g *gossip) MergeRemoteState([]byte, bool)   {}
 func (g *gossip) NotifyJoin(n *memberlist.Node)   { g.record(n, "alive") }
 func (g *gossip) NotifyUpdate(n *memberlist.Node) { g.record(n, "alive") }
 
-func (g *gossip) NotifyLeave(n *memberlist.Node) {
-	status := "dead"
-	if n.State == memberlist.StateLeft {
-		status = "left"
-	}
-	g.record(n, status)
-}
+// NotifyLeave cannot tell left from dead: memberlist passes its node with a State that it never
+// updates (the real one sits beside it). Leaving is told by the Leaving flag in the metadata.
+func (g *gossip) NotifyLeave(n *memberlist.Node) { g.record(n, "dead") }
 
 func (g *gossip) record(n *memberlist.Node, status string) {
 	m, err := DecodeMeta(n.Meta)

@@ -307,19 +307,20 @@ func (n *Node) shutdown(leave bool) error {
 	return errors.Join(errs...)
 }
 
-// leaveSite drops this node from its site's Raft configuration: directly when it leads, else
-// by announcing through gossip that it is leaving and waiting (up to 10 s) for the leader to
-// remove it. A site's last node has nothing to leave.
+// leaveSite announces through gossip that this node is leaving for good (so the grid records it
+// as left, not dead), then drops it from its site's Raft configuration: directly when it leads,
+// else by waiting (up to 10 s) for the leader to remove it. A site's last node has no
+// configuration to leave.
 func (n *Node) leaveSite() error {
+	if err := n.gossip.announceLeaving(n.meta, 5*time.Second); err != nil {
+		return err
+	}
 	servers, err := n.store.Servers()
 	if err != nil || len(servers) <= 1 {
 		return err
 	}
 	if n.store.IsLeader() {
 		return n.store.RemoveServer(raftID(n.cfg.Name))
-	}
-	if err := n.gossip.announceLeaving(n.meta, 5*time.Second); err != nil {
-		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
