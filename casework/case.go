@@ -53,6 +53,8 @@ type Case struct {
 	OriginSite  string     `json:"origin_site"`
 	// DecideTier is the tier that must decide the case; empty means the site that accepted it.
 	DecideTier string `json:"decide_tier,omitempty"`
+	// Transit is set while the case is on its way to another site: it is locked meanwhile.
+	Transit *Transit `json:"transit,omitempty"`
 	// Version rises by one with every change, wherever the case is held.
 	Version uint64 `json:"version"`
 	// QueryCode is the citizen's 6-digit code. It is set only in the answer to a submission;

@@ -26,8 +26,11 @@ type Event struct {
 	Note       string    `json:"note,omitempty"`
 	FromStatus Status    `json:"from_status,omitempty"`
 	ToStatus   Status    `json:"to_status"`
-	PrevHash   string    `json:"prev_hash,omitempty"`
-	Hash       string    `json:"hash"`
+	// FromSite and ToSite are set on moves between sites.
+	FromSite string `json:"from_site,omitempty"`
+	ToSite   string `json:"to_site,omitempty"`
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash"`
 }
 
 // computeHash is SHA-256 over the event's fields and its predecessor's hash, each field
@@ -48,6 +51,12 @@ func (e *Event) computeHash() string {
 	field(e.Note)
 	field(string(e.FromStatus))
 	field(string(e.ToStatus))
+	if e.FromSite != "" || e.ToSite != "" {
+		// Only moves carry sites: events without them keep the hash they always had.
+		field("sites")
+		field(e.FromSite)
+		field(e.ToSite)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

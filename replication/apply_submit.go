@@ -51,8 +51,14 @@ func (f *fsm) applySubmit(txn *badger.Txn, c *submitCommand) (*result, error) {
 	if err != nil {
 		return &result{Err: refusal(err)}, nil
 	}
-	if err := putCase(txn, cs); err != nil {
+	relayed, err := f.relay(txn, cs, casework.MoveEscalate, c.Site, c.RelayTo, c.At)
+	if err != nil {
 		return nil, err
+	}
+	if !relayed {
+		if err := putCase(txn, cs); err != nil {
+			return nil, err
+		}
 	}
 	seqBytes := make([]byte, 4)
 	binary.BigEndian.PutUint32(seqBytes, seq)

@@ -21,17 +21,22 @@ const ignoreUnknownFlag commandType = 0x80
 const (
 	cmdSubmitCase    commandType = 1
 	cmdRegisterSites commandType = 2
+	cmdDepart        commandType = 3
+	cmdArrive        commandType = 4
+	cmdSettle        commandType = 5
+	cmdRetire        commandType = 6
 )
 
+var commandNames = map[commandType]string{
+	cmdSubmitCase: "submit-case", cmdRegisterSites: "register-sites", cmdDepart: "depart",
+	cmdArrive: "arrive", cmdSettle: "settle", cmdRetire: "retire",
+}
+
 func (t commandType) String() string {
-	switch t &^ ignoreUnknownFlag {
-	case cmdSubmitCase:
-		return "submit-case"
-	case cmdRegisterSites:
-		return "register-sites"
-	default:
-		return fmt.Sprintf("command(%d)", uint8(t))
+	if name, ok := commandNames[t&^ignoreUnknownFlag]; ok {
+		return name
 	}
+	return fmt.Sprintf("command(%d)", uint8(t))
 }
 
 // A command is framed as: the type byte, the command's time as big-endian Unix nanoseconds
@@ -70,15 +75,19 @@ func decodeCommand(b []byte) (commandType, time.Time, []byte, error) {
 // submitCommand opens a case. The node that took the request fills it (the query code itself
 // never enters the log, only its hash); the leader stamps the command's time.
 type submitCommand struct {
-	Submission    casework.Submission `json:"submission"`
-	Site          string              `json:"site"`
-	QueryCodeHash string              `json:"query_code_hash"`
-	At            time.Time           `json:"-"` // from the command header
+	Submission casework.Submission `json:"submission"`
+	Site       string              `json:"site"`
+	// RelayTo, if set, escalates the new case to that site in the same commit: its decide
+	// tier is above this site's. The proposing node decides it, so it is part of the log.
+	RelayTo       string    `json:"relay_to,omitempty"`
+	QueryCodeHash string    `json:"query_code_hash"`
+	At            time.Time `json:"-"` // from the command header
 }
 
 // result is what the FSM answers for one command, encoded so that it can cross a forwarding hop.
 type result struct {
-	Case      *casework.Case `json:"case,omitempty"`
-	Duplicate bool           `json:"duplicate,omitempty"`
-	Err       *Error         `json:"error,omitempty"`
+	Case      *casework.Case   `json:"case,omitempty"`
+	Duplicate bool             `json:"duplicate,omitempty"`
+	Arrivals  []ArrivalOutcome `json:"arrivals,omitempty"`
+	Err       *Error           `json:"error,omitempty"`
 }

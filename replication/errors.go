@@ -55,6 +55,10 @@ func refusal(err error) *Error {
 	if errors.As(err, &re) {
 		return re
 	}
+	var ce *casework.ConflictError
+	if errors.As(err, &ce) {
+		return &Error{Code: CodeConflict, Message: ce.Reason}
+	}
 	return &Error{Code: CodeInvalid, Message: err.Error()}
 }
 

@@ -35,6 +35,10 @@ type fsm struct {
 	// onSitesChanged, if set, is called after a batch that changed the site registry.
 	onSitesChanged func()
 	sitesChanged   bool // set during a batch; only the FSM goroutine touches it
+
+	// onOutboxChanged, if set, is called after a batch that added to or settled the outbox.
+	onOutboxChanged func()
+	outboxChanged   bool // like sitesChanged
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -127,6 +131,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			f.onSitesChanged()
 		}
 	}
+	if f.outboxChanged {
+		f.outboxChanged = false
+		if f.onOutboxChanged != nil {
+			f.onOutboxChanged()
+		}
+	}
 	return out
 }
 
@@ -164,10 +174,34 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 		return f.applySubmit(txn, &c)
 	case cmdRegisterSites:
 		var c registerCommand
-		if err := json.Unmarshal(body, &c); err != nil {
-			return &result{Err: refusal(fmt.Errorf("%w: %v", ErrCorruptCommand, err))}, nil
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
 		}
 		return f.applyRegister(txn, &c, at)
+	case cmdDepart:
+		var c departCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyDepart(txn, &c, at)
+	case cmdArrive:
+		var c arriveCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyArrive(txn, &c, at)
+	case cmdSettle:
+		var c settleCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applySettle(txn, &c, at)
+	case cmdRetire:
+		var c retireCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyRetire(txn, &c, at)
 	default:
 		if t&ignoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command from a newer version", "index", l.Index, "type", t)
@@ -232,6 +266,14 @@ func (f *fsm) view(fn func(txn *badger.Txn) error) error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.db.View(fn)
+}
+
+// decodeBody decodes a command's JSON payload; a failure is answered as a refusal.
+func decodeBody(body []byte, v any) *result {
+	if err := json.Unmarshal(body, v); err != nil {
+		return &result{Err: refusal(fmt.Errorf("%w: %v", ErrCorruptCommand, err))}
+	}
+	return nil
 }
 
 func sprintf(format string, args ...any) string {

@@ -10,6 +10,11 @@ import "encoding/binary"
 //	r/<request id>                     -> a case number: submissions already applied
 //	t/<created nanos BE><number>       -> "": every case by creation time
 //	s/<status>\x00<created nanos BE><number> -> "": cases by status and creation time
+//	g/<site code>                      -> SiteRecord, JSON: the site registry
+//	o/<target site>\x00<handoff id>    -> OutboxEntry, JSON: handoffs not yet settled
+//	p/<number>                         -> Stub, JSON: where a case this site handed on went
+//	h/<handoff id>                     -> handoffRecord, JSON: handoffs this site answered
+//	m/retired                          -> RetiredState, JSON: present while the site is retired
 var (
 	keyApplied     = []byte("m/applied")
 	prefixCase     = []byte("c/")
@@ -17,7 +22,19 @@ var (
 	prefixRequest  = []byte("r/")
 	prefixByTime   = []byte("t/")
 	prefixByStatus = []byte("s/")
+	prefixOutbox   = []byte("o/")
+	prefixStub     = []byte("p/")
+	prefixHandoff  = []byte("h/")
+	keyRetired     = []byte("m/retired")
 )
+
+func outboxPrefix(to string) []byte { return concat(prefixOutbox, []byte(to), []byte{0}) }
+
+func outboxKey(to, id string) []byte { return concat(outboxPrefix(to), []byte(id)) }
+
+func stubKey(number string) []byte { return concat(prefixStub, []byte(number)) }
+
+func handoffKey(id string) []byte { return concat(prefixHandoff, []byte(id)) }
 
 func caseKey(number string) []byte { return concat(prefixCase, []byte(number)) }
 

@@ -15,6 +15,9 @@ type metrics struct {
 	casesAccepted  prometheus.Counter
 	forwarded      prometheus.Counter
 	appliedIndex   prometheus.GaugeFunc
+	// handoffsApplied and handoffsRefused count arrivals this site took in or refused.
+	handoffsApplied prometheus.Counter
+	handoffsRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, applied func() float64) *metrics {
@@ -50,10 +53,18 @@ func newMetrics(reg prometheus.Registerer, applied func() float64) *metrics {
 			Name: "govgrid_fsm_applied_index",
 			Help: "The last Raft index applied to this node's state.",
 		}, applied),
+		handoffsApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "govgrid_handoffs_received_total",
+			Help: "Handoffs this site took in (each handoff id once, however often it was delivered).",
+		}),
+		handoffsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "govgrid_handoffs_refused_by_target_total",
+			Help: "Handoffs this site refused as their target.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.raftState, m.commitLatency, m.applyLatency, m.applyBatchSize,
-			m.casesAccepted, m.forwarded, m.appliedIndex)
+			m.casesAccepted, m.forwarded, m.appliedIndex, m.handoffsApplied, m.handoffsRefused)
 	}
 	return m
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// OnSitesChanged, if set, is called (on the FSM goroutine: it must not block) after the
 	// site registry changed.
 	OnSitesChanged func()
+	// OnOutboxChanged, if set, is called (on the FSM goroutine: it must not block) after
+	// handoffs were queued or settled.
+	OnOutboxChanged func()
 	// Links, if set, decides which peers Raft may reach (tests that cut links); nil allows all.
 	Links netfault.Allow
 	// Registerer receives the store's metrics; nil registers none.
@@ -160,6 +163,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
 	s.fsm.onSitesChanged = cfg.OnSitesChanged
+	s.fsm.onOutboxChanged = cfg.OnOutboxChanged
 	if s.logStore, err = raftbadger.New(raftbadger.DefaultConfig(filepath.Join(cfg.DataDir, "raft"))); err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}
@@ -399,7 +403,7 @@ func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (*result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if tt := t &^ ignoreUnknownFlag; tt != cmdSubmitCase && tt != cmdRegisterSites {
+	if _, known := commandNames[t&^ignoreUnknownFlag]; !known {
 		return nil, fmt.Errorf("%w: cannot propose command type %d", ErrCorruptCommand, uint8(t))
 	}
 	stamped := slices.Clone(cmd) // the caller may retry with its own copy
