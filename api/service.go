@@ -20,6 +20,9 @@ type CaseService interface {
 	SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error)
 	GetCase(ctx context.Context, number string) (*casework.Case, error)
 	ListCases(ctx context.Context, f replication.Filter) (*replication.Page, error)
+	// MoveCase sends a case this site holds to a neighbour (d.Move, d.To, d.Actor, d.Reason;
+	// the node fills the rest) and returns it locked, in transit.
+	MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error)
 }
 
 // Status classifies err for both front ends: the HTTP status, the gRPC code and a short
@@ -27,7 +30,10 @@ type CaseService interface {
 func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
 	var fe casework.FieldErrors
 	var re *replication.Error
+	var ce *casework.ConflictError
 	switch {
+	case errors.As(err, &ce):
+		return http.StatusConflict, codes.FailedPrecondition, replication.CodeConflict
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, codes.InvalidArgument, replication.CodeInvalid
 	case errors.As(err, &re):

@@ -31,6 +31,8 @@ type gossip struct {
 	logger  *slog.Logger
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
+	// delivery: membership changed: the handoff worker retries sites that may be back
+	delivery chan struct{}
 
 	mu    sync.Mutex
 	meta  []byte            // guarded by mu: this node's encoded Meta
@@ -68,7 +70,7 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
 	}
-	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
+	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), delivery: make(chan struct{}, 1), nodes: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -115,7 +117,7 @@ func (g *gossip) member(name string) (Member, bool) {
 }
 
 func (g *gossip) signal() {
-	for _, ch := range []chan struct{}{g.changed, g.saved} {
+	for _, ch := range []chan struct{}{g.changed, g.saved, g.delivery} {
 		select {
 		case ch <- struct{}{}:
 		default:

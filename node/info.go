@@ -1,7 +1,11 @@
 package node
 
 import (
+	"context"
 	"sort"
+	"time"
+
+	"github.com/govgrid/govgrid/replication"
 
 	"github.com/govgrid/govgrid/tier"
 )
@@ -37,6 +41,18 @@ type SiteView struct {
 	// Registered is true when the site is in this node's committed registry (the district's
 	// holds the whole tree; a township's its subtree); false when it is only seen in gossip.
 	Registered bool `json:"registered"`
+	// Outbox lists, for this node's own site only, the handoffs waiting per target: a stuck
+	// handoff (its target unreachable, or not answering) shows here and on /metrics.
+	Outbox []OutboxView `json:"outbox,omitempty"`
+	// Retired is set, for this node's own site only, while it refuses incoming handoffs.
+	Retired *replication.RetiredState `json:"retired,omitempty"`
+}
+
+// OutboxView is the outbox toward one target site.
+type OutboxView struct {
+	ToSite        string  `json:"to_site"`
+	Depth         int     `json:"depth"`
+	OldestSeconds float64 `json:"oldest_seconds"`
 }
 
 // Sites is the site tree for GET /v1/sites: this site's committed registry (the district's
@@ -74,6 +90,15 @@ func (n *Node) Sites() any {
 	if own := bySite[n.cfg.Site]; own != nil {
 		id, _ := n.store.Leader()
 		own.Leader = string(id)
+		if depths, err := n.store.OutboxDepths(); err == nil {
+			for to, d := range depths {
+				own.Outbox = append(own.Outbox, OutboxView{ToSite: to, Depth: d.Depth, OldestSeconds: time.Since(d.Oldest).Seconds()})
+			}
+			sort.Slice(own.Outbox, func(i, j int) bool { return own.Outbox[i].ToSite < own.Outbox[j].ToSite })
+		}
+		if st, err := n.store.Retired(); err == nil && st.Retired {
+			own.Retired = st
+		}
 	}
 	out := make([]SiteView, 0, len(bySite))
 	for _, v := range bySite {
@@ -117,4 +142,10 @@ func siteHealth(nodes []SiteNode) string {
 		return "degraded"
 	}
 	return "down"
+}
+
+// SetRetired retires this node's site (it refuses incoming handoffs, telling senders reason) or
+// reinstates it.
+func (n *Node) SetRetired(ctx context.Context, retired bool, reason string) error {
+	return n.store.SetRetired(ctx, retired, reason)
 }

@@ -120,8 +120,14 @@ func (n *Node) monitorLeadership() {
 }
 
 // leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
-// and the site registered with its parent.
+// the site registered with its parent, and its handoffs delivered.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
+	outboxDone := make(chan struct{})
+	go func() {
+		defer close(outboxDone)
+		n.runOutbox(stop)
+	}()
+	defer func() { <-outboxDone }()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	var acked [32]byte

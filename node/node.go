@@ -46,6 +46,9 @@ type Node struct {
 	// registryChanged wakes the leader loop when the site registry changed, so that a child's
 	// registration goes up at once instead of adding a tick per tier.
 	registryChanged chan struct{}
+	// outboxChanged wakes the handoff worker when handoffs were queued or settled.
+	outboxChanged chan struct{}
+	handoffs      *handoffMetrics
 
 	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
 	quiet bool
@@ -69,7 +72,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
 	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
-		registryChanged: make(chan struct{}, 1)}
+		registryChanged: make(chan struct{}, 1), outboxChanged: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -97,6 +100,9 @@ func (n *Node) start() error {
 	rc.NodeID, rc.Site, rc.DataDir = cfg.Name, cfg.Site, cfg.DataDir
 	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
 	rc.Links = cfg.Links
+	rc.RelayTo = n.relayTarget
+	rc.OnOutboxChanged = func() { nudge(n.outboxChanged) }
+	n.handoffs = newHandoffMetrics(n.registry)
 	rc.OnSitesChanged = func() {
 		select {
 		case n.registryChanged <- struct{}{}:

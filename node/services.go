@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
@@ -23,12 +26,48 @@ func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) 
 	return s.n.store.SubmitCase(ctx, sub)
 }
 
-// GetCase answers from this node's replica. A follower that has not applied the case yet (it
-// was acknowledged a moment ago through another node) asks the leader before saying 404.
+// GetCase finds a case wherever it is held. This site answers if it holds the case; if it
+// handed the case on, its stub names the next holder; otherwise the case's origin site (named
+// by its number) knows where it went. Each step asks one site and carries a hop count, so a
+// chain of stubs is followed at most maxCaseHops times.
 func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Case, error) {
+	hops := hopsOf(ctx)
+	c, err := s.localCase(ctx, number)
+	if err == nil {
+		if c.Transit != nil && hops < maxCaseHops {
+			// On its way: the target may hold it already and show a newer state.
+			if newer, err := s.n.askSite(ctx, c.Transit.To, number, hops+1); err == nil && newer.Version > c.Version {
+				return newer, nil
+			}
+		}
+		return c, nil
+	}
+	if !errors.Is(err, replication.ErrNotFound) || isLocalOnly(ctx) {
+		return nil, err
+	}
+	if hops >= maxCaseHops {
+		return nil, fmt.Errorf("case %s: gave up after %d hops following it between sites", number, hops)
+	}
+	if st, serr := s.n.store.GetStub(number); serr == nil {
+		return s.n.askSite(ctx, st.Holder, number, hops+1)
+	}
+	origin, _, _, perr := casework.ParseNumber(number)
+	if perr != nil || origin == s.n.cfg.Site || hops > 0 {
+		// Asked by another site, or this is the origin: not knowing the case here is final.
+		return nil, err
+	}
+	return s.n.askSite(ctx, origin, number, hops+1)
+}
+
+// localCase reads a case from this site: this node's replica, or, on a follower that has not
+// applied it yet (acknowledged a moment ago through another node), the leader's.
+func (s *caseService) localCase(ctx context.Context, number string) (*casework.Case, error) {
 	c, err := s.n.store.GetCase(number)
 	if !errors.Is(err, replication.ErrNotFound) || s.n.store.IsLeader() || isLocalOnly(ctx) {
 		return c, err
+	}
+	if _, serr := s.n.store.GetStub(number); serr == nil {
+		return nil, err
 	}
 	leader, _ := s.n.store.Leader()
 	conn, cerr := dialMember(s.n.gossip, s.n.peers, string(leader))
@@ -41,6 +80,53 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 		return nil, fromStatus(perr)
 	}
 	return grpcapi.CaseFromProto(pc), nil
+}
+
+// maxCaseHops bounds how many sites one query visits: the tree has three tiers, so a case is
+// found in a few hops unless it is moving fast.
+const maxCaseHops = 8
+
+const hopsKey = "x-govgrid-hops"
+
+func hopsOf(ctx context.Context) int {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(hopsKey); len(v) > 0 {
+		if n, err := strconv.Atoi(v[0]); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// askSite asks any alive node of site for a case, as hop number hops.
+func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*casework.Case, error) {
+	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
+	var lastErr error
+	for _, m := range n.siteMembers(site, "") {
+		conn, err := n.peers.conn(m.Meta.GRPC)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pc, err := pb.NewCasesClient(conn).GetCase(cctx, &pb.GetCaseRequest{Number: number})
+		cancel()
+		if err == nil {
+			return grpcapi.CaseFromProto(pc), nil
+		}
+		if err = fromStatus(err); errors.Is(err, replication.ErrNotFound) {
+			return nil, err
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no node of site %s is reachable", site)
+	}
+	return nil, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
+}
+
+func (s *caseService) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
+	return s.n.MoveCase(ctx, number, d)
 }
 
 func (s *caseService) ListCases(ctx context.Context, f replication.Filter) (*replication.Page, error) {
@@ -61,6 +147,9 @@ func (b *clusterBackend) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte
 func (b *clusterBackend) HasState() (bool, error) { return b.n.store.HasState() }
 func (b *clusterBackend) RegisterSites(ctx context.Context, from string, recs []replication.SiteRecord) error {
 	return b.n.RegisterSites(ctx, from, recs)
+}
+func (b *clusterBackend) ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error) {
+	return b.n.ReceiveHandoffs(ctx, from, items)
 }
 func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
 func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }

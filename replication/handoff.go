@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -382,6 +383,13 @@ func (s *Store) MoveCase(ctx context.Context, number string, d casework.Departur
 
 // ReceiveHandoffs commits delivered handoffs at this site and returns one outcome per arrival.
 func (s *Store) ReceiveHandoffs(ctx context.Context, arrivals []Arrival) ([]ArrivalOutcome, error) {
+	if s.cfg.RelayTo != nil {
+		for i := range arrivals {
+			if a := &arrivals[i]; a.Case != nil {
+				a.RelayTo = s.cfg.RelayTo(a.Case.DecideTier)
+			}
+		}
+	}
 	cmd, err := encodeCommand(cmdArrive, &arriveCommand{Site: s.cfg.Site, Arrivals: arrivals})
 	if err != nil {
 		return nil, err
@@ -443,6 +451,30 @@ func (s *Store) Outbox(to string, limit int) ([]OutboxEntry, error) {
 				return err
 			}
 			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxTargets lists the sites with handoffs waiting, reading one key per site.
+func (s *Store) OutboxTargets() ([]string, error) {
+	var out []string
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixOutbox
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			key := it.Item().Key()[len(prefixOutbox):]
+			i := bytes.IndexByte(key, 0)
+			if i < 0 {
+				return fmt.Errorf("malformed outbox key %q", key)
+			}
+			to := string(key[:i])
+			out = append(out, to)
+			it.Seek(concat(outboxPrefix(to), []byte{0xff}))
 		}
 		return nil
 	})

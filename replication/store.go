@@ -44,6 +44,10 @@ type Config struct {
 	// OnOutboxChanged, if set, is called (on the FSM goroutine: it must not block) after
 	// handoffs were queued or settled.
 	OnOutboxChanged func()
+	// RelayTo, if set, names the site a case taken in here (accepted or arrived) must be sent
+	// on to because its decide tier is above this site's, or "" to keep it. The answer becomes
+	// part of the command, so followers never call it.
+	RelayTo func(decideTier string) string
 	// Links, if set, decides which peers Raft may reach (tests that cut links); nil allows all.
 	Links netfault.Allow
 	// Registerer receives the store's metrics; nil registers none.
@@ -311,6 +315,9 @@ func (s *Store) SubmitCase(ctx context.Context, sub *casework.Submission) (*case
 	c := submitCommand{Submission: *sub, Site: s.cfg.Site}
 	if c.Submission.RequestID == "" {
 		c.Submission.RequestID = newRequestID()
+	}
+	if s.cfg.RelayTo != nil {
+		c.RelayTo = s.cfg.RelayTo(sub.DecideTier)
 	}
 	code := newQueryCode()
 	c.QueryCodeHash = casework.HashQueryCode(c.Submission.RequestID, code)

@@ -152,14 +152,17 @@ type Event struct {
 	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	Type  string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// Unix time in nanoseconds, chosen by the site leader.
-	At            int64  `protobuf:"varint,3,opt,name=at,proto3" json:"at,omitempty"`
-	Site          string `protobuf:"bytes,4,opt,name=site,proto3" json:"site,omitempty"`
-	Actor         string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
-	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
-	FromStatus    string `protobuf:"bytes,7,opt,name=from_status,json=fromStatus,proto3" json:"from_status,omitempty"`
-	ToStatus      string `protobuf:"bytes,8,opt,name=to_status,json=toStatus,proto3" json:"to_status,omitempty"`
-	PrevHash      string `protobuf:"bytes,9,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
-	Hash          string `protobuf:"bytes,10,opt,name=hash,proto3" json:"hash,omitempty"`
+	At         int64  `protobuf:"varint,3,opt,name=at,proto3" json:"at,omitempty"`
+	Site       string `protobuf:"bytes,4,opt,name=site,proto3" json:"site,omitempty"`
+	Actor      string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	Note       string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	FromStatus string `protobuf:"bytes,7,opt,name=from_status,json=fromStatus,proto3" json:"from_status,omitempty"`
+	ToStatus   string `protobuf:"bytes,8,opt,name=to_status,json=toStatus,proto3" json:"to_status,omitempty"`
+	PrevHash   string `protobuf:"bytes,9,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	Hash       string `protobuf:"bytes,10,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Set on moves between sites.
+	FromSite      string `protobuf:"bytes,11,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	ToSite        string `protobuf:"bytes,12,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +267,90 @@ func (x *Event) GetHash() string {
 	return ""
 }
 
+func (x *Event) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *Event) GetToSite() string {
+	if x != nil {
+		return x.ToSite
+	}
+	return ""
+}
+
+// Transit is set while a case is on its way to another site: it is locked meanwhile.
+type Transit struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	HandoffId string                 `protobuf:"bytes,1,opt,name=handoff_id,json=handoffId,proto3" json:"handoff_id,omitempty"`
+	ToSite    string                 `protobuf:"bytes,2,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
+	Move      string                 `protobuf:"bytes,3,opt,name=move,proto3" json:"move,omitempty"`
+	// Unix nanoseconds.
+	Since         int64 `protobuf:"varint,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transit) Reset() {
+	*x = Transit{}
+	mi := &file_govgrid_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transit) ProtoMessage() {}
+
+func (x *Transit) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transit.ProtoReflect.Descriptor instead.
+func (*Transit) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Transit) GetHandoffId() string {
+	if x != nil {
+		return x.HandoffId
+	}
+	return ""
+}
+
+func (x *Transit) GetToSite() string {
+	if x != nil {
+		return x.ToSite
+	}
+	return ""
+}
+
+func (x *Transit) GetMove() string {
+	if x != nil {
+		return x.Move
+	}
+	return ""
+}
+
+func (x *Transit) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
 type Case struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Number      string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
@@ -283,13 +370,14 @@ type Case struct {
 	UpdatedAt     int64    `protobuf:"varint,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	History       []*Event `protobuf:"bytes,15,rep,name=history,proto3" json:"history,omitempty"`
 	DecideTier    string   `protobuf:"bytes,16,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
+	Transit       *Transit `protobuf:"bytes,17,opt,name=transit,proto3" json:"transit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +389,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +402,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{3}
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Case) GetNumber() string {
@@ -429,6 +517,92 @@ func (x *Case) GetDecideTier() string {
 	return ""
 }
 
+func (x *Case) GetTransit() *Transit {
+	if x != nil {
+		return x.Transit
+	}
+	return nil
+}
+
+type MoveCaseRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// escalate, relay, handdown or return.
+	Move string `protobuf:"bytes,2,opt,name=move,proto3" json:"move,omitempty"`
+	// Required for handdown (a child of this site); otherwise implied and, if given, checked.
+	ToSite string `protobuf:"bytes,3,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
+	// The opinion (escalate, relay), instructions (handdown) or reason (return).
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveCaseRequest) Reset() {
+	*x = MoveCaseRequest{}
+	mi := &file_govgrid_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveCaseRequest) ProtoMessage() {}
+
+func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
+func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MoveCaseRequest) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *MoveCaseRequest) GetMove() string {
+	if x != nil {
+		return x.Move
+	}
+	return ""
+}
+
+func (x *MoveCaseRequest) GetToSite() string {
+	if x != nil {
+		return x.ToSite
+	}
+	return ""
+}
+
+func (x *MoveCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveCaseRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 type SubmitCaseRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Kind        string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -447,7 +621,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +633,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +646,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -547,7 +721,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +733,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +746,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -598,7 +772,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +784,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +797,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -685,7 +859,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +871,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +884,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -736,7 +910,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +922,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +935,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -780,7 +954,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +966,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +979,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -823,7 +997,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1009,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1022,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 type RaftStatusResponse struct {
@@ -863,7 +1037,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1049,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1062,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -934,7 +1108,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1120,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1133,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -1008,7 +1182,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1194,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1207,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -1058,7 +1232,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1244,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1257,217 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
+}
+
+type HandoffRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromSite      string                 `protobuf:"bytes,1,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	Items         []*HandoffItem         `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffRequest) Reset() {
+	*x = HandoffRequest{}
+	mi := &file_govgrid_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffRequest) ProtoMessage() {}
+
+func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
+func (*HandoffRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HandoffRequest) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *HandoffRequest) GetItems() []*HandoffItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type HandoffItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The whole case record with its history, JSON as stored (its hashes must verify).
+	Record        []byte `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffItem) Reset() {
+	*x = HandoffItem{}
+	mi := &file_govgrid_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffItem) ProtoMessage() {}
+
+func (x *HandoffItem) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
+func (*HandoffItem) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HandoffItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HandoffItem) GetRecord() []byte {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type HandoffResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*HandoffAck          `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffResponse) Reset() {
+	*x = HandoffResponse{}
+	mi := &file_govgrid_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffResponse) ProtoMessage() {}
+
+func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
+func (*HandoffResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HandoffResponse) GetAcks() []*HandoffAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type HandoffAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// applied, duplicate or refused.
+	Outcome       string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffAck) Reset() {
+	*x = HandoffAck{}
+	mi := &file_govgrid_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffAck) ProtoMessage() {}
+
+func (x *HandoffAck) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
+func (*HandoffAck) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HandoffAck) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HandoffAck) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *HandoffAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -1099,7 +1483,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\bMaterial\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x14\n" +
-	"\x05pages\x18\x03 \x01(\x05R\x05pages\"\xea\x01\n" +
+	"\x05pages\x18\x03 \x01(\x05R\x05pages\"\xa0\x02\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x0e\n" +
@@ -1112,7 +1496,15 @@ const file_govgrid_proto_rawDesc = "" +
 	"\tto_status\x18\b \x01(\tR\btoStatus\x12\x1b\n" +
 	"\tprev_hash\x18\t \x01(\tR\bprevHash\x12\x12\n" +
 	"\x04hash\x18\n" +
-	" \x01(\tR\x04hash\"\x8f\x04\n" +
+	" \x01(\tR\x04hash\x12\x1b\n" +
+	"\tfrom_site\x18\v \x01(\tR\bfromSite\x12\x17\n" +
+	"\ato_site\x18\f \x01(\tR\x06toSite\"k\n" +
+	"\aTransit\x12\x1d\n" +
+	"\n" +
+	"handoff_id\x18\x01 \x01(\tR\thandoffId\x12\x17\n" +
+	"\ato_site\x18\x02 \x01(\tR\x06toSite\x12\x12\n" +
+	"\x04move\x18\x03 \x01(\tR\x04move\x12\x14\n" +
+	"\x05since\x18\x04 \x01(\x03R\x05since\"\xbe\x04\n" +
 	"\x04Case\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -1136,7 +1528,14 @@ const file_govgrid_proto_rawDesc = "" +
 	"updated_at\x18\x0e \x01(\x03R\tupdatedAt\x12+\n" +
 	"\ahistory\x18\x0f \x03(\v2\x11.govgrid.v1.EventR\ahistory\x12\x1f\n" +
 	"\vdecide_tier\x18\x10 \x01(\tR\n" +
-	"decideTier\"\xbb\x02\n" +
+	"decideTier\x12-\n" +
+	"\atransit\x18\x11 \x01(\v2\x13.govgrid.v1.TransitR\atransit\"\x84\x01\n" +
+	"\x0fMoveCaseRequest\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
+	"\x04move\x18\x02 \x01(\tR\x04move\x12\x17\n" +
+	"\ato_site\x18\x03 \x01(\tR\x06toSite\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xbb\x02\n" +
 	"\x11SubmitCaseRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\titem_code\x18\x02 \x01(\tR\bitemCode\x12\x14\n" +
@@ -1183,17 +1582,32 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x14RegisterSitesRequest\x12\x1b\n" +
 	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12,\n" +
 	"\x05sites\x18\x02 \x03(\v2\x16.govgrid.v1.SiteRecordR\x05sites\"\x17\n" +
-	"\x15RegisterSitesResponse2\xc9\x01\n" +
+	"\x15RegisterSitesResponse\"\\\n" +
+	"\x0eHandoffRequest\x12\x1b\n" +
+	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12-\n" +
+	"\x05items\x18\x02 \x03(\v2\x17.govgrid.v1.HandoffItemR\x05items\"5\n" +
+	"\vHandoffItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06record\x18\x02 \x01(\fR\x06record\"=\n" +
+	"\x0fHandoffResponse\x12*\n" +
+	"\x04acks\x18\x01 \x03(\v2\x16.govgrid.v1.HandoffAckR\x04acks\"N\n" +
+	"\n" +
+	"HandoffAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
-	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse2\xea\x01\n" +
+	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xae\x02\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
 	"RaftStatus\x12\x1d.govgrid.v1.RaftStatusRequest\x1a\x1e.govgrid.v1.RaftStatusResponse\x12T\n" +
-	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponse\x12B\n" +
+	"\aHandoff\x12\x1a.govgrid.v1.HandoffRequest\x1a\x1b.govgrid.v1.HandoffResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -1207,49 +1621,62 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
 	(*Event)(nil),                 // 2: govgrid.v1.Event
-	(*Case)(nil),                  // 3: govgrid.v1.Case
-	(*SubmitCaseRequest)(nil),     // 4: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),        // 5: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),      // 6: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),     // 7: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),          // 8: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),         // 9: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),     // 10: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),    // 11: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),            // 12: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),  // 13: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil), // 14: govgrid.v1.RegisterSitesResponse
+	(*Transit)(nil),               // 3: govgrid.v1.Transit
+	(*Case)(nil),                  // 4: govgrid.v1.Case
+	(*MoveCaseRequest)(nil),       // 5: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),     // 6: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),        // 7: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),      // 8: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),     // 9: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),          // 10: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),         // 11: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),     // 12: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),    // 13: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),            // 14: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),  // 15: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil), // 16: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),        // 17: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),           // 18: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),       // 19: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),            // 20: govgrid.v1.HandoffAck
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
 	1,  // 1: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
 	2,  // 2: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	0,  // 3: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	1,  // 4: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	3,  // 5: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	12, // 6: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	4,  // 7: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	5,  // 8: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	6,  // 9: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	8,  // 10: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	10, // 11: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	13, // 12: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	3,  // 13: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	3,  // 14: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	7,  // 15: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	9,  // 16: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	11, // 17: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	14, // 18: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	3,  // 3: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	0,  // 4: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	1,  // 5: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	4,  // 6: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	14, // 7: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	18, // 8: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	20, // 9: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	6,  // 10: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	7,  // 11: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	8,  // 12: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	5,  // 13: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	10, // 14: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	12, // 15: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	15, // 16: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	17, // 17: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	4,  // 18: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 19: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	9,  // 20: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 21: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	11, // 22: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	13, // 23: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	16, // 24: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	19, // 25: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -1263,7 +1690,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

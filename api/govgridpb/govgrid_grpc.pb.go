@@ -27,6 +27,7 @@ const (
 	Cases_SubmitCase_FullMethodName = "/govgrid.v1.Cases/SubmitCase"
 	Cases_GetCase_FullMethodName    = "/govgrid.v1.Cases/GetCase"
 	Cases_ListCases_FullMethodName  = "/govgrid.v1.Cases/ListCases"
+	Cases_MoveCase_FullMethodName   = "/govgrid.v1.Cases/MoveCase"
 )
 
 // CasesClient is the client API for Cases service.
@@ -42,6 +43,10 @@ type CasesClient interface {
 	GetCase(ctx context.Context, in *GetCaseRequest, opts ...grpc.CallOption) (*Case, error)
 	// ListCases lists this site's cases, newest first, with filters and paging.
 	ListCases(ctx context.Context, in *ListCasesRequest, opts ...grpc.CallOption) (*ListCasesResponse, error)
+	// MoveCase sends a case this site holds to a neighbouring site: escalate or relay to the parent,
+	// hand down to a named child, or return to the site it came from. It answers once the move is
+	// committed at this site (the case is then locked, in transit); delivery follows, exactly once.
+	MoveCase(ctx context.Context, in *MoveCaseRequest, opts ...grpc.CallOption) (*Case, error)
 }
 
 type casesClient struct {
@@ -82,6 +87,16 @@ func (c *casesClient) ListCases(ctx context.Context, in *ListCasesRequest, opts 
 	return out, nil
 }
 
+func (c *casesClient) MoveCase(ctx context.Context, in *MoveCaseRequest, opts ...grpc.CallOption) (*Case, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Case)
+	err := c.cc.Invoke(ctx, Cases_MoveCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CasesServer is the server API for Cases service.
 // All implementations must embed UnimplementedCasesServer
 // for forward compatibility.
@@ -95,6 +110,10 @@ type CasesServer interface {
 	GetCase(context.Context, *GetCaseRequest) (*Case, error)
 	// ListCases lists this site's cases, newest first, with filters and paging.
 	ListCases(context.Context, *ListCasesRequest) (*ListCasesResponse, error)
+	// MoveCase sends a case this site holds to a neighbouring site: escalate or relay to the parent,
+	// hand down to a named child, or return to the site it came from. It answers once the move is
+	// committed at this site (the case is then locked, in transit); delivery follows, exactly once.
+	MoveCase(context.Context, *MoveCaseRequest) (*Case, error)
 	mustEmbedUnimplementedCasesServer()
 }
 
@@ -113,6 +132,9 @@ func (UnimplementedCasesServer) GetCase(context.Context, *GetCaseRequest) (*Case
 }
 func (UnimplementedCasesServer) ListCases(context.Context, *ListCasesRequest) (*ListCasesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCases not implemented")
+}
+func (UnimplementedCasesServer) MoveCase(context.Context, *MoveCaseRequest) (*Case, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveCase not implemented")
 }
 func (UnimplementedCasesServer) mustEmbedUnimplementedCasesServer() {}
 func (UnimplementedCasesServer) testEmbeddedByValue()               {}
@@ -189,6 +211,24 @@ func _Cases_ListCases_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cases_MoveCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CasesServer).MoveCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cases_MoveCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CasesServer).MoveCase(ctx, req.(*MoveCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cases_ServiceDesc is the grpc.ServiceDesc for Cases service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +248,10 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListCases",
 			Handler:    _Cases_ListCases_Handler,
 		},
+		{
+			MethodName: "MoveCase",
+			Handler:    _Cases_MoveCase_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "govgrid.proto",
@@ -217,6 +261,7 @@ const (
 	Cluster_Apply_FullMethodName         = "/govgrid.v1.Cluster/Apply"
 	Cluster_RaftStatus_FullMethodName    = "/govgrid.v1.Cluster/RaftStatus"
 	Cluster_RegisterSites_FullMethodName = "/govgrid.v1.Cluster/RegisterSites"
+	Cluster_Handoff_FullMethodName       = "/govgrid.v1.Cluster/Handoff"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -233,6 +278,10 @@ type ClusterClient interface {
 	// RegisterSites records sites in this node's site registry: a child site's leader sends its
 	// own record and those of every site registered beneath it, so the district learns the tree.
 	RegisterSites(ctx context.Context, in *RegisterSitesRequest, opts ...grpc.CallOption) (*RegisterSitesResponse, error)
+	// Handoff delivers cases from a neighbouring site's outbox. The receiving site commits each
+	// handoff id at most once and answers every item: applied, duplicate (applied before) or
+	// refused with a reason. Any node of the site takes it; it is forwarded to the leader.
+	Handoff(ctx context.Context, in *HandoffRequest, opts ...grpc.CallOption) (*HandoffResponse, error)
 }
 
 type clusterClient struct {
@@ -273,6 +322,16 @@ func (c *clusterClient) RegisterSites(ctx context.Context, in *RegisterSitesRequ
 	return out, nil
 }
 
+func (c *clusterClient) Handoff(ctx context.Context, in *HandoffRequest, opts ...grpc.CallOption) (*HandoffResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandoffResponse)
+	err := c.cc.Invoke(ctx, Cluster_Handoff_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -287,6 +346,10 @@ type ClusterServer interface {
 	// RegisterSites records sites in this node's site registry: a child site's leader sends its
 	// own record and those of every site registered beneath it, so the district learns the tree.
 	RegisterSites(context.Context, *RegisterSitesRequest) (*RegisterSitesResponse, error)
+	// Handoff delivers cases from a neighbouring site's outbox. The receiving site commits each
+	// handoff id at most once and answers every item: applied, duplicate (applied before) or
+	// refused with a reason. Any node of the site takes it; it is forwarded to the leader.
+	Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -305,6 +368,9 @@ func (UnimplementedClusterServer) RaftStatus(context.Context, *RaftStatusRequest
 }
 func (UnimplementedClusterServer) RegisterSites(context.Context, *RegisterSitesRequest) (*RegisterSitesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterSites not implemented")
+}
+func (UnimplementedClusterServer) Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Handoff not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -381,6 +447,24 @@ func _Cluster_RegisterSites_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Handoff_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandoffRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Handoff(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Handoff_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Handoff(ctx, req.(*HandoffRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -399,6 +483,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RegisterSites",
 			Handler:    _Cluster_RegisterSites_Handler,
+		},
+		{
+			MethodName: "Handoff",
+			Handler:    _Cluster_Handoff_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -58,8 +58,11 @@ func CaseToProto(c *casework.Case) *pb.Case {
 		out.History = append(out.History, &pb.Event{
 			Seq: e.Seq, Type: string(e.Type), At: nanos(e.At), Site: e.Site, Actor: e.Actor,
 			Note: e.Note, FromStatus: string(e.FromStatus), ToStatus: string(e.ToStatus),
-			PrevHash: e.PrevHash, Hash: e.Hash,
+			PrevHash: e.PrevHash, Hash: e.Hash, FromSite: e.FromSite, ToSite: e.ToSite,
 		})
+	}
+	if t := c.Transit; t != nil {
+		out.Transit = &pb.Transit{HandoffId: t.HandoffID, ToSite: t.To, Move: string(t.Move), Since: nanos(t.Since)}
 	}
 	return out
 }
@@ -85,8 +88,11 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 			Seq: e.GetSeq(), Type: casework.EventType(e.GetType()), At: fromNanos(e.GetAt()),
 			Site: e.GetSite(), Actor: e.GetActor(), Note: e.GetNote(),
 			FromStatus: casework.Status(e.GetFromStatus()), ToStatus: casework.Status(e.GetToStatus()),
-			PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
+			PrevHash: e.GetPrevHash(), Hash: e.GetHash(), FromSite: e.GetFromSite(), ToSite: e.GetToSite(),
 		})
+	}
+	if t := p.GetTransit(); t != nil {
+		c.Transit = &casework.Transit{HandoffID: t.GetHandoffId(), To: t.GetToSite(), Move: casework.Move(t.GetMove()), Since: fromNanos(t.GetSince())}
 	}
 	return c
 }

@@ -20,6 +20,7 @@ type ClusterBackend interface {
 	ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error)
 	HasState() (bool, error)
 	RegisterSites(ctx context.Context, from string, sites []replication.SiteRecord) error
+	ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error)
 	NodeName() string
 	SiteCode() string
 	LeaderName() string
@@ -106,6 +107,21 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 	return out, nil
 }
 
+func (s *casesServer) MoveCase(ctx context.Context, req *pb.MoveCaseRequest) (*pb.Case, error) {
+	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
+	}
+	d := casework.Departure{Move: casework.Move(req.GetMove()), To: req.GetToSite(), Actor: req.GetActor(), Reason: req.GetReason()}
+	if !d.Move.Valid() {
+		return nil, status.Error(codes.InvalidArgument, "move: must be escalate, relay, handdown or return")
+	}
+	c, err := s.cases.MoveCase(ctx, req.GetNumber(), d)
+	if err != nil {
+		return nil, Err(err)
+	}
+	return CaseToProto(c), nil
+}
+
 type clusterServer struct {
 	pb.UnimplementedClusterServer
 	b ClusterBackend
@@ -136,4 +152,24 @@ func (s *clusterServer) RegisterSites(ctx context.Context, req *pb.RegisterSites
 		return nil, Err(err)
 	}
 	return &pb.RegisterSitesResponse{}, nil
+}
+
+func (s *clusterServer) Handoff(ctx context.Context, req *pb.HandoffRequest) (*pb.HandoffResponse, error) {
+	if req.GetFromSite() == "" {
+		return nil, status.Error(codes.InvalidArgument, "from_site: is required")
+	}
+	for _, it := range req.GetItems() {
+		if it.GetId() == "" {
+			return nil, status.Error(codes.InvalidArgument, "items: every handoff needs an id")
+		}
+	}
+	out, err := s.b.ReceiveHandoffs(ctx, req.GetFromSite(), req.GetItems())
+	if err != nil {
+		return nil, Err(err)
+	}
+	resp := &pb.HandoffResponse{Acks: make([]*pb.HandoffAck, 0, len(out))}
+	for _, o := range out {
+		resp.Acks = append(resp.Acks, &pb.HandoffAck{Id: o.ID, Outcome: o.Outcome, Reason: o.Reason})
+	}
+	return resp, nil
 }

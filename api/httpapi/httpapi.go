@@ -32,6 +32,8 @@ type NodeInfo interface {
 	Sites() any
 	// LeaveAsync starts leaving the site and the grid for good; the node stops when done.
 	LeaveAsync()
+	// SetRetired retires this node's site (it refuses incoming handoffs) or reinstates it.
+	SetRetired(ctx context.Context, retired bool, reason string) error
 }
 
 // Config wires a Handler.
@@ -62,6 +64,11 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/cases", s.submitCase)
 	mux.HandleFunc("GET /v1/cases", s.listCases)
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
+	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
+		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) })
+	}
+	mux.HandleFunc("POST /v1/site/retire", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, true) })
+	mux.HandleFunc("POST /v1/site/reinstate", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, false) })
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -91,13 +98,80 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 // leave makes the node leave for good. Until accounts exist it is taken only from the node's
 // own host (loopback), the way `govgrid leave` on that host calls it.
 func (s *server) leave(w http.ResponseWriter, r *http.Request) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+	if !fromLoopback(r) {
 		writeError(w, http.StatusForbidden, "forbidden", "leave is accepted only from the node's own host", nil)
 		return
 	}
 	s.cfg.Node.LeaveAsync()
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving"})
+}
+
+// moveRequest is the body of escalate, relay, handdown and return.
+type moveRequest struct {
+	ToSite string `json:"to_site"`
+	// Reason is the opinion (escalate, relay) or reason (return); Instructions, for hand-down,
+	// is the same field under the name clerks use for it. Give one of them.
+	Reason       string `json:"reason"`
+	Instructions string `json:"instructions"`
+	Actor        string `json:"actor"`
+}
+
+// moveCase commits a move at the holder and answers 202: the case is locked, in transit, and
+// its delivery to the target follows (exactly once, however long the link is down).
+func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Move) {
+	number := r.PathValue("number")
+	if _, _, _, err := casework.ParseNumber(number); err != nil {
+		s.writeError(w, casework.FieldErrors{{Field: "number", Reason: "is not a case number (<site>-<yyyymmdd>-<6 digits>)"}})
+		return
+	}
+	var req moveRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Reason != "" && req.Instructions != "" {
+		s.writeError(w, casework.FieldErrors{{Field: "instructions", Reason: "give reason or instructions, not both"}})
+		return
+	}
+	d := casework.Departure{Move: m, To: req.ToSite, Actor: req.Actor, Reason: req.Reason + req.Instructions}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	defer cancel()
+	c, err := s.cfg.Cases.MoveCase(ctx, number, d)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, c.Public())
+}
+
+// retire retires the node's site or reinstates it; like leave, only from the node's own host.
+func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
+	if !fromLoopback(r) {
+		writeError(w, http.StatusForbidden, "forbidden", "retire and reinstate are accepted only from the node's own host", nil)
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	if retired && req.Reason == "" {
+		s.writeError(w, casework.FieldErrors{{Field: "reason", Reason: "is required: sites sending cases here are told it"}})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.cfg.Node.SetRetired(ctx, retired, req.Reason); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"retired": retired, "reason": req.Reason})
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +321,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		fields = re.Fields
 	}
 	msg := err.Error()
-	if status == http.StatusNotFound {
+	if status == http.StatusNotFound && re == nil {
 		msg = "no such case"
 	}
 	if status >= 500 && s.cfg.Logger != nil {
