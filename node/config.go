@@ -55,6 +55,9 @@ type Config struct {
 	// Links, if set, decides which peer addresses this node may reach (tests that cut links
 	// between in-process nodes: Raft, gossip and gRPC all go through it). nil allows all.
 	Links netfault.Allow
+	// Faults, if set, injects message faults (loss, copies, delays) into this node's gRPC calls
+	// to other nodes (tests of handoffs over bad links); nil injects none.
+	Faults *netfault.Faults
 	// RaftTimeScale shortens Raft's timeouts (tests use 0.2); 0 means 1.
 	RaftTimeScale float64
 }

@@ -17,14 +17,15 @@ import (
 
 // peers keeps one gRPC connection per peer address, shared by every call to that peer.
 type peers struct {
-	links netfault.Allow // nil in production
+	links  netfault.Allow   // nil in production
+	faults *netfault.Faults // nil in production
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // guarded by mu
 }
 
-func newPeers(links netfault.Allow) *peers {
-	return &peers{links: links, conns: map[string]*grpc.ClientConn{}}
+func newPeers(links netfault.Allow, faults *netfault.Faults) *peers {
+	return &peers{links: links, faults: faults, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
@@ -36,6 +37,9 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if p.links != nil {
 		opts = append(opts, grpc.WithContextDialer(p.links.Dial))
+	}
+	if p.faults != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(p.faults.UnaryClientInterceptor()))
 	}
 	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {

@@ -71,7 +71,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links, cfg.Faults), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outboxChanged: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true

@@ -385,7 +385,10 @@ func (s *Store) MoveCase(ctx context.Context, number string, d casework.Departur
 func (s *Store) ReceiveHandoffs(ctx context.Context, arrivals []Arrival) ([]ArrivalOutcome, error) {
 	if s.cfg.RelayTo != nil {
 		for i := range arrivals {
-			if a := &arrivals[i]; a.Case != nil {
+			// Only a case on its way up goes on up: one handed down or returned stays, or it
+			// would bounce between the tiers.
+			if a := &arrivals[i]; a.Case != nil && a.Case.Transit != nil &&
+				(a.Case.Transit.Move == casework.MoveEscalate || a.Case.Transit.Move == casework.MoveRelay) {
 				a.RelayTo = s.cfg.RelayTo(a.Case.DecideTier)
 			}
 		}

@@ -12,10 +12,13 @@ type links struct {
 	mu    sync.RWMutex
 	owner map[string]string  // guarded by mu: listen address -> node name
 	cut   map[[2]string]bool // guarded by mu: (from, to) node names
+	// faults is each node's message-fault injector, kept across restarts.
+	faults map[string]*netfault.Faults // guarded by mu
+	policy netfault.Policy             // guarded by mu: what SetFaults last set
 }
 
 func newLinks() *links {
-	return &links{owner: map[string]string{}, cut: map[[2]string]bool{}}
+	return &links{owner: map[string]string{}, cut: map[[2]string]bool{}, faults: map[string]*netfault.Faults{}}
 }
 
 // allowFor returns the policy of node from: may it reach addr now?
@@ -71,3 +74,40 @@ func (g *Grid) Isolate(name string) {
 
 // Heal restores every cut link.
 func (g *Grid) Heal() { g.links.healAll() }
+
+func (l *links) faultsFor(name string) *netfault.Faults {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.faults[name]
+	if !ok {
+		f = new(netfault.Faults)
+		f.Set(l.policy)
+		l.faults[name] = f
+	}
+	return f
+}
+
+// SetFaults applies p to the gRPC calls every node makes to other nodes (nodes started later
+// too); the zero Policy stops injecting. It returns how many faults were injected before.
+func (g *Grid) SetFaults(p netfault.Policy) int64 {
+	g.links.mu.Lock()
+	defer g.links.mu.Unlock()
+	g.links.policy = p
+	var n int64
+	for _, f := range g.links.faults {
+		n += f.Injected.Load()
+		f.Set(p)
+	}
+	return n
+}
+
+// FaultsInjected is how many message faults the grid's nodes have injected so far.
+func (g *Grid) FaultsInjected() int64 {
+	g.links.mu.Lock()
+	defer g.links.mu.Unlock()
+	var n int64
+	for _, f := range g.links.faults {
+		n += f.Injected.Load()
+	}
+	return n
+}

@@ -1,7 +1,8 @@
 // Package testgrid runs a grid of govgrid nodes inside one test process: real Raft, gossip, gRPC
 // and HTTP on loopback with ports chosen by the OS, each node with its own data directory. It
 // is how cluster behaviour is tested without processes or containers. Partition, Isolate and
-// Heal cut and restore links between nodes (Raft, gossip and gRPC alike).
+// Heal cut and restore links between nodes (Raft, gossip and gRPC alike); SetFaults makes the
+// calls between nodes lose, copy, delay and reorder messages.
 //
 //	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: "district", Nodes: 3}}})
 //	leader := g.WaitLeader("cd")
@@ -104,6 +105,7 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	cfg.RaftTimeScale = 0.3
 	cfg.Logger = testLogger(g.t, name)
 	cfg.Links = g.links.allowFor(name)
+	cfg.Faults = g.links.faultsFor(name)
 	cfg.ReconnectInterval = time.Second
 	cfg.DeadNodeReclaim = time.Second
 	if first := g.firstAlive(); first != nil {

@@ -1,0 +1,233 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// fourSites is a district, a township and two communities under it, one node each.
+var fourSites = testgrid.Spec{Sites: []testgrid.Site{
+	{Code: "cd", Tier: tier.District, Nodes: 1},
+	{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 1},
+	{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+	{Code: "cd-dgdj-bgj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+}}
+
+// submitDecided opens a case at n that must be decided by tier decide ("" keeps it at n).
+func submitDecided(t *testing.T, n *node.Node, i int, decide tier.Tier) *casework.Case {
+	t.Helper()
+	sub := testgrid.Submission(i)
+	sub.DecideTier = string(decide)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := n.Store().SubmitCase(ctx, sub)
+	if err != nil {
+		t.Fatalf("submit %d at %s: %v", i, n.Name(), err)
+	}
+	return c
+}
+
+// waitHeld waits until GET /v1/cases/{number} at n shows site as the holder, not in transit.
+func waitHeld(t *testing.T, g *testgrid.Grid, n *node.Node, number, site string, timeout time.Duration) *casework.Case {
+	t.Helper()
+	var c casework.Case
+	g.Eventually(timeout, func() error {
+		c = casework.Case{}
+		if code := testgrid.GetJSON(t, n, "/v1/cases/"+number, &c); code != http.StatusOK {
+			return fmt.Errorf("GET %s at %s: %d", number, n.Name(), code)
+		}
+		if c.HolderSite != site || c.Transit != nil {
+			last := c.History[len(c.History)-1]
+			return fmt.Errorf("%s held by %s (transit %+v, last event %s: %s), want %s", number, c.HolderSite, c.Transit, last.Type, last.Note, site)
+		}
+		return nil
+	})
+	return &c
+}
+
+func eventTypes(c *casework.Case) []casework.EventType {
+	var out []casework.EventType
+	for _, e := range c.History {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+type moveBody struct {
+	ToSite       string `json:"to_site,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	Instructions string `json:"instructions,omitempty"`
+	Actor        string `json:"actor,omitempty"`
+}
+
+type errorAnswer struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
+	g := testgrid.New(t, fourSites)
+	district, township := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj")
+	ngj, bgj := g.WaitLeader("cd-dgdj-ngj"), g.WaitLeader("cd-dgdj-bgj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj", "cd-dgdj-bgj": "cd-dgdj"}, 20*time.Second)
+
+	// Accepted at a community, decided by the district: it goes up hop by hop on its own.
+	c := submitDecided(t, ngj, 1, tier.District)
+	if c.Transit == nil || c.Transit.To != "cd-dgdj" {
+		t.Fatalf("accepted case is not on its way to the township: %+v", c.Transit)
+	}
+	held := waitHeld(t, g, district, c.Number, "cd", 20*time.Second)
+	want := []casework.EventType{casework.EventSubmitted, casework.EventEscalated, casework.EventReceived, casework.EventRelayed, casework.EventReceived}
+	if fmt.Sprint(eventTypes(held)) != fmt.Sprint(want) {
+		t.Fatalf("history %v, want %v", eventTypes(held), want)
+	}
+	if held.Number != c.Number || held.Version != uint64(len(held.History)) {
+		t.Fatalf("number %s version %d with %d events", held.Number, held.Version, len(held.History))
+	}
+	// Every node of every site finds it, following stubs from the origin.
+	for _, n := range []*node.Node{ngj, bgj, township, district} {
+		waitHeld(t, g, n, c.Number, "cd", 10*time.Second)
+	}
+
+	// The district hands it down to the township with instructions, and the township returns it.
+	var moved casework.Case
+	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", moveBody{ToSite: "cd-dgdj", Instructions: "请街道核实现场", Actor: "区中心 李明"}, &moved); code != http.StatusAccepted {
+		t.Fatalf("handdown: %d", code)
+	}
+	if moved.Transit == nil || moved.Transit.Move != casework.MoveHandDown {
+		t.Fatalf("handdown answer without transit: %+v", moved.Transit)
+	}
+	// While in transit, the holder may not change it.
+	// While in transit (or once handed on), the district may not change it.
+	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", moveBody{ToSite: "cd-dgdj"}, nil); code != http.StatusConflict {
+		t.Fatalf("second handdown: %d, want 409", code)
+	}
+	waitHeld(t, g, township, c.Number, "cd-dgdj", 20*time.Second)
+	if code := testgrid.PostJSON(t, township, "/v1/cases/"+c.Number+"/return", moveBody{Reason: "核实完毕，退回区中心", Actor: "街道 王芳"}, nil); code != http.StatusAccepted {
+		t.Fatalf("return: %d", code)
+	}
+	back := waitHeld(t, g, ngj, c.Number, "cd", 20*time.Second)
+	last := back.History[len(back.History)-2]
+	if last.Type != casework.EventReturned || last.FromSite != "cd-dgdj" || last.ToSite != "cd" || last.Actor != "街道 王芳" || last.Note == "" {
+		t.Fatalf("return event %+v lacks from, to, who or why", last)
+	}
+	if err := back.VerifyHistory(); err != nil {
+		t.Fatalf("history at the end: %v", err)
+	}
+}
+
+func TestMovesFollowTheRules(t *testing.T) {
+	g := testgrid.New(t, fourSites)
+	district, township := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj")
+	ngj := g.WaitLeader("cd-dgdj-ngj")
+	g.WaitLeader("cd-dgdj-bgj")
+	waitRegistered(t, g, district, map[string]string{"cd-dgdj": "cd", "cd-dgdj-ngj": "cd-dgdj", "cd-dgdj-bgj": "cd-dgdj"}, 20*time.Second)
+
+	local := submitDecided(t, ngj, 1, "")
+	atDistrict := submitDecided(t, district, 2, "")
+	for _, tc := range []struct {
+		name   string
+		n      *node.Node
+		number string
+		verb   string
+		body   moveBody
+		want   int
+	}{
+		{"district has no parent", district, atDistrict.Number, "escalate", moveBody{Reason: "x"}, http.StatusBadRequest},
+		{"hand down to a grandchild", district, atDistrict.Number, "handdown", moveBody{ToSite: "cd-dgdj-ngj"}, http.StatusBadRequest},
+		{"hand down to a sibling", ngj, local.Number, "handdown", moveBody{ToSite: "cd-dgdj-bgj"}, http.StatusBadRequest},
+		{"hand down to the parent", ngj, local.Number, "handdown", moveBody{ToSite: "cd-dgdj"}, http.StatusBadRequest},
+		{"hand down to an unknown site", district, atDistrict.Number, "handdown", moveBody{ToSite: "cd-nowhere"}, http.StatusNotFound},
+		{"hand down without a target", district, atDistrict.Number, "handdown", moveBody{}, http.StatusBadRequest},
+		{"escalate past the parent", ngj, local.Number, "escalate", moveBody{ToSite: "cd"}, http.StatusBadRequest},
+		{"return a case accepted here", ngj, local.Number, "return", moveBody{}, http.StatusConflict},
+		{"relay a case accepted here", ngj, local.Number, "relay", moveBody{}, http.StatusConflict},
+		{"a case another site holds", township, local.Number, "escalate", moveBody{}, http.StatusNotFound},
+		{"an unknown case", ngj, "cd-dgdj-ngj-20261125-999999", "escalate", moveBody{}, http.StatusNotFound},
+		{"not a case number", ngj, "nonsense", "escalate", moveBody{}, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := tc.n.Store().ExportState()
+			var e errorAnswer
+			if code := testgrid.PostJSON(t, tc.n, "/v1/cases/"+tc.number+"/"+tc.verb, tc.body, &e); code != tc.want {
+				t.Fatalf("%s %s at %s: %d, want %d", tc.verb, tc.number, tc.n.Site(), code, tc.want)
+			}
+			after, _ := tc.n.Store().ExportState()
+			delete(before, "m/applied")
+			delete(after, "m/applied")
+			if fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Fatal("a refused move changed the site's state")
+			}
+		})
+	}
+
+	// Once moved, the source keeps only a pointer: a second move there is a conflict naming
+	// the holder.
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", moveBody{Reason: "需街道协调", Actor: "社区 赵敏"}, nil); code != http.StatusAccepted {
+		t.Fatalf("escalate: %d", code)
+	}
+	waitHeld(t, g, ngj, local.Number, "cd-dgdj", 20*time.Second)
+	g.Eventually(10*time.Second, func() error {
+		if _, err := ngj.Store().GetStub(local.Number); err != nil {
+			return fmt.Errorf("no stub yet: %v", err)
+		}
+		return nil
+	})
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", moveBody{}, nil); code != http.StatusConflict {
+		t.Fatalf("escalate a handed-on case: %d, want 409", code)
+	}
+	// GET of a number that never existed is 404 everywhere.
+	for _, n := range []*node.Node{ngj, township, district} {
+		if code := testgrid.GetJSON(t, n, "/v1/cases/cd-dgdj-ngj-20261125-999999", nil); code != http.StatusNotFound {
+			t.Fatalf("GET unknown case at %s: %d", n.Site(), code)
+		}
+	}
+}
+
+func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
+	g := testgrid.New(t, threeTiers)
+	township, ngj := g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := township.SetRetired(ctx, true, "并入八一路街道"); err != nil {
+		t.Fatal(err)
+	}
+	c := submitDecided(t, ngj, 1, tier.Township)
+	var got *casework.Case
+	g.Eventually(20*time.Second, func() error {
+		var err error
+		if got, err = ngj.Store().GetCase(c.Number); err != nil {
+			return err
+		}
+		if got.Transit != nil {
+			return fmt.Errorf("still in transit")
+		}
+		return nil
+	})
+	last := got.History[len(got.History)-1]
+	if got.HolderSite != "cd-dgdj-ngj" || last.Type != casework.EventHandoffRefused || last.Note == "" {
+		t.Fatalf("after refusal: holder %s, last event %+v", got.HolderSite, last)
+	}
+	if _, err := township.Store().GetCase(c.Number); err == nil {
+		t.Fatal("the retired township holds the case")
+	}
+	// Reinstated, the township takes a new escalation of the same case.
+	if err := township.SetRetired(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+c.Number+"/escalate", moveBody{Reason: "再次上报"}, nil); code != http.StatusAccepted {
+		t.Fatalf("escalate after reinstatement: %d", code)
+	}
+	waitHeld(t, g, ngj, c.Number, "cd-dgdj", 20*time.Second)
+}
