@@ -42,8 +42,10 @@ type Faults struct {
 	mu     sync.Mutex
 	policy Policy
 
-	// Injected counts the faults injected so far, so a test can show its faults happened.
+	// Injected counts the faults injected so far, so a test can show its faults happened;
+	// Calls counts the calls the policy applied to.
 	Injected atomic.Int64
+	Calls    atomic.Int64
 }
 
 // Set replaces the policy; the zero Policy stops injecting.
@@ -76,6 +78,7 @@ func (f *Faults) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if !on {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
+		f.Calls.Add(1)
 		if p.MaxDelay > 0 {
 			select {
 			case <-time.After(rand.N(p.MaxDelay)):

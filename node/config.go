@@ -58,6 +58,9 @@ type Config struct {
 	// Faults, if set, injects message faults (loss, copies, delays) into this node's gRPC calls
 	// to other nodes (tests of handoffs over bad links); nil injects none.
 	Faults *netfault.Faults
+	// HandoffBatch is the most handoffs one delivery carries; 0 means 128. Tests lower it to
+	// make many small deliveries for their faults to hit.
+	HandoffBatch int
 	// RaftTimeScale shortens Raft's timeouts (tests use 0.2); 0 means 1.
 	RaftTimeScale float64
 }

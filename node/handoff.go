@@ -23,9 +23,9 @@ import (
 // handoffs wait: a timeout is never taken for a refusal, because the target may have applied
 // them. A new leader starts from the committed outbox alone.
 const (
-	// handoffBatch is the most handoffs one delivery carries: it keeps the target's Raft entry
-	// well under the 512 KiB that would delay heartbeats.
-	handoffBatch   = 128
+	// defaultHandoffBatch is the most handoffs one delivery carries: it keeps the target's
+	// Raft entry well under the 512 KiB that would delay heartbeats.
+	defaultHandoffBatch = 128
 	backoffMin     = 50 * time.Millisecond
 	backoffMax     = 5 * time.Second
 	deliverTimeout = 10 * time.Second
@@ -116,6 +116,13 @@ func (n *Node) runOutbox(stop <-chan struct{}) {
 	}
 }
 
+func (n *Node) handoffBatch() int {
+	if b := n.cfg.HandoffBatch; b > 0 && b <= defaultHandoffBatch {
+		return b
+	}
+	return defaultHandoffBatch
+}
+
 func nudge(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -140,6 +147,7 @@ func (n *Node) publishOutboxDepths() {
 // delivered batch runs beside the next delivery; handoffs being settled are not sent again
 // (if settling fails they are, and the target answers "duplicate").
 func (n *Node) sendOutbox(stop <-chan struct{}, to string, wake <-chan struct{}) {
+	handoffBatch := n.handoffBatch()
 	var (
 		mu       sync.Mutex
 		settling = map[string]bool{}
@@ -306,8 +314,8 @@ func (n *Node) ReceiveHandoffs(ctx context.Context, from string, items []*pb.Han
 	if !n.isNeighbour(from) {
 		return nil, &replication.Error{Code: replication.CodeConflict, Message: fmt.Sprintf("site %s is not a parent or child of %s (yet): moves go along tree edges", from, n.cfg.Site)}
 	}
-	if len(items) > 4*handoffBatch {
-		return nil, &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("at most %d handoffs per delivery", 4*handoffBatch)}
+	if len(items) > 4*defaultHandoffBatch {
+		return nil, &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("at most %d handoffs per delivery", 4*defaultHandoffBatch)}
 	}
 	arrivals := make([]replication.Arrival, 0, len(items))
 	for _, it := range items {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/netfault"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -230,4 +232,179 @@ func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
 		t.Fatalf("escalate after reinstatement: %d", code)
 	}
 	waitHeld(t, g, ngj, c.Number, "cd-dgdj", 20*time.Second)
+}
+
+// liveCopies returns, per case number, the sites whose leader holds a live (not stub) copy.
+func liveCopies(t *testing.T, g *testgrid.Grid, sites []string) map[string][]*casework.Case {
+	t.Helper()
+	out := map[string][]*casework.Case{}
+	for _, site := range sites {
+		l := g.WaitLeader(site)
+		token := ""
+		for {
+			page, err := l.Store().ListCases(replication.Filter{Limit: replication.MaxPageSize, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page.Cases {
+				out[c.Number] = append(out[c.Number], c)
+			}
+			if token = page.NextPageToken; token == "" {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitOutboxesEmpty waits until no site's leader has a handoff waiting.
+func waitOutboxesEmpty(t *testing.T, g *testgrid.Grid, sites []string, timeout time.Duration) {
+	t.Helper()
+	g.Eventually(timeout, func() error {
+		for _, site := range sites {
+			l := g.Leader(site)
+			if l == nil {
+				return fmt.Errorf("%s has no leader", site)
+			}
+			depths, err := l.Store().OutboxDepths()
+			if err != nil {
+				return err
+			}
+			if len(depths) > 0 {
+				return fmt.Errorf("%s still has handoffs waiting: %+v", site, depths)
+			}
+		}
+		return nil
+	})
+}
+
+// checkSettled checks every case after the faults: one holder, the one its decide tier names,
+// not locked, with a complete history in which each hop appears exactly once.
+func checkSettled(t *testing.T, g *testgrid.Grid, sites []string, want map[string]string) {
+	t.Helper()
+	copies := liveCopies(t, g, sites)
+	for number, holder := range want {
+		cs := copies[number]
+		if len(cs) != 1 {
+			held := []string{}
+			for _, c := range cs {
+				held = append(held, c.HolderSite)
+			}
+			t.Fatalf("case %s has %d live copies (at %v), want exactly one at %s", number, len(cs), held, holder)
+		}
+		c := cs[0]
+		if c.HolderSite != holder || c.Transit != nil {
+			t.Fatalf("case %s held by %s (transit %+v), want %s", number, c.HolderSite, c.Transit, holder)
+		}
+		if err := c.VerifyHistory(); err != nil {
+			t.Fatalf("case %s: %v", number, err)
+		}
+		hops := map[string]int{"cd-dgdj-ngj": 0, "cd-dgdj-bgj": 0, "cd-dgdj": 1, "cd": 2}[holder]
+		if got := len(c.History); got != 1+2*hops {
+			t.Fatalf("case %s has %d events %v, want %d: a hop was lost or applied twice", number, got, eventTypes(c), 1+2*hops)
+		}
+	}
+	if len(copies) != len(want) {
+		t.Fatalf("%d cases held, want %d", len(copies), len(want))
+	}
+}
+
+func TestHandoffsAreExactlyOnceOverBadLinksAndLeaderLoss(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
+		{Code: "cd", Tier: tier.District, Nodes: 3},
+		{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 3},
+		{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+		{Code: "cd-dgdj-bgj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+	}, Configure: func(c *node.Config) { c.HandoffBatch = 4 }})
+	sites := []string{"cd", "cd-dgdj", "cd-dgdj-ngj", "cd-dgdj-bgj"}
+	waitRegistered(t, g, g.WaitLeader("cd-dgdj"), map[string]string{"cd-dgdj-ngj": "cd-dgdj", "cd-dgdj-bgj": "cd-dgdj"}, 20*time.Second)
+	g.SetFaults(netfault.Policy{
+		Methods:     []string{"/govgrid.v1.Cluster/Handoff"},
+		DropRequest: 0.2, DropReply: 0.2, Duplicate: 0.2, LateDuplicate: 0.2,
+		MaxDelay: 30 * time.Millisecond,
+	})
+	want := map[string]string{}
+	decide := []tier.Tier{tier.District, tier.Township, "", tier.District}
+	submitSome := func(from, to int) {
+		for i := from; i < to; i++ {
+			site := []string{"cd-dgdj-ngj", "cd-dgdj-bgj"}[i%2]
+			d := decide[i%len(decide)]
+			c := submitDecided(t, g.WaitLeader(site), i, d)
+			want[c.Number] = map[tier.Tier]string{tier.District: "cd", tier.Township: "cd-dgdj", "": site}[d]
+		}
+	}
+	// Cases keep coming while faults are injected and leaders die: the township's leader in the
+	// middle of its handoffs, then the district's; both come back later.
+	killed := map[int]string{}
+	for i := 0; ; i++ {
+		faults, calls := g.FaultsInjected()
+		if i >= 80 && faults >= 60 {
+			break
+		}
+		switch i {
+		case 20:
+			killed[i] = g.WaitLeader("cd-dgdj").Name()
+			g.Kill(killed[i])
+		case 40:
+			killed[i] = g.WaitLeader("cd").Name()
+			g.Kill(killed[i])
+		case 60:
+			g.Restart(killed[20])
+			g.Restart(killed[40])
+		}
+		submitSome(i, i+1)
+		if decide[i%len(decide)] == "" {
+			continue // stays where it was accepted
+		}
+		// Pace the cases to the deliveries, so that the faults hit many small calls.
+		g.Eventually(20*time.Second, func() error {
+			if _, now := g.FaultsInjected(); now <= calls {
+				return fmt.Errorf("no delivery since case %d (%d faults in %d calls)", i, faults, calls)
+			}
+			return nil
+		})
+	}
+	injected := g.SetFaults(netfault.Policy{})
+	if injected == 0 {
+		t.Fatal("no fault was injected: the test proved nothing")
+	}
+	waitOutboxesEmpty(t, g, sites, 60*time.Second)
+	checkSettled(t, g, sites, want)
+	t.Logf("%d cases, %d faults injected", len(want), injected)
+}
+
+func TestCutOffCommunityQueuesEscalationsAndDeliversThemOnHealing(t *testing.T) {
+	g := testgrid.New(t, threeTiers)
+	sites := []string{"cd", "cd-dgdj", "cd-dgdj-ngj"}
+	township, community := g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
+	g.Isolate(community.Name())
+
+	want := map[string]string{}
+	for i := range 30 {
+		c := submitDecided(t, community, i, tier.District)
+		want[c.Number] = "cd"
+	}
+	depths, err := community.Store().OutboxDepths()
+	if err != nil || depths["cd-dgdj"].Depth != 30 {
+		t.Fatalf("outbox toward the township: %+v, %v; want 30 queued", depths, err)
+	}
+	// The queue shows in GET /v1/sites, so operators see what waits.
+	var sitesView struct {
+		Sites []node.SiteView `json:"sites"`
+	}
+	testgrid.GetJSON(t, community, "/v1/sites", &sitesView)
+	var shown int
+	for _, s := range sitesView.Sites {
+		for _, o := range s.Outbox {
+			shown += o.Depth
+		}
+	}
+	if shown != 30 {
+		t.Fatalf("GET /v1/sites shows %d handoffs waiting, want 30", shown)
+	}
+
+	g.Heal()
+	waitOutboxesEmpty(t, g, sites, 60*time.Second)
+	checkSettled(t, g, sites, want)
 }

@@ -101,13 +101,14 @@ func (g *Grid) SetFaults(p netfault.Policy) int64 {
 	return n
 }
 
-// FaultsInjected is how many message faults the grid's nodes have injected so far.
-func (g *Grid) FaultsInjected() int64 {
+// FaultsInjected is how many message faults the grid's nodes have injected so far, and how
+// many calls the policy applied to.
+func (g *Grid) FaultsInjected() (faults, calls int64) {
 	g.links.mu.Lock()
 	defer g.links.mu.Unlock()
-	var n int64
 	for _, f := range g.links.faults {
-		n += f.Injected.Load()
+		faults += f.Injected.Load()
+		calls += f.Calls.Load()
 	}
-	return n
+	return faults, calls
 }
