@@ -26,9 +26,9 @@ const (
 	// defaultHandoffBatch is the most handoffs one delivery carries: it keeps the target's
 	// Raft entry well under the 512 KiB that would delay heartbeats.
 	defaultHandoffBatch = 128
-	backoffMin     = 50 * time.Millisecond
-	backoffMax     = 5 * time.Second
-	deliverTimeout = 10 * time.Second
+	backoffMin          = 50 * time.Millisecond
+	backoffMax          = 5 * time.Second
+	deliverTimeout      = 10 * time.Second
 )
 
 // handoffMetrics are the delivery side's instruments (the target's are in replication).
