@@ -11,7 +11,7 @@ func TestConsoleFilesAreServed(t *testing.T) {
 	h := Handler()
 	for path, want := range map[string]string{
 		"/":            "政务服务网格",
-		"/console.js":  "/v1/cases",
+		"/console.js":  "/v1/cases/${encodeURIComponent(number)}/${move}",
 		"/console.css": "font-family",
 	} {
 		rec := httptest.NewRecorder()

@@ -1,6 +1,11 @@
 "use strict";
 const $ = (s) => document.querySelector(s);
 const esc = (v) => String(v ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+const moveName = { escalate: "上报 escalate", relay: "转报 relay", handdown: "下派 hand down", return: "退回 return" };
+const eventName = {
+  submitted: "受理 accepted", escalated: "上报 escalated", relayed: "转报 relayed", handed_down: "下派 handed down",
+  returned: "退回 returned", received: "接收 received", handoff_refused: "移交被拒 refused",
+};
 const tierName = { district: "区 district", township: "街道/乡镇 township", community: "社区/村 community" };
 
 async function getJSON(path) {
@@ -17,15 +22,59 @@ async function refresh() {
   if (s) {
     $("#sites tbody").innerHTML = s.body.sites.map((x) => `<tr><td>${esc(x.site)}</td><td>${esc(tierName[x.tier] || x.tier)}</td>
       <td>${esc(x.parent)}</td><td>${esc(x.leader)}</td><td class="${esc(x.health)}">${esc(x.health)}</td>
-      <td>${x.nodes.map((n) => `${esc(n.name)} (${esc(n.status)})`).join(", ")}</td></tr>`).join("");
+      <td>${x.nodes.map((n) => `${esc(n.name)} (${esc(n.status)})`).join(", ")}</td>
+      <td>${(x.outbox || []).map((o) => `→${esc(o.to_site)}: ${esc(o.depth)}`).join(", ")}${x.retired ? " 已撤销 retired" : ""}</td></tr>`).join("");
   }
   const c = await getJSON("/v1/cases?page_size=20").catch(() => null);
   if (c && c.status === 200) {
     $("#cases tbody").innerHTML = c.body.cases.map((x) => `<tr><td>${esc(x.number)}</td><td>${x.kind === "grievance" ? "诉求" : "申请"}</td>
       <td>${esc(x.title)}</td><td>${esc(x.applicant.name)}</td><td>${esc(x.status)}</td>
-      <td>${esc(new Date(x.created_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" }))}</td></tr>`).join("");
+      <td>${esc(new Date(x.created_at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" }))}</td>
+      <td>${x.transit ? `移交中 in transit → ${esc(x.transit.to_site)}` : Object.keys(moveName).map((m) =>
+        `<button class="move" data-move="${m}" data-number="${esc(x.number)}">${esc(moveName[m])}</button>`).join(" ")}</td></tr>`).join("");
   }
 }
+
+// A move asks for what the event must record: the target (hand-down only), who, and why.
+$("#cases").addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button.move");
+  if (!b) return;
+  const move = b.dataset.move, number = b.dataset.number;
+  const body = {};
+  if (move === "handdown") {
+    body.to_site = prompt("下派到哪个下级站点？ Child site code:");
+    if (!body.to_site) return;
+  }
+  const why = prompt(move === "handdown" ? "交办意见 Instructions:" : "意见/理由 Opinion or reason:");
+  if (why === null) return;
+  body[move === "handdown" ? "instructions" : "reason"] = why;
+  body.actor = prompt("经办人 Your name:") || "";
+  const r = await fetch(`/v1/cases/${encodeURIComponent(number)}/${move}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const j = await r.json();
+  $("#moved").innerHTML = r.status === 202
+    ? `<span class="ok">${esc(moveName[move])}: ${esc(number)} → ${esc(j.transit.to_site)}（移交编号 handoff ${esc(j.transit.handoff_id)}）</span>`
+    : `<span class="err">${esc(j.error.message)}</span>`;
+  refresh();
+});
+
+$("#lookup").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const number = new FormData(ev.target).get("number").trim();
+  const r = await getJSON(`/v1/cases/${encodeURIComponent(number)}`).catch(() => null);
+  if (!r || r.status !== 200) {
+    $("#found").innerHTML = `<p class="err">${esc(r ? r.body.error.message : "unreachable")}</p>`;
+    return;
+  }
+  const c = r.body;
+  $("#found").innerHTML = `<p><b>${esc(c.number)}</b> ${esc(c.title)} · 状态 ${esc(c.status)} · 办理站点 holder <b>${esc(c.holder_site)}</b>
+    ${c.transit ? `· 移交中 in transit → ${esc(c.transit.to_site)}` : ""}</p>
+    <table><thead><tr><th>#</th><th>事件 Event</th><th>时间 When</th><th>站点 Site</th><th>经办 Who</th><th>意见 Note</th></tr></thead><tbody>
+    ${c.history.map((e) => `<tr><td>${esc(e.seq)}</td><td>${esc(eventName[e.type] || e.type)}${e.to_site ? ` ${esc(e.from_site)}→${esc(e.to_site)}` : ""}</td>
+      <td>${esc(new Date(e.at).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" }))}</td><td>${esc(e.site)}</td>
+      <td>${esc(e.actor)}</td><td>${esc(e.note)}</td></tr>`).join("")}</tbody></table>`;
+});
 
 $("#accept").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -33,6 +82,7 @@ $("#accept").addEventListener("submit", async (ev) => {
   const body = {
     kind: f.get("kind"), item_code: f.get("item_code"), title: f.get("title"), description: f.get("description"),
     applicant: { name: f.get("name"), id_number: f.get("id_number"), phone: f.get("phone") }, materials: [],
+    decide_tier: f.get("decide_tier") || undefined,
   };
   const r = await fetch("/v1/cases", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const j = await r.json();
