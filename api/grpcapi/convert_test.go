@@ -41,11 +41,15 @@ func fullCase() *casework.Case {
 		Version: 2, QueryCode: testCode, QueryCodeHash: strings.Repeat("e", 64), RequestID: "req-1",
 		CreatedAt: at, UpdatedAt: at.Add(time.Hour),
 		History: []casework.Event{
-			{Seq: 1, Type: "submitted", At: at, Site: testSite, Actor: "clerk-07", Note: "window 3",
-				FromStatus: "draft", ToStatus: "submitted", PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)},
-			{Seq: 2, Type: "assigned", At: at.Add(time.Hour), Site: "cd-dgdj", Actor: "lead-2", Note: "to the township",
-				FromStatus: "submitted", ToStatus: "assigned", PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64)},
+			{Seq: 1, Type: "received", At: at, Site: testSite, Actor: "clerk-07", Note: "window 3",
+				FromStatus: "draft", ToStatus: "submitted", FromSite: "cd-dgdj-ngj-a", ToSite: testSite,
+				PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)},
+			{Seq: 2, Type: "escalated", At: at.Add(time.Hour), Site: "cd-dgdj", Actor: "lead-2", Note: "to the district",
+				FromStatus: "submitted", ToStatus: "assigned", FromSite: "cd-dgdj", ToSite: "cd",
+				PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64)},
 		},
+		Transit: &casework.Transit{HandoffID: casework.HandoffID(testNumber, 2), To: "cd", Move: casework.MoveEscalate,
+			Since: at.Add(time.Hour + 1)},
 	}
 }
 
@@ -58,6 +62,11 @@ func zeroFields(v reflect.Value, path string) []string {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return []string{path}
+		}
+		return zeroFields(v.Elem(), path)
 	case reflect.Struct:
 		var out []string
 		for i := 0; i < v.NumField(); i++ {
@@ -88,6 +97,11 @@ func utc(c *casework.Case) *casework.Case {
 	out.History = append([]casework.Event(nil), c.History...)
 	for i := range out.History {
 		out.History[i].At = out.History[i].At.UTC()
+	}
+	if c.Transit != nil {
+		tr := *c.Transit
+		tr.Since = tr.Since.UTC()
+		out.Transit = &tr
 	}
 	return &out
 }
@@ -206,5 +220,78 @@ func TestSubmissionProtoRoundTrip(t *testing.T) {
 	}
 	if r := grpcapi.SubmissionToProto(&casework.Submission{}); r.Applicant != nil {
 		t.Errorf("applicant %v from a submission without one", r.Applicant)
+	}
+}
+
+// departed is acceptedCase moved out of testSite to testParent: locked, with a move event.
+func departed(t *testing.T, m casework.Move) *casework.Case {
+	t.Helper()
+	c := acceptedCase(t)
+	if _, err := c.Depart(casework.Departure{Move: m, Site: testSite, To: testParent, Actor: "lead-2",
+		Reason: "超出本级权限", At: testAt.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCaseProtoTransitAndSites(t *testing.T) {
+	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveRelay, casework.MoveHandDown, casework.MoveReturn} {
+		t.Run(string(m), func(t *testing.T) {
+			c := departed(t, m)
+			p := grpcapi.CaseToProto(c)
+			tr := p.GetTransit()
+			if tr.GetHandoffId() != casework.HandoffID(testNumber, 2) || tr.GetToSite() != testParent ||
+				tr.GetMove() != string(m) || tr.GetSince() != testAt.Add(time.Hour).UnixNano() {
+				t.Errorf("proto transit %v", tr)
+			}
+			last := p.GetHistory()[len(p.GetHistory())-1]
+			if last.GetFromSite() != testSite || last.GetToSite() != testParent {
+				t.Errorf("proto event from %q to %q, want %q to %q", last.GetFromSite(), last.GetToSite(), testSite, testParent)
+			}
+			if first := p.GetHistory()[0]; first.GetFromSite() != "" || first.GetToSite() != "" {
+				t.Errorf("the submission event got sites: %v", first)
+			}
+
+			got := overTheWire(t, c)
+			// The sites are hashed: the history verifies only if they crossed intact.
+			if err := got.VerifyHistory(); err != nil {
+				t.Errorf("VerifyHistory after the round trip: %v", err)
+			}
+			if got.Transit == nil || !got.Transit.Since.Equal(c.Transit.Since) {
+				t.Fatalf("transit %+v, want %+v", got.Transit, c.Transit)
+			}
+			want := utc(c)
+			want.QueryCodeHash, want.RequestID = "", ""
+			if g := utc(got); !reflect.DeepEqual(g, want) {
+				t.Errorf("round trip changed the case:\n got %+v\nwant %+v", g, want)
+			}
+		})
+	}
+}
+
+func TestCaseProtoNoTransit(t *testing.T) {
+	c := departed(t, casework.MoveEscalate)
+	if err := c.Arrive(c.Transit.HandoffID, testParent, testAt.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p := grpcapi.CaseToProto(c)
+	if p.Transit != nil {
+		t.Errorf("a case not in transit has proto transit %v", p.Transit)
+	}
+	got := overTheWire(t, c)
+	if got.Transit != nil {
+		t.Errorf("a case not in transit came back with %+v", got.Transit)
+	}
+	if got.HolderSite != testParent || got.CameFrom() != testSite {
+		t.Errorf("holder %q, came from %q", got.HolderSite, got.CameFrom())
+	}
+	if err := got.VerifyHistory(); err != nil {
+		t.Errorf("VerifyHistory: %v", err)
+	}
+
+	// A transit without a time travels as 0 and comes back zero.
+	c.Transit = &casework.Transit{HandoffID: "x#1", To: testParent, Move: casework.MoveRelay}
+	if got := overTheWire(t, c); got.Transit == nil || !got.Transit.Since.IsZero() || *got.Transit != *c.Transit {
+		t.Errorf("transit %+v, want %+v", got.Transit, c.Transit)
 	}
 }

@@ -23,6 +23,7 @@ import (
 )
 
 const (
+	testParent = "cd-dgdj"
 	testSite   = "cd-dgdj-ngj"
 	testNumber = "cd-dgdj-ngj-20261125-000001"
 	testCode   = "123456"
@@ -36,10 +37,46 @@ type fakeCases struct {
 	submits []*casework.Submission
 	gets    []string
 	lists   []replication.Filter
+	moves   []moveCall
 
-	submitErr, getErr, listErr error
-	cases                      map[string]*casework.Case
-	page                       *replication.Page
+	submitErr, getErr, listErr, moveErr error
+	cases                               map[string]*casework.Case
+	page                                *replication.Page
+}
+
+// moveCall is one call of MoveCase.
+type moveCall struct {
+	number string
+	d      casework.Departure
+}
+
+// MoveCase records the call and, unless moveErr is set, departs an accepted case from
+// testSite to d.To (testParent if empty), the way the node would.
+func (f *fakeCases) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moves = append(f.moves, moveCall{number: number, d: d})
+	if f.moveErr != nil {
+		return nil, f.moveErr
+	}
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{Number: number, Site: testSite, At: testAt})
+	if err != nil {
+		return nil, err
+	}
+	d.Site, d.At = testSite, testAt.Add(time.Hour)
+	if d.To == "" {
+		d.To = testParent
+	}
+	if _, err := c.Depart(d); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (f *fakeCases) moveCalls() []moveCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]moveCall(nil), f.moves...)
 }
 
 func (f *fakeCases) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
@@ -98,6 +135,33 @@ type fakeCluster struct {
 
 	applied  [][]byte
 	applyErr error
+
+	mu         sync.Mutex
+	handoffs   []handoffCall
+	outcomes   []replication.ArrivalOutcome
+	handoffErr error
+}
+
+// handoffCall is one call of ReceiveHandoffs.
+type handoffCall struct {
+	from  string
+	items []*pb.HandoffItem
+}
+
+func (c *fakeCluster) ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.handoffs = append(c.handoffs, handoffCall{from: from, items: items})
+	if c.handoffErr != nil {
+		return nil, c.handoffErr
+	}
+	return c.outcomes, nil
+}
+
+func (c *fakeCluster) handoffCalls() []handoffCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]handoffCall(nil), c.handoffs...)
 }
 
 func (c *fakeCluster) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {

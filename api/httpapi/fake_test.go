@@ -23,8 +23,9 @@ type fakeCases struct {
 	submits []casework.Submission
 	gets    []string
 	lists   []replication.Filter
+	moves   []moveCall
 
-	submitErr, getErr, listErr error
+	submitErr, getErr, listErr, moveErr error
 	// blockSubmit makes SubmitCase wait for its context to end and return its error.
 	blockSubmit bool
 	cases       map[string]*casework.Case
@@ -100,11 +101,65 @@ func (f *fakeCases) calls() (submits, gets, lists int) {
 	return len(f.submits), len(f.gets), len(f.lists)
 }
 
+// moveCall is one call of MoveCase.
+type moveCall struct {
+	number string
+	d      casework.Departure
+	// deadline reports whether the call's context had one (the handler's WriteTimeout).
+	deadline bool
+}
+
+// testParent is the site an escalation goes to when the request names none.
+const testParent = "cd-dgdj"
+
+// MoveCase records the call and, unless moveErr is set, departs a stored case the way the node
+// would: from testSite, to d.To (testParent if empty), locked in transit.
+func (f *fakeCases) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, deadline := ctx.Deadline()
+	f.moves = append(f.moves, moveCall{number: number, d: d, deadline: deadline})
+	if f.moveErr != nil {
+		return nil, f.moveErr
+	}
+	c := storedCase(number, "630102199001011234")
+	d.Site, d.At = testSite, testAt.Add(time.Hour)
+	if d.To == "" {
+		d.To = testParent
+	}
+	if _, err := c.Depart(d); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (f *fakeCases) moveCalls() []moveCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]moveCall(nil), f.moves...)
+}
+
 // fakeNode is an httpapi.NodeInfo.
 type fakeNode struct {
 	ready  bool
 	why    string
 	leaves int
+
+	retires   []retireCall
+	retireErr error
+}
+
+// retireCall is one call of SetRetired.
+type retireCall struct {
+	retired  bool
+	reason   string
+	deadline bool
+}
+
+func (n *fakeNode) SetRetired(ctx context.Context, retired bool, reason string) error {
+	_, deadline := ctx.Deadline()
+	n.retires = append(n.retires, retireCall{retired: retired, reason: reason, deadline: deadline})
+	return n.retireErr
 }
 
 func (n *fakeNode) LeaveAsync() { n.leaves++ }

@@ -406,8 +406,17 @@ func TestGetCaseErrors(t *testing.T) {
 			if b.Error.Code != tt.code {
 				t.Errorf("code %q, want %q", b.Error.Code, tt.code)
 			}
-			if tt.status == 404 && b.Error.Message != "no such case" {
-				t.Errorf("404 message %q", b.Error.Message)
+			if tt.status == 404 {
+				// A refusal's own message is kept (it may name what is missing, such as a
+				// site); a bare not-found says only that there is no such case.
+				want := "no such case"
+				var re *replication.Error
+				if errors.As(tt.err, &re) {
+					want = re.Message
+				}
+				if b.Error.Message != want {
+					t.Errorf("404 message %q, want %q", b.Error.Message, want)
+				}
 			}
 			if tt.status == 400 && !reflect.DeepEqual(b.fields(), []string{"number"}) {
 				t.Errorf("fields %q, want number", b.fields())
