@@ -211,6 +211,10 @@ func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredS
 		if err := unindexCase(txn, local); err != nil {
 			return ArrivalOutcome{}, err
 		}
+	case err == nil && appliedBefore(local, cs, a.ID, site):
+		// The table lost this handoff (a site restored from its parent's mirror), but the
+		// history shows it was applied: answer as for any duplicate.
+		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeDuplicate}, nil
 	case err == nil:
 		return refuse(fmt.Sprintf("case %s is already held here at version %d", cs.Number, local.Version))
 	case !errors.Is(err, badger.ErrKeyNotFound):
@@ -250,6 +254,18 @@ func (f *fsm) relay(txn *badger.Txn, cs *casework.Case, move casework.Move, site
 		return false, nil
 	}
 	return true, f.queue(txn, cs)
+}
+
+// appliedBefore reports whether local's history already holds the arrival of handoff id: the
+// event after the departure is this site's receipt, and the departure is the arriving record's.
+// arrived is the record after Arrive (one event longer than what was sent).
+func appliedBefore(local, arrived *casework.Case, id, site string) bool {
+	_, v, err := casework.ParseHandoffID(id)
+	if err != nil || v == 0 || uint64(len(local.History)) <= v || uint64(len(arrived.History)) < v {
+		return false
+	}
+	departure, receipt := local.History[v-1], local.History[v]
+	return departure.Hash == arrived.History[v-1].Hash && receipt.Type == casework.EventReceived && receipt.Site == site
 }
 
 // AutoActor is the actor of moves the grid makes on its own (relaying a case to the tier that

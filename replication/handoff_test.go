@@ -279,3 +279,24 @@ func assertStateUnchanged(t *testing.T, f *fsm, before map[string][]byte) {
 		t.Fatal("state changed")
 	}
 }
+
+func TestArrivalRecognisedFromHistoryWhenTheTableIsLost(t *testing.T) {
+	community, township := newSite(t, "cd-dgdj-ngj"), newSite(t, "cd-dgdj")
+	c := community.submit(1, township.code)
+	if out := deliver(t, community, township, ""); out[0].Outcome != OutcomeApplied {
+		t.Fatalf("first delivery: %+v", out)
+	}
+	// A site rebuilt from its parent's mirror has its cases but not its applied-handoff table.
+	txn := township.f.db.NewTransaction(true)
+	if err := txn.Delete(handoffKey(c.Transit.HandoffID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	held := mustExport(t, township.f)
+	if again := deliver(t, community, township, ""); again[0].Outcome != OutcomeDuplicate {
+		t.Fatalf("late copy after the table was lost: %+v, want duplicate (a refusal would unlock the case at its source)", again)
+	}
+	assertStateUnchanged(t, township.f, held)
+}
