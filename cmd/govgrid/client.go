@@ -53,18 +53,48 @@ func call(addr, method, path string, body, out any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
+		e := &apiError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status}
+		var body struct {
+			Error struct {
+				Code    string       `json:"code"`
+				Message string       `json:"message"`
+				Fields  []fieldError `json:"fields"`
+			} `json:"error"`
 		}
-		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s %s: %s (%d)", method, path, e.Error.Message, resp.StatusCode)
+		if json.Unmarshal(data, &body) == nil {
+			e.Code, e.Message, e.Fields = body.Error.Code, body.Error.Message, body.Error.Fields
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return e
 	}
 	if out == nil {
 		return nil
 	}
 	return json.Unmarshal(data, out)
+}
+
+// apiError is a non-2xx answer of a node: its status and the code and message of its JSON
+// error body ({"error":{"code","message","fields"}}), when it sent one.
+type apiError struct {
+	Method, Path string
+	Status       int
+	StatusText   string // "409 Conflict"
+	Code         string // "conflict", "not_found", "invalid", ...
+	Message      string
+	Fields       []fieldError
+}
+
+// fieldError is one entry of an error body's "fields": a field of the request and what is
+// wrong with it.
+type fieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+func (e *apiError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("%s %s: %s (%d)", e.Method, e.Path, e.Message, e.Status)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Method, e.Path, e.StatusText)
 }
 
 func printJSON(v any) error {
@@ -103,65 +133,109 @@ func newMembersCommand() *cobra.Command {
 	return cmd
 }
 
+// siteView is one site of GET /v1/sites, as `govgrid sites` shows it. Outbox and Retired are
+// set on the answering node's own site only.
+type siteView struct {
+	Site   string `json:"site"`
+	Tier   string `json:"tier"`
+	Parent string `json:"parent"`
+	Leader string `json:"leader"`
+	Health string `json:"health"`
+	Nodes  []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"nodes"`
+	Outbox []struct {
+		ToSite        string  `json:"to_site"`
+		Depth         int     `json:"depth"`
+		OldestSeconds float64 `json:"oldest_seconds"`
+	} `json:"outbox"`
+	Retired *struct {
+		Retired bool   `json:"retired"`
+		Reason  string `json:"reason"`
+	} `json:"retired"`
+}
+
 func newSitesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "sites", Short: "Show the site tree with each site's health", Args: cobra.NoArgs}
 	addr := addrFlag(cmd)
-	cmd.RunE = func(*cobra.Command, []string) error {
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var out struct {
-			Sites []struct {
-				Site   string `json:"site"`
-				Tier   string `json:"tier"`
-				Parent string `json:"parent"`
-				Leader string `json:"leader"`
-				Health string `json:"health"`
-				Nodes  []struct {
-					Name   string `json:"name"`
-					Status string `json:"status"`
-				} `json:"nodes"`
-			} `json:"sites"`
+			Sites []siteView `json:"sites"`
 		}
 		if err := call(*addr, "GET", "/v1/sites", nil, &out); err != nil {
 			return err
 		}
-		children := map[string][]int{}
-		var roots []int
-		known := map[string]bool{}
-		for _, s := range out.Sites {
-			known[s.Site] = true
-		}
-		for i, s := range out.Sites {
-			if s.Parent == "" || !known[s.Parent] {
-				roots = append(roots, i)
-			} else {
-				children[s.Parent] = append(children[s.Parent], i)
-			}
-		}
-		var walk func(i int, indent string)
-		walk = func(i int, indent string) {
-			s := out.Sites[i]
-			var nodes []string
-			for _, n := range s.Nodes {
-				mark := ""
-				if n.Name == s.Leader {
-					mark = "*"
-				}
-				nodes = append(nodes, fmt.Sprintf("%s%s(%s)", n.Name, mark, n.Status))
-			}
-			fmt.Printf("%s%s [%s] %s: %s\n", indent, s.Site, s.Tier, s.Health, strings.Join(nodes, " "))
-			for _, c := range children[s.Site] {
-				walk(c, indent+"  ")
-			}
-		}
-		for _, r := range roots {
-			walk(r, "")
-		}
+		printSiteTree(cmd.OutOrStdout(), out.Sites)
 		return nil
 	}
 	return cmd
 }
 
+// printSiteTree prints one line per site, children indented under their parent:
+//
+//	cd-dgdj [township] healthy: dgdj-1*(alive) | 待发 outbox: cd=2 (oldest 4s) | 已停用 retired: 合并
+//
+// The leader has a *; the outbox and retired parts appear only when there is something to show.
+func printSiteTree(w io.Writer, sites []siteView) {
+	children := map[string][]int{}
+	var roots []int
+	known := map[string]bool{}
+	for _, s := range sites {
+		known[s.Site] = true
+	}
+	for i, s := range sites {
+		if s.Parent == "" || !known[s.Parent] {
+			roots = append(roots, i)
+		} else {
+			children[s.Parent] = append(children[s.Parent], i)
+		}
+	}
+	var walk func(i int, indent string)
+	walk = func(i int, indent string) {
+		s := sites[i]
+		var nodes []string
+		for _, n := range s.Nodes {
+			mark := ""
+			if n.Name == s.Leader {
+				mark = "*"
+			}
+			nodes = append(nodes, fmt.Sprintf("%s%s(%s)", n.Name, mark, n.Status))
+		}
+		extra := ""
+		var waiting []string
+		for _, o := range s.Outbox {
+			if o.Depth > 0 {
+				waiting = append(waiting, fmt.Sprintf("%s=%d (oldest %s)", o.ToSite, o.Depth,
+					(time.Duration(o.OldestSeconds)*time.Second).String()))
+			}
+		}
+		if len(waiting) > 0 {
+			extra += " | 待发 outbox: " + strings.Join(waiting, ", ")
+		}
+		if s.Retired != nil && s.Retired.Retired {
+			extra += " | 已停用 retired"
+			if s.Retired.Reason != "" {
+				extra += ": " + oneLine(s.Retired.Reason)
+			}
+		}
+		fmt.Fprintf(w, "%s%s [%s] %s: %s%s\n", indent, s.Site, s.Tier, s.Health, strings.Join(nodes, " "), extra)
+		for _, c := range children[s.Site] {
+			walk(c, indent+"  ")
+		}
+	}
+	for _, r := range roots {
+		walk(r, "")
+	}
+}
+
+// oneLine folds line breaks into spaces so that a free-text field keeps the output one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
 func newCaseCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "case", Short: "Submit, read and list cases"}
+	cmd := &cobra.Command{Use: "case", Short: "Submit, read, list and move cases"}
 	addr := addrFlag(cmd)
 	submit := &cobra.Command{
 		Use:   "submit FILE",
@@ -218,6 +292,7 @@ func newCaseCommand() *cobra.Command {
 		return printJSON(out)
 	}
 	cmd.AddCommand(submit, get, list)
+	cmd.AddCommand(newMoveCommands(addr)...)
 	return cmd
 }
 

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeNode records the requests the CLI sends and answers each path with a canned reply.
+type fakeNode struct {
+	t       *testing.T
+	mu      sync.Mutex
+	paths   []string
+	bodies  []map[string]any
+	replies map[string]fakeReply // by "METHOD /path"
+}
+
+type fakeReply struct {
+	status int
+	body   string
+}
+
+func newFakeNode(t *testing.T, replies map[string]fakeReply) (*fakeNode, string) {
+	f := &fakeNode{t: t, replies: replies}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	return f, strings.TrimPrefix(srv.URL, "http://")
+}
+
+func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
+	key := r.Method + " " + r.URL.Path
+	var body map[string]any
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			f.t.Errorf("%s: body is not a JSON object: %v", key, err)
+		}
+	}
+	f.mu.Lock()
+	f.paths = append(f.paths, key)
+	f.bodies = append(f.bodies, body)
+	f.mu.Unlock()
+	rep, ok := f.replies[key]
+	if !ok {
+		rep = fakeReply{http.StatusNotFound, `{"error":{"code":"not_found","message":"no route ` + key + `"}}`}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rep.status)
+	_, _ = w.Write([]byte(rep.body))
+}
+
+func (f *fakeNode) only(t *testing.T) (string, map[string]any) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.paths) != 1 {
+		t.Fatalf("want exactly one request, got %v", f.paths)
+	}
+	return f.paths[0], f.bodies[0]
+}
+
+// runGovgrid runs the root command with args and returns its standard output and error.
+func runGovgrid(args ...string) (string, error) {
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+const (
+	testNumber  = "cd-dgdj-ngj-20260101-000001"
+	transitCase = `{"number":"` + testNumber + `","holder_site":"cd-dgdj-ngj","status":"accepted",` +
+		`"transit":{"handoff_id":"h-42","to_site":"cd-dgdj","move":"escalate","since":"2026-01-01T08:00:00Z"}}`
+)
+
+func TestCaseEscalateSendsMoveAndPrintsHandoff(t *testing.T) {
+	t.Setenv("USER", "wangfang")
+	f, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/cases/" + testNumber + "/escalate": {http.StatusAccepted, transitCase},
+	})
+	out, err := runGovgrid("case", "escalate", testNumber, "--reason", "需区级审批", "--addr", addr)
+	if err != nil {
+		t.Fatalf("escalate: %v (output %q)", err, out)
+	}
+	_, body := f.only(t)
+	want := map[string]any{"reason": "需区级审批", "actor": "wangfang"}
+	if len(body) != len(want) || body["reason"] != want["reason"] || body["actor"] != want["actor"] {
+		t.Errorf("body %v, want %v (no to_site, no instructions)", body, want)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("want one line, got %q", out)
+	}
+	for _, s := range []string{"已上报", testNumber, "cd-dgdj", "h-42", "escalated"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q: %q", s, out)
+		}
+	}
+	if strings.Index(out, "已上报") > strings.Index(out, "escalated") {
+		t.Errorf("Chinese should come first: %q", out)
+	}
+}
+
+func TestCaseMoveActorDefaultsToOperator(t *testing.T) {
+	t.Setenv("USER", "")
+	f, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/cases/" + testNumber + "/return": {http.StatusAccepted, transitCase},
+	})
+	if out, err := runGovgrid("case", "return", testNumber, "--addr", addr); err != nil {
+		t.Fatalf("return: %v (output %q)", err, out)
+	}
+	if _, body := f.only(t); body["actor"] != "operator" || len(body) != 1 {
+		t.Errorf("body %v, want only actor=operator", body)
+	}
+}
+
+func TestCaseHanddownSendsInstructionsAndTarget(t *testing.T) {
+	f, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/cases/" + testNumber + "/handdown": {http.StatusAccepted, strings.ReplaceAll(transitCase, `"to_site":"cd-dgdj"`, `"to_site":"cd-dgdj-bgj"`)},
+	})
+	out, err := runGovgrid("case", "handdown", testNumber, "--to", "cd-dgdj-bgj", "--instructions", "请核实住址", "--actor", "李明", "--addr", addr)
+	if err != nil {
+		t.Fatalf("handdown: %v (output %q)", err, out)
+	}
+	_, body := f.only(t)
+	if body["to_site"] != "cd-dgdj-bgj" || body["instructions"] != "请核实住址" || body["actor"] != "李明" || body["reason"] != nil {
+		t.Errorf("body %v", body)
+	}
+	if !strings.Contains(out, "已下派") || !strings.Contains(out, "cd-dgdj-bgj") || !strings.Contains(out, "handed down") {
+		t.Errorf("output %q", out)
+	}
+
+	// --to is required: no request is sent without it.
+	f2, addr2 := newFakeNode(t, nil)
+	if _, err := runGovgrid("case", "handdown", testNumber, "--addr", addr2); err == nil || !strings.Contains(err.Error(), "to") {
+		t.Errorf("handdown without --to: err %v, want a required-flag error", err)
+	}
+	if len(f2.paths) != 0 {
+		t.Errorf("handdown without --to sent %v", f2.paths)
+	}
+}
+
+func TestCaseMoveJSONPrintsTheAnswer(t *testing.T) {
+	_, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/cases/" + testNumber + "/relay": {http.StatusAccepted, transitCase},
+	})
+	out, err := runGovgrid("case", "relay", testNumber, "--json", "--addr", addr)
+	if err != nil {
+		t.Fatalf("relay --json: %v", err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("--json output is not JSON (%v): %q", err, out)
+	}
+	if tr, _ := got["transit"].(map[string]any); tr["handoff_id"] != "h-42" || got["status"] != "accepted" {
+		t.Errorf("--json output %v", got)
+	}
+	// The node's key order is kept (raw JSON, indented).
+	if strings.Index(out, `"number"`) > strings.Index(out, `"holder_site"`) {
+		t.Errorf("--json reordered the answer: %q", out)
+	}
+}
+
+func TestCaseMoveErrorsCarryServerMessageAndCode(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   []string
+	}{
+		{http.StatusConflict, `{"error":{"code":"conflict","message":"case ` + testNumber + ` was handed on to cd-dgdj: only the holder changes it"}}`,
+			[]string{"上报失败", "handed on to cd-dgdj", "409 conflict"}},
+		{http.StatusNotFound, `{"error":{"code":"not_found","message":"unknown site nowhere"}}`,
+			[]string{"unknown site nowhere", "404 not_found"}},
+		{http.StatusBadRequest, `{"error":{"code":"invalid","message":"invalid request: reason: is too long","fields":[{"field":"reason","reason":"is too long"}]}}`,
+			[]string{"reason: is too long", "400 invalid"}},
+		{http.StatusConflict, `{"error":{"code":"conflict","message":"site retired","fields":[{"field":"to_site","reason":"is retired: 合并"}]}}`,
+			[]string{"site retired; to_site: is retired: 合并", "409 conflict"}},
+		{http.StatusServiceUnavailable, `not json`, []string{"503 Service Unavailable", "503 error"}},
+	} {
+		_, addr := newFakeNode(t, map[string]fakeReply{
+			"POST /v1/cases/" + testNumber + "/escalate": {tc.status, tc.body},
+		})
+		out, err := runGovgrid("case", "escalate", testNumber, "--addr", addr)
+		if err == nil {
+			t.Errorf("%d: no error; output %q", tc.status, out)
+			continue
+		}
+		if out != "" || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%d: want one error line and no output, got %q / %q", tc.status, err, out)
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%d: error %q lacks %q", tc.status, err, s)
+			}
+		}
+	}
+}
+
+func TestSiteRetireAndReinstate(t *testing.T) {
+	f, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/site/retire":    {http.StatusOK, `{"retired":true,"reason":"并入八一路街道"}`},
+		"POST /v1/site/reinstate": {http.StatusOK, `{"retired":false,"reason":""}`},
+	})
+	out, err := runGovgrid("site", "retire", "--reason", "并入八一路街道", "--addr", addr)
+	if err != nil {
+		t.Fatalf("retire: %v", err)
+	}
+	if !strings.Contains(out, "站点已停用") || !strings.Contains(out, "并入八一路街道") || !strings.Contains(out, "retired") {
+		t.Errorf("retire output %q", out)
+	}
+	out, err = runGovgrid("site", "reinstate", "--addr", addr)
+	if err != nil {
+		t.Fatalf("reinstate: %v", err)
+	}
+	if !strings.Contains(out, "站点已恢复") || !strings.Contains(out, "reinstated") {
+		t.Errorf("reinstate output %q", out)
+	}
+	if len(f.paths) != 2 || f.bodies[0]["reason"] != "并入八一路街道" || len(f.bodies[0]) != 1 || f.bodies[1] != nil {
+		t.Errorf("requests %v with bodies %v", f.paths, f.bodies)
+	}
+	out, err = runGovgrid("site", "reinstate", "--json", "--addr", addr)
+	if err != nil || !strings.Contains(out, `"retired": false`) {
+		t.Errorf("reinstate --json: %v, %q", err, out)
+	}
+
+	// --reason is required; the node is not asked.
+	if _, err := runGovgrid("site", "retire", "--addr", addr); err == nil || !strings.Contains(err.Error(), "reason") {
+		t.Errorf("retire without --reason: %v", err)
+	}
+	if len(f.paths) != 3 {
+		t.Errorf("retire without --reason sent a request: %v", f.paths)
+	}
+}
+
+func TestSiteRetireFromAnotherHost(t *testing.T) {
+	_, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/site/retire": {http.StatusForbidden, `{"error":{"code":"forbidden","message":"retire and reinstate are accepted only from the node's own host"}}`},
+	})
+	_, err := runGovgrid("site", "retire", "--reason", "x", "--addr", addr)
+	if err == nil || !strings.Contains(err.Error(), "only from the node's own host") || !strings.Contains(err.Error(), "403") {
+		t.Errorf("retire refused: err %v", err)
+	}
+}
+
+// TestCallErrorFormat pins the error line of the older commands, which call's typed error keeps.
+func TestCallErrorFormat(t *testing.T) {
+	_, addr := newFakeNode(t, map[string]fakeReply{
+		"GET /v1/cases/cd-20000101-999999": {http.StatusNotFound, `{"error":{"code":"not_found","message":"no such case"}}`},
+		"GET /v1/cases/cd-20000101-000000": {http.StatusBadGateway, `oops`},
+	})
+	if _, err := runGovgrid("case", "get", "cd-20000101-999999", "--addr", addr); err == nil ||
+		err.Error() != "GET /v1/cases/cd-20000101-999999: no such case (404)" {
+		t.Errorf("case get of a missing case: %v", err)
+	}
+	if _, err := runGovgrid("case", "get", "cd-20000101-000000", "--addr", addr); err == nil ||
+		err.Error() != "GET /v1/cases/cd-20000101-000000: 502 Bad Gateway" {
+		t.Errorf("case get, bare 502: %v", err)
+	}
+}
+
+func TestSitesTreeShowsOutboxAndRetired(t *testing.T) {
+	_, addr := newFakeNode(t, map[string]fakeReply{
+		"GET /v1/sites": {http.StatusOK, `{"sites":[
+			{"site":"cd","tier":"district","leader":"cd-1","health":"healthy","nodes":[{"name":"cd-1","status":"alive"}]},
+			{"site":"cd-dgdj","tier":"township","parent":"cd","leader":"dgdj-1","health":"healthy","nodes":[{"name":"dgdj-1","status":"alive"}],
+			 "outbox":[{"to_site":"cd","depth":3,"oldest_seconds":12.7},{"to_site":"cd-dgdj-ngj","depth":0,"oldest_seconds":0}],
+			 "retired":{"retired":true,"reason":"并入\n八一路街道","since":"2026-01-01T08:00:00Z"}},
+			{"site":"cd-dgdj-ngj","tier":"community","parent":"cd-dgdj","health":"down","nodes":[{"name":"ngj-1","status":"dead"}]}]}`},
+	})
+	out, err := runGovgrid("sites", "--addr", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "cd [district] healthy: cd-1*(alive)\n" +
+		"  cd-dgdj [township] healthy: dgdj-1*(alive) | 待发 outbox: cd=3 (oldest 12s) | 已停用 retired: 并入 八一路街道\n" +
+		"    cd-dgdj-ngj [community] down: ngj-1(dead)\n"
+	if out != want {
+		t.Errorf("sites printed\n%s\nwant\n%s", out, want)
+	}
+}
