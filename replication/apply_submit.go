@@ -56,7 +56,7 @@ func (f *fsm) applySubmit(txn *badger.Txn, c *submitCommand) (*result, error) {
 		return nil, err
 	}
 	if !relayed {
-		if err := putCase(txn, cs); err != nil {
+		if err := f.storeCase(txn, cs, c.Site, c.At); err != nil {
 			return nil, err
 		}
 	}

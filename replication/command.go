@@ -25,11 +25,13 @@ const (
 	cmdArrive        commandType = 4
 	cmdSettle        commandType = 5
 	cmdRetire        commandType = 6
+	cmdMirror        commandType = 7
+	cmdTrimFeed      commandType = 8
 )
 
 var commandNames = map[commandType]string{
 	cmdSubmitCase: "submit-case", cmdRegisterSites: "register-sites", cmdDepart: "depart",
-	cmdArrive: "arrive", cmdSettle: "settle", cmdRetire: "retire",
+	cmdArrive: "arrive", cmdSettle: "settle", cmdRetire: "retire", cmdMirror: "mirror", cmdTrimFeed: "trim-feed",
 }
 
 func (t commandType) String() string {

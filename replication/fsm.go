@@ -39,6 +39,12 @@ type fsm struct {
 	// onOutboxChanged, if set, is called after a batch that added to or settled the outbox.
 	onOutboxChanged func()
 	outboxChanged   bool // like sitesChanged
+
+	// feedAppended is set during a batch that grew the feed; feedCh is closed (and replaced)
+	// after such a batch, waking feed readers.
+	feedAppended bool
+	feedMu       sync.Mutex
+	feedCh       chan struct{} // guarded by feedMu
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -131,6 +137,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			f.onSitesChanged()
 		}
 	}
+	if f.feedAppended {
+		f.feedAppended = false
+		f.feedMu.Lock()
+		if f.feedCh != nil {
+			close(f.feedCh)
+			f.feedCh = nil
+		}
+		f.feedMu.Unlock()
+	}
 	if f.outboxChanged {
 		f.outboxChanged = false
 		if f.onOutboxChanged != nil {
@@ -202,6 +217,18 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 			return err, nil
 		}
 		return f.applyRetire(txn, &c, at)
+	case cmdMirror:
+		var c mirrorCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyMirror(txn, &c, at)
+	case cmdTrimFeed:
+		var c trimFeedCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyTrimFeed(txn, &c)
 	default:
 		if t&ignoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command from a newer version", "index", l.Index, "type", t)
@@ -266,6 +293,16 @@ func (f *fsm) view(fn func(txn *badger.Txn) error) error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.db.View(fn)
+}
+
+// feedSignal returns a channel closed when the feed next grows.
+func (f *fsm) feedSignal() <-chan struct{} {
+	f.feedMu.Lock()
+	defer f.feedMu.Unlock()
+	if f.feedCh == nil {
+		f.feedCh = make(chan struct{})
+	}
+	return f.feedCh
 }
 
 // decodeBody decodes a command's JSON payload; a failure is answered as a refusal.

@@ -143,7 +143,7 @@ func (f *fsm) notHeld(txn *badger.Txn, number string) (*result, error) {
 
 // queue stores a case that has just departed and puts its handoff in the outbox.
 func (f *fsm) queue(txn *badger.Txn, cs *casework.Case) error {
-	if err := putCase(txn, cs); err != nil {
+	if err := f.storeCase(txn, cs, cs.HolderSite, cs.Transit.Since); err != nil {
 		return err
 	}
 	e := OutboxEntry{ID: cs.Transit.HandoffID, Number: cs.Number, To: cs.Transit.To, Move: cs.Transit.Move, Since: cs.Transit.Since}
@@ -233,7 +233,7 @@ func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredS
 	if relayed, err := f.relay(txn, cs, casework.MoveRelay, site, a.RelayTo, at); relayed || err != nil {
 		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, err
 	}
-	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, putCase(txn, cs)
+	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, f.storeCase(txn, cs, site, at)
 }
 
 // relay sends a case just taken in (accepted or arrived) straight on toward the tier that must
@@ -298,7 +298,7 @@ func (f *fsm) applySettle(txn *badger.Txn, c *settleCommand, at time.Time) (*res
 			if err := cs.Refused(s.ID, s.Reason, at); err != nil {
 				return nil, err
 			}
-			if err := putCase(txn, cs); err != nil {
+			if err := f.storeCase(txn, cs, cs.HolderSite, at); err != nil {
 				return nil, err
 			}
 			continue

@@ -52,16 +52,43 @@ func (f *fsm) getCase(number string) (*casework.Case, error) {
 
 // listCases walks the time index (or the status index when filtering by status) newest first.
 func (f *fsm) listCases(flt Filter) (*Page, error) {
+	page := &Page{}
+	token, err := f.walkIndex(flt, prefixByTime, byStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
+		c, err := getCase(txn, number)
+		if err != nil {
+			return false, fmt.Errorf("index entry without its case: %w", err)
+		}
+		if !flt.matches(c) {
+			return false, nil
+		}
+		if add {
+			page.Cases = append(page.Cases, c)
+		}
+		return true, nil
+	})
+	page.NextPageToken = token
+	return page, err
+}
+
+func (flt *Filter) matches(c *casework.Case) bool {
+	return (flt.Kind == "" || c.Kind == flt.Kind) && (flt.ItemCode == "" || c.ItemCode == flt.ItemCode)
+}
+
+// walkIndex visits, newest first, the numbers in an index of keys <prefix><created nanos BE>
+// <number> (the status index when the filter names a status) within the filter's dates, until
+// visit has matched (and, with add, taken) a page's worth; visit without add only says whether a
+// number matches. It returns the token of the next page, if there is one.
+func (f *fsm) walkIndex(flt Filter, byTime []byte, byStatus func(string) []byte, visit func(txn *badger.Txn, number string, add bool) (bool, error)) (string, error) {
 	limit := flt.Limit
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
 	if limit < 0 || limit > MaxPageSize {
-		return nil, errorf(CodeInvalid, "page size must be between 1 and %d", MaxPageSize)
+		return "", errorf(CodeInvalid, "page size must be between 1 and %d", MaxPageSize)
 	}
-	prefix := prefixByTime
+	prefix := byTime
 	if flt.Status != "" {
-		prefix = byStatusPrefix(string(flt.Status))
+		prefix = byStatus(string(flt.Status))
 	}
 	// Reverse iteration seeks to the largest key not above the seek key.
 	seek := append(append([]byte{}, prefix...), 0xff)
@@ -71,11 +98,11 @@ func (f *fsm) listCases(flt Filter) (*Page, error) {
 	if flt.PageToken != "" {
 		tok, err := base64.RawURLEncoding.DecodeString(flt.PageToken)
 		if err != nil || !bytes.HasPrefix(tok, prefix) {
-			return nil, errorf(CodeInvalid, "page_token is not valid for this listing")
+			return "", errorf(CodeInvalid, "page_token is not valid for this listing")
 		}
 		seek = tok
 	}
-	page := &Page{}
+	var next string
 	err := f.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Reverse = true
@@ -83,40 +110,35 @@ func (f *fsm) listCases(flt Filter) (*Page, error) {
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		skipFirst := flt.PageToken != ""
+		matched := 0
+		var last []byte
 		for it.Seek(seek); it.Valid(); it.Next() {
 			key := it.Item().Key()
-			if skipFirst && bytes.Equal(key, seek) {
+			if flt.PageToken != "" && bytes.Equal(key, seek) {
 				continue
 			}
 			created := int64(u64from(key[len(prefix):]))
 			if !flt.From.IsZero() && created < flt.From.UnixNano() {
 				break
 			}
-			c, err := getCase(txn, numberFromIndexKey(prefix, key))
+			ok, err := visit(txn, string(key[len(prefix)+8:]), matched < limit)
 			if err != nil {
-				return fmt.Errorf("index entry without its case: %w", err)
+				return err
 			}
-			if flt.Kind != "" && c.Kind != flt.Kind || flt.ItemCode != "" && c.ItemCode != flt.ItemCode {
-				continue
-			}
-			if len(page.Cases) == limit {
-				page.NextPageToken = base64.RawURLEncoding.EncodeToString(lastKeyOf(page, prefix))
+			switch {
+			case ok && matched == limit:
+				// One more match exists beyond this page: the next page starts after it.
+				next = base64.RawURLEncoding.EncodeToString(last)
 				return nil
+			case ok:
+				matched++
+				last = append(last[:0], key...)
 			}
-			page.Cases = append(page.Cases, c)
 		}
 		return nil
 	})
-	return page, err
+	return next, err
 }
-
-// lastKeyOf rebuilds the index key of the page's last case: the next page starts after it.
-func lastKeyOf(p *Page, prefix []byte) []byte {
-	c := p.Cases[len(p.Cases)-1]
-	return concat(prefix, u64(uint64(c.CreatedAt.UnixNano())), []byte(c.Number))
-}
-
 func u64from(b []byte) uint64 {
 	var v uint64
 	for _, x := range b[:8] {
@@ -142,4 +164,36 @@ func (f *fsm) exportState() (map[string][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// MirrorFilter selects mirrored cases: a Filter, plus the holder sites to keep (nil keeps all).
+type MirrorFilter struct {
+	Filter
+	Holders map[string]bool
+}
+
+// MirrorPage is one page of a subtree listing, newest first.
+type MirrorPage struct {
+	Records       []*MirrorRecord
+	NextPageToken string
+}
+
+// ListMirror lists this site's mirror of its subtree (its own cases included), newest first.
+func (s *Store) ListMirror(flt MirrorFilter) (*MirrorPage, error) {
+	page := &MirrorPage{}
+	token, err := s.fsm.walkIndex(flt.Filter, prefixMirrorTime, mirrorStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
+		rec := new(MirrorRecord)
+		if err := getJSON(txn, mirrorKey(number), rec); err != nil {
+			return false, fmt.Errorf("mirror index entry without its case: %w", err)
+		}
+		if !flt.matches(rec.Case) || flt.Holders != nil && !flt.Holders[rec.Case.HolderSite] {
+			return false, nil
+		}
+		if add {
+			page.Records = append(page.Records, rec)
+		}
+		return true, nil
+	})
+	page.NextPageToken = token
+	return page, err
 }

@@ -1,0 +1,315 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/govgrid/govgrid/casework"
+)
+
+// Feeds and the mirror (docs/DESIGN.md, "Feeds"). Every change this site commits to a case it
+// holds becomes an entry of the site's feed, with a dense per-site sequence, and a copy in the
+// site's own mirror. A parent's leader pulls each child's feed from its stored cursor and
+// commits a batch of entries with the new cursor in one command; the entries its mirror accepts
+// (a higher version than it had) are appended to its own feed with their origin kept, so its own
+// parent receives them too: the district mirrors the whole district.
+
+// FeedEntry is one committed change of a case.
+type FeedEntry struct {
+	// Seq is the entry's place in the feed of the site serving it (dense, from 1).
+	Seq uint64 `json:"seq"`
+	// Origin is the site where the change was committed, At when.
+	Origin string    `json:"origin"`
+	At     time.Time `json:"at"`
+	// Case is the case after the change, whole (history included), so that a lost site can be
+	// rebuilt from its parent's mirror.
+	Case *casework.Case `json:"case"`
+}
+
+// MirrorRecord is an ancestor's copy of a case in its subtree.
+type MirrorRecord struct {
+	Case *casework.Case `json:"case"`
+	// Origin is the site that committed this version, At when; MirroredAt is when this site
+	// committed its copy, and Via the child whose feed brought it ("" for this site's own).
+	Origin     string    `json:"origin"`
+	At         time.Time `json:"at"`
+	MirroredAt time.Time `json:"mirrored_at"`
+	Via        string    `json:"via,omitempty"`
+}
+
+// FeedCursor is how far this site has mirrored one child's feed.
+type FeedCursor struct {
+	Child string `json:"child"`
+	// Cursor is the last entry applied; Head the child's newest entry when that batch was read.
+	Cursor uint64 `json:"cursor"`
+	Head   uint64 `json:"head"`
+	// LastAt is when the last applied entry was committed at its origin; AppliedAt when this
+	// site applied it.
+	LastAt    time.Time `json:"last_at"`
+	AppliedAt time.Time `json:"applied_at"`
+}
+
+// mirrorCommand commits a batch of a child's feed and the new cursor.
+type mirrorCommand struct {
+	Child   string      `json:"child"`
+	Entries []FeedEntry `json:"entries"`
+	Head    uint64      `json:"head"`
+}
+
+// trimFeedCommand drops feed entries up to and including Upto: the parent has mirrored them.
+type trimFeedCommand struct {
+	Upto uint64 `json:"upto"`
+}
+
+var (
+	prefixFeed        = []byte("f/")
+	keyFeedSeq        = []byte("m/feedseq")
+	prefixMirror      = []byte("M/")
+	prefixMirrorTime  = []byte("X/t/")
+	prefixMirrorState = []byte("X/s/")
+	prefixCursor      = []byte("k/")
+)
+
+func feedKey(seq uint64) []byte          { return concat(prefixFeed, u64(seq)) }
+func mirrorKey(number string) []byte     { return concat(prefixMirror, []byte(number)) }
+func cursorKey(child string) []byte      { return concat(prefixCursor, []byte(child)) }
+func mirrorStatusPrefix(s string) []byte { return concat(prefixMirrorState, []byte(s), []byte{0}) }
+
+func mirrorIndexKeys(c *casework.Case) [][]byte {
+	nanos := u64(uint64(c.CreatedAt.UnixNano()))
+	return [][]byte{
+		concat(prefixMirrorTime, nanos, []byte(c.Number)),
+		concat(mirrorStatusPrefix(string(c.Status)), nanos, []byte(c.Number)),
+	}
+}
+
+// storeCase writes a case this site holds and records the change: a feed entry and the site's
+// own mirror copy. Every write of a held case goes through here.
+func (f *fsm) storeCase(txn *badger.Txn, c *casework.Case, site string, at time.Time) error {
+	if err := putCase(txn, c); err != nil {
+		return err
+	}
+	e := FeedEntry{Origin: site, At: at, Case: c}
+	if _, err := f.mirror(txn, &e, "", at); err != nil {
+		return err
+	}
+	return f.appendFeed(txn, &e)
+}
+
+// appendFeed gives e the next sequence of this site's feed and stores it.
+func (f *fsm) appendFeed(txn *badger.Txn, e *FeedEntry) error {
+	seq, err := getUint64(txn, keyFeedSeq)
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	e.Seq = seq + 1
+	if err := putJSON(txn, feedKey(e.Seq), e); err != nil {
+		return err
+	}
+	f.feedAppended = true
+	return txn.Set(keyFeedSeq, u64(e.Seq))
+}
+
+// mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
+func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (bool, error) {
+	var old MirrorRecord
+	err := getJSON(txn, mirrorKey(e.Case.Number), &old)
+	switch {
+	case err == nil && old.Case.Version >= e.Case.Version:
+		return false, nil // at or below what we have: re-delivery, or overtaken on the way
+	case err == nil:
+		for _, k := range mirrorIndexKeys(old.Case) {
+			if err := txn.Delete(k); err != nil {
+				return false, err
+			}
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return false, err
+	}
+	rec := MirrorRecord{Case: e.Case, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}
+	if err := putJSON(txn, mirrorKey(e.Case.Number), rec); err != nil {
+		return false, err
+	}
+	for _, k := range mirrorIndexKeys(e.Case) {
+		if err := txn.Set(k, nil); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// applyMirror commits a batch of a child's feed. Entries at or below the stored cursor are
+// skipped (re-delivery after a leader change); a gap refuses the rest of the batch, so the
+// puller starts again from the cursor and nothing is ever skipped.
+func (f *fsm) applyMirror(txn *badger.Txn, c *mirrorCommand, at time.Time) (*result, error) {
+	cur := FeedCursor{Child: c.Child}
+	if err := getJSON(txn, cursorKey(c.Child), &cur); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, err
+	}
+	before := cur.Cursor
+	var gap *Error
+	for i := range c.Entries {
+		e := &c.Entries[i]
+		if e.Seq <= cur.Cursor {
+			continue
+		}
+		if e.Seq != cur.Cursor+1 {
+			gap = errorf(CodeConflict, "feed of %s: entry %d after %d: a gap", c.Child, e.Seq, cur.Cursor)
+			break
+		}
+		if e.Case == nil || e.Origin == "" {
+			gap = errorf(CodeInvalid, "feed of %s: entry %d without a case or origin", c.Child, e.Seq)
+			break
+		}
+		accepted, err := f.mirror(txn, e, c.Child, at)
+		if err != nil {
+			return nil, err
+		}
+		if accepted {
+			re := FeedEntry{Origin: e.Origin, At: e.At, Case: e.Case}
+			if err := f.appendFeed(txn, &re); err != nil {
+				return nil, err
+			}
+		}
+		cur.Cursor, cur.LastAt = e.Seq, e.At
+	}
+	if head := max(c.Head, cur.Cursor); cur.Cursor != before || head != cur.Head {
+		cur.Head, cur.AppliedAt = head, at
+		if err := putJSON(txn, cursorKey(c.Child), cur); err != nil {
+			return nil, err
+		}
+	}
+	if gap != nil {
+		return &result{Err: gap}, nil
+	}
+	return &result{}, nil
+}
+
+func (f *fsm) applyTrimFeed(txn *badger.Txn, c *trimFeedCommand) (*result, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefixFeed
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	var keys [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().KeyCopy(nil)
+		if binary.BigEndian.Uint64(k[len(prefixFeed):]) > c.Upto {
+			break
+		}
+		keys = append(keys, k)
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return &result{}, nil
+}
+
+func getUint64(txn *badger.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return errors.New("replication: malformed counter")
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}
+
+// ReadFeed returns up to max entries of this site's feed from seq from on, and the newest
+// sequence. Entries below from that were trimmed are gone: asking for them is an error.
+func (s *Store) ReadFeed(from uint64, max int) ([]FeedEntry, uint64, error) {
+	var out []FeedEntry
+	var head uint64
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		var err error
+		if head, err = getUint64(txn, keyFeedSeq); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixFeed
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(feedKey(from)); it.Valid() && len(out) < max; it.Next() {
+			var e FeedEntry
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return err
+			}
+			if len(out) == 0 && e.Seq != from {
+				return errorf(CodeConflict, "feed entry %d was trimmed (oldest kept: %d)", from, e.Seq)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, head, err
+}
+
+// FeedChanged returns a channel closed when the feed next grows.
+func (s *Store) FeedChanged() <-chan struct{} { return s.fsm.feedSignal() }
+
+// MirrorChild commits a batch of a child's feed (see applyMirror).
+func (s *Store) MirrorChild(ctx context.Context, child string, entries []FeedEntry, head uint64) error {
+	cmd, err := encodeCommand(cmdMirror, &mirrorCommand{Child: child, Entries: entries, Head: head})
+	if err != nil {
+		return err
+	}
+	_, err = s.proposeWithRetry(ctx, cmd)
+	return err
+}
+
+// TrimFeed drops this site's feed entries up to upto (the parent has them).
+func (s *Store) TrimFeed(ctx context.Context, upto uint64) error {
+	cmd, err := encodeCommand(cmdTrimFeed, &trimFeedCommand{Upto: upto})
+	if err != nil {
+		return err
+	}
+	_, err = s.proposeWithRetry(ctx, cmd)
+	return err
+}
+
+// FeedCursors lists how far this site has mirrored each child.
+func (s *Store) FeedCursors() (map[string]FeedCursor, error) {
+	out := map[string]FeedCursor{}
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixCursor
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c FeedCursor
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &c) }); err != nil {
+				return err
+			}
+			out[c.Child] = c
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MirrorCase returns this site's mirrored copy of a case in its subtree, or ErrNotFound.
+func (s *Store) MirrorCase(number string) (*MirrorRecord, error) {
+	rec := new(MirrorRecord)
+	err := s.fsm.view(func(txn *badger.Txn) error { return getJSON(txn, mirrorKey(number), rec) })
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	return rec, err
+}
+
+func (c FeedCursor) String() string {
+	return fmt.Sprintf("%s at %d of %d", c.Child, c.Cursor, c.Head)
+}
