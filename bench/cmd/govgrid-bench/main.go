@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
 	"github.com/govgrid/govgrid/bench/systems"
 )
@@ -43,6 +44,13 @@ type options struct {
 	keepData    bool
 	joinPools   []int
 	joinSamples int
+	// handoff runs the handoff benchmark (in-process grid) with these sizes.
+	handoff            bool
+	handoffInFlight    int
+	handoffDuration    time.Duration
+	handoffDrain       int
+	handoffPartition   time.Duration
+	handoffCommunities int
 }
 
 var knownSystems = []string{"govgrid", "etcd", "postgres"}
@@ -64,6 +72,7 @@ func main() {
 	if rep.JoinError != "" {
 		fmt.Println("\njoin benchmark failed:", rep.JoinError)
 	}
+	printHandoff(os.Stdout, rep)
 	if opts.jsonPath != "" {
 		if err := writeJSON(opts.jsonPath, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
@@ -93,6 +102,12 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keepData, "keep-data", false, "keep the servers' data directories and logs")
 	joinPools := fs.String("join-pools", "50,200", "pool sizes for the join benchmark (in-process nodes); empty skips it")
 	fs.IntVar(&o.joinSamples, "join-samples", 10, "new communities started per pool size")
+	fs.BoolVar(&o.handoff, "handoff", true, "run the handoff benchmark (in-process grid): relay latency, throughput through one township, drain after a partition")
+	fs.IntVar(&o.handoffInFlight, "handoff-inflight", handoffbench.Defaults.InFlight, "cases in flight for the relay latency")
+	fs.DurationVar(&o.handoffDuration, "handoff-duration", handoffbench.Defaults.Duration, "measured time of the relay latency and of the throughput (each after --warmup)")
+	fs.IntVar(&o.handoffDrain, "handoff-drain", handoffbench.Defaults.Drain, "handoffs queued behind a cut link, then drained")
+	fs.DurationVar(&o.handoffPartition, "handoff-partition", handoffbench.Defaults.Partition, "how long the link stays cut while the drain's handoffs queue (at least the time to queue them)")
+	fs.IntVar(&o.handoffCommunities, "handoff-communities", handoffbench.Defaults.Communities, "communities under the township (all submit in the throughput phase)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -128,6 +143,20 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.duration <= 0 || o.warmup < 0 {
 		return o, fmt.Errorf("--duration must be positive and --warmup not negative")
+	}
+	if o.handoff {
+		switch {
+		case o.handoffInFlight < 1:
+			return o, fmt.Errorf("--handoff-inflight must be at least 1")
+		case o.handoffDuration <= 0:
+			return o, fmt.Errorf("--handoff-duration must be positive")
+		case o.handoffDrain < 1:
+			return o, fmt.Errorf("--handoff-drain must be at least 1")
+		case o.handoffPartition < 0:
+			return o, fmt.Errorf("--handoff-partition must not be negative")
+		case o.handoffCommunities < 1 || o.handoffCommunities > 99:
+			return o, fmt.Errorf("--handoff-communities must be 1 to 99")
+		}
 	}
 	return o, nil
 }
@@ -203,7 +232,38 @@ func run(ctx context.Context, o options) *report {
 		}
 		rep.Join = append(rep.Join, res)
 	}
+	if o.handoff && ctx.Err() == nil {
+		runHandoff(ctx, o, rep)
+	}
 	return rep
+}
+
+// runHandoff runs the handoff benchmark in a temporary directory under --workdir.
+func runHandoff(ctx context.Context, o options, rep *report) {
+	logf("handoff: starting an in-process grid")
+	dir, err := os.MkdirTemp(o.workDir, "govgrid-handoff-")
+	if err != nil {
+		rep.HandoffError = err.Error()
+		return
+	}
+	defer os.RemoveAll(dir)
+	res, err := handoffbench.Run(ctx, o.handoffConfig(dir))
+	if res.Latency != nil {
+		rep.Handoff = &res
+	}
+	if err != nil {
+		rep.HandoffError = err.Error()
+		logf("handoff: %v", err)
+	}
+}
+
+// handoffConfig sizes the handoff benchmark from the flags.
+func (o options) handoffConfig(dir string) handoffbench.Config {
+	c := handoffbench.Defaults
+	c.InFlight, c.Duration, c.Warmup = o.handoffInFlight, o.handoffDuration, o.warmup
+	c.Drain, c.Partition, c.Communities = o.handoffDrain, o.handoffPartition, o.handoffCommunities
+	c.Dir, c.Progress = dir, os.Stderr
+	return c
 }
 
 // common returns the starter settings shared by every system.

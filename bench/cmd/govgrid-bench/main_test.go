@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
 )
 
@@ -134,5 +136,64 @@ func TestPrintReport(t *testing.T) {
 	}
 	if strings.Count(out, "| system |") != 1 {
 		t.Errorf("want exactly one results table:\n%s", out)
+	}
+}
+
+func TestParseHandoffFlags(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.handoff || o.handoffInFlight != 50 || o.handoffDrain != 10000 || o.handoffDuration != 10*time.Second || o.handoffCommunities != 2 || o.handoffPartition != 30*time.Second {
+		t.Errorf("handoff defaults %+v", o)
+	}
+	c := o.handoffConfig("dir")
+	if c.InFlight != 50 || c.Drain != 10000 || c.Duration != 10*time.Second || c.Warmup != o.warmup || c.Dir != "dir" || c.Validate() != nil {
+		t.Errorf("handoff config %+v", c)
+	}
+	o, err = parseFlags([]string{"--handoff-inflight", "8", "--handoff-drain", "500", "--handoff-duration", "3s", "--handoff-communities", "4", "--handoff-partition", "0s", "--warmup", "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.handoffConfig("d"); c.InFlight != 8 || c.Drain != 500 || c.Duration != 3*time.Second || c.Communities != 4 || c.Warmup != time.Second || c.Partition != 0 {
+		t.Errorf("handoff config from flags %+v", c)
+	}
+	for _, bad := range [][]string{{"--handoff-inflight", "0"}, {"--handoff-drain", "0"}, {"--handoff-duration", "0s"}, {"--handoff-communities", "0"}, {"--handoff-partition", "-1s"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+	// --handoff=false skips the benchmark, and with it the checks of its sizes.
+	o, err = parseFlags([]string{"--handoff=false", "--handoff-inflight", "0"})
+	if err != nil || o.handoff {
+		t.Errorf("--handoff=false: %+v, %v", o.handoff, err)
+	}
+}
+
+func TestPrintHandoff(t *testing.T) {
+	var buf bytes.Buffer
+	printHandoff(&buf, &report{})
+	if buf.Len() != 0 {
+		t.Errorf("a run without the handoff benchmark printed %q", buf.String())
+	}
+	r := &report{
+		Handoff: &handoffbench.Result{Grid: "g", Latency: &handoffbench.LatencyResult{InFlight: 50,
+			Total: handoffbench.Dist{Count: 100, P50: 8 * time.Millisecond, P99: 30 * time.Millisecond, Max: 40 * time.Millisecond}, Met: true}},
+		HandoffError: "handoffbench: drain: after 2m0s: about 10 of 10000 handoffs still queued",
+	}
+	printHandoff(&buf, r)
+	for _, want := range []string{"## Handoff", "| relay: p99 | 30.0 ms | ≤ 50ms | yes |", "handoff benchmark failed: handoffbench: drain"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"handoff":{`, `"relay_latency":{"in_flight":50`, `"p99_ns":30000000`, `"target_met":true`, `"handoff_error":"handoffbench: drain`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
 )
 
@@ -33,6 +34,10 @@ type report struct {
 	// Join is the join-to-listed benchmark, one result per pool size.
 	Join      []joinbench.Result `json:"join,omitempty"`
 	JoinError string             `json:"join_error,omitempty"`
+	// Handoff is the handoff benchmark (relay latency, throughput through one township, drain
+	// after a partition); with HandoffError it holds what was measured before the failure.
+	Handoff      *handoffbench.Result `json:"handoff,omitempty"`
+	HandoffError string               `json:"handoff_error,omitempty"`
 }
 
 // cell is one system × nodes × concurrency measurement.
@@ -210,6 +215,16 @@ func printReport(w io.Writer, r *report) {
 		if mem.IdleRSS > 0 {
 			fmt.Fprintln(bw, "\nRssFile is badger's memory-mapped tables and value logs: page cache the kernel reclaims under pressure; RssAnon is memory the process owns.")
 		}
+	}
+}
+
+// printHandoff writes the handoff benchmark's section, or why it failed.
+func printHandoff(w io.Writer, r *report) {
+	if r.Handoff != nil {
+		handoffbench.Print(w, *r.Handoff)
+	}
+	if r.HandoffError != "" {
+		fmt.Fprintln(w, "\nhandoff benchmark failed:", r.HandoffError)
 	}
 }
 
