@@ -23,6 +23,9 @@ type CaseService interface {
 	// MoveCase sends a case this site holds to a neighbour (d.Move, d.To, d.Actor, d.Reason;
 	// the node fills the rest) and returns it locked, in transit.
 	MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error)
+	// ListSubtree lists this site's mirror of its subtree (its own cases and every descendant's),
+	// newest first.
+	ListSubtree(ctx context.Context, f replication.MirrorFilter) (*replication.MirrorPage, error)
 }
 
 // Status classifies err for both front ends: the HTTP status, the gRPC code and a short

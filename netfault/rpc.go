@@ -92,13 +92,14 @@ func (f *Faults) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		}
 		if chance(p.LateDuplicate) {
 			f.Injected.Add(1)
+			copyReply := newReply(reply) // made here: reply is written by the call below
 			go func() {
 				if p.MaxDelay > 0 {
 					time.Sleep(rand.N(p.MaxDelay))
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				_ = invoker(ctx, method, req, newReply(reply), cc, opts...)
+				_ = invoker(ctx, method, req, copyReply, cc, opts...)
 			}()
 		}
 		if chance(p.Duplicate) {

@@ -74,7 +74,21 @@ func (t *faultTransport) DialAddressTimeout(addr memberlist.Address, timeout tim
 
 func (t *faultTransport) Shutdown() error {
 	t.once.Do(func() { close(t.stop) })
-	return t.NetTransport.Shutdown()
+	// The inner transport's UDP reader may be blocked handing over a packet that the stopped
+	// filter will never take: drain until it has shut down, or Shutdown waits for it forever.
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(done)
+	return err
 }
 
 // gossipPort parses the port of a host:port the config already validated.

@@ -46,6 +46,17 @@ type SiteView struct {
 	Outbox []OutboxView `json:"outbox,omitempty"`
 	// Retired is set, for this node's own site only, while it refuses incoming handoffs.
 	Retired *replication.RetiredState `json:"retired,omitempty"`
+	// Feed is set for this site's children: how far this site's mirror is behind them.
+	Feed *FeedView `json:"feed,omitempty"`
+}
+
+// FeedView is how far this site has mirrored a child's feed.
+type FeedView struct {
+	Cursor     uint64    `json:"cursor"`
+	Head       uint64    `json:"head"`
+	LagEntries uint64    `json:"lag_entries"`
+	LagSeconds float64   `json:"lag_seconds"`
+	AppliedAt  time.Time `json:"applied_at"`
 }
 
 // OutboxView is the outbox toward one target site.
@@ -98,6 +109,20 @@ func (n *Node) Sites() any {
 		}
 		if st, err := n.store.Retired(); err == nil && st.Retired {
 			own.Retired = st
+		}
+	}
+	if cursors, err := n.store.FeedCursors(); err == nil {
+		for child, c := range cursors {
+			if v := bySite[child]; v != nil {
+				fv := &FeedView{Cursor: c.Cursor, Head: c.Head, AppliedAt: c.AppliedAt}
+				if c.Head > c.Cursor {
+					fv.LagEntries = c.Head - c.Cursor
+					if !c.LastAt.IsZero() {
+						fv.LagSeconds = time.Since(c.LastAt).Seconds()
+					}
+				}
+				v.Feed = fv
+			}
 		}
 	}
 	out := make([]SiteView, 0, len(bySite))

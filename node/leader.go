@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
@@ -122,12 +123,15 @@ func (n *Node) monitorLeadership() {
 // leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
 // the site registered with its parent, and its handoffs delivered.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
-	outboxDone := make(chan struct{})
-	go func() {
-		defer close(outboxDone)
-		n.runOutbox(stop)
-	}()
-	defer func() { <-outboxDone }()
+	var workers sync.WaitGroup
+	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed} {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			work(stop)
+		}()
+	}
+	defer workers.Wait()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	var acked [32]byte

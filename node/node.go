@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govgrid/govgrid/api/grpcapi"
@@ -49,6 +50,11 @@ type Node struct {
 	// outboxChanged wakes the handoff worker when handoffs were queued or settled.
 	outboxChanged chan struct{}
 	handoffs      *handoffMetrics
+	feeds         *feedMetrics
+	// mirrorWake wakes the mirror workers when the registry changed (a new child).
+	mirrorWake chan struct{}
+	// feedAcked is the highest feed entry the parent acknowledged to this node.
+	feedAcked atomic.Uint64
 
 	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
 	quiet bool
@@ -72,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
 	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links, cfg.Faults), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
-		registryChanged: make(chan struct{}, 1), outboxChanged: make(chan struct{}, 1)}
+		registryChanged: make(chan struct{}, 1), outboxChanged: make(chan struct{}, 1), mirrorWake: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -103,11 +109,10 @@ func (n *Node) start() error {
 	rc.RelayTo = n.relayTarget
 	rc.OnOutboxChanged = func() { nudge(n.outboxChanged) }
 	n.handoffs = newHandoffMetrics(n.registry)
+	n.feeds = newFeedMetrics(n.registry)
 	rc.OnSitesChanged = func() {
-		select {
-		case n.registryChanged <- struct{}{}:
-		default:
-		}
+		nudge(n.registryChanged)
+		nudge(n.mirrorWake)
 	}
 	if s := cfg.RaftTimeScale; s > 0 && s != 1 {
 		rc.HeartbeatTimeout = time.Duration(float64(rc.HeartbeatTimeout) * s)

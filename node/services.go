@@ -151,11 +151,16 @@ func (b *clusterBackend) RegisterSites(ctx context.Context, from string, recs []
 func (b *clusterBackend) ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error) {
 	return b.n.ReceiveHandoffs(ctx, from, items)
 }
-func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
-func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }
+func (b *clusterBackend) ServeFeed(stream pb.Cluster_FeedServer) error { return b.n.ServeFeed(stream) }
+func (b *clusterBackend) NodeName() string                             { return b.n.cfg.Name }
+func (b *clusterBackend) SiteCode() string                             { return b.n.cfg.Site }
 func (b *clusterBackend) LeaderName() string {
 	id, _ := b.n.store.Leader()
 	return string(id)
 }
 
 func raftID(name string) raft.ServerID { return raft.ServerID(name) }
+
+func (s *caseService) ListSubtree(ctx context.Context, f replication.MirrorFilter) (*replication.MirrorPage, error) {
+	return s.n.ListSubtree(f)
+}

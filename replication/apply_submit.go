@@ -77,7 +77,7 @@ func (f *fsm) applySubmit(txn *badger.Txn, c *submitCommand) (*result, error) {
 			return nil, err
 		}
 	}
-	f.metrics.casesAccepted.Inc()
+	f.stats.accepted++
 	return &result{Case: cs}, nil
 }
 

@@ -38,7 +38,8 @@ type fsm struct {
 
 	// onOutboxChanged, if set, is called after a batch that added to or settled the outbox.
 	onOutboxChanged func()
-	outboxChanged   bool // like sitesChanged
+	outboxChanged   bool       // like sitesChanged
+	stats           batchStats // only the FSM goroutine touches it
 
 	// feedAppended is set during a batch that grew the feed; feedCh is closed (and replaced)
 	// after such a batch, waking feed readers.
@@ -103,7 +104,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 
 	txn := f.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	last := f.applied.Load()
+	committed := f.applied.Load()
+	last := committed // the last entry applied into txn
+	first := 0        // logs[first:] hold every entry applied into txn
 	for i, l := range logs {
 		if l.Index <= last {
 			// Already applied before a crash or restart: replay is a no-op, and no caller
@@ -112,10 +115,17 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		if l.Type == raft.LogCommand {
 			res, err := f.applyCommand(txn, l)
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				// Commit what this transaction holds (with its applied index) and retry the
-				// entry in a fresh one: each transaction stays a consistent prefix of the log.
+			if errors.Is(err, badger.ErrTxnTooBig) && last > committed {
+				// txn cannot take this entry, and holds part of it already. Throw txn away,
+				// apply the entries before this one again (same state, same results) and
+				// commit them, then apply this entry in a fresh transaction: every commit is
+				// a whole prefix of the log.
+				txn.Discard()
+				f.stats = batchStats{}
+				txn = f.db.NewTransaction(true)
+				f.redo(txn, logs[first:i], out[first:i], committed)
 				f.commit(txn, last)
+				committed, first = last, i
 				txn = f.db.NewTransaction(true)
 				res, err = f.applyCommand(txn, l)
 			}
@@ -155,6 +165,26 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
+// redo applies logs again into txn after a transaction that held them was thrown away.
+func (f *fsm) redo(txn *badger.Txn, logs []*raft.Log, out []any, committed uint64) {
+	for j, l := range logs {
+		if l.Index <= committed || l.Type != raft.LogCommand {
+			continue
+		}
+		res, err := f.applyCommand(txn, l)
+		if err != nil {
+			f.logger.Error("apply failed: stopping", "index", l.Index, "error", err)
+			panic(fmt.Sprintf("replication: apply of entry %d failed on its second try: %v", l.Index, err))
+		}
+		out[j] = res
+	}
+}
+
+// batchStats counts what a transaction did, for the metrics once it commits.
+type batchStats struct {
+	accepted, handoffsIn, handoffsRefused int
+}
+
 // commit writes the applied index into txn and commits it. A failed commit stops the node, for
 // the same reason as a failed apply.
 func (f *fsm) commit(txn *badger.Txn, last uint64) {
@@ -168,6 +198,10 @@ func (f *fsm) commit(txn *badger.Txn, last uint64) {
 		panic(fmt.Sprintf("replication: commit up to entry %d: %v", last, err))
 	}
 	f.applied.Store(last)
+	f.metrics.casesAccepted.Add(float64(f.stats.accepted))
+	f.metrics.handoffsApplied.Add(float64(f.stats.handoffsIn))
+	f.metrics.handoffsRefused.Add(float64(f.stats.handoffsRefused))
+	f.stats = batchStats{}
 }
 
 // applyCommand decodes and applies one command. A refusal (bad input, wrong state) is returned

@@ -386,3 +386,39 @@ func FuzzReadSnapshot(f *testing.F) {
 		_ = readSnapshot(bytes.NewReader(data), db) // must not panic or hang
 	})
 }
+
+// TestFSMSplitsABatchTooBigForOneTransaction applies more entries in one batch than a badger
+// transaction takes: the FSM must split it into whole-entry prefixes, never committing part of
+// an entry, and end with exactly the state of applying them one by one.
+func TestFSMSplitsABatchTooBigForOneTransaction(t *testing.T) {
+	const n = 4000 // each submission writes ~8 keys: well over one transaction's limit
+	logs := make([]*raft.Log, n)
+	for i := range logs {
+		sub := testSubmission(i)
+		data, err := encodeCommand(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd", QueryCodeHash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stampCommand(data, time.Date(2026, 11, 25, 9, 0, 0, 0, testLoc).Add(time.Duration(i)*time.Millisecond))
+		logs[i] = &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}
+	}
+	whole := mustNewFSM(t, t.TempDir())
+	out := whole.ApplyBatch(logs)
+	for i, r := range out {
+		res, ok := r.(*result)
+		if !ok || res.Err != nil || res.Case == nil || res.Case.Number == "" {
+			t.Fatalf("entry %d: answer %+v", i+1, r)
+		}
+		if want := fmt.Sprintf("cd-20261125-%06d", i+1); res.Case.Number != want {
+			t.Fatalf("entry %d answered %s, want %s: an entry was applied twice or skipped", i+1, res.Case.Number, want)
+		}
+	}
+	single := mustNewFSM(t, t.TempDir())
+	for _, l := range logs {
+		single.ApplyBatch([]*raft.Log{l})
+	}
+	a, b := mustExport(t, whole), mustExport(t, single)
+	if !maps.EqualFunc(a, b, bytes.Equal) {
+		t.Fatalf("state after one oversized batch (%d keys) differs from one entry at a time (%d keys)", len(a), len(b))
+	}
+}

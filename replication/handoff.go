@@ -184,7 +184,7 @@ func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredS
 		return ArrivalOutcome{}, err
 	}
 	refuse := func(reason string) (ArrivalOutcome, error) {
-		f.metrics.handoffsRefused.Inc()
+		f.stats.handoffsRefused++
 		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeRefused, Reason: reason},
 			putJSON(txn, handoffKey(a.ID), handoffRecord{From: a.From, Outcome: OutcomeRefused, Reason: reason, At: at})
 	}
@@ -229,7 +229,7 @@ func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredS
 	if err := indexCase(txn, cs); err != nil {
 		return ArrivalOutcome{}, err
 	}
-	f.metrics.handoffsApplied.Inc()
+	f.stats.handoffsIn++
 	if relayed, err := f.relay(txn, cs, casework.MoveRelay, site, a.RelayTo, at); relayed || err != nil {
 		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, err
 	}

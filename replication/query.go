@@ -166,10 +166,12 @@ func (f *fsm) exportState() (map[string][]byte, error) {
 	return out, err
 }
 
-// MirrorFilter selects mirrored cases: a Filter, plus the holder sites to keep (nil keeps all).
+// MirrorFilter selects mirrored cases: a Filter, plus the holder site or the holder's tier (the
+// node turns them into Holders, the set of holder sites to keep; nil keeps all).
 type MirrorFilter struct {
 	Filter
-	Holders map[string]bool
+	Site, Tier string
+	Holders    map[string]bool
 }
 
 // MirrorPage is one page of a subtree listing, newest first.

@@ -762,10 +762,15 @@ type ListCasesRequest struct {
 	Kind     string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	ItemCode string                 `protobuf:"bytes,3,opt,name=item_code,json=itemCode,proto3" json:"item_code,omitempty"`
 	// Inclusive lower and exclusive upper bound on created_at, Unix nanoseconds; 0 means open.
-	From          int64  `protobuf:"varint,4,opt,name=from,proto3" json:"from,omitempty"`
-	To            int64  `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
-	PageSize      int32  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	From      int64  `protobuf:"varint,4,opt,name=from,proto3" json:"from,omitempty"`
+	To        int64  `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
+	PageSize  int32  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// local (this site's own cases, the default) or subtree (this site's mirror of its subtree).
+	Scope string `protobuf:"bytes,8,opt,name=scope,proto3" json:"scope,omitempty"`
+	// subtree only: the holder site, or the holder's tier.
+	Site          string `protobuf:"bytes,9,opt,name=site,proto3" json:"site,omitempty"`
+	Tier          string `protobuf:"bytes,10,opt,name=tier,proto3" json:"tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -845,6 +850,27 @@ func (x *ListCasesRequest) GetPageSize() int32 {
 func (x *ListCasesRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCasesRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ListCasesRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *ListCasesRequest) GetTier() string {
+	if x != nil {
+		return x.Tier
 	}
 	return ""
 }
@@ -1470,6 +1496,114 @@ func (x *HandoffAck) GetReason() string {
 	return ""
 }
 
+type FeedAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parent site asking (the first message); the child serves only its parent.
+	FromSite string `protobuf:"bytes,1,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	// The last entry the parent has committed.
+	Cursor        uint64 `protobuf:"varint,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedAck) Reset() {
+	*x = FeedAck{}
+	mi := &file_govgrid_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedAck) ProtoMessage() {}
+
+func (x *FeedAck) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
+func (*FeedAck) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FeedAck) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *FeedAck) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+type FeedBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Feed entries, JSON, in sequence order with no gap.
+	Entries [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The newest entry of the feed when the batch was read.
+	Head          uint64 `protobuf:"varint,2,opt,name=head,proto3" json:"head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedBatch) Reset() {
+	*x = FeedBatch{}
+	mi := &file_govgrid_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedBatch) ProtoMessage() {}
+
+func (x *FeedBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
+func (*FeedBatch) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *FeedBatch) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *FeedBatch) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -1549,7 +1683,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\vdecide_tier\x18\t \x01(\tR\n" +
 	"decideTier\"(\n" +
 	"\x0eGetCaseRequest\x12\x16\n" +
-	"\x06number\x18\x01 \x01(\tR\x06number\"\xbb\x01\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\"\xf9\x01\n" +
 	"\x10ListCasesRequest\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -1558,7 +1692,11 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x02to\x18\x05 \x01(\x03R\x02to\x12\x1b\n" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\a \x01(\tR\tpageToken\"c\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05scope\x18\b \x01(\tR\x05scope\x12\x12\n" +
+	"\x04site\x18\t \x01(\tR\x04site\x12\x12\n" +
+	"\x04tier\x18\n" +
+	" \x01(\tR\x04tier\"c\n" +
 	"\x11ListCasesResponse\x12&\n" +
 	"\x05cases\x18\x01 \x03(\v2\x10.govgrid.v1.CaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
@@ -1595,19 +1733,26 @@ const file_govgrid_proto_rawDesc = "" +
 	"HandoffAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\x84\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\">\n" +
+	"\aFeedAck\x12\x1b\n" +
+	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"9\n" +
+	"\tFeedBatch\x12\x18\n" +
+	"\aentries\x18\x01 \x03(\fR\aentries\x12\x12\n" +
+	"\x04head\x18\x02 \x01(\x04R\x04head2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
-	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xae\x02\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xe6\x02\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
 	"RaftStatus\x12\x1d.govgrid.v1.RaftStatusRequest\x1a\x1e.govgrid.v1.RaftStatusResponse\x12T\n" +
 	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponse\x12B\n" +
-	"\aHandoff\x12\x1a.govgrid.v1.HandoffRequest\x1a\x1b.govgrid.v1.HandoffResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\aHandoff\x12\x1a.govgrid.v1.HandoffRequest\x1a\x1b.govgrid.v1.HandoffResponse\x126\n" +
+	"\x04Feed\x12\x13.govgrid.v1.FeedAck\x1a\x15.govgrid.v1.FeedBatch(\x010\x01B*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -1621,7 +1766,7 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
@@ -1644,6 +1789,8 @@ var file_govgrid_proto_goTypes = []any{
 	(*HandoffItem)(nil),           // 18: govgrid.v1.HandoffItem
 	(*HandoffResponse)(nil),       // 19: govgrid.v1.HandoffResponse
 	(*HandoffAck)(nil),            // 20: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),               // 21: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),             // 22: govgrid.v1.FeedBatch
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -1664,16 +1811,18 @@ var file_govgrid_proto_depIdxs = []int32{
 	12, // 15: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
 	15, // 16: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
 	17, // 17: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	4,  // 18: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 19: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	9,  // 20: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 21: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	11, // 22: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	13, // 23: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	16, // 24: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	19, // 25: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
+	21, // 18: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	4,  // 19: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 20: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	9,  // 21: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 22: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	11, // 23: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	13, // 24: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	16, // 25: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	19, // 26: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	22, // 27: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1690,7 +1839,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -262,6 +262,7 @@ const (
 	Cluster_RaftStatus_FullMethodName    = "/govgrid.v1.Cluster/RaftStatus"
 	Cluster_RegisterSites_FullMethodName = "/govgrid.v1.Cluster/RegisterSites"
 	Cluster_Handoff_FullMethodName       = "/govgrid.v1.Cluster/Handoff"
+	Cluster_Feed_FullMethodName          = "/govgrid.v1.Cluster/Feed"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -282,6 +283,11 @@ type ClusterClient interface {
 	// handoff id at most once and answers every item: applied, duplicate (applied before) or
 	// refused with a reason. Any node of the site takes it; it is forwarded to the leader.
 	Handoff(ctx context.Context, in *HandoffRequest, opts ...grpc.CallOption) (*HandoffResponse, error)
+	// Feed streams this site's committed case changes, in order, to its parent. The parent's first
+	// message names the last entry it has (0 for none); each later message acknowledges the entries it
+	// has committed. The site sends at most a window of unacknowledged entries ahead (backpressure) and
+	// an empty batch now and then, so the parent knows the head while the feed is quiet.
+	Feed(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[FeedAck, FeedBatch], error)
 }
 
 type clusterClient struct {
@@ -332,6 +338,19 @@ func (c *clusterClient) Handoff(ctx context.Context, in *HandoffRequest, opts ..
 	return out, nil
 }
 
+func (c *clusterClient) Feed(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[FeedAck, FeedBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cluster_ServiceDesc.Streams[0], Cluster_Feed_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FeedAck, FeedBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_FeedClient = grpc.BidiStreamingClient[FeedAck, FeedBatch]
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -350,6 +369,11 @@ type ClusterServer interface {
 	// handoff id at most once and answers every item: applied, duplicate (applied before) or
 	// refused with a reason. Any node of the site takes it; it is forwarded to the leader.
 	Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error)
+	// Feed streams this site's committed case changes, in order, to its parent. The parent's first
+	// message names the last entry it has (0 for none); each later message acknowledges the entries it
+	// has committed. The site sends at most a window of unacknowledged entries ahead (backpressure) and
+	// an empty batch now and then, so the parent knows the head while the feed is quiet.
+	Feed(grpc.BidiStreamingServer[FeedAck, FeedBatch]) error
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -371,6 +395,9 @@ func (UnimplementedClusterServer) RegisterSites(context.Context, *RegisterSitesR
 }
 func (UnimplementedClusterServer) Handoff(context.Context, *HandoffRequest) (*HandoffResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Handoff not implemented")
+}
+func (UnimplementedClusterServer) Feed(grpc.BidiStreamingServer[FeedAck, FeedBatch]) error {
+	return status.Error(codes.Unimplemented, "method Feed not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -465,6 +492,13 @@ func _Cluster_Handoff_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Feed_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServer).Feed(&grpc.GenericServerStream[FeedAck, FeedBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_FeedServer = grpc.BidiStreamingServer[FeedAck, FeedBatch]
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -489,6 +523,13 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Cluster_Handoff_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Feed",
+			Handler:       _Cluster_Feed_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "govgrid.proto",
 }

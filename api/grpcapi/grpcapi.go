@@ -10,6 +10,7 @@ import (
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/tier"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,7 @@ type ClusterBackend interface {
 	HasState() (bool, error)
 	RegisterSites(ctx context.Context, from string, sites []replication.SiteRecord) error
 	ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error)
+	ServeFeed(stream pb.Cluster_FeedServer) error
 	NodeName() string
 	SiteCode() string
 	LeaderName() string
@@ -91,6 +93,16 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 	}
 	if req.GetTo() != 0 {
 		f.To = time.Unix(0, req.GetTo())
+	}
+	switch req.GetScope() {
+	case "subtree":
+		return s.listSubtree(ctx, replication.MirrorFilter{Filter: f, Site: req.GetSite(), Tier: req.GetTier()})
+	case "", "local":
+		if req.GetSite() != "" || req.GetTier() != "" {
+			return nil, status.Error(codes.InvalidArgument, "scope: site and tier filter the subtree: set scope to subtree")
+		}
+	default:
+		return nil, status.Error(codes.InvalidArgument, "scope: must be local or subtree")
 	}
 	page, err := s.cases.ListCases(ctx, f)
 	if err != nil {
@@ -172,4 +184,29 @@ func (s *clusterServer) Handoff(ctx context.Context, req *pb.HandoffRequest) (*p
 		resp.Acks = append(resp.Acks, &pb.HandoffAck{Id: o.ID, Outcome: o.Outcome, Reason: o.Reason})
 	}
 	return resp, nil
+}
+
+func (s *clusterServer) Feed(stream pb.Cluster_FeedServer) error { return s.b.ServeFeed(stream) }
+
+func (s *casesServer) listSubtree(ctx context.Context, f replication.MirrorFilter) (*pb.ListCasesResponse, error) {
+	if f.Tier != "" {
+		if _, err := tier.Parse(f.Tier); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "tier: must be district, township or community")
+		}
+	}
+	if f.Site != "" && tier.ValidateSiteCode(f.Site) != nil {
+		return nil, status.Error(codes.InvalidArgument, "site: is not a site code")
+	}
+	page, err := s.cases.ListSubtree(ctx, f)
+	if err != nil {
+		return nil, Err(err)
+	}
+	out := &pb.ListCasesResponse{NextPageToken: page.NextPageToken}
+	for _, rec := range page.Records {
+		pc := CaseToProto(rec.Case)
+		pc.Applicant.IdNumber = casework.MaskIDNumber(pc.Applicant.IdNumber)
+		pc.History = nil
+		out.Cases = append(out.Cases, pc)
+	}
+	return out, nil
 }

@@ -490,3 +490,63 @@ func TestListCasesMasksIdentityNumbersAndRefusesBadFilters(t *testing.T) {
 		}
 	}
 }
+
+// ServeFeed answers the first acknowledgement with one batch naming the cursor it was given.
+func (c *fakeCluster) ServeFeed(stream pb.Cluster_FeedServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if first.GetFromSite() == "" {
+		return status.Error(codes.PermissionDenied, "no site")
+	}
+	return stream.Send(&pb.FeedBatch{Head: first.GetCursor() + 1, Entries: [][]byte{[]byte(`{"seq":1}`)}})
+}
+
+func TestFeedStreamReachesTheBackend(t *testing.T) {
+	e := newEnv(t)
+	stream, err := e.peer.Feed(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.FeedAck{FromSite: "cd", Cursor: 41}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.GetHead() != 42 || len(b.GetEntries()) != 1 {
+		t.Fatalf("batch %+v", b)
+	}
+}
+
+func (f *fakeCases) ListSubtree(ctx context.Context, flt replication.MirrorFilter) (*replication.MirrorPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &replication.MirrorPage{}
+	for _, c := range f.cases {
+		if flt.Site == "" || c.HolderSite == flt.Site {
+			out.Records = append(out.Records, &replication.MirrorRecord{Case: c, Origin: c.HolderSite})
+		}
+	}
+	return out, nil
+}
+
+func TestListSubtreeOverGRPC(t *testing.T) {
+	e := newEnv(t)
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{Number: testNumber, Site: testSite, At: testAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cases.cases[c.Number] = c
+	resp, err := e.client.ListCases(ctx(t), &pb.ListCasesRequest{Scope: "subtree", Site: testSite, Tier: "community"})
+	if err != nil || len(resp.GetCases()) != 1 || resp.GetCases()[0].GetHistory() != nil {
+		t.Fatalf("subtree listing: %v %v", resp, err)
+	}
+	for _, bad := range []*pb.ListCasesRequest{{Scope: "all"}, {Tier: "community"}, {Scope: "subtree", Tier: "province"}, {Scope: "subtree", Site: "Bad_Site"}} {
+		if _, err := e.client.ListCases(ctx(t), bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("ListCases(%v): %v, want InvalidArgument", bad, err)
+		}
+	}
+}

@@ -23,7 +23,9 @@ type fakeCases struct {
 	submits []casework.Submission
 	gets    []string
 	lists   []replication.Filter
-	moves   []moveCall
+	// subtreeLists are the filters ListSubtree was called with.
+	subtreeLists []replication.MirrorFilter
+	moves        []moveCall
 
 	submitErr, getErr, listErr, moveErr error
 	// blockSubmit makes SubmitCase wait for its context to end and return its error.
@@ -181,4 +183,20 @@ func storedCase(number, idNumber string) *casework.Case {
 		panic(err)
 	}
 	return c
+}
+
+// ListSubtree records the filter and answers every case of f.page as mirrored a second after
+// its last change.
+func (f *fakeCases) ListSubtree(ctx context.Context, flt replication.MirrorFilter) (*replication.MirrorPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subtreeLists = append(f.subtreeLists, flt)
+	out := &replication.MirrorPage{}
+	if f.page != nil {
+		for _, c := range f.page.Cases {
+			out.Records = append(out.Records, &replication.MirrorRecord{Case: c, Origin: c.HolderSite, At: c.UpdatedAt, MirroredAt: c.UpdatedAt.Add(time.Second), Via: "child"})
+		}
+		out.NextPageToken = f.page.NextPageToken
+	}
+	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/tier"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413.
@@ -229,10 +230,23 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 	if f.Kind != "" && !f.Kind.Valid() {
 		fe = append(fe, casework.FieldError{Field: "kind", Reason: "must be application or grievance"})
 	}
-	switch scope := q.Get("scope"); scope {
-	case "", "local":
+	scope := q.Get("scope")
+	switch scope {
+	case "", "local", "subtree":
 	default:
-		fe = append(fe, casework.FieldError{Field: "scope", Reason: "must be local (subtree comes with the mirror)"})
+		fe = append(fe, casework.FieldError{Field: "scope", Reason: "must be local or subtree"})
+	}
+	site, tierName := q.Get("site"), q.Get("tier")
+	if (site != "" || tierName != "") && scope != "subtree" {
+		fe = append(fe, casework.FieldError{Field: "scope", Reason: "site and tier filter the subtree: add scope=subtree"})
+	}
+	if tierName != "" {
+		if _, err := tier.Parse(tierName); err != nil {
+			fe = append(fe, casework.FieldError{Field: "tier", Reason: "must be district, township or community"})
+		}
+	}
+	if site != "" && tier.ValidateSiteCode(site) != nil {
+		fe = append(fe, casework.FieldError{Field: "site", Reason: "is not a site code"})
 	}
 	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
 		if v := q.Get(name); v != "" {
@@ -254,6 +268,10 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fe)
 		return
 	}
+	if scope == "subtree" {
+		s.listSubtree(w, r, replication.MirrorFilter{Filter: f, Site: site, Tier: tierName})
+		return
+	}
 	page, err := s.cfg.Cases.ListCases(r.Context(), f)
 	if err != nil {
 		s.writeError(w, err)
@@ -268,6 +286,45 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 		pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
 		pub.History = nil
 		out.Cases = append(out.Cases, caseSummary{Case: pub})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// mirrorInfo says where a subtree listing's copy of a case came from and how fresh it is.
+type mirrorInfo struct {
+	Origin      string    `json:"origin"`
+	CommittedAt time.Time `json:"committed_at"`
+	MirroredAt  time.Time `json:"mirrored_at"`
+	// DelaySeconds is how long after its commit at the origin this site copied it.
+	DelaySeconds float64 `json:"delay_seconds"`
+	// AgeSeconds is how long ago this site copied it: a newer change may be on its way.
+	AgeSeconds float64 `json:"age_seconds"`
+}
+
+type mirroredSummary struct {
+	caseSummary
+	Mirror mirrorInfo `json:"mirror"`
+}
+
+func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f replication.MirrorFilter) {
+	page, err := s.cfg.Cases.ListSubtree(r.Context(), f)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	out := struct {
+		Cases         []mirroredSummary `json:"cases"`
+		NextPageToken string            `json:"next_page_token,omitempty"`
+	}{Cases: make([]mirroredSummary, 0, len(page.Records)), NextPageToken: page.NextPageToken}
+	now := time.Now()
+	for _, rec := range page.Records {
+		pub := rec.Case.Public()
+		pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
+		pub.History = nil
+		out.Cases = append(out.Cases, mirroredSummary{caseSummary: caseSummary{Case: pub}, Mirror: mirrorInfo{
+			Origin: rec.Origin, CommittedAt: rec.At, MirroredAt: rec.MirroredAt,
+			DelaySeconds: rec.MirroredAt.Sub(rec.At).Seconds(), AgeSeconds: now.Sub(rec.MirroredAt).Seconds(),
+		}})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

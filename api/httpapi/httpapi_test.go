@@ -490,7 +490,7 @@ func TestListCasesBadQuery(t *testing.T) {
 		{"from=2026/11/25", []string{"from"}},
 		{"to=2026-11-25T08:00:00+08:00", []string{"to"}}, // an unescaped '+' arrives as a space
 		{"to=20261125", []string{"to"}},
-		{"scope=subtree", []string{"scope"}},
+		{"site=cd-dgdj-ngj", []string{"scope"}},
 		{"scope=LOCAL", []string{"scope"}},
 		{"kind=x&page_size=0&from=x&to=y&scope=all", []string{"from", "kind", "page_size", "scope", "to"}},
 	}
@@ -680,5 +680,46 @@ func TestLeaveOnlyFromLoopback(t *testing.T) {
 	e.h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted || e.node.leaves != 1 {
 		t.Fatalf("loopback leave: %d, leaves=%d", rec.Code, e.node.leaves)
+	}
+}
+
+func TestListSubtree(t *testing.T) {
+	e := newEnv(t)
+	c := storedCase("cd-dgdj-ngj-20261125-000001", "63010219900101123X")
+	e.cases.page = &replication.Page{Cases: []*casework.Case{c}}
+	var out struct {
+		Cases []struct {
+			Number     string `json:"number"`
+			HolderSite string `json:"holder_site"`
+			Applicant  struct {
+				IDNumber string `json:"id_number"`
+			} `json:"applicant"`
+			Mirror struct {
+				Origin       string  `json:"origin"`
+				DelaySeconds float64 `json:"delay_seconds"`
+			} `json:"mirror"`
+		} `json:"cases"`
+	}
+	rec := e.do("GET", "/v1/cases?scope=subtree&status=submitted&tier=community&site=cd-dgdj-ngj", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("subtree listing: %d %s", rec.Code, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Cases) != 1 || out.Cases[0].Number != c.Number || out.Cases[0].Mirror.Origin != c.HolderSite || out.Cases[0].Mirror.DelaySeconds != 1 {
+		t.Fatalf("subtree listing %+v", out)
+	}
+	if out.Cases[0].Applicant.IDNumber == c.Applicant.IDNumber {
+		t.Fatal("identity number not masked in a subtree listing")
+	}
+	got := e.cases.subtreeLists[0]
+	if got.Status != "submitted" || got.Tier != "community" || got.Site != "cd-dgdj-ngj" {
+		t.Fatalf("filter passed on: %+v", got)
+	}
+	for _, bad := range []string{"scope=everything", "tier=province&scope=subtree", "site=Bad_Site&scope=subtree", "tier=community"} {
+		if rec := e.do("GET", "/v1/cases?"+bad, nil); rec.Code != http.StatusBadRequest {
+			t.Errorf("GET /v1/cases?%s: %d, want 400", bad, rec.Code)
+		}
 	}
 }
