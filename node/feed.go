@@ -26,7 +26,8 @@ import (
 // committed cursor and a re-sent entry is skipped. The child's leader trims what its parent has
 // acknowledged.
 const (
-	feedBatch     = 256             // entries per batch
+	feedBatch     = 256             // entries per batch, at most
+	feedBatchSize = 512 << 10       // bytes per batch, at most: a batch becomes one Raft entry
 	feedWindow    = 4 * feedBatch   // entries sent and not yet acknowledged, at most
 	feedHeartbeat = 2 * time.Second // an empty batch this often while the feed is quiet
 	feedTrimEvery = 10 * time.Second
@@ -100,17 +101,21 @@ func (n *Node) ServeFeed(stream pb.Cluster_FeedServer) error {
 		}
 		if len(entries) > 0 {
 			batch := &pb.FeedBatch{Head: head}
+			size := 0
 			for _, e := range entries {
 				b, err := json.Marshal(e)
 				if err != nil {
 					return err
 				}
+				if size += len(b); size > feedBatchSize && len(batch.Entries) > 0 {
+					break
+				}
 				batch.Entries = append(batch.Entries, b)
+				next = e.Seq + 1
 			}
 			if err := stream.Send(batch); err != nil {
 				return err
 			}
-			next = entries[len(entries)-1].Seq + 1
 			continue
 		}
 		select {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"github.com/govgrid/govgrid/netfault"
 	"sync"
+	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -34,7 +36,15 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// gRPC's default reconnect backoff grows to two minutes: after a long partition the
+		// first handoff would wait that long though gossip already sees the peer back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
 	if p.links != nil {
 		opts = append(opts, grpc.WithContextDialer(p.links.Dial))
 	}

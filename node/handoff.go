@@ -68,50 +68,43 @@ func newHandoffMetrics(reg prometheus.Registerer) *handoffMetrics {
 	return m
 }
 
-// runOutbox is leader work: it keeps a sender running for every target site with waiting
-// handoffs, wakes them when the outbox or the membership changes, and publishes depths.
+// runOutbox is leader work: it loads the committed outbox into memory, keeps a sender running
+// for every target site with handoffs waiting, wakes them on news, and publishes depths.
 func (n *Node) runOutbox(stop <-chan struct{}) {
 	senders := map[string]chan struct{}{}
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
+		n.outbox.stop()
 		n.handoffs.depth.Reset()
 		n.handoffs.oldest.Reset()
 	}()
+	if err := n.outbox.start(func() ([]replication.OutboxEntry, error) { return n.store.Outbox("", 0) }); err != nil {
+		n.logger.Warn("could not read the outbox; retrying as news comes", "error", err)
+	}
 	gauges := time.NewTicker(time.Second)
 	defer gauges.Stop()
-	scan := true
 	for {
-		if scan {
-			targets, err := n.store.OutboxTargets()
-			if err != nil {
-				n.logger.Warn("could not read the outbox", "error", err)
+		for _, to := range n.outbox.targets() {
+			wake, ok := senders[to]
+			if !ok {
+				wake = make(chan struct{}, 1)
+				senders[to] = wake
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n.sendOutbox(stop, to, wake)
+				}()
 			}
-			for _, to := range targets {
-				wake, ok := senders[to]
-				if !ok {
-					wake = make(chan struct{}, 1)
-					senders[to] = wake
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						n.sendOutbox(stop, to, wake)
-					}()
-				}
-				nudge(wake)
-			}
+			nudge(wake)
 		}
-		scan = false
 		select {
 		case <-stop:
 			return
-		case <-n.outboxChanged:
-			scan = true
+		case <-n.outbox.wake:
 		case <-n.gossip.delivery:
-			scan = true
 		case <-gauges.C:
 			n.publishOutboxDepths()
-			scan = true
 		}
 	}
 }
@@ -131,13 +124,9 @@ func nudge(ch chan struct{}) {
 }
 
 func (n *Node) publishOutboxDepths() {
-	depths, err := n.store.OutboxDepths()
-	if err != nil {
-		return
-	}
 	n.handoffs.depth.Reset()
 	n.handoffs.oldest.Reset()
-	for to, d := range depths {
+	for to, d := range n.outbox.depths() {
 		n.handoffs.depth.WithLabelValues(to).Set(float64(d.Depth))
 		n.handoffs.oldest.WithLabelValues(to).Set(time.Since(d.Oldest).Seconds())
 	}
@@ -157,22 +146,9 @@ func (n *Node) sendOutbox(stop <-chan struct{}, to string, wake <-chan struct{})
 		via      string // the target node that answered last
 	)
 	defer wg.Wait()
+	busy := func(id string) bool { mu.Lock(); defer mu.Unlock(); return settling[id] }
 	for {
-		mu.Lock()
-		skip := len(settling)
-		mu.Unlock()
-		entries, err := n.store.Outbox(to, handoffBatch+skip)
-		if err != nil {
-			n.logger.Warn("could not read the outbox", "target", to, "error", err)
-		}
-		batch := entries[:0]
-		mu.Lock()
-		for _, e := range entries {
-			if !settling[e.ID] && len(batch) < handoffBatch {
-				batch = append(batch, e)
-			}
-		}
-		mu.Unlock()
+		batch := n.outbox.next(to, handoffBatch, busy)
 		if len(batch) == 0 {
 			select {
 			case <-stop:
@@ -192,12 +168,15 @@ func (n *Node) sendOutbox(stop <-chan struct{}, to string, wake <-chan struct{})
 			case <-stop:
 				return
 			case <-time.After(wait):
-			case <-wake: // the target may be back (gossip) or there is more to send
+			case <-n.gossip.delivery: // the target may be back
 			}
 			continue
 		}
 		backoff, via = 0, answeredBy
 		settlements := n.settlementsFor(batch, acks)
+		if len(settlements) == 0 {
+			continue
+		}
 		mu.Lock()
 		for _, s := range settlements {
 			settling[s.ID] = true
@@ -254,10 +233,13 @@ func (n *Node) settlementsFor(batch []replication.OutboxEntry, acks []*pb.Handof
 // returns the acks and the node that gave them.
 func (n *Node) deliver(to string, batch []replication.OutboxEntry, prefer string) ([]*pb.HandoffAck, string, error) {
 	req := &pb.HandoffRequest{FromSite: n.cfg.Site}
+	var gone []string
+	defer func() { n.outbox.drop(gone) }()
 	for _, e := range batch {
 		c, err := n.store.CaseRecord(e.Number)
 		if err != nil || c.Transit == nil || c.Transit.HandoffID != e.ID {
-			continue // settled meanwhile (the case came back): the next read drops it
+			gone = append(gone, e.ID) // settled already (the case came back, or an earlier leader)
+			continue
 		}
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -267,6 +249,9 @@ func (n *Node) deliver(to string, batch []replication.OutboxEntry, prefer string
 	}
 	if len(req.Items) == 0 {
 		return nil, prefer, nil
+	}
+	if len(gone) > 0 {
+		return nil, prefer, nil // deliver the rest on the next round, without the settled ones
 	}
 	var lastErr error
 	for _, m := range n.siteMembers(to, prefer) {

@@ -47,10 +47,10 @@ type Node struct {
 	// registryChanged wakes the leader loop when the site registry changed, so that a child's
 	// registration goes up at once instead of adding a tick per tier.
 	registryChanged chan struct{}
-	// outboxChanged wakes the handoff worker when handoffs were queued or settled.
-	outboxChanged chan struct{}
-	handoffs      *handoffMetrics
-	feeds         *feedMetrics
+	// outbox is the leader's in-memory view of the committed outbox.
+	outbox   *outbox
+	handoffs *handoffMetrics
+	feeds    *feedMetrics
 	// mirrorWake wakes the mirror workers when the registry changed (a new child).
 	mirrorWake chan struct{}
 	// feedAcked is the highest feed entry the parent acknowledged to this node.
@@ -78,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
 	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links, cfg.Faults), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
-		registryChanged: make(chan struct{}, 1), outboxChanged: make(chan struct{}, 1), mirrorWake: make(chan struct{}, 1)}
+		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -107,7 +107,7 @@ func (n *Node) start() error {
 	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
 	rc.Links = cfg.Links
 	rc.RelayTo = n.relayTarget
-	rc.OnOutboxChanged = func() { nudge(n.outboxChanged) }
+	rc.OnOutboxChanged = n.outbox.changed
 	n.handoffs = newHandoffMetrics(n.registry)
 	n.feeds = newFeedMetrics(n.registry)
 	rc.OnSitesChanged = func() {

@@ -36,9 +36,11 @@ type fsm struct {
 	onSitesChanged func()
 	sitesChanged   bool // set during a batch; only the FSM goroutine touches it
 
-	// onOutboxChanged, if set, is called after a batch that added to or settled the outbox.
-	onOutboxChanged func()
-	outboxChanged   bool       // like sitesChanged
+	// onOutboxChanged, if set, is called after a batch that added to or settled the outbox,
+	// with what it added (in commit order) and the ids it took out.
+	onOutboxChanged func(added []OutboxEntry, removed []string)
+	outboxAdded     []OutboxEntry // during a batch; only the FSM goroutine touches them
+	outboxRemoved   []string
 	stats           batchStats // only the FSM goroutine touches it
 
 	// feedAppended is set during a batch that grew the feed; feedCh is closed (and replaced)
@@ -122,6 +124,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				// a whole prefix of the log.
 				txn.Discard()
 				f.stats = batchStats{}
+				f.outboxAdded, f.outboxRemoved = nil, nil
 				txn = f.db.NewTransaction(true)
 				f.redo(txn, logs[first:i], out[first:i], committed)
 				f.commit(txn, last)
@@ -156,10 +159,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		f.feedMu.Unlock()
 	}
-	if f.outboxChanged {
-		f.outboxChanged = false
+	if len(f.outboxAdded) > 0 || len(f.outboxRemoved) > 0 {
+		added, removed := f.outboxAdded, f.outboxRemoved
+		f.outboxAdded, f.outboxRemoved = nil, nil
 		if f.onOutboxChanged != nil {
-			f.onOutboxChanged()
+			f.onOutboxChanged(added, removed)
 		}
 	}
 	return out

@@ -151,7 +151,7 @@ func (f *fsm) queue(txn *badger.Txn, cs *casework.Case) error {
 	if err != nil {
 		return err
 	}
-	f.outboxChanged = true
+	f.outboxAdded = append(f.outboxAdded, e)
 	return txn.Set(outboxKey(e.To, e.ID), b)
 }
 
@@ -208,6 +208,7 @@ func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredS
 		if err := txn.Delete(outboxKey(local.Transit.To, local.Transit.HandoffID)); err != nil {
 			return ArrivalOutcome{}, err
 		}
+		f.outboxRemoved = append(f.outboxRemoved, local.Transit.HandoffID)
 		if err := unindexCase(txn, local); err != nil {
 			return ArrivalOutcome{}, err
 		}
@@ -293,7 +294,7 @@ func (f *fsm) applySettle(txn *badger.Txn, c *settleCommand, at time.Time) (*res
 		if err := txn.Delete(outboxKey(cs.Transit.To, s.ID)); err != nil {
 			return nil, err
 		}
-		f.outboxChanged = true
+		f.outboxRemoved = append(f.outboxRemoved, s.ID)
 		if s.Refused {
 			if err := cs.Refused(s.ID, s.Reason, at); err != nil {
 				return nil, err

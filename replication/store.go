@@ -41,9 +41,9 @@ type Config struct {
 	// OnSitesChanged, if set, is called (on the FSM goroutine: it must not block) after the
 	// site registry changed.
 	OnSitesChanged func()
-	// OnOutboxChanged, if set, is called (on the FSM goroutine: it must not block) after
-	// handoffs were queued or settled.
-	OnOutboxChanged func()
+	// OnOutboxChanged, if set, is called (on the FSM goroutine: it must not block) after a
+	// commit that queued handoffs (added, in commit order) or took them out (removed ids).
+	OnOutboxChanged func(added []OutboxEntry, removed []string)
 	// RelayTo, if set, names the site a case taken in here (accepted or arrived) must be sent
 	// on to because its decide tier is above this site's, or "" to keep it. The answer becomes
 	// part of the command, so followers never call it.
