@@ -299,8 +299,9 @@ func (n *Node) ReceiveHandoffs(ctx context.Context, from string, items []*pb.Han
 	if !n.isNeighbour(from) {
 		return nil, &replication.Error{Code: replication.CodeConflict, Message: fmt.Sprintf("site %s is not a parent or child of %s (yet): moves go along tree edges", from, n.cfg.Site)}
 	}
-	if len(items) > 4*defaultHandoffBatch {
-		return nil, &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("at most %d handoffs per delivery", 4*defaultHandoffBatch)}
+	if len(items) > defaultHandoffBatch {
+		// One delivery becomes one command, which must fit in one badger transaction.
+		return nil, &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("at most %d handoffs per delivery", defaultHandoffBatch)}
 	}
 	arrivals := make([]replication.Arrival, 0, len(items))
 	for _, it := range items {

@@ -61,7 +61,12 @@ type mirrorCommand struct {
 	Head    uint64      `json:"head"`
 }
 
-// trimFeedCommand drops feed entries up to and including Upto: the parent has mirrored them.
+// maxTrim is the most feed entries one trim command drops: a command must fit in one badger
+// transaction (about 13,000 writes with the state's 8 MiB memtables).
+const maxTrim = 4096
+
+// trimFeedCommand drops feed entries up to and including Upto, at most maxTrim of them: the
+// parent has mirrored them.
 type trimFeedCommand struct {
 	Upto uint64 `json:"upto"`
 }
@@ -196,7 +201,7 @@ func (f *fsm) applyTrimFeed(txn *badger.Txn, c *trimFeedCommand) (*result, error
 	opts.PrefetchValues = false
 	it := txn.NewIterator(opts)
 	var keys [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Rewind(); it.Valid() && len(keys) < maxTrim; it.Next() {
 		k := it.Item().KeyCopy(nil)
 		if binary.BigEndian.Uint64(k[len(prefixFeed):]) > c.Upto {
 			break
@@ -270,14 +275,39 @@ func (s *Store) MirrorChild(ctx context.Context, child string, entries []FeedEnt
 	return err
 }
 
-// TrimFeed drops this site's feed entries up to upto (the parent has them).
+// TrimFeed drops this site's feed entries up to upto (the parent has them), in commands of at
+// most maxTrim entries each.
 func (s *Store) TrimFeed(ctx context.Context, upto uint64) error {
-	cmd, err := encodeCommand(cmdTrimFeed, &trimFeedCommand{Upto: upto})
-	if err != nil {
-		return err
+	for {
+		oldest, err := s.oldestFeedSeq()
+		if err != nil || oldest == 0 || oldest > upto {
+			return err
+		}
+		cmd, err := encodeCommand(cmdTrimFeed, &trimFeedCommand{Upto: upto})
+		if err != nil {
+			return err
+		}
+		if _, err := s.proposeWithRetry(ctx, cmd); err != nil {
+			return err
+		}
 	}
-	_, err = s.proposeWithRetry(ctx, cmd)
-	return err
+}
+
+// oldestFeedSeq is the sequence of the oldest entry kept, or 0 when the feed is empty.
+func (s *Store) oldestFeedSeq() (uint64, error) {
+	var seq uint64
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixFeed
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		if it.Rewind(); it.Valid() {
+			seq = binary.BigEndian.Uint64(it.Item().Key()[len(prefixFeed):])
+		}
+		return nil
+	})
+	return seq, err
 }
 
 // FeedCursors lists how far this site has mirrored each child.

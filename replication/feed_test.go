@@ -112,3 +112,14 @@ func TestTrimmedFeedIsNotServed(t *testing.T) {
 		t.Fatal("reading trimmed entries succeeded")
 	}
 }
+
+func TestTrimDropsAtMostOneTransactionsWorth(t *testing.T) {
+	community := newSite(t, "cd-dgdj-ngj")
+	for i := range maxTrim + 10 {
+		community.submit(i, "")
+	}
+	community.apply(cmdTrimFeed, &trimFeedCommand{Upto: maxTrim + 10})
+	if got := community.feed(maxTrim + 1); len(got) != 10 {
+		t.Fatalf("after one trim command %d entries are left, want 10", len(got))
+	}
+}
