@@ -307,9 +307,13 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 		if err != nil {
 			return err // a gap or a lost leadership: start again from the committed cursor
 		}
-		last := entries[len(entries)-1]
 		n.feeds.applied.WithLabelValues(child).Add(float64(len(entries)))
-		cur.Cursor, cur.LastAt = last.Seq, last.At
+		for _, e := range entries {
+			cur.Cursor = e.Seq
+			if !e.At.IsZero() {
+				cur.LastAt = e.At
+			}
+		}
 		n.observeLag(child, cur)
 		if err := stream.Send(&pb.FeedAck{Cursor: cur.Cursor}); err != nil {
 			return err

@@ -19,7 +19,11 @@ import (
 // (a higher version than it had) are appended to its own feed with their origin kept, so its own
 // parent receives them too: the district mirrors the whole district.
 
-// FeedEntry is one committed change of a case.
+// FeedEntry is one committed change of a case, as the feed serves it. The feed stores only a
+// pointer (feedRef) to the mirror record of the case; serving an entry reads the record, so it
+// carries the newest version this site has (which the parent keeps in place of the older one).
+// An entry whose case already appeared earlier in the same batch is served without a case:
+// it only advances the parent's cursor.
 type FeedEntry struct {
 	// Seq is the entry's place in the feed of the site serving it (dense, from 1).
 	Seq uint64 `json:"seq"`
@@ -27,8 +31,24 @@ type FeedEntry struct {
 	Origin string    `json:"origin"`
 	At     time.Time `json:"at"`
 	// Case is the case after the change, whole (history included), so that a lost site can be
-	// rebuilt from its parent's mirror.
-	Case *casework.Case `json:"case"`
+	// rebuilt from its parent's mirror; nil when the batch already carries it.
+	Case *casework.Case `json:"case,omitempty"`
+}
+
+// feedRef is what the feed stores for an entry: which case changed.
+type feedRef struct {
+	Number string `json:"n"`
+}
+
+// mirrorMeta is the part of a mirror record the FSM needs to replace it: decoding only these
+// fields skips building the case's history.
+type mirrorMeta struct {
+	Case struct {
+		Number    string          `json:"number"`
+		Status    casework.Status `json:"status"`
+		Version   uint64          `json:"version"`
+		CreatedAt time.Time       `json:"created_at"`
+	} `json:"case"`
 }
 
 // MirrorRecord is an ancestor's copy of a case in its subtree.
@@ -85,16 +105,16 @@ func mirrorKey(number string) []byte     { return concat(prefixMirror, []byte(nu
 func cursorKey(child string) []byte      { return concat(prefixCursor, []byte(child)) }
 func mirrorStatusPrefix(s string) []byte { return concat(prefixMirrorState, []byte(s), []byte{0}) }
 
-func mirrorIndexKeys(c *casework.Case) [][]byte {
-	nanos := u64(uint64(c.CreatedAt.UnixNano()))
+func mirrorIndexKeys(number string, status casework.Status, created time.Time) [][]byte {
+	nanos := u64(uint64(created.UnixNano()))
 	return [][]byte{
-		concat(prefixMirrorTime, nanos, []byte(c.Number)),
-		concat(mirrorStatusPrefix(string(c.Status)), nanos, []byte(c.Number)),
+		concat(prefixMirrorTime, nanos, []byte(number)),
+		concat(mirrorStatusPrefix(string(status)), nanos, []byte(number)),
 	}
 }
 
-// storeCase writes a case this site holds and records the change: a feed entry and the site's
-// own mirror copy. Every write of a held case goes through here.
+// storeCase writes a case this site holds and records the change: the site's own mirror copy
+// and a feed entry pointing to it. Every write of a held case goes through here.
 func (f *fsm) storeCase(txn *badger.Txn, c *casework.Case, site string, at time.Time) error {
 	if err := putCase(txn, c); err != nil {
 		return err
@@ -103,32 +123,32 @@ func (f *fsm) storeCase(txn *badger.Txn, c *casework.Case, site string, at time.
 	if _, err := f.mirror(txn, &e, "", at); err != nil {
 		return err
 	}
-	return f.appendFeed(txn, &e)
+	return f.appendFeed(txn, c.Number)
 }
 
-// appendFeed gives e the next sequence of this site's feed and stores it.
-func (f *fsm) appendFeed(txn *badger.Txn, e *FeedEntry) error {
+// appendFeed adds an entry for case number to this site's feed, with the next sequence.
+func (f *fsm) appendFeed(txn *badger.Txn, number string) error {
 	seq, err := getUint64(txn, keyFeedSeq)
 	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 		return err
 	}
-	e.Seq = seq + 1
-	if err := putJSON(txn, feedKey(e.Seq), e); err != nil {
+	seq++
+	if err := putJSON(txn, feedKey(seq), feedRef{Number: number}); err != nil {
 		return err
 	}
 	f.feedAppended = true
-	return txn.Set(keyFeedSeq, u64(e.Seq))
+	return txn.Set(keyFeedSeq, u64(seq))
 }
 
 // mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
 func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (bool, error) {
-	var old MirrorRecord
+	var old mirrorMeta
 	err := getJSON(txn, mirrorKey(e.Case.Number), &old)
 	switch {
 	case err == nil && old.Case.Version >= e.Case.Version:
 		return false, nil // at or below what we have: re-delivery, or overtaken on the way
 	case err == nil:
-		for _, k := range mirrorIndexKeys(old.Case) {
+		for _, k := range mirrorIndexKeys(old.Case.Number, old.Case.Status, old.Case.CreatedAt) {
 			if err := txn.Delete(k); err != nil {
 				return false, err
 			}
@@ -140,7 +160,7 @@ func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (b
 	if err := putJSON(txn, mirrorKey(e.Case.Number), rec); err != nil {
 		return false, err
 	}
-	for _, k := range mirrorIndexKeys(e.Case) {
+	for _, k := range mirrorIndexKeys(e.Case.Number, e.Case.Status, e.Case.CreatedAt) {
 		if err := txn.Set(k, nil); err != nil {
 			return false, err
 		}
@@ -167,21 +187,25 @@ func (f *fsm) applyMirror(txn *badger.Txn, c *mirrorCommand, at time.Time) (*res
 			gap = errorf(CodeConflict, "feed of %s: entry %d after %d: a gap", c.Child, e.Seq, cur.Cursor)
 			break
 		}
-		if e.Case == nil || e.Origin == "" {
-			gap = errorf(CodeInvalid, "feed of %s: entry %d without a case or origin", c.Child, e.Seq)
-			break
-		}
-		accepted, err := f.mirror(txn, e, c.Child, at)
-		if err != nil {
-			return nil, err
-		}
-		if accepted {
-			re := FeedEntry{Origin: e.Origin, At: e.At, Case: e.Case}
-			if err := f.appendFeed(txn, &re); err != nil {
+		if e.Case != nil {
+			if e.Origin == "" || e.Case.Number == "" {
+				gap = errorf(CodeInvalid, "feed of %s: entry %d without an origin or a case number", c.Child, e.Seq)
+				break
+			}
+			accepted, err := f.mirror(txn, e, c.Child, at)
+			if err != nil {
 				return nil, err
 			}
+			if accepted {
+				if err := f.appendFeed(txn, e.Case.Number); err != nil {
+					return nil, err
+				}
+			}
 		}
-		cur.Cursor, cur.LastAt = e.Seq, e.At
+		cur.Cursor = e.Seq
+		if !e.At.IsZero() {
+			cur.LastAt = e.At
+		}
 	}
 	if head := max(c.Head, cur.Cursor); cur.Cursor != before || head != cur.Head {
 		cur.Head, cur.AppliedAt = head, at
@@ -247,13 +271,24 @@ func (s *Store) ReadFeed(from uint64, max int) ([]FeedEntry, uint64, error) {
 		opts.Prefix = prefixFeed
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		inBatch := map[string]bool{}
 		for it.Seek(feedKey(from)); it.Valid() && len(out) < max; it.Next() {
-			var e FeedEntry
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+			seq := binary.BigEndian.Uint64(it.Item().Key()[len(prefixFeed):])
+			if len(out) == 0 && seq != from {
+				return errorf(CodeConflict, "feed entry %d was trimmed (oldest kept: %d)", from, seq)
+			}
+			var ref feedRef
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &ref) }); err != nil {
 				return err
 			}
-			if len(out) == 0 && e.Seq != from {
-				return errorf(CodeConflict, "feed entry %d was trimmed (oldest kept: %d)", from, e.Seq)
+			e := FeedEntry{Seq: seq}
+			if !inBatch[ref.Number] {
+				inBatch[ref.Number] = true
+				var rec MirrorRecord
+				if err := getJSON(txn, mirrorKey(ref.Number), &rec); err != nil {
+					return fmt.Errorf("feed entry %d without its mirror record: %w", seq, err)
+				}
+				e.Origin, e.At, e.Case = rec.Origin, rec.At, rec.Case
 			}
 			out = append(out, e)
 		}
