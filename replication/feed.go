@@ -40,15 +40,12 @@ type feedRef struct {
 	Number string `json:"n"`
 }
 
-// mirrorMeta is the part of a mirror record the FSM needs to replace it: decoding only these
-// fields skips building the case's history.
+// mirrorMeta is what the FSM needs of a mirror record to replace it, kept under its own key so
+// that replacing a record never reads (and parses) the whole case.
 type mirrorMeta struct {
-	Case struct {
-		Number    string          `json:"number"`
-		Status    casework.Status `json:"status"`
-		Version   uint64          `json:"version"`
-		CreatedAt time.Time       `json:"created_at"`
-	} `json:"case"`
+	Version   uint64          `json:"v"`
+	Status    casework.Status `json:"s"`
+	CreatedAt int64           `json:"c"`
 }
 
 // MirrorRecord is an ancestor's copy of a case in its subtree.
@@ -98,7 +95,10 @@ var (
 	prefixMirrorTime  = []byte("X/t/")
 	prefixMirrorState = []byte("X/s/")
 	prefixCursor      = []byte("k/")
+	prefixMirrorMeta  = []byte("X/v/")
 )
+
+func mirrorMetaKey(number string) []byte { return concat(prefixMirrorMeta, []byte(number)) }
 
 func feedKey(seq uint64) []byte          { return concat(prefixFeed, u64(seq)) }
 func mirrorKey(number string) []byte     { return concat(prefixMirror, []byte(number)) }
@@ -143,17 +143,21 @@ func (f *fsm) appendFeed(txn *badger.Txn, number string) error {
 // mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
 func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (bool, error) {
 	var old mirrorMeta
-	err := getJSON(txn, mirrorKey(e.Case.Number), &old)
+	err := getJSON(txn, mirrorMetaKey(e.Case.Number), &old)
 	switch {
-	case err == nil && old.Case.Version >= e.Case.Version:
+	case err == nil && old.Version >= e.Case.Version:
 		return false, nil // at or below what we have: re-delivery, or overtaken on the way
 	case err == nil:
-		for _, k := range mirrorIndexKeys(old.Case.Number, old.Case.Status, old.Case.CreatedAt) {
+		for _, k := range mirrorIndexKeys(e.Case.Number, old.Status, time.Unix(0, old.CreatedAt)) {
 			if err := txn.Delete(k); err != nil {
 				return false, err
 			}
 		}
 	case !errors.Is(err, badger.ErrKeyNotFound):
+		return false, err
+	}
+	meta := mirrorMeta{Version: e.Case.Version, Status: e.Case.Status, CreatedAt: e.Case.CreatedAt.UnixNano()}
+	if err := putJSON(txn, mirrorMetaKey(e.Case.Number), meta); err != nil {
 		return false, err
 	}
 	rec := MirrorRecord{Case: e.Case, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}

@@ -15,6 +15,13 @@ import "encoding/binary"
 //	p/<number>                         -> Stub, JSON: where a case this site handed on went
 //	h/<handoff id>                     -> handoffRecord, JSON: handoffs this site answered
 //	m/retired                          -> RetiredState, JSON: present while the site is retired
+//	m/feedseq                          -> uint64 BE: the last sequence of this site's feed
+//	f/<seq BE>                         -> feedRef, JSON: a feed entry (which case changed)
+//	M/<number>                         -> MirrorRecord, JSON: the newest copy of a subtree case
+//	X/v/<number>                       -> mirrorMeta, JSON: its version, status, creation time
+//	X/t/<created nanos BE><number>     -> "": mirrored cases by creation time
+//	X/s/<status>\x00<created BE><number> -> "": mirrored cases by status
+//	k/<child site>                     -> FeedCursor, JSON: how far a child's feed is mirrored
 var (
 	keyApplied     = []byte("m/applied")
 	prefixCase     = []byte("c/")
