@@ -49,6 +49,8 @@ func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
 			return http.StatusConflict, codes.FailedPrecondition, re.Code
 		case replication.CodeExhausted:
 			return http.StatusServiceUnavailable, codes.ResourceExhausted, re.Code
+		case replication.CodeForbidden:
+			return http.StatusForbidden, codes.PermissionDenied, re.Code
 		}
 	case errors.Is(err, replication.ErrNotFound):
 		return http.StatusNotFound, codes.NotFound, replication.CodeNotFound

@@ -124,7 +124,7 @@ func (n *Node) monitorLeadership() {
 // the site registered with its parent, and its handoffs delivered.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	var workers sync.WaitGroup
-	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed} {
+	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig} {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()

@@ -178,12 +178,13 @@ func (n *Node) startServers() {
 	})
 	n.httpSrv = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
-			Cases:   &caseService{n: n},
-			Node:    n,
-			Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
-			Logger:  n.logger,
-			Pprof:   n.cfg.Pprof,
-			Console: web.Handler(),
+			Cases:      &caseService{n: n},
+			Node:       n,
+			ConfigDocs: configService{n},
+			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+			Logger:     n.logger,
+			Pprof:      n.cfg.Pprof,
+			Console:    web.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -152,8 +152,11 @@ func (b *clusterBackend) ReceiveHandoffs(ctx context.Context, from string, items
 	return b.n.ReceiveHandoffs(ctx, from, items)
 }
 func (b *clusterBackend) ServeFeed(stream pb.Cluster_FeedServer) error { return b.n.ServeFeed(stream) }
-func (b *clusterBackend) NodeName() string                             { return b.n.cfg.Name }
-func (b *clusterBackend) SiteCode() string                             { return b.n.cfg.Site }
+func (b *clusterBackend) ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error) {
+	return b.n.ConfigSince(ctx, from, known)
+}
+func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
+func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }
 func (b *clusterBackend) LeaderName() string {
 	id, _ := b.n.store.Leader()
 	return string(id)

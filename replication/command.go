@@ -27,11 +27,14 @@ const (
 	cmdRetire        commandType = 6
 	cmdMirror        commandType = 7
 	cmdTrimFeed      commandType = 8
+	cmdConfigPut     commandType = 9
+	cmdConfigSync    commandType = 10
 )
 
 var commandNames = map[commandType]string{
 	cmdSubmitCase: "submit-case", cmdRegisterSites: "register-sites", cmdDepart: "depart",
 	cmdArrive: "arrive", cmdSettle: "settle", cmdRetire: "retire", cmdMirror: "mirror", cmdTrimFeed: "trim-feed",
+	cmdConfigPut: "config-put", cmdConfigSync: "config-sync",
 }
 
 func (t commandType) String() string {
@@ -91,5 +94,6 @@ type result struct {
 	Case      *casework.Case   `json:"case,omitempty"`
 	Duplicate bool             `json:"duplicate,omitempty"`
 	Arrivals  []ArrivalOutcome `json:"arrivals,omitempty"`
+	Config    *ConfigDoc       `json:"config,omitempty"`
 	Err       *Error           `json:"error,omitempty"`
 }

@@ -29,6 +29,7 @@ const (
 	CodeNotFound  = "not_found"
 	CodeConflict  = "conflict"
 	CodeExhausted = "exhausted"
+	CodeForbidden = "forbidden"
 )
 
 // Error is a refusal decided by the FSM: the command was committed to the log but changed

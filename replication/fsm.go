@@ -267,6 +267,18 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 			return err, nil
 		}
 		return f.applyTrimFeed(txn, &c)
+	case cmdConfigPut:
+		var c configPutCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyConfigPut(txn, &c, at)
+	case cmdConfigSync:
+		var c configSyncCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyConfigSync(txn, &c)
 	default:
 		if t&ignoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command from a newer version", "index", l.Index, "type", t)

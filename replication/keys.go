@@ -22,6 +22,8 @@ import "encoding/binary"
 //	X/t/<created nanos BE><number>     -> "": mirrored cases by creation time
 //	X/s/<status>\x00<created BE><number> -> "": mirrored cases by status
 //	k/<child site>                     -> FeedCursor, JSON: how far a child's feed is mirrored
+//	D/<owner site>\x00<path>           -> ConfigDoc, JSON: configuration flowing down the tree
+//	m/cfgver/<owner site>              -> uint64 BE: the owner's highest change applied here
 var (
 	keyApplied     = []byte("m/applied")
 	prefixCase     = []byte("c/")

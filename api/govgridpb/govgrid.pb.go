@@ -1604,6 +1604,104 @@ func (x *FeedBatch) GetHead() uint64 {
 	return 0
 }
 
+type ConfigSinceRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FromSite string                 `protobuf:"bytes,1,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	// Per owner site, the highest change the asking site has applied.
+	Known         map[string]uint64 `protobuf:"bytes,2,rep,name=known,proto3" json:"known,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSinceRequest) Reset() {
+	*x = ConfigSinceRequest{}
+	mi := &file_govgrid_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSinceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSinceRequest) ProtoMessage() {}
+
+func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
+func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ConfigSinceRequest) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *ConfigSinceRequest) GetKnown() map[string]uint64 {
+	if x != nil {
+		return x.Known
+	}
+	return nil
+}
+
+type ConfigSinceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Documents, JSON, each owner's in change order.
+	Docs          [][]byte `protobuf:"bytes,1,rep,name=docs,proto3" json:"docs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSinceResponse) Reset() {
+	*x = ConfigSinceResponse{}
+	mi := &file_govgrid_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSinceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSinceResponse) ProtoMessage() {}
+
+func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
+func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ConfigSinceResponse) GetDocs() [][]byte {
+	if x != nil {
+		return x.Docs
+	}
+	return nil
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -1739,20 +1837,30 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"9\n" +
 	"\tFeedBatch\x12\x18\n" +
 	"\aentries\x18\x01 \x03(\fR\aentries\x12\x12\n" +
-	"\x04head\x18\x02 \x01(\x04R\x04head2\x84\x02\n" +
+	"\x04head\x18\x02 \x01(\x04R\x04head\"\xac\x01\n" +
+	"\x12ConfigSinceRequest\x12\x1b\n" +
+	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12?\n" +
+	"\x05known\x18\x02 \x03(\v2).govgrid.v1.ConfigSinceRequest.KnownEntryR\x05known\x1a8\n" +
+	"\n" +
+	"KnownEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\")\n" +
+	"\x13ConfigSinceResponse\x12\x12\n" +
+	"\x04docs\x18\x01 \x03(\fR\x04docs2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
-	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xe6\x02\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xb6\x03\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
 	"RaftStatus\x12\x1d.govgrid.v1.RaftStatusRequest\x1a\x1e.govgrid.v1.RaftStatusResponse\x12T\n" +
 	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponse\x12B\n" +
 	"\aHandoff\x12\x1a.govgrid.v1.HandoffRequest\x1a\x1b.govgrid.v1.HandoffResponse\x126\n" +
-	"\x04Feed\x12\x13.govgrid.v1.FeedAck\x1a\x15.govgrid.v1.FeedBatch(\x010\x01B*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\x04Feed\x12\x13.govgrid.v1.FeedAck\x1a\x15.govgrid.v1.FeedBatch(\x010\x01\x12N\n" +
+	"\vConfigSince\x12\x1e.govgrid.v1.ConfigSinceRequest\x1a\x1f.govgrid.v1.ConfigSinceResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -1766,7 +1874,7 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
@@ -1791,6 +1899,9 @@ var file_govgrid_proto_goTypes = []any{
 	(*HandoffAck)(nil),            // 20: govgrid.v1.HandoffAck
 	(*FeedAck)(nil),               // 21: govgrid.v1.FeedAck
 	(*FeedBatch)(nil),             // 22: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),    // 23: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),   // 24: govgrid.v1.ConfigSinceResponse
+	nil,                           // 25: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -1803,29 +1914,32 @@ var file_govgrid_proto_depIdxs = []int32{
 	14, // 7: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
 	18, // 8: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
 	20, // 9: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	6,  // 10: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	7,  // 11: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	8,  // 12: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	5,  // 13: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	10, // 14: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	12, // 15: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	15, // 16: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	17, // 17: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	21, // 18: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	4,  // 19: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 20: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	9,  // 21: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 22: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	11, // 23: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	13, // 24: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	16, // 25: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	19, // 26: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	22, // 27: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	25, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	6,  // 11: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	7,  // 12: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	8,  // 13: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	5,  // 14: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	10, // 15: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	12, // 16: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	15, // 17: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	17, // 18: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	21, // 19: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	23, // 20: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	4,  // 21: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 22: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	9,  // 23: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 24: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	11, // 25: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	13, // 26: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	16, // 27: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	19, // 28: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	22, // 29: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	24, // 30: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	21, // [21:31] is the sub-list for method output_type
+	11, // [11:21] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -1839,7 +1953,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -263,6 +263,7 @@ const (
 	Cluster_RegisterSites_FullMethodName = "/govgrid.v1.Cluster/RegisterSites"
 	Cluster_Handoff_FullMethodName       = "/govgrid.v1.Cluster/Handoff"
 	Cluster_Feed_FullMethodName          = "/govgrid.v1.Cluster/Feed"
+	Cluster_ConfigSince_FullMethodName   = "/govgrid.v1.Cluster/ConfigSince"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -288,6 +289,9 @@ type ClusterClient interface {
 	// has committed. The site sends at most a window of unacknowledged entries ahead (backpressure) and
 	// an empty batch now and then, so the parent knows the head while the feed is quiet.
 	Feed(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[FeedAck, FeedBatch], error)
+	// ConfigSince answers a child site with the configuration documents it lacks: those whose
+	// owner's change number is above what the child has applied.
+	ConfigSince(ctx context.Context, in *ConfigSinceRequest, opts ...grpc.CallOption) (*ConfigSinceResponse, error)
 }
 
 type clusterClient struct {
@@ -351,6 +355,16 @@ func (c *clusterClient) Feed(ctx context.Context, opts ...grpc.CallOption) (grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_FeedClient = grpc.BidiStreamingClient[FeedAck, FeedBatch]
 
+func (c *clusterClient) ConfigSince(ctx context.Context, in *ConfigSinceRequest, opts ...grpc.CallOption) (*ConfigSinceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfigSinceResponse)
+	err := c.cc.Invoke(ctx, Cluster_ConfigSince_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -374,6 +388,9 @@ type ClusterServer interface {
 	// has committed. The site sends at most a window of unacknowledged entries ahead (backpressure) and
 	// an empty batch now and then, so the parent knows the head while the feed is quiet.
 	Feed(grpc.BidiStreamingServer[FeedAck, FeedBatch]) error
+	// ConfigSince answers a child site with the configuration documents it lacks: those whose
+	// owner's change number is above what the child has applied.
+	ConfigSince(context.Context, *ConfigSinceRequest) (*ConfigSinceResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -398,6 +415,9 @@ func (UnimplementedClusterServer) Handoff(context.Context, *HandoffRequest) (*Ha
 }
 func (UnimplementedClusterServer) Feed(grpc.BidiStreamingServer[FeedAck, FeedBatch]) error {
 	return status.Error(codes.Unimplemented, "method Feed not implemented")
+}
+func (UnimplementedClusterServer) ConfigSince(context.Context, *ConfigSinceRequest) (*ConfigSinceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfigSince not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -499,6 +519,24 @@ func _Cluster_Feed_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_FeedServer = grpc.BidiStreamingServer[FeedAck, FeedBatch]
 
+func _Cluster_ConfigSince_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigSinceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).ConfigSince(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_ConfigSince_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).ConfigSince(ctx, req.(*ConfigSinceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -521,6 +559,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Handoff",
 			Handler:    _Cluster_Handoff_Handler,
+		},
+		{
+			MethodName: "ConfigSince",
+			Handler:    _Cluster_ConfigSince_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -23,6 +23,7 @@ type ClusterBackend interface {
 	RegisterSites(ctx context.Context, from string, sites []replication.SiteRecord) error
 	ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error)
 	ServeFeed(stream pb.Cluster_FeedServer) error
+	ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error)
 	NodeName() string
 	SiteCode() string
 	LeaderName() string
@@ -209,4 +210,15 @@ func (s *casesServer) listSubtree(ctx context.Context, f replication.MirrorFilte
 		out.Cases = append(out.Cases, pc)
 	}
 	return out, nil
+}
+
+func (s *clusterServer) ConfigSince(ctx context.Context, req *pb.ConfigSinceRequest) (*pb.ConfigSinceResponse, error) {
+	if req.GetFromSite() == "" {
+		return nil, status.Error(codes.InvalidArgument, "from_site: is required")
+	}
+	docs, err := s.b.ConfigSince(ctx, req.GetFromSite(), req.GetKnown())
+	if err != nil {
+		return nil, Err(err)
+	}
+	return &pb.ConfigSinceResponse{Docs: docs}, nil
 }

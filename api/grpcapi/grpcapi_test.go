@@ -550,3 +550,24 @@ func TestListSubtreeOverGRPC(t *testing.T) {
 		}
 	}
 }
+
+func (c *fakeCluster) ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error) {
+	if from == "stranger" {
+		return nil, status.Error(codes.PermissionDenied, "not a child")
+	}
+	return [][]byte{[]byte(fmt.Sprintf(`{"owner":"cd","path":"p","version":%d}`, known["cd"]+1))}, nil
+}
+
+func TestConfigSinceOverGRPC(t *testing.T) {
+	e := newEnv(t)
+	resp, err := e.peer.ConfigSince(ctx(t), &pb.ConfigSinceRequest{FromSite: "cd-dgdj", Known: map[string]uint64{"cd": 4}})
+	if err != nil || len(resp.GetDocs()) != 1 || !strings.Contains(string(resp.GetDocs()[0]), `"version":5`) {
+		t.Fatalf("ConfigSince: %v %v", resp, err)
+	}
+	if _, err := e.peer.ConfigSince(ctx(t), &pb.ConfigSinceRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("without from_site: %v", err)
+	}
+	if _, err := e.peer.ConfigSince(ctx(t), &pb.ConfigSinceRequest{FromSite: "stranger"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("from a stranger: %v", err)
+	}
+}

@@ -37,11 +37,23 @@ type NodeInfo interface {
 	SetRetired(ctx context.Context, retired bool, reason string) error
 }
 
+// ConfigService is what the configuration endpoints need from the node.
+type ConfigService interface {
+	// Configuration is the site's documents in force; ConfigDoc the one in force at path, or
+	// a not-found error.
+	Configuration() (any, error)
+	ConfigDoc(path string) (*replication.ConfigDoc, error)
+	// PutConfig changes (or, with del, removes) a document this site owns.
+	PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*replication.ConfigDoc, error)
+}
+
 // Config wires a Handler.
 type Config struct {
-	Cases   api.CaseService
-	Node    NodeInfo
-	Metrics http.Handler
+	Cases api.CaseService
+	Node  NodeInfo
+	// ConfigDocs serves /v1/config; nil serves none.
+	ConfigDocs ConfigService
+	Metrics    http.Handler
 	// Console serves the web console at /; nil serves none.
 	Console http.Handler
 	Logger  *slog.Logger
@@ -67,6 +79,12 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
 	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
 		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) })
+	}
+	if cfg.ConfigDocs != nil {
+		mux.HandleFunc("GET /v1/config", s.getConfig)
+		mux.HandleFunc("GET /v1/config/{path...}", s.getConfig)
+		mux.HandleFunc("PUT /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, false) })
+		mux.HandleFunc("DELETE /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, true) })
 	}
 	mux.HandleFunc("POST /v1/site/retire", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, true) })
 	mux.HandleFunc("POST /v1/site/reinstate", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, false) })
@@ -167,6 +185,61 @@ func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"retired": retired, "reason": req.Reason})
+}
+
+// getConfig answers the whole configuration in force, or one document of it by path.
+func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
+	var v any
+	var err error
+	if path := r.PathValue("path"); path == "" {
+		v, err = s.cfg.ConfigDocs.Configuration()
+	} else {
+		v, err = s.cfg.ConfigDocs.ConfigDoc(path)
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// putConfig changes a document of this site's (the body is its JSON value) or removes it. Until
+// accounts exist it is taken only from the node's own host, like leave.
+func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
+	if !fromLoopback(r) {
+		writeError(w, http.StatusForbidden, "forbidden", "configuration is changed only from the node's own host until accounts exist", nil)
+		return
+	}
+	path := r.PathValue("path")
+	if err := replication.ValidateConfigPath(path); err != nil {
+		s.writeError(w, casework.FieldErrors{{Field: "path", Reason: err.Error()}})
+		return
+	}
+	var value json.RawMessage
+	if !del {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, replication.MaxConfigValue))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a document is at most %d bytes", replication.MaxConfigValue), nil)
+			return
+		case err != nil:
+			s.writeError(w, err)
+			return
+		case !json.Valid(body):
+			s.writeError(w, casework.FieldErrors{{Field: "body", Reason: "must be one JSON value: the document"}})
+			return
+		}
+		value = body
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	defer cancel()
+	doc, err := s.cfg.ConfigDocs.PutConfig(ctx, path, value, del)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func fromLoopback(r *http.Request) bool {

@@ -1,0 +1,223 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Configuration flows down the tree: the district's documents (the catalogue, supervision
+// policy, calendar and accounts will be their payload) and a township's documents for its own
+// subtree reach every site beneath through each site's Raft, so a community cut off from its
+// township still has them. A document belongs to the site that wrote it (its owner); each owner
+// numbers its changes, and a site keeps, per owner, the highest number it has applied, which is
+// what it asks its parent for more than.
+
+// ConfigDoc is one configuration document.
+type ConfigDoc struct {
+	Owner string `json:"owner"`
+	Path  string `json:"path"`
+	// Version is the owner's change number: it rises by one with every change the owner makes.
+	Version   uint64          `json:"version"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	// Deleted marks a removed document (kept, so the removal flows down too).
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// MaxConfigValue is the largest document value, in bytes: a change is one Raft entry.
+const MaxConfigValue = 256 << 10
+
+type configPutCommand struct {
+	Owner  string          `json:"owner"`
+	Path   string          `json:"path"`
+	Value  json.RawMessage `json:"value,omitempty"`
+	Delete bool            `json:"delete,omitempty"`
+}
+
+type configSyncCommand struct {
+	Docs []ConfigDoc `json:"docs"`
+}
+
+var prefixConfig = []byte("D/")
+
+func configPrefix(owner string) []byte { return concat(prefixConfig, []byte(owner), []byte{0}) }
+func configKey(owner, path string) []byte {
+	return concat(configPrefix(owner), []byte(path))
+}
+func configVersionKey(owner string) []byte { return concat([]byte("m/cfgver/"), []byte(owner)) }
+
+// ValidateConfigPath checks a document path: 1 to 200 bytes of segments of a-z 0-9 . _ -
+// joined by '/'.
+func ValidateConfigPath(p string) error {
+	if p == "" || len(p) > 200 || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return errorf(CodeInvalid, "path %q: 1 to 200 characters of segments joined by '/'", p)
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '/') {
+			return errorf(CodeInvalid, "path %q: segments may hold only a-z, 0-9, '.', '_' and '-'", p)
+		}
+	}
+	return nil
+}
+
+func (f *fsm) applyConfigPut(txn *badger.Txn, c *configPutCommand, at time.Time) (*result, error) {
+	if err := ValidateConfigPath(c.Path); err != nil {
+		return &result{Err: refusal(err)}, nil
+	}
+	if c.Owner == "" || !c.Delete && !json.Valid(c.Value) || len(c.Value) > MaxConfigValue {
+		return &result{Err: errorf(CodeInvalid, "a configuration change needs an owner and a JSON value of at most %d bytes", MaxConfigValue)}, nil
+	}
+	v, err := getUint64(txn, configVersionKey(c.Owner))
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, err
+	}
+	doc := ConfigDoc{Owner: c.Owner, Path: c.Path, Version: v + 1, UpdatedAt: at, Deleted: c.Delete}
+	if !c.Delete {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, c.Value); err != nil {
+			return &result{Err: errorf(CodeInvalid, "value: %v", err)}, nil
+		}
+		doc.Value = buf.Bytes()
+	}
+	if err := f.putConfig(txn, &doc); err != nil {
+		return nil, err
+	}
+	return &result{Config: &doc}, nil
+}
+
+// applyConfigSync applies documents from the parent: each is kept if it is newer than this
+// site's copy, and each owner's version only rises.
+func (f *fsm) applyConfigSync(txn *badger.Txn, c *configSyncCommand) (*result, error) {
+	for i := range c.Docs {
+		d := &c.Docs[i]
+		if d.Owner == "" || ValidateConfigPath(d.Path) != nil {
+			return &result{Err: errorf(CodeInvalid, "configuration document without owner or with a bad path")}, nil
+		}
+		var old ConfigDoc
+		err := getJSON(txn, configKey(d.Owner, d.Path), &old)
+		if err == nil && old.Version >= d.Version {
+			continue
+		}
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, err
+		}
+		if err := f.putConfig(txn, d); err != nil {
+			return nil, err
+		}
+	}
+	return &result{}, nil
+}
+
+func (f *fsm) putConfig(txn *badger.Txn, d *ConfigDoc) error {
+	if err := putJSON(txn, configKey(d.Owner, d.Path), d); err != nil {
+		return err
+	}
+	v, err := getUint64(txn, configVersionKey(d.Owner))
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	if d.Version > v {
+		return txn.Set(configVersionKey(d.Owner), u64(d.Version))
+	}
+	return nil
+}
+
+// PutConfig commits a change to a document this site owns (delete removes it).
+func (s *Store) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*ConfigDoc, error) {
+	if err := ValidateConfigPath(path); err != nil {
+		return nil, err
+	}
+	if !del && (len(value) > MaxConfigValue || !json.Valid(value)) {
+		return nil, errorf(CodeInvalid, "value: a JSON value of at most %d bytes", MaxConfigValue)
+	}
+	cmd, err := encodeCommand(cmdConfigPut, &configPutCommand{Owner: s.cfg.Site, Path: path, Value: value, Delete: del})
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return res.Config, nil
+}
+
+// SyncConfig commits documents received from the parent site.
+func (s *Store) SyncConfig(ctx context.Context, docs []ConfigDoc) error {
+	cmd, err := encodeCommand(cmdConfigSync, &configSyncCommand{Docs: docs})
+	if err != nil {
+		return err
+	}
+	_, err = s.proposeWithRetry(ctx, cmd)
+	return err
+}
+
+// ConfigVersions returns, per owner, the highest change this site has applied.
+func (s *Store) ConfigVersions() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	prefix := []byte("m/cfgver/")
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			owner := string(it.Item().Key()[len(prefix):])
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return errors.New("replication: malformed configuration version")
+				}
+				out[owner] = u64from(v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ConfigSince returns every document (deletions included) whose owner's version is above what
+// known says the asker has, at most max of them, owners in order and each owner's by version.
+func (s *Store) ConfigSince(known map[string]uint64, max int) ([]ConfigDoc, error) {
+	var out []ConfigDoc
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixConfig
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var d ConfigDoc
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &d) }); err != nil {
+				return err
+			}
+			if d.Version > known[d.Owner] {
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	// Each owner's documents in version order: cut anywhere, what was sent is every change of
+	// that owner up to the last one sent, so the asker's version for it stays exact.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Owner != out[j].Owner {
+			return out[i].Owner < out[j].Owner
+		}
+		return out[i].Version < out[j].Version
+	})
+	if max > 0 && len(out) > max {
+		out = out[:max]
+	}
+	return out, err
+}
+
+// Config returns every document this site has, deletions included.
+func (s *Store) Config() ([]ConfigDoc, error) { return s.ConfigSince(nil, 0) }

@@ -1,0 +1,95 @@
+package replication
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func (s *site) putConfig(path, value string, del bool) *result {
+	s.t.Helper()
+	return s.apply(cmdConfigPut, &configPutCommand{Owner: s.code, Path: path, Value: json.RawMessage(value), Delete: del})
+}
+
+func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
+	district, township, community := newSite(t, "cd"), newSite(t, "cd-dgdj"), newSite(t, "cd-dgdj-ngj")
+	for _, p := range []struct{ path, value string }{
+		{"catalog/items/ga-001", `{"name": "户籍证明"}`},
+		{"calendar/2026", `{"holidays": ["2026-10-01"]}`},
+		{"catalog/items/ga-001", `{"name":"户籍证明（更新）"}`},
+	} {
+		if res := district.putConfig(p.path, p.value, false); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	if res := township.putConfig("notices/street", `"本街道周六不办公"`, false); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	// Bad changes are refused and change nothing.
+	before := mustExport(t, district.f)
+	for _, bad := range []struct{ path, value string }{{"Bad Path", `1`}, {"a//b", `1`}, {"", `1`}, {"/root", `1`}} {
+		if res := district.putConfig(bad.path, bad.value, false); res.Err == nil {
+			t.Fatalf("put %q %q accepted", bad.path, bad.value)
+		}
+	}
+	assertStateUnchanged(t, district.f, before)
+
+	var syncDown func(parent, child *site)
+	syncDown = func(parent, child *site) {
+		t.Helper()
+		known, err := (&Store{fsm: child.f}).ConfigVersions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := (&Store{fsm: parent.f}).ConfigSince(known, 2) // small pages: several rounds
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(docs) == 0 {
+			return
+		}
+		if res := child.apply(cmdConfigSync, &configSyncCommand{Docs: docs}); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		syncDown(parent, child)
+	}
+	syncDown(district, township)
+	syncDown(township, community)
+	docs, err := (&Store{fsm: community.f}).Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range docs {
+		got[d.Owner+":"+d.Path] = string(d.Value)
+	}
+	want := map[string]string{
+		"cd:catalog/items/ga-001": `{"name":"户籍证明（更新）"}`,
+		"cd:calendar/2026":        `{"holidays":["2026-10-01"]}`,
+		"cd-dgdj:notices/street":  `"本街道周六不办公"`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("community has %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("community has %s = %s, want %s", k, got[k], v)
+		}
+	}
+	v, _ := (&Store{fsm: community.f}).ConfigVersions()
+	if v["cd"] != 3 || v["cd-dgdj"] != 1 {
+		t.Fatalf("community's versions %v", v)
+	}
+	// A deletion flows down too, and replaying a sync changes nothing.
+	district.putConfig("calendar/2026", "", true)
+	syncDown(district, township)
+	syncDown(township, community)
+	state := mustExport(t, community.f)
+	community.apply(cmdConfigSync, &configSyncCommand{Docs: docs})
+	assertStateUnchanged(t, community.f, state)
+	docs, _ = (&Store{fsm: community.f}).Config()
+	for _, d := range docs {
+		if d.Path == "calendar/2026" && !d.Deleted {
+			t.Fatal("deletion did not reach the community")
+		}
+	}
+}
