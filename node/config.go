@@ -58,6 +58,11 @@ type Config struct {
 	// Faults, if set, injects message faults (loss, copies, delays) into this node's gRPC calls
 	// to other nodes (tests of handoffs over bad links); nil injects none.
 	Faults *netfault.Faults
+	// RestoreFromParent makes a fresh node of a lost site rebuild it from its parent's mirror
+	// before it takes cases (`govgrid site restore --from-parent`); RestoreProgress, if set,
+	// hears how far it is.
+	RestoreFromParent bool
+	RestoreProgress   func(done, total int)
 	// HandoffBatch is the most handoffs one delivery carries; 0 means 128. Tests lower it to
 	// make many small deliveries for their faults to hit.
 	HandoffBatch int

@@ -296,6 +296,9 @@ func (n *Node) siteMembers(site, prefer string) []Member {
 // neighbour (yet: a new child may not be registered) is told to retry, never refused: a
 // refusal would unlock the case at its holder.
 func (n *Node) ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error) {
+	if n.restoring.Load() {
+		return nil, errRestoring // retried by the sender once the site is whole again
+	}
 	if !n.isNeighbour(from) {
 		return nil, &replication.Error{Code: replication.CodeConflict, Message: fmt.Sprintf("site %s is not a parent or child of %s (yet): moves go along tree edges", from, n.cfg.Site)}
 	}

@@ -123,6 +123,9 @@ func (n *Node) monitorLeadership() {
 // leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
 // the site registered with its parent, and its handoffs delivered.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
+	if n.restoring.Load() && !n.restoreFromParent(stop) {
+		return
+	}
 	var workers sync.WaitGroup
 	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig} {
 		workers.Add(1)

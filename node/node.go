@@ -55,6 +55,8 @@ type Node struct {
 	mirrorWake chan struct{}
 	// feedAcked is the highest feed entry the parent acknowledged to this node.
 	feedAcked atomic.Uint64
+	// restoring is set while the site is rebuilt from its parent: it takes no cases meanwhile.
+	restoring atomic.Bool
 
 	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
 	quiet bool
@@ -121,6 +123,16 @@ func (n *Node) start() error {
 	}
 	if n.store, err = replication.Open(rc); err != nil {
 		return err
+	}
+	if cfg.RestoreFromParent {
+		if cfg.Parent == "" {
+			return errors.New("--from-parent: the district has no parent to restore from")
+		}
+		st, err := n.store.Restored()
+		if err != nil {
+			return err
+		}
+		n.restoring.Store(!st.Restored)
 	}
 	meta := Meta{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
@@ -244,6 +256,9 @@ func (n *Node) Store() *replication.Store { return n.store }
 func (n *Node) Ready() (bool, string) {
 	if n.store == nil {
 		return false, "starting"
+	}
+	if n.restoring.Load() {
+		return false, "restoring the site from its parent's mirror"
 	}
 	id, _ := n.store.Leader()
 	switch {

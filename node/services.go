@@ -23,6 +23,9 @@ const localOnlyKey = "x-govgrid-local"
 type caseService struct{ n *Node }
 
 func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
+	if s.n.restoring.Load() {
+		return nil, errRestoring
+	}
 	return s.n.store.SubmitCase(ctx, sub)
 }
 
@@ -154,6 +157,9 @@ func (b *clusterBackend) ReceiveHandoffs(ctx context.Context, from string, items
 func (b *clusterBackend) ServeFeed(stream pb.Cluster_FeedServer) error { return b.n.ServeFeed(stream) }
 func (b *clusterBackend) ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error) {
 	return b.n.ConfigSince(ctx, from, known)
+}
+func (b *clusterBackend) ServeExport(site string, stream pb.Cluster_ExportSiteServer) error {
+	return b.n.ServeExport(site, stream)
 }
 func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
 func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }

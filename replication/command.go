@@ -29,12 +29,13 @@ const (
 	cmdTrimFeed      commandType = 8
 	cmdConfigPut     commandType = 9
 	cmdConfigSync    commandType = 10
+	cmdRestore       commandType = 11
 )
 
 var commandNames = map[commandType]string{
 	cmdSubmitCase: "submit-case", cmdRegisterSites: "register-sites", cmdDepart: "depart",
 	cmdArrive: "arrive", cmdSettle: "settle", cmdRetire: "retire", cmdMirror: "mirror", cmdTrimFeed: "trim-feed",
-	cmdConfigPut: "config-put", cmdConfigSync: "config-sync",
+	cmdConfigPut: "config-put", cmdConfigSync: "config-sync", cmdRestore: "restore",
 }
 
 func (t commandType) String() string {

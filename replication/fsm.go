@@ -273,6 +273,12 @@ func (f *fsm) applyCommand(txn *badger.Txn, l *raft.Log) (*result, error) {
 			return err, nil
 		}
 		return f.applyConfigPut(txn, &c, at)
+	case cmdRestore:
+		var c restoreCommand
+		if err := decodeBody(body, &c); err != nil {
+			return err, nil
+		}
+		return f.applyRestore(txn, &c, at)
 	case cmdConfigSync:
 		var c configSyncCommand
 		if err := decodeBody(body, &c); err != nil {

@@ -1702,6 +1702,111 @@ func (x *ConfigSinceResponse) GetDocs() [][]byte {
 	return nil
 }
 
+type ExportSiteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSiteRequest) Reset() {
+	*x = ExportSiteRequest{}
+	mi := &file_govgrid_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSiteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSiteRequest) ProtoMessage() {}
+
+func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
+func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ExportSiteRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+type ExportChunk struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Total      uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	FeedCursor uint64                 `protobuf:"varint,2,opt,name=feed_cursor,json=feedCursor,proto3" json:"feed_cursor,omitempty"`
+	// Mirror records, JSON.
+	Records       [][]byte `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportChunk) Reset() {
+	*x = ExportChunk{}
+	mi := &file_govgrid_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportChunk) ProtoMessage() {}
+
+func (x *ExportChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
+func (*ExportChunk) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ExportChunk) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ExportChunk) GetFeedCursor() uint64 {
+	if x != nil {
+		return x.FeedCursor
+	}
+	return 0
+}
+
+func (x *ExportChunk) GetRecords() [][]byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -1846,13 +1951,20 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\")\n" +
 	"\x13ConfigSinceResponse\x12\x12\n" +
-	"\x04docs\x18\x01 \x03(\fR\x04docs2\x84\x02\n" +
+	"\x04docs\x18\x01 \x03(\fR\x04docs\"'\n" +
+	"\x11ExportSiteRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\"^\n" +
+	"\vExportChunk\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x04R\x05total\x12\x1f\n" +
+	"\vfeed_cursor\x18\x02 \x01(\x04R\n" +
+	"feedCursor\x12\x18\n" +
+	"\arecords\x18\x03 \x03(\fR\arecords2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
-	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xb6\x03\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xfe\x03\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -1860,7 +1972,9 @@ const file_govgrid_proto_rawDesc = "" +
 	"\rRegisterSites\x12 .govgrid.v1.RegisterSitesRequest\x1a!.govgrid.v1.RegisterSitesResponse\x12B\n" +
 	"\aHandoff\x12\x1a.govgrid.v1.HandoffRequest\x1a\x1b.govgrid.v1.HandoffResponse\x126\n" +
 	"\x04Feed\x12\x13.govgrid.v1.FeedAck\x1a\x15.govgrid.v1.FeedBatch(\x010\x01\x12N\n" +
-	"\vConfigSince\x12\x1e.govgrid.v1.ConfigSinceRequest\x1a\x1f.govgrid.v1.ConfigSinceResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\vConfigSince\x12\x1e.govgrid.v1.ConfigSinceRequest\x1a\x1f.govgrid.v1.ConfigSinceResponse\x12F\n" +
+	"\n" +
+	"ExportSite\x12\x1d.govgrid.v1.ExportSiteRequest\x1a\x17.govgrid.v1.ExportChunk0\x01B*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -1874,7 +1988,7 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
@@ -1901,7 +2015,9 @@ var file_govgrid_proto_goTypes = []any{
 	(*FeedBatch)(nil),             // 22: govgrid.v1.FeedBatch
 	(*ConfigSinceRequest)(nil),    // 23: govgrid.v1.ConfigSinceRequest
 	(*ConfigSinceResponse)(nil),   // 24: govgrid.v1.ConfigSinceResponse
-	nil,                           // 25: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*ExportSiteRequest)(nil),     // 25: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),           // 26: govgrid.v1.ExportChunk
+	nil,                           // 27: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -1914,7 +2030,7 @@ var file_govgrid_proto_depIdxs = []int32{
 	14, // 7: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
 	18, // 8: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
 	20, // 9: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	25, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	27, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
 	6,  // 11: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
 	7,  // 12: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
 	8,  // 13: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
@@ -1925,18 +2041,20 @@ var file_govgrid_proto_depIdxs = []int32{
 	17, // 18: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
 	21, // 19: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
 	23, // 20: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	4,  // 21: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 22: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	9,  // 23: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 24: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	11, // 25: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	13, // 26: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	16, // 27: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	19, // 28: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	22, // 29: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	24, // 30: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	21, // [21:31] is the sub-list for method output_type
-	11, // [11:21] is the sub-list for method input_type
+	25, // 21: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	4,  // 22: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 23: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	9,  // 24: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 25: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	11, // 26: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	13, // 27: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	16, // 28: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	19, // 29: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	22, // 30: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	24, // 31: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	26, // 32: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1953,7 +2071,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -264,6 +264,7 @@ const (
 	Cluster_Handoff_FullMethodName       = "/govgrid.v1.Cluster/Handoff"
 	Cluster_Feed_FullMethodName          = "/govgrid.v1.Cluster/Feed"
 	Cluster_ConfigSince_FullMethodName   = "/govgrid.v1.Cluster/ConfigSince"
+	Cluster_ExportSite_FullMethodName    = "/govgrid.v1.Cluster/ExportSite"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -292,6 +293,10 @@ type ClusterClient interface {
 	// ConfigSince answers a child site with the configuration documents it lacks: those whose
 	// owner's change number is above what the child has applied.
 	ConfigSince(ctx context.Context, in *ConfigSinceRequest, opts ...grpc.CallOption) (*ConfigSinceResponse, error)
+	// ExportSite streams, to a fresh node of a lost child site, what this site's mirror holds of
+	// it: every case it held or that passed through it. The first chunk says how many records
+	// follow and where this site's copy of the child's feed stands.
+	ExportSite(ctx context.Context, in *ExportSiteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
 }
 
 type clusterClient struct {
@@ -365,6 +370,25 @@ func (c *clusterClient) ConfigSince(ctx context.Context, in *ConfigSinceRequest,
 	return out, nil
 }
 
+func (c *clusterClient) ExportSite(ctx context.Context, in *ExportSiteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cluster_ServiceDesc.Streams[1], Cluster_ExportSite_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportSiteRequest, ExportChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_ExportSiteClient = grpc.ServerStreamingClient[ExportChunk]
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -391,6 +415,10 @@ type ClusterServer interface {
 	// ConfigSince answers a child site with the configuration documents it lacks: those whose
 	// owner's change number is above what the child has applied.
 	ConfigSince(context.Context, *ConfigSinceRequest) (*ConfigSinceResponse, error)
+	// ExportSite streams, to a fresh node of a lost child site, what this site's mirror holds of
+	// it: every case it held or that passed through it. The first chunk says how many records
+	// follow and where this site's copy of the child's feed stands.
+	ExportSite(*ExportSiteRequest, grpc.ServerStreamingServer[ExportChunk]) error
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -418,6 +446,9 @@ func (UnimplementedClusterServer) Feed(grpc.BidiStreamingServer[FeedAck, FeedBat
 }
 func (UnimplementedClusterServer) ConfigSince(context.Context, *ConfigSinceRequest) (*ConfigSinceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfigSince not implemented")
+}
+func (UnimplementedClusterServer) ExportSite(*ExportSiteRequest, grpc.ServerStreamingServer[ExportChunk]) error {
+	return status.Error(codes.Unimplemented, "method ExportSite not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -537,6 +568,17 @@ func _Cluster_ConfigSince_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_ExportSite_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportSiteRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServer).ExportSite(m, &grpc.GenericServerStream[ExportSiteRequest, ExportChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_ExportSiteServer = grpc.ServerStreamingServer[ExportChunk]
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -571,6 +613,11 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Cluster_Feed_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ExportSite",
+			Handler:       _Cluster_ExportSite_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "govgrid.proto",

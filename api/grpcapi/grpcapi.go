@@ -24,6 +24,7 @@ type ClusterBackend interface {
 	ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error)
 	ServeFeed(stream pb.Cluster_FeedServer) error
 	ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error)
+	ServeExport(site string, stream pb.Cluster_ExportSiteServer) error
 	NodeName() string
 	SiteCode() string
 	LeaderName() string
@@ -221,4 +222,11 @@ func (s *clusterServer) ConfigSince(ctx context.Context, req *pb.ConfigSinceRequ
 		return nil, Err(err)
 	}
 	return &pb.ConfigSinceResponse{Docs: docs}, nil
+}
+
+func (s *clusterServer) ExportSite(req *pb.ExportSiteRequest, stream pb.Cluster_ExportSiteServer) error {
+	if req.GetSite() == "" {
+		return status.Error(codes.InvalidArgument, "site: is required")
+	}
+	return s.b.ServeExport(req.GetSite(), stream)
 }

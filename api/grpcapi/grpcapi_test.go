@@ -571,3 +571,26 @@ func TestConfigSinceOverGRPC(t *testing.T) {
 		t.Fatalf("from a stranger: %v", err)
 	}
 }
+
+func (c *fakeCluster) ServeExport(site string, stream pb.Cluster_ExportSiteServer) error {
+	return stream.Send(&pb.ExportChunk{Total: 1, FeedCursor: 7, Records: [][]byte{[]byte(`{"case":{"number":"` + site + `-20261125-000001"}}`)}})
+}
+
+func TestExportSiteOverGRPC(t *testing.T) {
+	e := newEnv(t)
+	stream, err := e.peer.ExportSite(ctx(t), &pb.ExportSiteRequest{Site: "cd-dgdj-ngj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := stream.Recv()
+	if err != nil || chunk.GetTotal() != 1 || chunk.GetFeedCursor() != 7 || !strings.Contains(string(chunk.GetRecords()[0]), "cd-dgdj-ngj-") {
+		t.Fatalf("export: %v %v", chunk, err)
+	}
+	bad, err := e.peer.ExportSite(ctx(t), &pb.ExportSiteRequest{})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("export without a site: %v", err)
+	}
+}

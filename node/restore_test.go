@@ -1,0 +1,129 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/testgrid"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// siteCopy is what a site holds, for comparing before a loss and after a restore.
+type siteCopy struct {
+	cases map[string]string // number -> the whole record, JSON
+	stubs map[string]string // number -> holder
+}
+
+func copyOf(t *testing.T, s *replication.Store, numbers []string) siteCopy {
+	t.Helper()
+	out := siteCopy{cases: map[string]string{}, stubs: map[string]string{}}
+	for _, n := range numbers {
+		if c, err := s.GetCase(n); err == nil {
+			b, _ := json.Marshal(c)
+			out.cases[n] = string(b)
+		} else if st, err := s.GetStub(n); err == nil {
+			out.stubs[n] = st.Holder
+		}
+	}
+	return out
+}
+
+func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
+	g := testgrid.New(t, threeTiers)
+	township, community := g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
+
+	// The community's life before the loss: cases kept, cases escalated, one handed back down.
+	var numbers []string
+	for i := range 12 {
+		decide := []tier.Tier{"", tier.Township, tier.District}[i%3]
+		numbers = append(numbers, submitDecided(t, community, i, decide).Number)
+	}
+	waitOutboxesEmpty(t, g, []string{"cd", "cd-dgdj", "cd-dgdj-ngj"}, 30*time.Second)
+	back := numbers[1] // decided by the township: held there now
+	if code := testgrid.PostJSON(t, township, "/v1/cases/"+back+"/handdown", moveBody{ToSite: "cd-dgdj-ngj", Instructions: "请社区补充材料"}, nil); code != 202 {
+		t.Fatalf("handdown: %d", code)
+	}
+	waitOutboxesEmpty(t, g, []string{"cd", "cd-dgdj", "cd-dgdj-ngj"}, 30*time.Second)
+	// Wait until the township has mirrored the community's whole feed: the restore can give
+	// back only what reached the parent.
+	g.Eventually(20*time.Second, func() error {
+		_, head, err := community.Store().ReadFeed(1, 0)
+		if err != nil {
+			return err
+		}
+		cur, _ := township.Store().FeedCursors()
+		if cur["cd-dgdj-ngj"].Cursor != head {
+			return fmt.Errorf("township mirrored %d of %d", cur["cd-dgdj-ngj"].Cursor, head)
+		}
+		return nil
+	})
+	before := copyOf(t, community.Store(), numbers)
+	if len(before.cases) != 5 || len(before.stubs) != 7 {
+		t.Fatalf("before the loss the community holds %d cases and %d stubs, want 5 and 7", len(before.cases), len(before.stubs))
+	}
+
+	// The community's only node and its disk are lost; a fresh machine restores it.
+	g.Kill(community.Name())
+	var progress atomic.Int64
+	cfg := g.Config(testgrid.Site{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1}, "cd-dgdj-ngj-new")
+	cfg.RestoreFromParent = true
+	cfg.RestoreProgress = func(done, total int) { progress.Store(int64(done)) }
+	fresh := g.StartConfig(cfg)
+	g.Eventually(30*time.Second, func() error {
+		if fresh.Restoring() {
+			return fmt.Errorf("still restoring (%d done)", progress.Load())
+		}
+		if ok, why := fresh.Ready(); !ok {
+			return fmt.Errorf("not ready: %s", why)
+		}
+		return nil
+	})
+	after := copyOf(t, fresh.Store(), numbers)
+	for n, rec := range before.cases {
+		if after.cases[n] != rec {
+			t.Fatalf("case %s after the restore:\n%s\nbefore:\n%s", n, after.cases[n], rec)
+		}
+	}
+	for n, holder := range before.stubs {
+		if after.stubs[n] != holder {
+			t.Fatalf("stub of %s after the restore points to %q, before to %q", n, after.stubs[n], holder)
+		}
+	}
+	if len(after.cases) != len(before.cases) || len(after.stubs) != len(before.stubs) || progress.Load() == 0 {
+		t.Fatalf("restored %d cases and %d stubs (progress %d), had %d and %d", len(after.cases), len(after.stubs), progress.Load(), len(before.cases), len(before.stubs))
+	}
+
+	// New numbers never collide with old ones, and the site is back in its place: its new
+	// cases reach the parent's mirror, a case it held moves on, and one sent back down arrives.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := fresh.Store().SubmitCase(ctx, testgrid.Submission(99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range numbers {
+		if n == c.Number {
+			t.Fatalf("the restored site gave number %s again", n)
+		}
+	}
+	g.Eventually(20*time.Second, func() error {
+		if _, err := township.Store().MirrorCase(c.Number); err != nil {
+			return fmt.Errorf("township lacks the restored site's new case: %v", err)
+		}
+		return nil
+	})
+	if code := testgrid.PostJSON(t, fresh, "/v1/cases/"+back+"/return", moveBody{Reason: "材料已补充"}, nil); code != 202 {
+		t.Fatalf("return after the restore: %d", code)
+	}
+	held := waitHeld(t, g, fresh, back, "cd-dgdj", 20*time.Second)
+	if err := held.VerifyHistory(); err != nil || held.History[len(held.History)-1].Type != casework.EventReceived {
+		t.Fatalf("history after the restore and a return: %v %v", err, eventTypes(held))
+	}
+}
