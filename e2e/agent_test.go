@@ -101,7 +101,8 @@ type agentProc struct {
 	name    string
 	addrs   agentAddrs
 	dataDir string
-	args    []string // the arguments after "agent"
+	args    []string // the arguments after the subcommand
+	command []string // the subcommand: "agent" unless set
 	env     []string // extra environment, see agentEnv
 	logPath string
 
@@ -162,8 +163,12 @@ func (a *agentProc) start() {
 		a.t.Fatal(err)
 	}
 	defer logf.Close() // the child holds its own descriptor
-	fmt.Fprintf(logf, "=== %s e2e: govgrid agent %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(a.args, " "))
-	cmd := exec.Command(binary(a.t), append([]string{"agent"}, a.args...)...)
+	command := a.command
+	if command == nil {
+		command = []string{"agent"}
+	}
+	fmt.Fprintf(logf, "=== %s e2e: govgrid %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(command, " "), strings.Join(a.args, " "))
+	cmd := exec.Command(binary(a.t), append(append([]string{}, command...), a.args...)...)
 	cmd.Env = agentEnv(a.env)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

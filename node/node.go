@@ -133,6 +133,13 @@ func (n *Node) start() error {
 			return err
 		}
 		n.restoring.Store(!st.Restored)
+		if !st.Restored {
+			// Marks the data dir as a restore in progress, so that running the restore again
+			// after an interruption is allowed (the CLI refuses a data dir with a site's data).
+			if err := os.WriteFile(n.DataPath(RestoreMarker), nil, 0o640); err != nil {
+				return err
+			}
+		}
 	}
 	meta := Meta{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,

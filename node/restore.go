@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
@@ -19,6 +20,9 @@ import (
 // with Config.RestoreFromParent. Once it leads its new site, and before the site takes cases,
 // it asks its parent for what the parent's mirror holds of it (ExportSite) and commits it in
 // batches (replication.Store.RestoreBatch); then it registers with its parent like any site.
+// RestoreMarker is the file in the data dir that marks a restore in progress.
+const RestoreMarker = "restoring"
+
 const (
 	restoreBatch = 64
 	exportChunk  = 256
@@ -58,6 +62,7 @@ func (n *Node) restoreFromParent(stop <-chan struct{}) bool {
 		err := n.restoreOnce(stop)
 		if err == nil {
 			n.restoring.Store(false)
+			_ = os.Remove(n.DataPath(RestoreMarker))
 			return true
 		}
 		n.logger.Warn("restore from the parent site failed; retrying", "parent", n.cfg.Parent, "error", err)

@@ -60,25 +60,37 @@ func newAgentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			n, err := node.New(cfg)
-			if err != nil {
-				return err
-			}
-			select {
-			case <-n.Done(): // `govgrid leave`
-				return nil
-			case <-ctx.Done():
-			}
-			if leave {
-				return n.Leave()
-			}
-			return n.Close()
+			return runAgent(cfg, leave, nil)
 		},
 	}
 	agentFlags(cmd.Flags())
 	return cmd
+}
+
+// runAgent runs a node until SIGTERM/SIGINT or `govgrid leave`; started, if set, runs once the
+// node is up (and may stop it early by returning an error).
+func runAgent(cfg node.Config, leave bool, started func(context.Context, *node.Node) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if started != nil {
+		if err := started(ctx, n); err != nil {
+			n.Close()
+			return err
+		}
+	}
+	select {
+	case <-n.Done(): // `govgrid leave`
+		return nil
+	case <-ctx.Done():
+	}
+	if leave {
+		return n.Leave()
+	}
+	return n.Close()
 }
 
 // loadSettings layers flags over GOVGRID_* variables over the config file over defaults.

@@ -205,7 +205,7 @@ func newSiteCommand() *cobra.Command {
 			return siteRetire(cmd.OutOrStdout(), *addr, false, "", *asJSON)
 		},
 	}
-	cmd.AddCommand(retire, reinstate)
+	cmd.AddCommand(retire, reinstate, newSiteRestoreCommand())
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -283,5 +285,45 @@ func TestSitesTreeShowsOutboxAndRetired(t *testing.T) {
 		"    cd-dgdj-ngj [community] down: ngj-1(dead)\n"
 	if out != want {
 		t.Errorf("sites printed\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestRenderBar(t *testing.T) {
+	for _, tc := range []struct {
+		done, total int
+		want        string
+	}{
+		{0, 10, "[----------] 0/10 cases   0%"},
+		{5, 10, "[#####-----] 5/10 cases  50%"},
+		{10, 10, "[##########] 10/10 cases 100%"},
+	} {
+		if got := renderBar(tc.done, tc.total, 10); got != tc.want {
+			t.Errorf("renderBar(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
+		}
+	}
+	if got := renderBar(0, 0, 10); !strings.Contains(got, "0/0") {
+		t.Errorf("empty restore: %q", got)
+	}
+}
+
+func TestCheckFreshDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkFreshDataDir(dir); err != nil {
+		t.Fatalf("empty dir: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "raft", "000001.vlog"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkFreshDataDir(dir); err == nil || !strings.Contains(err.Error(), "govgrid agent") {
+		t.Fatalf("dir with a site's data: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "restoring"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkFreshDataDir(dir); err != nil {
+		t.Fatalf("interrupted restore: %v", err)
 	}
 }
