@@ -123,6 +123,17 @@ func (n *Node) monitorLeadership() {
 // leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
 // the site registered with its parent, and its handoffs delivered.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
+	// Like Consul's leader: first apply everything the previous leaders committed, so that
+	// reads here and the workers below see the whole state.
+	for n.store.Barrier(10*time.Second) != nil {
+		select {
+		case <-stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	n.caughtUp.Store(true)
+	defer n.caughtUp.Store(false)
 	if n.restoring.Load() && !n.restoreFromParent(stop) {
 		return
 	}

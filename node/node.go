@@ -57,6 +57,8 @@ type Node struct {
 	feedAcked atomic.Uint64
 	// restoring is set while the site is rebuilt from its parent: it takes no cases meanwhile.
 	restoring atomic.Bool
+	// caughtUp is set while this node leads and has applied everything committed before.
+	caughtUp atomic.Bool
 
 	// quiet is set when start failed: the caller reports the error, shutdown says nothing.
 	quiet bool
@@ -271,6 +273,8 @@ func (n *Node) Ready() (bool, string) {
 	switch {
 	case id == "":
 		return false, "the site has no leader yet"
+	case string(id) == n.cfg.Name && !n.caughtUp.Load():
+		return false, "this new leader is still applying what its site committed before"
 	case string(id) != n.cfg.Name:
 		if _, ok := n.gossip.member(string(id)); !ok {
 			return false, "the site leader is not visible in gossip yet"
