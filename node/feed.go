@@ -92,26 +92,22 @@ func (n *Node) ServeFeed(stream pb.Cluster_FeedServer) error {
 	defer heartbeat.Stop()
 	for {
 		changed := n.store.FeedChanged()
-		var entries []replication.FeedEntry
+		var entries [][]byte
 		var head uint64
 		if room := feedWindow - (int64(next) - 1 - int64(acked.Load())); room > 0 {
-			if entries, head, err = n.store.ReadFeed(next, int(min(room, feedBatch))); err != nil {
+			if entries, head, err = n.store.ReadFeedRaw(next, int(min(room, feedBatch))); err != nil {
 				return grpcErr(err)
 			}
 		}
 		if len(entries) > 0 {
 			batch := &pb.FeedBatch{Head: head}
 			size := 0
-			for _, e := range entries {
-				b, err := json.Marshal(e)
-				if err != nil {
-					return err
-				}
+			for _, b := range entries {
 				if size += len(b); size > feedBatchSize && len(batch.Entries) > 0 {
 					break
 				}
 				batch.Entries = append(batch.Entries, b)
-				next = e.Seq + 1
+				next++
 			}
 			if err := stream.Send(batch); err != nil {
 				return err
@@ -293,16 +289,18 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 			n.observeLag(child, cur)
 			continue
 		}
-		entries := make([]replication.FeedEntry, 0, len(batch.GetEntries()))
-		for _, b := range batch.GetEntries() {
-			var e replication.FeedEntry
-			if err := json.Unmarshal(b, &e); err != nil {
+		// Only the sequence and time are read here; the FSM decodes each entry once.
+		entries := make([]struct {
+			Seq uint64    `json:"seq"`
+			At  time.Time `json:"at"`
+		}, len(batch.GetEntries()))
+		for i, b := range batch.GetEntries() {
+			if err := json.Unmarshal(b, &entries[i]); err != nil {
 				return fmt.Errorf("undecodable feed entry from %s: %w", child, err)
 			}
-			entries = append(entries, e)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-		err = n.store.MirrorChild(cctx, child, entries, batch.GetHead())
+		err = n.store.MirrorChildRaw(cctx, child, batch.GetEntries(), batch.GetHead())
 		ccancel()
 		if err != nil {
 			return err // a gap or a lost leadership: start again from the committed cursor

@@ -116,14 +116,36 @@ func mirrorIndexKeys(number string, status casework.Status, created time.Time) [
 // storeCase writes a case this site holds and records the change: the site's own mirror copy
 // and a feed entry pointing to it. Every write of a held case goes through here.
 func (f *fsm) storeCase(txn *badger.Txn, c *casework.Case, site string, at time.Time) error {
-	if err := putCase(txn, c); err != nil {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := txn.Set(caseKey(c.Number), b); err != nil {
 		return err
 	}
 	e := FeedEntry{Origin: site, At: at, Case: c}
-	if _, err := f.mirror(txn, &e, "", at); err != nil {
+	if _, err := f.mirror(txn, &e, "", at, b); err != nil {
 		return err
 	}
 	return f.appendFeed(txn, c.Number)
+}
+
+// storedMirror is a MirrorRecord as stored and sent: the same JSON, with the case's bytes
+// carried as they are, so a record is built and served without encoding or decoding the case.
+type storedMirror struct {
+	Case       json.RawMessage `json:"case"`
+	Origin     string          `json:"origin"`
+	At         time.Time       `json:"at"`
+	MirroredAt time.Time       `json:"mirrored_at"`
+	Via        string          `json:"via,omitempty"`
+}
+
+// wireEntry is a FeedEntry as sent, with the case's bytes as stored.
+type wireEntry struct {
+	Seq    uint64          `json:"seq"`
+	Origin string          `json:"origin,omitempty"`
+	At     time.Time       `json:"at,omitzero"`
+	Case   json.RawMessage `json:"case,omitempty"`
 }
 
 // appendFeed adds an entry for case number to this site's feed, with the next sequence.
@@ -141,7 +163,8 @@ func (f *fsm) appendFeed(txn *badger.Txn, number string) error {
 }
 
 // mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
-func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (bool, error) {
+// caseJSON, if not nil, is e.Case already encoded.
+func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time, caseJSON []byte) (bool, error) {
 	var old mirrorMeta
 	err := getJSON(txn, mirrorMetaKey(e.Case.Number), &old)
 	switch {
@@ -160,7 +183,13 @@ func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time) (b
 	if err := putJSON(txn, mirrorMetaKey(e.Case.Number), meta); err != nil {
 		return false, err
 	}
-	rec := MirrorRecord{Case: e.Case, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}
+	if caseJSON == nil {
+		var err error
+		if caseJSON, err = json.Marshal(e.Case); err != nil {
+			return false, err
+		}
+	}
+	rec := storedMirror{Case: caseJSON, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}
 	if err := putJSON(txn, mirrorKey(e.Case.Number), rec); err != nil {
 		return false, err
 	}
@@ -196,7 +225,7 @@ func (f *fsm) applyMirror(txn *badger.Txn, c *mirrorCommand, at time.Time) (*res
 				gap = errorf(CodeInvalid, "feed of %s: entry %d without an origin or a case number", c.Child, e.Seq)
 				break
 			}
-			accepted, err := f.mirror(txn, e, c.Child, at)
+			accepted, err := f.mirror(txn, e, c.Child, at, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -264,7 +293,23 @@ func getUint64(txn *badger.Txn, key []byte) (uint64, error) {
 // ReadFeed returns up to max entries of this site's feed from seq from on, and the newest
 // sequence. Entries below from that were trimmed are gone: asking for them is an error.
 func (s *Store) ReadFeed(from uint64, max int) ([]FeedEntry, uint64, error) {
-	var out []FeedEntry
+	raw, head, err := s.ReadFeedRaw(from, max)
+	if err != nil {
+		return nil, head, err
+	}
+	out := make([]FeedEntry, len(raw))
+	for i, b := range raw {
+		if err := json.Unmarshal(b, &out[i]); err != nil {
+			return nil, head, err
+		}
+	}
+	return out, head, nil
+}
+
+// ReadFeedRaw is ReadFeed with each entry as its JSON encoding, made without decoding the
+// stored case: what a site sends its parent.
+func (s *Store) ReadFeedRaw(from uint64, max int) ([][]byte, uint64, error) {
+	var out [][]byte
 	var head uint64
 	err := s.fsm.view(func(txn *badger.Txn) error {
 		var err error
@@ -285,16 +330,20 @@ func (s *Store) ReadFeed(from uint64, max int) ([]FeedEntry, uint64, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &ref) }); err != nil {
 				return err
 			}
-			e := FeedEntry{Seq: seq}
+			e := wireEntry{Seq: seq}
 			if !inBatch[ref.Number] {
 				inBatch[ref.Number] = true
-				var rec MirrorRecord
+				var rec storedMirror
 				if err := getJSON(txn, mirrorKey(ref.Number), &rec); err != nil {
 					return fmt.Errorf("feed entry %d without its mirror record: %w", seq, err)
 				}
 				e.Origin, e.At, e.Case = rec.Origin, rec.At, rec.Case
 			}
-			out = append(out, e)
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			out = append(out, b)
 		}
 		return nil
 	})
@@ -303,6 +352,25 @@ func (s *Store) ReadFeed(from uint64, max int) ([]FeedEntry, uint64, error) {
 
 // FeedChanged returns a channel closed when the feed next grows.
 func (s *Store) FeedChanged() <-chan struct{} { return s.fsm.feedSignal() }
+
+// MirrorChildRaw commits a batch of a child's feed as received: entries are FeedEntry JSON,
+// passed into the command without decoding (the FSM decodes them once).
+func (s *Store) MirrorChildRaw(ctx context.Context, child string, entries [][]byte, head uint64) error {
+	raw := make([]json.RawMessage, len(entries))
+	for i, b := range entries {
+		raw[i] = b
+	}
+	cmd, err := encodeCommand(cmdMirror, &struct {
+		Child   string            `json:"child"`
+		Entries []json.RawMessage `json:"entries"`
+		Head    uint64            `json:"head"`
+	}{child, raw, head})
+	if err != nil {
+		return err
+	}
+	_, err = s.proposeWithRetry(ctx, cmd)
+	return err
+}
 
 // MirrorChild commits a batch of a child's feed (see applyMirror).
 func (s *Store) MirrorChild(ctx context.Context, child string, entries []FeedEntry, head uint64) error {
