@@ -70,11 +70,7 @@ func (n *Node) pullConfig() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	members := n.siteMembers(n.cfg.Parent, "")
-	if len(members) == 0 {
-		return false, fmt.Errorf("no node of %s is alive in gossip", n.cfg.Parent)
-	}
-	conn, err := n.peers.conn(members[0].Meta.GRPC)
+	conn, err := n.dialSite(n.cfg.Parent, "")
 	if err != nil {
 		return false, err
 	}

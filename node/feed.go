@@ -255,23 +255,12 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 			}
 		}
 	}
-	members := n.siteMembers(child, leader)
-	if len(members) == 0 {
-		return fmt.Errorf("no node of %s is alive in gossip", child)
-	}
-	conn, err := n.peers.conn(members[0].Meta.GRPC)
+	conn, err := n.dialSite(child, leader)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := stopContext(stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
 	stream, err := pb.NewClusterClient(conn).Feed(ctx)
 	if err != nil {
 		return err

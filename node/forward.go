@@ -117,3 +117,26 @@ func fromStatus(err error) error {
 	}
 	return err
 }
+
+// dialSite returns the shared connection to an alive node of site, prefer (a node name) if it
+// is alive, else any.
+func (n *Node) dialSite(site, prefer string) (*grpc.ClientConn, error) {
+	members := n.siteMembers(site, prefer)
+	if len(members) == 0 {
+		return nil, fmt.Errorf("no node of site %s is alive in gossip", site)
+	}
+	return n.peers.conn(members[0].Meta.GRPC)
+}
+
+// stopContext is a context cancelled when stop closes (or cancel is called).
+func stopContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	return ctx, cancel
+}

@@ -80,23 +80,12 @@ func (n *Node) restoreOnce(stop <-chan struct{}) error {
 	if err != nil || st.Restored {
 		return err
 	}
-	members := n.siteMembers(n.cfg.Parent, "")
-	if len(members) == 0 {
-		return fmt.Errorf("no node of the parent site %s is alive in gossip", n.cfg.Parent)
-	}
-	conn, err := n.peers.conn(members[0].Meta.GRPC)
+	conn, err := n.dialSite(n.cfg.Parent, "")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := stopContext(stop)
 	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
 	stream, err := pb.NewClusterClient(conn).ExportSite(ctx, &pb.ExportSiteRequest{Site: n.cfg.Site})
 	if err != nil {
 		return err

@@ -190,20 +190,12 @@ func (s *Store) ConfigVersions() (map[string]uint64, error) {
 func (s *Store) ConfigSince(known map[string]uint64, max int) ([]ConfigDoc, error) {
 	var out []ConfigDoc
 	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixConfig
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var d ConfigDoc
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &d) }); err != nil {
-				return err
-			}
+		return scanJSON(txn, prefixConfig, func(d *ConfigDoc) bool {
 			if d.Version > known[d.Owner] {
-				out = append(out, d)
+				out = append(out, *d)
 			}
-		}
-		return nil
+			return true
+		})
 	})
 	// Each owner's documents in version order: cut anywhere, what was sent is every change of
 	// that owner up to the last one sent, so the asker's version for it stays exact.

@@ -421,18 +421,7 @@ func (s *Store) oldestFeedSeq() (uint64, error) {
 func (s *Store) FeedCursors() (map[string]FeedCursor, error) {
 	out := map[string]FeedCursor{}
 	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixCursor
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var c FeedCursor
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &c) }); err != nil {
-				return err
-			}
-			out[c.Child] = c
-		}
-		return nil
+		return scanJSON(txn, prefixCursor, func(c *FeedCursor) bool { out[c.Child] = *c; return true })
 	})
 	return out, err
 }

@@ -461,18 +461,10 @@ func (s *Store) Outbox(to string, limit int) ([]OutboxEntry, error) {
 		prefix = outboxPrefix(to)
 	}
 	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefix
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid() && (limit == 0 || len(out) < limit); it.Next() {
-			var e OutboxEntry
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
+		return scanJSON(txn, prefix, func(e *OutboxEntry) bool {
+			out = append(out, *e)
+			return limit == 0 || len(out) < limit
+		})
 	})
 	return out, err
 }
@@ -505,23 +497,15 @@ func (s *Store) OutboxTargets() ([]string, error) {
 func (s *Store) OutboxDepths() (map[string]OutboxDepth, error) {
 	out := map[string]OutboxDepth{}
 	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixOutbox
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var e OutboxEntry
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
-				return err
-			}
+		return scanJSON(txn, prefixOutbox, func(e *OutboxEntry) bool {
 			d := out[e.To]
 			d.Depth++
 			if d.Oldest.IsZero() || e.Since.Before(d.Oldest) {
 				d.Oldest = e.Since
 			}
 			out[e.To] = d
-		}
-		return nil
+			return true
+		})
 	})
 	return out, err
 }

@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -198,4 +199,23 @@ func (s *Store) ListMirror(flt MirrorFilter) (*MirrorPage, error) {
 	})
 	page.NextPageToken = token
 	return page, err
+}
+
+// scanJSON decodes, in key order, every value under prefix into a T and hands it to visit,
+// until visit returns false.
+func scanJSON[T any](txn *badger.Txn, prefix []byte, visit func(*T) bool) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		v := new(T)
+		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+			return err
+		}
+		if !visit(v) {
+			return nil
+		}
+	}
+	return nil
 }

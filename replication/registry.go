@@ -83,18 +83,7 @@ func (s *Store) RegisterSites(ctx context.Context, sites []SiteRecord) error {
 func (s *Store) Sites() ([]SiteRecord, error) {
 	var out []SiteRecord
 	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixSite
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var rec SiteRecord
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-				return err
-			}
-			out = append(out, rec)
-		}
-		return nil
+		return scanJSON(txn, prefixSite, func(rec *SiteRecord) bool { out = append(out, *rec); return true })
 	})
 	return out, err
 }

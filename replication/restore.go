@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -38,20 +37,12 @@ func (s *Store) ExportSite(site string) (*SiteExport, error) {
 			return err
 		}
 		out.FeedCursor = cur.Cursor
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixMirror
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			rec := new(MirrorRecord)
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, rec) }); err != nil {
-				return err
-			}
+		return scanJSON(txn, prefixMirror, func(rec *MirrorRecord) bool {
 			if touches(rec.Case, site) {
 				out.Records = append(out.Records, rec)
 			}
-		}
-		return nil
+			return true
+		})
 	})
 	return out, err
 }
