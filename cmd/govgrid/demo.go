@@ -271,6 +271,11 @@ Try:
   govgrid sites --addr %[1]s
   curl -s http://%[2]s/v1/cases -H 'Content-Type: application/json' -d '{"kind":"grievance","title":"路灯不亮","description":"中庄村东口路灯已坏一周","applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[]}'
   curl -s 'http://%[2]s/v1/cases?status=submitted'
+  # a grievance the district must decide climbs there by itself; any node finds it:
+  curl -s http://%[2]s/v1/cases -H 'Content-Type: application/json' -d '{"kind":"grievance","title":"河道垃圾堆积","decide_tier":"district","applicant":{"name":"王强","id_number":"630102197703021214","phone":"13909710002"},"materials":[]}'
+  govgrid case escalate NUMBER --reason 需街道协调 --addr %[2]s
+  curl -s 'http://%[1]s/v1/cases?scope=subtree&page_size=10'   # the district's mirror of every site
+  curl -s -X PUT http://%[1]s/v1/config/notices/hours -d '"工作日 9:00-17:00"'; curl -s http://%[2]s/v1/config
   curl -s http://%[1]s/metrics | grep govgrid_
 
 Ctrl-C stops every node; running the same command again resumes from %[3]s.
