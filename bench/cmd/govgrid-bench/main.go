@@ -24,6 +24,7 @@ import (
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/mirrorbench"
 	"github.com/govgrid/govgrid/bench/systems"
 )
 
@@ -51,6 +52,15 @@ type options struct {
 	handoffDrain       int
 	handoffPartition   time.Duration
 	handoffCommunities int
+	// visibility and mirror run the feeds benchmark's phases (in-process nodes) with these sizes.
+	visibility         bool
+	visibilityRate     float64
+	visibilityDuration time.Duration
+	mirror             bool
+	mirrorCases        int
+	mirrorTownships    int
+	mirrorPages        int
+	mirrorListFor      time.Duration
 }
 
 var knownSystems = []string{"govgrid", "etcd", "postgres"}
@@ -73,6 +83,7 @@ func main() {
 		fmt.Println("\njoin benchmark failed:", rep.JoinError)
 	}
 	printHandoff(os.Stdout, rep)
+	printFeeds(os.Stdout, rep)
 	if opts.jsonPath != "" {
 		if err := writeJSON(opts.jsonPath, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
@@ -108,6 +119,14 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.handoffDrain, "handoff-drain", handoffbench.Defaults.Drain, "handoffs queued behind a cut link, then drained")
 	fs.DurationVar(&o.handoffPartition, "handoff-partition", handoffbench.Defaults.Partition, "how long the link stays cut while the drain's handoffs queue (at least the time to queue them)")
 	fs.IntVar(&o.handoffCommunities, "handoff-communities", handoffbench.Defaults.Communities, "communities under the township (all submit in the throughput phase)")
+	fs.BoolVar(&o.visibility, "visibility", true, "run the feeds benchmark's visibility lag (in-process grid): cases accepted at communities until in the district's mirror")
+	fs.Float64Var(&o.visibilityRate, "visibility-rate", mirrorbench.Defaults.Rate, "cases per second submitted, open loop, spread over the 8 communities")
+	fs.DurationVar(&o.visibilityDuration, "visibility-duration", mirrorbench.Defaults.Duration, "measured time of the visibility lag (after --warmup)")
+	fs.BoolVar(&o.mirror, "mirror", true, "run the feeds benchmark's district mirror: load it through feeds, time subtree listings, read the district's memory")
+	fs.IntVar(&o.mirrorCases, "mirror-cases", mirrorbench.Defaults.MirrorCases, "cases loaded into the district's mirror through feeds")
+	fs.IntVar(&o.mirrorTownships, "mirror-townships", mirrorbench.Defaults.MirrorTownships, "synthetic townships whose feeds carry the mirror's cases (4 communities each)")
+	fs.IntVar(&o.mirrorPages, "mirror-pages", mirrorbench.Defaults.ListPages, "subtree listing requests per kind of listing, at least (pages followed, random first pages per filter)")
+	fs.DurationVar(&o.mirrorListFor, "mirror-list-for", mirrorbench.Defaults.ListFor, "least time the subtree listings go on for (over a minute takes in one of the district's value-log collections)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -156,6 +175,12 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("--handoff-partition must not be negative")
 		case o.handoffCommunities < 1 || o.handoffCommunities > 99:
 			return o, fmt.Errorf("--handoff-communities must be 1 to 99")
+		}
+	}
+	if o.visibility || o.mirror {
+		c := o.feedsConfig("dir")
+		if err := c.Validate(); err != nil {
+			return o, fmt.Errorf("feeds benchmark: %w", err)
 		}
 	}
 	return o, nil
@@ -235,7 +260,39 @@ func run(ctx context.Context, o options) *report {
 	if o.handoff && ctx.Err() == nil {
 		runHandoff(ctx, o, rep)
 	}
+	if (o.visibility || o.mirror) && ctx.Err() == nil {
+		runFeeds(ctx, o, rep)
+	}
 	return rep
+}
+
+// runFeeds runs the feeds benchmark in a temporary directory under --workdir.
+func runFeeds(ctx context.Context, o options, rep *report) {
+	logf("feeds: visibility lag and the district's mirror")
+	dir, err := os.MkdirTemp(o.workDir, "govgrid-feeds-")
+	if err != nil {
+		rep.FeedsError = err.Error()
+		return
+	}
+	defer os.RemoveAll(dir)
+	res, err := mirrorbench.Run(ctx, o.feedsConfig(dir))
+	if res.Visibility != nil || res.Mirror != nil {
+		rep.Feeds = &res
+	}
+	if err != nil {
+		rep.FeedsError = err.Error()
+		logf("feeds: %v", err)
+	}
+}
+
+// feedsConfig sizes the feeds benchmark from the flags.
+func (o options) feedsConfig(dir string) mirrorbench.Config {
+	c := mirrorbench.Defaults
+	c.Visibility, c.Rate, c.Duration, c.Warmup = o.visibility, o.visibilityRate, o.visibilityDuration, o.warmup
+	c.Mirror, c.MirrorCases, c.MirrorTownships = o.mirror, o.mirrorCases, o.mirrorTownships
+	c.ListPages, c.ListSamples, c.ListFor = o.mirrorPages, o.mirrorPages, o.mirrorListFor
+	c.Dir, c.Progress = dir, os.Stderr
+	return c
 }
 
 // runHandoff runs the handoff benchmark in a temporary directory under --workdir.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/mirrorbench"
 )
 
 func TestIntList(t *testing.T) {
@@ -192,6 +193,72 @@ func TestPrintHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"handoff":{`, `"relay_latency":{"in_flight":50`, `"p99_ns":30000000`, `"target_met":true`, `"handoff_error":"handoffbench: drain`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+}
+
+func TestParseFeedsFlags(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.visibility || !o.mirror || o.visibilityRate != 500 || o.visibilityDuration != 20*time.Second || o.mirrorCases != 1_000_000 ||
+		o.mirrorTownships != 4 || o.mirrorPages != 200 || o.mirrorListFor != 65*time.Second {
+		t.Errorf("feeds defaults %+v", o)
+	}
+	c := o.feedsConfig("dir")
+	if !c.Visibility || !c.Mirror || c.Rate != 500 || c.Communities != 8 || c.Townships != 2 || c.MirrorCases != 1_000_000 ||
+		c.Warmup != o.warmup || c.QuietMax != mirrorbench.Defaults.QuietMax || c.Dir != "dir" || c.Validate() != nil {
+		t.Errorf("feeds config %+v", c)
+	}
+	o, err = parseFlags([]string{"--visibility-rate", "50", "--visibility-duration", "3s", "--mirror-cases", "5000", "--mirror-townships", "2", "--mirror-pages", "10", "--mirror-list-for", "0s", "--warmup", "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.feedsConfig("d"); c.Rate != 50 || c.Duration != 3*time.Second || c.MirrorCases != 5000 || c.MirrorTownships != 2 ||
+		c.ListPages != 10 || c.ListSamples != 10 || c.ListFor != 0 || c.Warmup != time.Second {
+		t.Errorf("feeds config from flags %+v", c)
+	}
+	for _, bad := range [][]string{{"--visibility-rate", "0"}, {"--visibility-duration", "0s"}, {"--mirror-cases", "0"}, {"--mirror-townships", "0"}, {"--mirror-pages", "-1"}, {"--mirror-list-for", "-1s"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+	// A phase turned off is not checked; both off skip the benchmark.
+	o, err = parseFlags([]string{"--mirror=false", "--mirror-cases", "0"})
+	if err != nil || o.mirror || !o.visibility {
+		t.Errorf("--mirror=false: %+v, %v", o.mirror, err)
+	}
+	o, err = parseFlags([]string{"--mirror=false", "--visibility=false", "--visibility-rate", "0"})
+	if err != nil || o.mirror || o.visibility {
+		t.Errorf("both off: %v", err)
+	}
+}
+
+func TestPrintFeeds(t *testing.T) {
+	var buf bytes.Buffer
+	printFeeds(&buf, &report{})
+	if buf.Len() != 0 {
+		t.Errorf("a run without the feeds benchmark printed %q", buf.String())
+	}
+	r := &report{
+		Feeds: &mirrorbench.Result{Visibility: &mirrorbench.VisibilityResult{Rate: 500, Communities: 8, Offered: 10000, Accepted: 10000, Sustained: true,
+			Lag: mirrorbench.Dist{Count: 10000, P50: 40 * time.Millisecond, P99: 120 * time.Millisecond, Max: 300 * time.Millisecond}, Target: time.Second, Met: true}},
+		FeedsError: "mirrorbench: after 30m0s only 10 of 1000000 cases mirrored",
+	}
+	printFeeds(&buf, r)
+	for _, want := range []string{"## Feeds", "| visibility lag: p99 | 120 ms | ≤ 1s | yes |", "feeds benchmark failed: mirrorbench: after 30m0s"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"feeds":{"visibility":{`, `"lag":{"count":10000,"p50_ns":40000000,"p99_ns":120000000`, `"target_met":true`, `"feeds_error":"mirrorbench: after`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON lacks %s: %s", want, b)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/mirrorbench"
 )
 
 // report is everything one invocation measured; it is printed and optionally written as JSON.
@@ -38,6 +39,11 @@ type report struct {
 	// after a partition); with HandoffError it holds what was measured before the failure.
 	Handoff      *handoffbench.Result `json:"handoff,omitempty"`
 	HandoffError string               `json:"handoff_error,omitempty"`
+	// Feeds is the feeds benchmark (visibility lag at the district, a district mirror loaded
+	// through feeds: its subtree listings and memory); with FeedsError it holds what was
+	// measured before the failure.
+	Feeds      *mirrorbench.Result `json:"feeds,omitempty"`
+	FeedsError string              `json:"feeds_error,omitempty"`
 }
 
 // cell is one system × nodes × concurrency measurement.
@@ -225,6 +231,16 @@ func printHandoff(w io.Writer, r *report) {
 	}
 	if r.HandoffError != "" {
 		fmt.Fprintln(w, "\nhandoff benchmark failed:", r.HandoffError)
+	}
+}
+
+// printFeeds writes the feeds benchmark's section, or why it failed.
+func printFeeds(w io.Writer, r *report) {
+	if r.Feeds != nil {
+		mirrorbench.Print(w, *r.Feeds)
+	}
+	if r.FeedsError != "" {
+		fmt.Fprintln(w, "\nfeeds benchmark failed:", r.FeedsError)
 	}
 }
 

@@ -1,0 +1,376 @@
+package mirrorbench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// The visibility grid's district.
+const visDistrict = "cd"
+
+// PollInterval is how often the watcher looks at the district leader's applied index. Go's
+// sleeps are about 1 ms at the least on Linux, so this is the observation's resolution.
+const PollInterval = time.Millisecond
+
+// submitTimeout bounds one submit call.
+const submitTimeout = 10 * time.Second
+
+func townshipSite(i int) string { return fmt.Sprintf("%s-t%d", visDistrict, i+1) }
+
+// communitySite names the i-th community (0-based); communities go round-robin to townships.
+func communitySite(i, townships int) string {
+	return fmt.Sprintf("%s-c%02d", townshipSite(i%townships), i+1)
+}
+
+// visGrid is the running visibility grid.
+type visGrid struct {
+	nodes       []*node.Node
+	district    *node.Node
+	townships   []*node.Node
+	communities []*node.Node
+}
+
+// startVisGrid starts the district, the townships and the communities (one node each) and waits
+// until each site has a leader and the district's registry lists every site. A grid is
+// returned (to be closed) even on an error.
+func startVisGrid(ctx context.Context, cfg Config) (*visGrid, error) {
+	g := &visGrid{}
+	start := func(name, site string, t tier.Tier, parent string) (*node.Node, error) {
+		c := node.DefaultConfig()
+		c.Name, c.Site, c.Tier, c.Parent = name, site, t, parent
+		c.DataDir = filepath.Join(cfg.Dir, "visibility", name)
+		c.HTTPAddr, c.GRPCAddr, c.RaftAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.GridName, c.Logger = mirrorGrid, cfg.Logger
+		if len(g.nodes) > 0 {
+			c.Join = []string{g.nodes[0].Addrs().Gossip}
+		}
+		n, err := node.New(c)
+		if err != nil {
+			return nil, fmt.Errorf("mirrorbench: start %s: %w", name, err)
+		}
+		g.nodes = append(g.nodes, n)
+		return n, nil
+	}
+	var err error
+	if g.district, err = start(visDistrict+"-1", visDistrict, tier.District, ""); err != nil {
+		return g, err
+	}
+	want := map[string]bool{}
+	for i := range cfg.Townships {
+		n, err := start(fmt.Sprintf("t%d-1", i+1), townshipSite(i), tier.Township, visDistrict)
+		if err != nil {
+			return g, err
+		}
+		g.townships = append(g.townships, n)
+		want[n.Site()] = true
+	}
+	for i := range cfg.Communities {
+		n, err := start(fmt.Sprintf("c%02d-1", i+1), communitySite(i, cfg.Townships), tier.Community, townshipSite(i%cfg.Townships))
+		if err != nil {
+			return g, err
+		}
+		g.communities = append(g.communities, n)
+		want[n.Site()] = true
+	}
+	err = until(ctx, time.Minute, 20*time.Millisecond, func() error {
+		for _, n := range g.nodes {
+			if ok, why := n.Ready(); !ok {
+				return fmt.Errorf("%s not ready: %s", n.Name(), why)
+			}
+		}
+		return listedSites(g.district, want)
+	})
+	if err != nil {
+		return g, fmt.Errorf("mirrorbench: grid not ready: %w", err)
+	}
+	return g, nil
+}
+
+func (g *visGrid) close() {
+	var wg sync.WaitGroup
+	for _, n := range g.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = n.Close() }()
+	}
+	wg.Wait()
+}
+
+// pendingCase is a case accepted at a community and not yet seen in the district's mirror.
+type pendingCase struct {
+	number    string
+	community int
+	start     time.Time // the submit call's start
+	measured  bool      // submitted in the measured window
+	seen      time.Time
+	rec       *replication.MirrorRecord
+}
+
+// watcher finds accepted cases in the district's mirror. A case can only get there by an entry
+// the district applies, which advances its applied index (an atomic read), so the watcher looks
+// only after the index moved (or cases were added), every PollInterval. A community's cases
+// reach the district in the order the community committed them, which is the order of their
+// numbers (the community's feed, the township's mirror and feed, the district's mirror all keep
+// it), so per community it checks the pending cases in number order and stops at the first
+// one missing: a scan costs one lookup per case found plus one per community.
+type watcher struct {
+	store *replication.Store
+
+	mu      sync.Mutex
+	pending []map[string]*pendingCase // guarded by mu: per community, by number
+	added   bool                      // guarded by mu
+	seen    []*pendingCase            // guarded by mu
+}
+
+func newWatcher(district *node.Node, communities int) *watcher {
+	w := &watcher{store: district.Store(), pending: make([]map[string]*pendingCase, communities)}
+	for i := range w.pending {
+		w.pending[i] = map[string]*pendingCase{}
+	}
+	return w
+}
+
+func (w *watcher) add(p *pendingCase) {
+	w.mu.Lock()
+	w.pending[p.community][p.number] = p
+	w.added = true
+	w.mu.Unlock()
+}
+
+// waiting counts the pending cases (the measured ones only, with measuredOnly).
+func (w *watcher) waiting(measuredOnly bool) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, m := range w.pending {
+		for _, p := range m {
+			if p.measured || !measuredOnly {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// run scans until stop is closed.
+func (w *watcher) run(stop <-chan struct{}) {
+	var last uint64
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	var order [][]*pendingCase
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		idx := w.store.AppliedIndex()
+		w.mu.Lock()
+		if idx == last && !w.added {
+			w.mu.Unlock()
+			continue
+		}
+		w.added = false
+		order = order[:0]
+		for _, m := range w.pending {
+			ps := make([]*pendingCase, 0, len(m))
+			for _, p := range m {
+				ps = append(ps, p)
+			}
+			order = append(order, ps)
+		}
+		w.mu.Unlock()
+		last = idx
+		var found []*pendingCase
+		for _, ps := range order {
+			slices.SortFunc(ps, func(a, b *pendingCase) int { return strings.Compare(a.number, b.number) })
+			for _, p := range ps {
+				rec, err := w.store.MirrorCase(p.number)
+				if err != nil {
+					break
+				}
+				p.seen, p.rec = time.Now(), rec
+				found = append(found, p)
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		w.mu.Lock()
+		for _, p := range found {
+			delete(w.pending[p.community], p.number)
+		}
+		w.seen = append(w.seen, found...)
+		w.mu.Unlock()
+	}
+}
+
+// waitDrained waits until no case (no measured case, with measuredOnly) is pending, or timeout.
+func (w *watcher) waitDrained(ctx context.Context, measuredOnly bool, timeout time.Duration) error {
+	return until(ctx, timeout, 5*time.Millisecond, func() error {
+		if n := w.waiting(measuredOnly); n > 0 {
+			return fmt.Errorf("%d cases not in the district's mirror", n)
+		}
+		return nil
+	})
+}
+
+// runVisibility builds the grid and measures the visibility lag under cfg.Rate.
+func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
+	res := &VisibilityResult{Rate: cfg.Rate, Warmup: cfg.Warmup, Target: TargetVisibilityP99, Townships: cfg.Townships, Communities: cfg.Communities,
+		Grid: fmt.Sprintf("district 1 node, %d townships of 1 node, %d communities of 1 node (%d per township)",
+			cfg.Townships, cfg.Communities, (cfg.Communities+cfg.Townships-1)/cfg.Townships)}
+	progress(cfg.Progress, "feeds: visibility: starting an in-process grid (%s)", res.Grid)
+	t0 := time.Now()
+	g, err := startVisGrid(ctx, cfg)
+	defer g.close()
+	if err != nil {
+		return res, err
+	}
+	w := newWatcher(g.district, len(g.communities))
+	stop := make(chan struct{})
+	var watching sync.WaitGroup
+	watching.Add(1)
+	go func() { defer watching.Done(); w.run(stop) }()
+	defer func() { close(stop); watching.Wait() }()
+
+	// One case per community, waited for at the district: every puller is connected before
+	// anything is timed (a puller starts when its child is registered, up to 2 s later).
+	for i, n := range g.communities {
+		sctx, cancel := context.WithTimeout(ctx, submitTimeout)
+		c, err := n.Store().SubmitCase(sctx, randomSubmission(rand.New(rand.NewPCG(0, uint64(i))), "prime"))
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("mirrorbench: submit at %s: %w", n.Site(), err)
+		}
+		w.add(&pendingCase{number: c.Number, community: i, start: time.Now()})
+	}
+	if err := w.waitDrained(ctx, false, time.Minute); err != nil {
+		return res, fmt.Errorf("mirrorbench: the first cases never reached the district: %w", err)
+	}
+	res.Setup = time.Since(t0)
+	progress(cfg.Progress, "feeds: visibility: grid ready in %v; %.0f cases/s over %d communities, %v warmup + %v",
+		res.Setup.Round(time.Millisecond), cfg.Rate, len(g.communities), cfg.Warmup, cfg.Duration)
+	w.mu.Lock()
+	w.seen = nil
+	w.mu.Unlock()
+
+	var (
+		mu          sync.Mutex
+		submitLat   []time.Duration
+		inFlight    atomic.Int64
+		maxInFlight atomic.Int64
+		wg          sync.WaitGroup
+	)
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	start := time.Now()
+	from, end := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i := 0; ctx.Err() == nil; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if !at.Before(end) {
+			break
+		}
+		if d := time.Until(at); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+			case <-timer.C:
+			}
+		}
+		measured := !at.Before(from)
+		if measured {
+			res.Offered++
+			res.MaxSlip = max(res.MaxSlip, time.Since(at))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+			}
+			k := i % len(g.communities)
+			sub := randomSubmission(rand.New(rand.NewPCG(1, uint64(i))), fmt.Sprint(i))
+			sub.RequestID = "" // the store draws one, as for a clerk's submission
+			t0 := time.Now()
+			sctx, cancel := context.WithTimeout(ctx, submitTimeout)
+			c, err := g.communities[k].Store().SubmitCase(sctx, sub)
+			cancel()
+			took := time.Since(t0)
+			if measured {
+				mu.Lock()
+				if err != nil {
+					if res.Errors++; res.FirstError == "" {
+						res.FirstError = fmt.Sprintf("submit at %s: %v", g.communities[k].Site(), err)
+					}
+				} else {
+					res.Accepted++
+					submitLat = append(submitLat, took)
+				}
+				mu.Unlock()
+			}
+			if err == nil {
+				w.add(&pendingCase{number: c.Number, community: k, start: t0, measured: measured})
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = min(max(time.Since(from), 0), cfg.Duration)
+	res.MaxInFlight = int(maxInFlight.Load())
+	if res.Elapsed > 0 {
+		res.AcceptedPerSec = float64(res.Accepted) / res.Elapsed.Seconds()
+	}
+	res.Sustained = res.Offered > 0 && float64(res.Accepted) >= 0.99*float64(res.Offered) && res.MaxSlip <= res.Target
+	drainErr := w.waitDrained(ctx, true, cfg.SettleTimeout)
+	res.Unseen = w.waiting(true)
+
+	w.mu.Lock()
+	seen := slices.Clone(w.seen)
+	w.mu.Unlock()
+	var lag, accept, toTownship, toDistrict, seenPart []time.Duration
+	for _, p := range seen {
+		if !p.measured {
+			continue
+		}
+		lag = append(lag, p.seen.Sub(p.start))
+		res.Settle = max(res.Settle, p.seen.Sub(end))
+		created, atDistrict := p.rec.Case.CreatedAt, p.rec.MirroredAt
+		township := g.townships[p.community%len(g.townships)]
+		trec, err := township.Store().MirrorCase(p.number)
+		if err != nil {
+			continue
+		}
+		accept = append(accept, created.Sub(p.start))
+		toTownship = append(toTownship, trec.MirroredAt.Sub(created))
+		toDistrict = append(toDistrict, atDistrict.Sub(trec.MirroredAt))
+		seenPart = append(seenPart, p.seen.Sub(atDistrict))
+	}
+	res.Submit = summarise(submitLat)
+	res.Lag = summarise(lag)
+	res.Accept, res.ToTownship, res.ToDistrict, res.Seen = summarise(accept), summarise(toTownship), summarise(toDistrict), summarise(seenPart)
+	res.Met = res.Lag.Count > 0 && res.Unseen == 0 && res.Lag.P99 <= res.Target
+	progress(cfg.Progress, "feeds: visibility: %d cases accepted (%.0f/s of %.0f offered), lag p50 %v, p99 %v, max %v; %d unseen",
+		res.Accepted, res.AcceptedPerSec, cfg.Rate, res.Lag.P50, res.Lag.P99, res.Lag.Max, res.Unseen)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Lag.Count == 0 {
+		return res, fmt.Errorf("mirrorbench: no case of the window reached the district (%d errors, first: %s)", res.Errors, res.FirstError)
+	}
+	if drainErr != nil {
+		progress(cfg.Progress, "feeds: visibility: %v", drainErr)
+	}
+	return res, nil
+}
