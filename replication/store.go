@@ -181,7 +181,9 @@ func Open(cfg Config) (*Store, error) {
 	if s.transport, err = newTransport(cfg, hcl); err != nil {
 		return nil, err
 	}
-	logCache, err := raft.NewLogCache(1024, s.logStore)
+	// The cache serves followers' catch-up from memory. Entries can be large (a feed batch is
+	// up to 512 KiB), so it is kept short: 256 entries.
+	logCache, err := raft.NewLogCache(256, s.logStore)
 	if err != nil {
 		return nil, err
 	}
