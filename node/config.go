@@ -39,6 +39,10 @@ type Config struct {
 	GossipKey []byte
 	// GossipProfile is "lan" or "wan" (slow, lossy links between sites).
 	GossipProfile string
+	// GossipPushPull, if set, overrides the profile's full state exchange interval (30 s on a
+	// LAN): an alive message lost on a busy host is otherwise repaired only that late. Tests
+	// shorten it; 0 keeps the profile's.
+	GossipPushPull time.Duration
 	// ReapAfter is how long a node of this site must stay failed before the leader removes it.
 	ReapAfter time.Duration
 	// DeadNodeReclaim is how long a dead member's name stays bound to its old address: after

@@ -51,6 +51,9 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	} else {
 		mc = memberlist.DefaultLANConfig()
 	}
+	if cfg.GossipPushPull > 0 {
+		mc.PushPullInterval = cfg.GossipPushPull
+	}
 	if cfg.Links != nil {
 		t, bound, err := newFaultTransport(host, port, cfg.Links)
 		if err != nil {
