@@ -124,16 +124,73 @@ func (f *fsm) storeCase(txn *badger.Txn, c *casework.Case, site string, at time.
 		return err
 	}
 	e := FeedEntry{Origin: site, At: at, Case: c}
-	if _, err := f.mirror(txn, &e, "", at, b); err != nil {
+	if _, err := f.mirror(txn, &e, "", at, nil); err != nil {
 		return err
 	}
 	return f.appendFeed(txn, c.Number)
 }
 
+// getMirror reads a mirror record, resolving a reference to the held case into its bytes.
+func getMirror(txn *badger.Txn, number string) (*storedMirror, error) {
+	rec := new(storedMirror)
+	if err := getJSON(txn, mirrorKey(number), rec); err != nil {
+		return nil, err
+	}
+	return rec, resolveHeld(txn, rec)
+}
+
+func resolveHeld(txn *badger.Txn, rec *storedMirror) error {
+	if !rec.Held {
+		return nil
+	}
+	item, err := txn.Get(caseKey(rec.Number))
+	if err != nil {
+		return fmt.Errorf("mirror reference to held case %s: %w", rec.Number, err)
+	}
+	rec.Case, err = item.ValueCopy(nil)
+	rec.Held, rec.Number = false, ""
+	return err
+}
+
+// record decodes a resolved stored record.
+func (rec *storedMirror) record() (*MirrorRecord, error) {
+	out := &MirrorRecord{Origin: rec.Origin, At: rec.At, MirroredAt: rec.MirroredAt, Via: rec.Via, Case: new(casework.Case)}
+	return out, json.Unmarshal(rec.Case, out.Case)
+}
+
+func getMirrorRecord(txn *badger.Txn, number string) (*MirrorRecord, error) {
+	rec, err := getMirror(txn, number)
+	if err != nil {
+		return nil, err
+	}
+	return rec.record()
+}
+
+// unholdMirror copies the held case's bytes into its mirror record: the case is leaving.
+func unholdMirror(txn *badger.Txn, number string) error {
+	rec := new(storedMirror)
+	err := getJSON(txn, mirrorKey(number), rec)
+	if errors.Is(err, badger.ErrKeyNotFound) || err == nil && !rec.Held {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := resolveHeld(txn, rec); err != nil {
+		return err
+	}
+	return putJSON(txn, mirrorKey(number), rec)
+}
+
 // storedMirror is a MirrorRecord as stored and sent: the same JSON, with the case's bytes
 // carried as they are, so a record is built and served without encoding or decoding the case.
+// The mirror record of a case this site holds is a reference (Held, Number): its bytes are the
+// held record's, and are copied in only when the case leaves (settled), so a case kept where it
+// was accepted is stored once.
 type storedMirror struct {
-	Case       json.RawMessage `json:"case"`
+	Case       json.RawMessage `json:"case,omitempty"`
+	Held       bool            `json:"held,omitempty"`
+	Number     string          `json:"number,omitempty"`
 	Origin     string          `json:"origin"`
 	At         time.Time       `json:"at"`
 	MirroredAt time.Time       `json:"mirrored_at"`
@@ -163,7 +220,8 @@ func (f *fsm) appendFeed(txn *badger.Txn, number string) error {
 }
 
 // mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
-// caseJSON, if not nil, is e.Case already encoded.
+// caseJSON, if not nil, is e.Case already encoded; with via empty (this site's own change to a
+// case it holds) the record refers to the held case instead of copying it.
 func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time, caseJSON []byte) (bool, error) {
 	var old mirrorMeta
 	err := getJSON(txn, mirrorMetaKey(e.Case.Number), &old)
@@ -183,13 +241,16 @@ func (f *fsm) mirror(txn *badger.Txn, e *FeedEntry, via string, at time.Time, ca
 	if err := putJSON(txn, mirrorMetaKey(e.Case.Number), meta); err != nil {
 		return false, err
 	}
-	if caseJSON == nil {
-		var err error
-		if caseJSON, err = json.Marshal(e.Case); err != nil {
-			return false, err
+	rec := storedMirror{Held: true, Number: e.Case.Number, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}
+	if via != "" {
+		if caseJSON == nil {
+			var err error
+			if caseJSON, err = json.Marshal(e.Case); err != nil {
+				return false, err
+			}
 		}
+		rec.Case, rec.Held, rec.Number = caseJSON, false, ""
 	}
-	rec := storedMirror{Case: caseJSON, Origin: e.Origin, At: e.At, MirroredAt: at, Via: via}
 	if err := putJSON(txn, mirrorKey(e.Case.Number), rec); err != nil {
 		return false, err
 	}
@@ -333,8 +394,8 @@ func (s *Store) ReadFeedRaw(from uint64, max int) ([][]byte, uint64, error) {
 			e := wireEntry{Seq: seq}
 			if !inBatch[ref.Number] {
 				inBatch[ref.Number] = true
-				var rec storedMirror
-				if err := getJSON(txn, mirrorKey(ref.Number), &rec); err != nil {
+				rec, err := getMirror(txn, ref.Number)
+				if err != nil {
 					return fmt.Errorf("feed entry %d without its mirror record: %w", seq, err)
 				}
 				e.Origin, e.At, e.Case = rec.Origin, rec.At, rec.Case
@@ -428,8 +489,12 @@ func (s *Store) FeedCursors() (map[string]FeedCursor, error) {
 
 // MirrorCase returns this site's mirrored copy of a case in its subtree, or ErrNotFound.
 func (s *Store) MirrorCase(number string) (*MirrorRecord, error) {
-	rec := new(MirrorRecord)
-	err := s.fsm.view(func(txn *badger.Txn) error { return getJSON(txn, mirrorKey(number), rec) })
+	var rec *MirrorRecord
+	err := s.fsm.view(func(txn *badger.Txn) error {
+		var err error
+		rec, err = getMirrorRecord(txn, number)
+		return err
+	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
 	}

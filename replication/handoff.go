@@ -307,6 +307,9 @@ func (f *fsm) applySettle(txn *badger.Txn, c *settleCommand, at time.Time) (*res
 		if err := unindexCase(txn, cs); err != nil {
 			return nil, err
 		}
+		if err := unholdMirror(txn, number); err != nil {
+			return nil, err
+		}
 		if err := txn.Delete(caseKey(number)); err != nil {
 			return nil, err
 		}

@@ -185,8 +185,8 @@ type MirrorPage struct {
 func (s *Store) ListMirror(flt MirrorFilter) (*MirrorPage, error) {
 	page := &MirrorPage{}
 	token, err := s.fsm.walkIndex(flt.Filter, prefixMirrorTime, mirrorStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
-		rec := new(MirrorRecord)
-		if err := getJSON(txn, mirrorKey(number), rec); err != nil {
+		rec, err := getMirrorRecord(txn, number)
+		if err != nil {
 			return false, fmt.Errorf("mirror index entry without its case: %w", err)
 		}
 		if !flt.matches(rec.Case) || flt.Holders != nil && !flt.Holders[rec.Case.HolderSite] {

@@ -37,12 +37,18 @@ func (s *Store) ExportSite(site string) (*SiteExport, error) {
 			return err
 		}
 		out.FeedCursor = cur.Cursor
-		return scanJSON(txn, prefixMirror, func(rec *MirrorRecord) bool {
-			if touches(rec.Case, site) {
+		var err error
+		scanErr := scanJSON(txn, prefixMirror, func(stored *storedMirror) bool {
+			var rec *MirrorRecord
+			if err = resolveHeld(txn, stored); err == nil {
+				rec, err = stored.record()
+			}
+			if err == nil && touches(rec.Case, site) {
 				out.Records = append(out.Records, rec)
 			}
-			return true
+			return err == nil
 		})
+		return errors.Join(scanErr, err)
 	})
 	return out, err
 }
