@@ -63,6 +63,7 @@ type Transit struct {
 // held elsewhere. The front ends answer it with 409.
 type ConflictError struct{ Reason string }
 
+// Error returns the reason.
 func (e *ConflictError) Error() string { return e.Reason }
 
 func conflictf(format string, args ...any) error {

@@ -501,6 +501,7 @@ func (s *Store) MirrorCase(number string) (*MirrorRecord, error) {
 	return rec, err
 }
 
+// String describes the cursor for logs: "<child> at <cursor> of <head>".
 func (c FeedCursor) String() string {
 	return fmt.Sprintf("%s at %d of %d", c.Child, c.Cursor, c.Head)
 }
