@@ -198,4 +198,13 @@ func TestSubtreeListingAndLag(t *testing.T) {
 		}
 		return fmt.Errorf("township not in the district's tree")
 	})
+	g.Eventually(10*time.Second, func() error {
+		if v := metric(t, district, `govgrid_feed_entries_mirrored_total{child="cd-dgdj"}`); v < 7 {
+			return fmt.Errorf("district mirrored %v of the township's entries, want at least 7", v)
+		}
+		if v := metric(t, district, `govgrid_feed_lag_entries{child="cd-dgdj"}`); v != 0 {
+			return fmt.Errorf("district's lag behind the township %v entries", v)
+		}
+		return nil
+	})
 }

@@ -3,9 +3,11 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +226,16 @@ func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
 	if _, err := township.Store().GetCase(c.Number); err == nil {
 		t.Fatal("the retired township holds the case")
 	}
+	// Both sides count it: the source its refusals and delivery time, the target what it refused.
+	if v := metric(t, ngj, "govgrid_handoff_refusals_total"); v != 1 {
+		t.Fatalf("source's refusals metric %v, want 1", v)
+	}
+	if v := metric(t, ngj, "govgrid_handoff_delivery_seconds_count"); v < 1 {
+		t.Fatalf("source's delivery latency histogram counted %v handoffs", v)
+	}
+	if v := metric(t, township, "govgrid_handoffs_refused_by_target_total"); v != 1 {
+		t.Fatalf("target's refused metric %v, want 1", v)
+	}
 	// Reinstated, the township takes a new escalation of the same case.
 	if err := township.SetRetired(ctx, false, ""); err != nil {
 		t.Fatal(err)
@@ -403,6 +415,16 @@ func TestCutOffCommunityQueuesEscalationsAndDeliversThemOnHealing(t *testing.T) 
 	if shown != 30 {
 		t.Fatalf("GET /v1/sites shows %d handoffs waiting, want 30", shown)
 	}
+	// And on /metrics: the depth toward the township, and the failed deliveries being retried.
+	g.Eventually(10*time.Second, func() error {
+		if v := metric(t, community, `govgrid_handoff_outbox_depth{target="cd-dgdj"}`); v != 30 {
+			return fmt.Errorf("outbox depth metric %v, want 30", v)
+		}
+		if v := metric(t, community, "govgrid_handoff_retries_total"); v < 1 {
+			return fmt.Errorf("retries metric %v", v)
+		}
+		return nil
+	})
 
 	g.Heal()
 	waitOutboxesEmpty(t, g, sites, 60*time.Second)
@@ -425,4 +447,28 @@ func caseState(t *testing.T, n *node.Node) string {
 		}
 	}
 	return b.String()
+}
+
+// metric reads one sample of n's /metrics by its name and labels as printed ("name{l=\"v\"}").
+func metric(t *testing.T, n *node.Node, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.Addrs().HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", sample, err)
+			}
+			return v
+		}
+	}
+	return -1
 }
