@@ -208,3 +208,25 @@ func TestSubtreeListingAndLag(t *testing.T) {
 		return nil
 	})
 }
+
+func TestAncestorAnswersFromItsMirrorWhenTheHolderIsCutOff(t *testing.T) {
+	g := testgrid.New(t, threeTiers)
+	township, community := g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
+	c := submitDecided(t, community, 1, "")
+	g.Eventually(20*time.Second, func() error {
+		if _, err := township.Store().MirrorCase(c.Number); err != nil {
+			return err
+		}
+		_, err := g.WaitLeader("cd").Store().MirrorCase(c.Number)
+		return err
+	})
+	g.Isolate(community.Name())
+	var got casework.Case
+	if code := testgrid.GetJSON(t, township, "/v1/cases/"+c.Number, &got); code != 200 || got.Number != c.Number || got.Version != c.Version {
+		t.Fatalf("GET %s at the township with its holder cut off: %d %+v", c.Number, code, got)
+	}
+	if code := testgrid.GetJSON(t, g.WaitLeader("cd"), "/v1/cases/"+c.Number, &got); code != 200 || got.HolderSite != "cd-dgdj-ngj" {
+		t.Fatalf("GET %s at the district with the holder cut off: %d %+v", c.Number, code, got)
+	}
+}

@@ -52,14 +52,28 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 		return nil, fmt.Errorf("case %s: gave up after %d hops following it between sites", number, hops)
 	}
 	if st, serr := s.n.store.GetStub(number); serr == nil {
-		return s.n.askSite(ctx, st.Holder, number, hops+1)
+		c, err := s.n.askSite(ctx, st.Holder, number, hops+1)
+		return s.orMirror(number, c, err)
 	}
 	origin, _, _, perr := casework.ParseNumber(number)
 	if perr != nil || origin == s.n.cfg.Site || hops > 0 {
 		// Asked by another site, or this is the origin: not knowing the case here is final.
 		return nil, err
 	}
-	return s.n.askSite(ctx, origin, number, hops+1)
+	c, err = s.n.askSite(ctx, origin, number, hops+1)
+	return s.orMirror(number, c, err)
+}
+
+// orMirror answers a case that could not be fetched from where it is because that site cannot
+// be reached: an ancestor answers from its mirror (the newest version its subtree sent up).
+func (s *caseService) orMirror(number string, c *casework.Case, err error) (*casework.Case, error) {
+	if err == nil || errors.Is(err, replication.ErrNotFound) {
+		return c, err
+	}
+	if rec, merr := s.n.store.MirrorCase(number); merr == nil {
+		return rec.Case, nil
+	}
+	return nil, err
 }
 
 // localCase reads a case from this site: this node's replica, or, on a follower that has not
