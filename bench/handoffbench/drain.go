@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -33,7 +34,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 			g.cutTownship.heal()
 		}
 	}()
-	progress(cfg.Progress, "handoff: drain, %s cut off from %s; queueing %d township-decided cases", community.Site(), township.Site(), cfg.Drain)
+	benchkit.Progress(cfg.Progress, "handoff: drain, %s cut off from %s; queueing %d township-decided cases", community.Site(), township.Site(), cfg.Drain)
 
 	numbers := make([]string, cfg.Drain)
 	var next atomic.Int64
@@ -79,21 +80,21 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	// Handoff ids, and so the outbox, sort by case number: the first number goes first.
 	slices.Sort(numbers)
 
-	progress(cfg.Progress, "handoff: %d handoffs queued in %v", res.Queued, res.Queue.Round(time.Millisecond))
+	benchkit.Progress(cfg.Progress, "handoff: %d handoffs queued in %v", res.Queued, res.Queue.Round(time.Millisecond))
 	if wait := time.Until(cutAt.Add(cfg.Partition)); wait > 0 {
-		progress(cfg.Progress, "handoff: keeping the link cut for %v more", wait.Round(time.Millisecond))
+		benchkit.Progress(cfg.Progress, "handoff: keeping the link cut for %v more", wait.Round(time.Millisecond))
 		if err := sleep(ctx, wait); err != nil {
 			return res, err
 		}
 	}
-	progress(cfg.Progress, "handoff: healing the link")
+	benchkit.Progress(cfg.Progress, "handoff: healing the link")
 	g.cutCommunity.heal()
 	g.cutTownship.heal()
 	healAt := time.Now()
 	healed = true
 	res.Cut = healAt.Sub(cutAt)
 	lastReport := healAt
-	err = until(ctx, cfg.DrainTimeout, drainPoll, func() error {
+	err = benchkit.Until(ctx, cfg.DrainTimeout, drainPoll, func() error {
 		if res.FirstArrival == 0 {
 			if c, err := township.Store().GetCase(numbers[0]); err == nil && heldAt(c, township.Site()) {
 				res.FirstArrival = time.Since(healAt)
@@ -110,7 +111,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 		left := len(numbers) - position(numbers, out[0].Number)
 		if time.Since(lastReport) >= time.Second {
 			lastReport = time.Now()
-			progress(cfg.Progress, "handoff:   %v after healing: about %d handoffs left", time.Since(healAt).Round(time.Millisecond), left)
+			benchkit.Progress(cfg.Progress, "handoff:   %v after healing: about %d handoffs left", time.Since(healAt).Round(time.Millisecond), left)
 		}
 		return fmt.Errorf("about %d of %d handoffs still queued", left, len(numbers))
 	})

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/tier"
@@ -114,7 +115,7 @@ func startGrid(ctx context.Context, cfg Config) (*grid, error) {
 	for i := range cfg.Communities {
 		children[communitySite(i)] = true
 	}
-	err = until(ctx, time.Minute, 20*time.Millisecond, func() error {
+	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		for _, site := range [][]*node.Node{g.district, {g.township}, g.communities} {
 			for _, n := range site {
 				if ok, why := n.Ready(); !ok {
@@ -122,14 +123,14 @@ func startGrid(ctx context.Context, cfg Config) (*grid, error) {
 				}
 			}
 		}
-		if err := listed(g.township, children); err != nil {
+		if err := benchkit.Listed(g.township, children); err != nil {
 			return err
 		}
 		leader := g.districtLeader()
 		if leader == nil {
 			return fmt.Errorf("the district has no leader")
 		}
-		return listed(leader, mergeKeys(children, townshipSite))
+		return benchkit.Listed(leader, mergeKeys(children, townshipSite))
 	})
 	if err != nil {
 		return g, fmt.Errorf("handoffbench: grid not ready: %w", err)
@@ -146,24 +147,6 @@ func mergeKeys(m map[string]bool, more ...string) map[string]bool {
 		out[k] = true
 	}
 	return out
-}
-
-// listed checks that n's committed registry lists every site of want with a leader.
-func listed(n *node.Node, want map[string]bool) error {
-	recs, err := n.Store().Sites()
-	if err != nil {
-		return err
-	}
-	found := 0
-	for _, r := range recs {
-		if want[r.Code] && r.Leader != "" {
-			found++
-		}
-	}
-	if found < len(want) {
-		return fmt.Errorf("%s's registry lists %d of the %d sites below it", n.Site(), found, len(want))
-	}
-	return nil
 }
 
 // districtLeader is the district node that leads its site, or nil.
@@ -189,7 +172,7 @@ func (g *grid) close() {
 // waitQuiet waits until no community and not the township has a handoff waiting, so that one
 // phase's leftovers do not run into the next.
 func (g *grid) waitQuiet(ctx context.Context, timeout time.Duration) error {
-	return until(ctx, timeout, 20*time.Millisecond, func() error {
+	return benchkit.Until(ctx, timeout, 20*time.Millisecond, func() error {
 		for _, n := range append([]*node.Node{g.township}, g.communities...) {
 			out, err := n.Store().Outbox("", 1)
 			if err != nil {
@@ -201,26 +184,6 @@ func (g *grid) waitQuiet(ctx context.Context, timeout time.Duration) error {
 		}
 		return nil
 	})
-}
-
-// until calls cond every interval until it returns nil, ctx ends or timeout passes (then it
-// returns cond's last error).
-func until(ctx context.Context, timeout, interval time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }
 
 // counter reads a counter (without labels) from a node's /metrics.

@@ -23,7 +23,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 )
 
 // Targets from the issue.
@@ -129,19 +129,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Dist is a latency distribution (nearest-rank percentiles).
-type Dist struct {
-	Count int           `json:"count"`
-	P50   time.Duration `json:"p50_ns"`
-	P99   time.Duration `json:"p99_ns"`
-	Max   time.Duration `json:"max_ns"`
-}
-
-// summarise sorts lat in place and summarises it.
-func summarise(lat []time.Duration) Dist {
-	s := loadgen.Summarise(lat)
-	return Dist{Count: s.Count, P50: s.P50, P99: s.P99, Max: s.Max}
-}
+// Dist is a latency distribution (nearest-rank percentiles), shared with the other benchmarks.
+type Dist = benchkit.Dist
 
 // Result is everything one run measured. A phase that did not run is nil.
 type Result struct {
@@ -248,14 +237,14 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.Grid = fmt.Sprintf("district %d nodes, township 1 node, %d communities of 1 node", districtNodes, cfg.Communities)
 	res.Setup = time.Since(t0)
-	progress(cfg.Progress, "handoff: grid of %d nodes ready in %v", len(g.nodes), res.Setup.Round(time.Millisecond))
+	benchkit.Progress(cfg.Progress, "handoff: grid of %d nodes ready in %v", len(g.nodes), res.Setup.Round(time.Millisecond))
 
 	lat, err := g.relayLatency(ctx, cfg)
 	res.Latency = lat
 	if err != nil {
 		return res, err
 	}
-	progress(cfg.Progress, "handoff: relay p50 %v, p99 %v, max %v over %d cases",
+	benchkit.Progress(cfg.Progress, "handoff: relay p50 %v, p99 %v, max %v over %d cases",
 		lat.Total.P50, lat.Total.P99, lat.Total.Max, lat.Total.Count)
 	if err := g.waitQuiet(ctx, time.Minute); err != nil {
 		return res, err
@@ -266,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	progress(cfg.Progress, "handoff: township committed %.0f arrivals/s (district %.0f/s)", tp.TownshipPerSec, tp.DistrictPerSec)
+	benchkit.Progress(cfg.Progress, "handoff: township committed %.0f arrivals/s (district %.0f/s)", tp.TownshipPerSec, tp.DistrictPerSec)
 	if err := g.waitQuiet(ctx, time.Minute); err != nil {
 		return res, err
 	}
@@ -276,12 +265,6 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	progress(cfg.Progress, "handoff: %d queued handoffs drained in %v (first after %v)", dr.Cases, dr.Drained.Round(time.Millisecond), dr.FirstArrival.Round(time.Millisecond))
+	benchkit.Progress(cfg.Progress, "handoff: %d queued handoffs drained in %v (first after %v)", dr.Cases, dr.Drained.Round(time.Millisecond), dr.FirstArrival.Round(time.Millisecond))
 	return res, nil
-}
-
-func progress(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, time.Now().Format("15:04:05 ")+format+"\n", args...)
-	}
 }

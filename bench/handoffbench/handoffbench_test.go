@@ -88,24 +88,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestSummarise(t *testing.T) {
-	if got := summarise(nil); got != (Dist{}) {
-		t.Fatalf("empty: %+v", got)
-	}
-	var lat []time.Duration
-	for i := 100; i >= 1; i-- {
-		lat = append(lat, time.Duration(i)*time.Millisecond)
-	}
-	got := summarise(lat)
-	want := Dist{Count: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
-	if got != want {
-		t.Fatalf("summarise(1..100 ms) = %+v, want %+v", got, want)
-	}
-	if got := summarise([]time.Duration{7}); got.P50 != 7 || got.P99 != 7 || got.Max != 7 {
-		t.Fatalf("one sample: %+v", got)
-	}
-}
-
 func TestParseCounter(t *testing.T) {
 	text := `# HELP govgrid_handoffs_received_total Handoffs this site took in.
 # TYPE govgrid_handoffs_received_total counter

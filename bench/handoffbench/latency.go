@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/replication"
@@ -65,21 +66,12 @@ func (w *watcher) forget(number string) {
 
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
-	var last uint64
 	var numbers []string
-	tick := time.NewTicker(PollInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		idx := w.store.AppliedIndex()
+	benchkit.PollApplied(stop, PollInterval, w.store.AppliedIndex, func(moved bool) {
 		w.mu.Lock()
-		if idx == last && !w.added {
+		if !moved && !w.added {
 			w.mu.Unlock()
-			continue
+			return
 		}
 		w.added = false
 		numbers = numbers[:0]
@@ -87,7 +79,6 @@ func (w *watcher) run(stop <-chan struct{}) {
 			numbers = append(numbers, n)
 		}
 		w.mu.Unlock()
-		last = idx
 		for _, number := range numbers {
 			c, err := w.store.GetCase(number)
 			if err != nil || !heldAt(c, w.site) {
@@ -102,7 +93,7 @@ func (w *watcher) run(stop <-chan struct{}) {
 				ch <- arrival{at: now, c: c}
 			}
 		}
-	}
+	})
 }
 
 // relayLatency runs cfg.InFlight closed-loop workers at the first community: each submits a
@@ -122,7 +113,7 @@ func (g *grid) relayLatency(ctx context.Context, cfg Config) (*LatencyResult, er
 	go func() { defer watchDone.Done(); w.run(stop) }()
 	defer func() { close(stop); watchDone.Wait() }()
 
-	progress(cfg.Progress, "handoff: relay latency, %d in flight from %s to %s, %v warmup + %v", cfg.InFlight, community.Site(), districtSite, cfg.Warmup, cfg.Duration)
+	benchkit.Progress(cfg.Progress, "handoff: relay latency, %d in flight from %s to %s, %v warmup + %v", cfg.InFlight, community.Site(), districtSite, cfg.Warmup, cfg.Duration)
 	start := time.Now()
 	from, end := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration)
 	type sample struct {
@@ -174,7 +165,7 @@ func (g *grid) relayLatency(ctx context.Context, cfg Config) (*LatencyResult, er
 			res.FirstError = firstErr[worker]
 		}
 	}
-	res.Total, res.ToTownship, res.ToDistrict, res.Commit = summarise(total), summarise(toTownship), summarise(toDistrict), summarise(commit)
+	res.Total, res.ToTownship, res.ToDistrict, res.Commit = benchkit.Summarise(total), benchkit.Summarise(toTownship), benchkit.Summarise(toDistrict), benchkit.Summarise(commit)
 	if res.Elapsed > 0 {
 		res.PerSec = float64(res.Total.Count) / res.Elapsed.Seconds()
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 )
 
 // Print writes r as a markdown section: one table with the targets, then notes.
@@ -14,25 +16,25 @@ func Print(w io.Writer, r Result) {
 	fmt.Fprintln(w, "\n| measurement | result | target | met |")
 	fmt.Fprintln(w, "|---|---:|---:|---|")
 	if l := r.Latency; l != nil {
-		fmt.Fprintf(w, "| relay community → township → district, %d in flight (%d cases): p50 | %s | | |\n", l.InFlight, l.Total.Count, fmtDur(l.Total.P50))
-		fmt.Fprintf(w, "| relay: p99 | %s | ≤ %v | %s |\n", fmtDur(l.Total.P99), TargetRelayP99, yesNo(l.Met))
-		fmt.Fprintf(w, "| relay: max | %s | | |\n", fmtDur(l.Total.Max))
+		fmt.Fprintf(w, "| relay community → township → district, %d in flight (%d cases): p50 | %s | | |\n", l.InFlight, l.Total.Count, benchkit.FmtDur(l.Total.P50))
+		fmt.Fprintf(w, "| relay: p99 | %s | ≤ %v | %s |\n", benchkit.FmtDur(l.Total.P99), TargetRelayP99, benchkit.YesNo(l.Met))
+		fmt.Fprintf(w, "| relay: max | %s | | |\n", benchkit.FmtDur(l.Total.Max))
 	}
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(w, "| through one township, %d communities × %d submitters: arrivals committed at the township | %.0f /s | | |\n", t.Communities, t.Submitters, t.TownshipPerSec)
 		fmt.Fprintf(w, "| through one township: handed on and committed at the district | %.0f /s | | |\n", t.DistrictPerSec)
 	}
 	if d := r.Drain; d != nil && d.Drained > 0 {
-		fmt.Fprintf(w, "| drain %d queued handoffs after a %v partition heals: time | %s | ≤ %v | %s |\n", d.Cases, d.Cut.Round(time.Second), fmtDur(d.Drained), TargetDrain, yesNo(d.Met))
-		fmt.Fprintf(w, "| drain: first handoff taken in after healing | %s | | |\n", fmtDur(d.FirstArrival))
+		fmt.Fprintf(w, "| drain %d queued handoffs after a %v partition heals: time | %s | ≤ %v | %s |\n", d.Cases, d.Cut.Round(time.Second), benchkit.FmtDur(d.Drained), TargetDrain, benchkit.YesNo(d.Met))
+		fmt.Fprintf(w, "| drain: first handoff taken in after healing | %s | | |\n", benchkit.FmtDur(d.FirstArrival))
 		fmt.Fprintf(w, "| drain: rate, over the whole drain / once deliveries flowed | %.0f /s / %.0f /s | | |\n", d.PerSec, d.TransferPerSec)
 	}
 	fmt.Fprintln(w)
 	if l := r.Latency; l != nil && l.ToTownship.Count > 0 {
 		fmt.Fprintf(w, "- relay: the submit call at the community until the district leader holds the case, not in transit; closed loop, %v warmup, %v measured\n", l.Warmup, l.Elapsed.Round(time.Millisecond))
 		fmt.Fprintf(w, "- relay parts, p50 / p99: submit → township took it in %s / %s; township → district took it in %s / %s; district quorum commit + seen held %s / %s (observed every %v)\n",
-			fmtDur(l.ToTownship.P50), fmtDur(l.ToTownship.P99), fmtDur(l.ToDistrict.P50), fmtDur(l.ToDistrict.P99),
-			fmtDur(l.Commit.P50), fmtDur(l.Commit.P99), PollInterval)
+			benchkit.FmtDur(l.ToTownship.P50), benchkit.FmtDur(l.ToTownship.P99), benchkit.FmtDur(l.ToDistrict.P50), benchkit.FmtDur(l.ToDistrict.P99),
+			benchkit.FmtDur(l.Commit.P50), benchkit.FmtDur(l.Commit.P99), PollInterval)
 	}
 	if l := r.Latency; l != nil && l.Errors > 0 {
 		fmt.Fprintf(w, "- relay: %d cases failed (first: %s)\n", l.Errors, l.FirstError)
@@ -47,31 +49,5 @@ func Print(w io.Writer, r Result) {
 	if d := r.Drain; d != nil && d.Drained > 0 {
 		fmt.Fprintf(w, "- drain: township-decided cases queued at one community (in %v) while its links to the township (gRPC, Raft, gossip, both ways) were cut for %v; timed from healing until the community's outbox was empty, after which the township held %d of %d\n",
 			d.Queue.Round(time.Millisecond), d.Cut.Round(time.Millisecond), d.Held, d.Cases)
-	}
-}
-
-func yesNo(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "**no**"
-}
-
-// fmtDur shows a duration with about three significant digits (as the report's other tables).
-func fmtDur(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	switch {
-	case d == 0:
-		return "—"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0f µs", ms*1000)
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", ms)
-	case d < 100*time.Millisecond:
-		return fmt.Sprintf("%.1f ms", ms)
-	case d < time.Second:
-		return fmt.Sprintf("%.0f ms", ms)
-	default:
-		return fmt.Sprintf("%.2f s", ms/1000)
 	}
 }

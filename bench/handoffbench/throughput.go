@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -62,7 +63,7 @@ func (g *grid) throughput(ctx context.Context, cfg Config) (*ThroughputResult, e
 			}
 		}
 	}()
-	progress(cfg.Progress, "handoff: throughput, %d communities × %d submitters, backlog ≤ %d, %v warmup + %v",
+	benchkit.Progress(cfg.Progress, "handoff: throughput, %d communities × %d submitters, backlog ≤ %d, %v warmup + %v",
 		cfg.Communities, cfg.Submitters, cfg.Backlog, cfg.Warmup, cfg.Duration)
 	for k, community := range g.communities {
 		for s := range cfg.Submitters {
@@ -127,7 +128,7 @@ func (g *grid) throughput(ctx context.Context, cfg Config) (*ThroughputResult, e
 
 	// Every case of the phase must reach the district before the drain starts.
 	settle := time.Now()
-	err = until(ctx, 2*time.Minute, 10*time.Millisecond, func() error {
+	err = benchkit.Until(ctx, 2*time.Minute, 10*time.Millisecond, func() error {
 		v, err := g.counter(district, metricReceived)
 		if err != nil {
 			return err

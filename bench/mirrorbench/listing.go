@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 )
 
@@ -215,7 +216,7 @@ func (ls *listing) fail(err error) {
 
 func (ls *listing) result() ListingResult {
 	r := ls.res
-	r.Latency = summarise(ls.lat)
+	r.Latency = benchkit.Summarise(ls.lat)
 	r.Met = r.Latency.Count > 0 && r.Errors == 0 && r.Latency.P99 <= r.Target
 	return r
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/systems"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/tier"
@@ -52,7 +53,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 	if res.Baseline, err = systems.ReadMem(pid); err != nil {
 		return res, fmt.Errorf("mirrorbench: read memory: %w", err)
 	}
-	progress(cfg.Progress, "feeds: mirror: baseline VmRSS %s; starting a 1-node district", mib(res.Baseline.RSS))
+	benchkit.Progress(cfg.Progress, "feeds: mirror: baseline VmRSS %s; starting a 1-node district", benchkit.MiB(res.Baseline.RSS))
 
 	c := node.DefaultConfig()
 	c.Name, c.Site, c.Tier = mirrorDistrict+"-1", mirrorDistrict, tier.District
@@ -71,11 +72,11 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 			s.close()
 		}
 	}()
-	err = until(ctx, time.Minute, 20*time.Millisecond, func() error {
+	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		if !district.Store().IsLeader() {
 			return fmt.Errorf("the district does not lead its site yet")
 		}
-		return listedSites(district, map[string]bool{mirrorDistrict: true})
+		return benchkit.Listed(district, map[string]bool{mirrorDistrict: true})
 	})
 	if err != nil {
 		return res, fmt.Errorf("mirrorbench: district not ready: %w", err)
@@ -100,7 +101,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 	}
 	// The district's pullers find a child's node through gossip: register only once the
 	// district sees every synthetic member, or its first attempts back off for nothing.
-	err = until(ctx, time.Minute, 20*time.Millisecond, func() error {
+	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		alive := map[string]bool{}
 		for _, m := range district.GossipMembers() {
 			if m.Status == "alive" {
@@ -118,7 +119,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 		return res, fmt.Errorf("mirrorbench: %w", err)
 	}
 
-	progress(cfg.Progress, "feeds: mirror: loading %d cases from %d synthetic townships' feeds", cfg.MirrorCases, cfg.MirrorTownships)
+	benchkit.Progress(cfg.Progress, "feeds: mirror: loading %d cases from %d synthetic townships' feeds", cfg.MirrorCases, cfg.MirrorTownships)
 	t0 := time.Now()
 	for _, s := range townships {
 		if err := s.register(ctx, district.Addrs().GRPC); err != nil {
@@ -141,32 +142,32 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 		return res, err
 	}
 	res.PerSec = float64(res.Mirrored) / res.Load.Seconds()
-	progress(cfg.Progress, "feeds: mirror: %d entries mirrored in %v (%.0f/s); peak VmRSS %s", res.Mirrored, res.Load.Round(time.Millisecond), res.PerSec, mib(res.Peak.RSS))
+	benchkit.Progress(cfg.Progress, "feeds: mirror: %d entries mirrored in %v (%.0f/s); peak VmRSS %s", res.Mirrored, res.Load.Round(time.Millisecond), res.PerSec, benchkit.MiB(res.Peak.RSS))
 
 	if res.Loaded, res.LoadedSettled, err = systems.SettledMem(ctx, pid, settleInterval, settleMax); err != nil {
 		return res, err
 	}
-	progress(cfg.Progress, "feeds: mirror: after the load VmRSS %s (RssAnon %s, RssFile %s)", mib(res.Loaded.RSS), mib(res.Loaded.Anon), mib(res.Loaded.File))
+	benchkit.Progress(cfg.Progress, "feeds: mirror: after the load VmRSS %s (RssAnon %s, RssFile %s)", benchkit.MiB(res.Loaded.RSS), benchkit.MiB(res.Loaded.Anon), benchkit.MiB(res.Loaded.File))
 	if cfg.QuietMax > 0 {
 		if res.QuietWait, res.Quieted, err = waitQuiet(ctx, cfg.QuietMax); err != nil {
 			return res, err
 		}
-		progress(cfg.Progress, "feeds: mirror: quiet after %v (%v)", res.QuietWait.Round(time.Second), res.Quieted)
+		benchkit.Progress(cfg.Progress, "feeds: mirror: quiet after %v (%v)", res.QuietWait.Round(time.Second), res.Quieted)
 	}
-	progress(cfg.Progress, "feeds: mirror: timing subtree listings, for at least %v", cfg.ListFor)
+	benchkit.Progress(cfg.Progress, "feeds: mirror: timing subtree listings, for at least %v", cfg.ListFor)
 	l := &lister{base: "http://" + district.Addrs().HTTP, pageSize: cfg.PageSize, from: base, to: base.Add(span), started: started}
 	for _, t := range townships {
 		l.communities = append(l.communities, t.gen.communities...)
 	}
 	res.Listings = l.run(ctx, cfg)
 	for _, lr := range res.Listings {
-		progress(cfg.Progress, "feeds: mirror: %s: p50 %v, p99 %v, max %v (at +%v of the district) over %d requests (%d errors)",
+		benchkit.Progress(cfg.Progress, "feeds: mirror: %s: p50 %v, p99 %v, max %v (at +%v of the district) over %d requests (%d errors)",
 			lr.Name, lr.Latency.P50, lr.Latency.P99, lr.Latency.Max, lr.SlowestAt.Round(time.Millisecond), lr.Requests, lr.Errors)
 	}
 	if res.Listed, res.ListedSettled, err = systems.SettledMem(ctx, pid, settleInterval, settleMax); err != nil {
 		return res, err
 	}
-	progress(cfg.Progress, "feeds: mirror: after the listings VmRSS %s (RssAnon %s, RssFile %s)", mib(res.Listed.RSS), mib(res.Listed.Anon), mib(res.Listed.File))
+	benchkit.Progress(cfg.Progress, "feeds: mirror: after the listings VmRSS %s (RssAnon %s, RssFile %s)", benchkit.MiB(res.Listed.RSS), benchkit.MiB(res.Listed.Anon), benchkit.MiB(res.Listed.File))
 	runtime.GC()
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
@@ -216,8 +217,8 @@ func waitLoaded(ctx context.Context, cfg Config, district *node.Node, totals map
 		}
 		if now.Sub(lastProgress) >= 10*time.Second {
 			if !lastProgress.IsZero() {
-				progress(cfg.Progress, "feeds: mirror: %d of %d mirrored (%.0f/s over the last %v), VmRSS %s",
-					res.Mirrored, cfg.MirrorCases, float64(res.Mirrored-lastCount)/now.Sub(lastProgress).Seconds(), now.Sub(lastProgress).Round(time.Second), mib(res.Peak.RSS))
+				benchkit.Progress(cfg.Progress, "feeds: mirror: %d of %d mirrored (%.0f/s over the last %v), VmRSS %s",
+					res.Mirrored, cfg.MirrorCases, float64(res.Mirrored-lastCount)/now.Sub(lastProgress).Seconds(), now.Sub(lastProgress).Round(time.Second), benchkit.MiB(res.Peak.RSS))
 			}
 			lastProgress, lastCount = now, res.Mirrored
 		}
@@ -281,23 +282,3 @@ func processCPU() (time.Duration, error) {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
-
-// listedSites checks that n's committed registry lists every site of want with a leader.
-func listedSites(n *node.Node, want map[string]bool) error {
-	recs, err := n.Store().Sites()
-	if err != nil {
-		return err
-	}
-	found := 0
-	for _, r := range recs {
-		if want[r.Code] && r.Leader != "" {
-			found++
-		}
-	}
-	if found < len(want) {
-		return fmt.Errorf("%s's registry lists %d of the %d sites expected", n.Site(), found, len(want))
-	}
-	return nil
-}
-
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

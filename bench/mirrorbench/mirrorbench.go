@@ -33,7 +33,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/govgrid/govgrid/bench/loadgen"
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/systems"
 )
 
@@ -199,19 +199,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Dist is a latency distribution (nearest-rank percentiles).
-type Dist struct {
-	Count int           `json:"count"`
-	P50   time.Duration `json:"p50_ns"`
-	P99   time.Duration `json:"p99_ns"`
-	Max   time.Duration `json:"max_ns"`
-}
-
-// summarise sorts lat in place and summarises it.
-func summarise(lat []time.Duration) Dist {
-	s := loadgen.Summarise(lat)
-	return Dist{Count: s.Count, P50: s.P50, P99: s.P99, Max: s.Max}
-}
+// Dist is a latency distribution (nearest-rank percentiles), shared with the other benchmarks.
+type Dist = benchkit.Dist
 
 // Result is everything one run measured. A phase that did not run is nil.
 type Result struct {
@@ -363,7 +352,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		v, err := runVisibility(ctx, cfg)
 		res.Visibility = v
 		if err != nil {
-			progress(cfg.Progress, "feeds: visibility: %v", err)
+			benchkit.Progress(cfg.Progress, "feeds: visibility: %v", err)
 			errs = append(errs, err)
 		}
 	}
@@ -371,7 +360,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		m, err := runMirror(ctx, cfg)
 		res.Mirror = m
 		if err != nil {
-			progress(cfg.Progress, "feeds: mirror: %v", err)
+			benchkit.Progress(cfg.Progress, "feeds: mirror: %v", err)
 			errs = append(errs, err)
 		}
 	}
@@ -379,30 +368,4 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
-}
-
-func progress(w io.Writer, format string, args ...any) {
-	if w != nil {
-		fmt.Fprintf(w, time.Now().Format("15:04:05 ")+format+"\n", args...)
-	}
-}
-
-// until calls cond every interval until it returns nil, ctx ends or timeout passes (then it
-// returns cond's last error).
-func until(ctx context.Context, timeout, interval time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }

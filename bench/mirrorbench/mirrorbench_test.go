@@ -333,26 +333,10 @@ func TestBatchSizeLimit(t *testing.T) {
 
 func newRand(i int) *rand.Rand { return rand.New(rand.NewPCG(9, uint64(i))) }
 
-func TestSummariseAndFormat(t *testing.T) {
-	if got := summarise(nil); got != (Dist{}) {
-		t.Fatalf("empty: %+v", got)
-	}
-	var lat []time.Duration
-	for i := 100; i >= 1; i-- {
-		lat = append(lat, time.Duration(i)*time.Millisecond)
-	}
-	if got := summarise(lat); got != (Dist{Count: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}) {
-		t.Fatalf("summarise(1..100 ms) = %+v", got)
-	}
+func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1_000_000: "1,000,000", 12345: "12,345"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q", n, got)
-		}
-	}
-	for d, want := range map[time.Duration]string{0: "—", 420 * time.Microsecond: "420 µs", 1234 * time.Microsecond: "1.23 ms",
-		12345 * time.Microsecond: "12.3 ms", 123456 * time.Microsecond: "123 ms", 2500 * time.Millisecond: "2.50 s"} {
-		if got := fmtDur(d); got != want {
-			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

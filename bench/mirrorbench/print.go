@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/systems"
 )
 
@@ -27,25 +28,25 @@ func Print(w io.Writer, r Result) {
 	fmt.Fprintln(w, "|---|---:|---:|---|")
 	if v != nil {
 		fmt.Fprintf(w, "| visibility lag, submit at a community → in the district's mirror, %.0f cases/s over %d communities (%d cases): p50 | %s | | |\n",
-			v.Rate, v.Communities, v.Lag.Count, fmtDur(v.Lag.P50))
-		fmt.Fprintf(w, "| visibility lag: p99 | %s | ≤ %v | %s |\n", fmtDur(v.Lag.P99), v.Target, yesNo(v.Met))
-		fmt.Fprintf(w, "| visibility lag: max | %s | | |\n", fmtDur(v.Lag.Max))
+			v.Rate, v.Communities, v.Lag.Count, benchkit.FmtDur(v.Lag.P50))
+		fmt.Fprintf(w, "| visibility lag: p99 | %s | ≤ %v | %s |\n", benchkit.FmtDur(v.Lag.P99), v.Target, benchkit.YesNo(v.Met))
+		fmt.Fprintf(w, "| visibility lag: max | %s | | |\n", benchkit.FmtDur(v.Lag.Max))
 		fmt.Fprintf(w, "| visibility: cases accepted | %.0f /s of %.0f offered%s | | |\n", v.AcceptedPerSec, v.Rate, sustained(v))
 	}
 	if m != nil {
 		if m.Load > 0 {
-			fmt.Fprintf(w, "| mirror: %s cases loaded through feeds | %s, %.0f entries/s | | |\n", thousands(m.Cases), fmtDur(m.Load), m.PerSec)
+			fmt.Fprintf(w, "| mirror: %s cases loaded through feeds | %s, %.0f entries/s | | |\n", thousands(m.Cases), benchkit.FmtDur(m.Load), m.PerSec)
 		}
 		for _, l := range m.Listings {
 			fmt.Fprintf(w, "| subtree listing %s, pages of %d: p50 / p99 / max | %s / %s / %s | ≤ %v (p99) | %s |\n",
-				l.Name, m.PageSize, fmtDur(l.Latency.P50), fmtDur(l.Latency.P99), fmtDur(l.Latency.Max), l.Target, yesNo(l.Met))
+				l.Name, m.PageSize, benchkit.FmtDur(l.Latency.P50), benchkit.FmtDur(l.Latency.P99), benchkit.FmtDur(l.Latency.Max), l.Target, benchkit.YesNo(l.Met))
 		}
 		if m.Peak.RSS > 0 {
-			fmt.Fprintf(w, "| district RSS while loading, peak (process VmRSS − baseline) | %s | | |\n", mib(m.Peak.RSS-m.Baseline.RSS))
+			fmt.Fprintf(w, "| district RSS while loading, peak (process VmRSS − baseline) | %s | | |\n", benchkit.MiB(m.Peak.RSS-m.Baseline.RSS))
 		}
 		if m.Listed.RSS > 0 {
 			fmt.Fprintf(w, "| district node RSS with %s cases mirrored, after the listings (process VmRSS − baseline) | %s (anon %s, file %s) | ≤ %s | %s |\n",
-				thousands(m.Cases), mib(m.RSS), mib(m.Listed.Anon-m.Baseline.Anon), mib(m.Listed.File-m.Baseline.File), mib(m.TargetRSS), yesNo(m.RSSMet))
+				thousands(m.Cases), benchkit.MiB(m.RSS), benchkit.MiB(m.Listed.Anon-m.Baseline.Anon), benchkit.MiB(m.Listed.File-m.Baseline.File), benchkit.MiB(m.TargetRSS), benchkit.YesNo(m.RSSMet))
 		}
 	}
 	fmt.Fprintln(w)
@@ -62,18 +63,18 @@ func printVisibilityNotes(w io.Writer, v *VisibilityResult) {
 		v.Warmup, v.Elapsed.Round(time.Millisecond), PollInterval)
 	if v.Accept.Count > 0 {
 		fmt.Fprintf(w, "- visibility parts, p50 / p99: submit → community leader's stamp %s / %s; → township's mirror batch proposed %s / %s; → district's mirror batch proposed %s / %s; → district commit + seen %s / %s\n",
-			fmtDur(v.Accept.P50), fmtDur(v.Accept.P99), fmtDur(v.ToTownship.P50), fmtDur(v.ToTownship.P99),
-			fmtDur(v.ToDistrict.P50), fmtDur(v.ToDistrict.P99), fmtDur(v.Seen.P50), fmtDur(v.Seen.P99))
+			benchkit.FmtDur(v.Accept.P50), benchkit.FmtDur(v.Accept.P99), benchkit.FmtDur(v.ToTownship.P50), benchkit.FmtDur(v.ToTownship.P99),
+			benchkit.FmtDur(v.ToDistrict.P50), benchkit.FmtDur(v.ToDistrict.P99), benchkit.FmtDur(v.Seen.P50), benchkit.FmtDur(v.Seen.P99))
 	}
 	last := "before it ended"
 	if v.Settle > 0 {
-		last = fmtDur(v.Settle) + " after it ended"
+		last = benchkit.FmtDur(v.Settle) + " after it ended"
 	}
 	fmt.Fprintf(w, "- visibility: submit call p50 %s, p99 %s; at most %d calls in flight; generator at most %s behind schedule; last case of the window seen %s\n",
-		fmtDur(v.Submit.P50), fmtDur(v.Submit.P99), v.MaxInFlight, fmtDur(v.MaxSlip), last)
+		benchkit.FmtDur(v.Submit.P50), benchkit.FmtDur(v.Submit.P99), v.MaxInFlight, benchkit.FmtDur(v.MaxSlip), last)
 	if !v.Sustained {
 		fmt.Fprintf(w, "- visibility: **this machine did not sustain %.0f cases/s**: %d of %d offered cases accepted, generator up to %s late\n",
-			v.Rate, v.Accepted, v.Offered, fmtDur(v.MaxSlip))
+			v.Rate, v.Accepted, v.Offered, benchkit.FmtDur(v.MaxSlip))
 	}
 	if v.Unseen > 0 {
 		fmt.Fprintf(w, "- visibility: **%d accepted cases of the window were not in the district's mirror** when the wait ended\n", v.Unseen)
@@ -88,7 +89,7 @@ func printMirrorNotes(w io.Writer, m *MirrorResult) {
 		feedBatch, feedBatchSize>>10, feedWindow, len(items), m.EntryBytes, 2*m.Communities+1)
 	if m.Load > 0 {
 		fmt.Fprintf(w, "- mirror load: from the registrations until every township's cursor at the district reached its head; %d entries served (%d reconnects); generating them took %s of this process's CPU\n",
-			m.Served, m.Reconnects, fmtDur(m.GenerateCPU))
+			m.Served, m.Reconnects, benchkit.FmtDur(m.GenerateCPU))
 	}
 	if len(m.Listings) > 0 {
 		switch {
@@ -112,11 +113,11 @@ func printMirrorNotes(w io.Writer, m *MirrorResult) {
 	if m.Baseline.RSS > 0 {
 		fmt.Fprintf(w, "- memory (this process, /proc/self/status): baseline before the district %s; peak while loading %s; after the load %s%s; after the listings %s%s",
 			rss(m.Baseline), rss(m.Peak), rss(m.Loaded), unsettled(m.LoadedSettled, m.Loaded.RSS), rss(m.Listed), unsettled(m.ListedSettled, m.Listed.RSS))
-		fmt.Fprintf(w, "; after a forced GC that returned free memory to the OS (a lower bound) %s, Go heap in use %s\n", rss(m.Collected), mib(int64(m.HeapInuse)))
+		fmt.Fprintf(w, "; after a forced GC that returned free memory to the OS (a lower bound) %s, Go heap in use %s\n", rss(m.Collected), benchkit.MiB(int64(m.HeapInuse)))
 		fmt.Fprintln(w, "- the district's RSS is the process's VmRSS minus the baseline; the process also runs the synthetic townships (entries generated a batch at a time) and the listing client. RssFile is badger's memory-mapped tables and value logs: page cache the kernel reclaims under pressure")
 	}
 	if m.DataApparent > 0 {
-		fmt.Fprintf(w, "- the district's data directory: %s on disk (du), %s apparent\n", mib(m.DataDisk), mib(m.DataApparent))
+		fmt.Fprintf(w, "- the district's data directory: %s on disk (du), %s apparent\n", benchkit.MiB(m.DataDisk), benchkit.MiB(m.DataApparent))
 	}
 }
 
@@ -128,7 +129,7 @@ func sustained(v *VisibilityResult) string {
 }
 
 func rss(m systems.Mem) string {
-	return fmt.Sprintf("VmRSS %s (RssAnon %s, RssFile %s)", mib(m.RSS), mib(m.Anon), mib(m.File))
+	return benchkit.RSSParts(m.RSS, m.Anon, m.File)
 }
 
 func unsettled(settled bool, rss int64) string {
@@ -138,13 +139,6 @@ func unsettled(settled bool, rss int64) string {
 	return fmt.Sprintf(" (still changing >1%% after %v)", settleMax)
 }
 
-func yesNo(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "**no**"
-}
-
 // thousands writes n with thin separators: 1,000,000.
 func thousands(n int) string {
 	s := fmt.Sprint(n)
@@ -152,23 +146,4 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// fmtDur shows a duration with about three significant digits (as the report's other tables).
-func fmtDur(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	switch {
-	case d == 0:
-		return "—"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0f µs", ms*1000)
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", ms)
-	case d < 100*time.Millisecond:
-		return fmt.Sprintf("%.1f ms", ms)
-	case d < time.Second:
-		return fmt.Sprintf("%.0f ms", ms)
-	default:
-		return fmt.Sprintf("%.2f s", ms/1000)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/tier"
@@ -83,13 +84,13 @@ func startVisGrid(ctx context.Context, cfg Config) (*visGrid, error) {
 		g.communities = append(g.communities, n)
 		want[n.Site()] = true
 	}
-	err = until(ctx, time.Minute, 20*time.Millisecond, func() error {
+	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		for _, n := range g.nodes {
 			if ok, why := n.Ready(); !ok {
 				return fmt.Errorf("%s not ready: %s", n.Name(), why)
 			}
 		}
-		return listedSites(g.district, want)
+		return benchkit.Listed(g.district, want)
 	})
 	if err != nil {
 		return g, fmt.Errorf("mirrorbench: grid not ready: %w", err)
@@ -164,21 +165,12 @@ func (w *watcher) waiting(measuredOnly bool) int {
 
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
-	var last uint64
-	tick := time.NewTicker(PollInterval)
-	defer tick.Stop()
 	var order [][]*pendingCase
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		idx := w.store.AppliedIndex()
+	benchkit.PollApplied(stop, PollInterval, w.store.AppliedIndex, func(moved bool) {
 		w.mu.Lock()
-		if idx == last && !w.added {
+		if !moved && !w.added {
 			w.mu.Unlock()
-			continue
+			return
 		}
 		w.added = false
 		order = order[:0]
@@ -190,7 +182,6 @@ func (w *watcher) run(stop <-chan struct{}) {
 			order = append(order, ps)
 		}
 		w.mu.Unlock()
-		last = idx
 		var found []*pendingCase
 		for _, ps := range order {
 			slices.SortFunc(ps, func(a, b *pendingCase) int { return strings.Compare(a.number, b.number) })
@@ -204,7 +195,7 @@ func (w *watcher) run(stop <-chan struct{}) {
 			}
 		}
 		if len(found) == 0 {
-			continue
+			return
 		}
 		w.mu.Lock()
 		for _, p := range found {
@@ -212,12 +203,12 @@ func (w *watcher) run(stop <-chan struct{}) {
 		}
 		w.seen = append(w.seen, found...)
 		w.mu.Unlock()
-	}
+	})
 }
 
 // waitDrained waits until no case (no measured case, with measuredOnly) is pending, or timeout.
 func (w *watcher) waitDrained(ctx context.Context, measuredOnly bool, timeout time.Duration) error {
-	return until(ctx, timeout, 5*time.Millisecond, func() error {
+	return benchkit.Until(ctx, timeout, 5*time.Millisecond, func() error {
 		if n := w.waiting(measuredOnly); n > 0 {
 			return fmt.Errorf("%d cases not in the district's mirror", n)
 		}
@@ -230,7 +221,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 	res := &VisibilityResult{Rate: cfg.Rate, Warmup: cfg.Warmup, Target: TargetVisibilityP99, Townships: cfg.Townships, Communities: cfg.Communities,
 		Grid: fmt.Sprintf("district 1 node, %d townships of 1 node, %d communities of 1 node (%d per township)",
 			cfg.Townships, cfg.Communities, (cfg.Communities+cfg.Townships-1)/cfg.Townships)}
-	progress(cfg.Progress, "feeds: visibility: starting an in-process grid (%s)", res.Grid)
+	benchkit.Progress(cfg.Progress, "feeds: visibility: starting an in-process grid (%s)", res.Grid)
 	t0 := time.Now()
 	g, err := startVisGrid(ctx, cfg)
 	defer g.close()
@@ -259,7 +250,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 		return res, fmt.Errorf("mirrorbench: the first cases never reached the district: %w", err)
 	}
 	res.Setup = time.Since(t0)
-	progress(cfg.Progress, "feeds: visibility: grid ready in %v; %.0f cases/s over %d communities, %v warmup + %v",
+	benchkit.Progress(cfg.Progress, "feeds: visibility: grid ready in %v; %.0f cases/s over %d communities, %v warmup + %v",
 		res.Setup.Round(time.Millisecond), cfg.Rate, len(g.communities), cfg.Warmup, cfg.Duration)
 	w.mu.Lock()
 	w.seen = nil
@@ -357,11 +348,11 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 		toDistrict = append(toDistrict, atDistrict.Sub(trec.MirroredAt))
 		seenPart = append(seenPart, p.seen.Sub(atDistrict))
 	}
-	res.Submit = summarise(submitLat)
-	res.Lag = summarise(lag)
-	res.Accept, res.ToTownship, res.ToDistrict, res.Seen = summarise(accept), summarise(toTownship), summarise(toDistrict), summarise(seenPart)
+	res.Submit = benchkit.Summarise(submitLat)
+	res.Lag = benchkit.Summarise(lag)
+	res.Accept, res.ToTownship, res.ToDistrict, res.Seen = benchkit.Summarise(accept), benchkit.Summarise(toTownship), benchkit.Summarise(toDistrict), benchkit.Summarise(seenPart)
 	res.Met = res.Lag.Count > 0 && res.Unseen == 0 && res.Lag.P99 <= res.Target
-	progress(cfg.Progress, "feeds: visibility: %d cases accepted (%.0f/s of %.0f offered), lag p50 %v, p99 %v, max %v; %d unseen",
+	benchkit.Progress(cfg.Progress, "feeds: visibility: %d cases accepted (%.0f/s of %.0f offered), lag p50 %v, p99 %v, max %v; %d unseen",
 		res.Accepted, res.AcceptedPerSec, cfg.Rate, res.Lag.P50, res.Lag.P99, res.Lag.Max, res.Unseen)
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -370,7 +361,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 		return res, fmt.Errorf("mirrorbench: no case of the window reached the district (%d errors, first: %s)", res.Errors, res.FirstError)
 	}
 	if drainErr != nil {
-		progress(cfg.Progress, "feeds: visibility: %v", drainErr)
+		benchkit.Progress(cfg.Progress, "feeds: visibility: %v", drainErr)
 	}
 	return res, nil
 }

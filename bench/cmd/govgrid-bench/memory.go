@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/loadgen"
 	"github.com/govgrid/govgrid/bench/systems"
 )
@@ -60,7 +61,7 @@ func measureMemory(ctx context.Context, o options) *memoryResult {
 		return m
 	}
 	m.IdleRSS, m.IdleRSSAnon, m.IdleRSSFile, m.IdleSettled = idle.RSS, idle.Anon, idle.File, settled
-	logf("memory: idle RSS %s; loading %d cases with %d clients", mib(m.IdleRSS), o.memoryCases, memoryConcurrency)
+	logf("memory: idle RSS %s; loading %d cases with %d clients", benchkit.MiB(m.IdleRSS), o.memoryCases, memoryConcurrency)
 	m.Load = loadgen.RunCount(ctx, memoryConcurrency, o.memoryCases, tg.Op)
 	logf("memory: loaded in %v (%.0f cases/s, %d errors)", m.Load.Elapsed.Round(time.Millisecond), m.Load.OpsPerSec, m.Load.Errors)
 	loaded, settled, err := systems.SettledMem(ctx, pid, settleInterval, settleMax)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/loadgen"
 	"github.com/govgrid/govgrid/bench/mirrorbench"
 )
@@ -202,7 +203,7 @@ func printReport(w io.Writer, r *report) {
 	if mem := r.Memory; mem != nil {
 		fmt.Fprintf(bw, "\n## Memory: 1-node govgrid site (agent's /proc/<pid>/status)\n\n")
 		if mem.IdleRSS > 0 {
-			fmt.Fprintf(bw, "- idle after start: %s%s\n", rssParts(mem.IdleRSS, mem.IdleRSSAnon, mem.IdleRSSFile), unsettled(mem.IdleSettled))
+			fmt.Fprintf(bw, "- idle after start: %s%s\n", benchkit.RSSParts(mem.IdleRSS, mem.IdleRSSAnon, mem.IdleRSSFile), unsettled(mem.IdleSettled))
 		}
 		if mem.Load.Ops+mem.Load.Errors > 0 {
 			l := mem.Load
@@ -210,10 +211,10 @@ func printReport(w io.Writer, r *report) {
 				mem.Cases, memoryConcurrency, l.Elapsed.Round(time.Millisecond), l.OpsPerSec, fmtDur(l.P50), fmtDur(l.P99), l.Errors)
 		}
 		if mem.LoadedRSS > 0 {
-			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, rssParts(mem.LoadedRSS, mem.LoadedRSSAnon, mem.LoadedRSSFile), unsettled(mem.LoadSettled))
+			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, benchkit.RSSParts(mem.LoadedRSS, mem.LoadedRSSAnon, mem.LoadedRSSFile), unsettled(mem.LoadSettled))
 		}
 		if mem.DataApparent > 0 {
-			fmt.Fprintf(bw, "- data directory after the load: %s on disk (du), %s apparent\n", mib(mem.DataDisk), mib(mem.DataApparent))
+			fmt.Fprintf(bw, "- data directory after the load: %s on disk (du), %s apparent\n", benchkit.MiB(mem.DataDisk), benchkit.MiB(mem.DataApparent))
 		}
 		if mem.Error != "" {
 			fmt.Fprintf(bw, "- error: %s\n", firstLineOf(mem.Error))
@@ -277,13 +278,6 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0f ms", ms)
 	}
-}
-
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// rssParts formats VmRSS with its RssAnon and RssFile parts.
-func rssParts(rss, anon, file int64) string {
-	return fmt.Sprintf("VmRSS %s (RssAnon %s, RssFile %s)", mib(rss), mib(anon), mib(file))
 }
 
 func unsettled(settled bool) string {

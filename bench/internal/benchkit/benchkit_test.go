@@ -1,0 +1,87 @@
+package benchkit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSummarise(t *testing.T) {
+	if got := Summarise(nil); got != (Dist{}) {
+		t.Fatalf("empty: %+v", got)
+	}
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	got := Summarise(lat)
+	want := Dist{Count: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
+	if got != want {
+		t.Fatalf("Summarise(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if got := Summarise([]time.Duration{7}); got.P50 != 7 || got.P99 != 7 || got.Max != 7 {
+		t.Fatalf("one sample: %+v", got)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "—", 420 * time.Microsecond: "420 µs", 1234 * time.Microsecond: "1.23 ms",
+		12345 * time.Microsecond: "12.3 ms", 123456 * time.Microsecond: "123 ms", 2500 * time.Millisecond: "2.50 s"} {
+		if got := FmtDur(d); got != want {
+			t.Errorf("FmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if got := YesNo(true) + " " + YesNo(false); got != "yes **no**" {
+		t.Errorf("YesNo: %q", got)
+	}
+	if got := RSSParts(3<<20, 2<<20, 1<<19); got != "VmRSS 3.0 MiB (RssAnon 2.0 MiB, RssFile 0.5 MiB)" {
+		t.Errorf("RSSParts: %q", got)
+	}
+}
+
+func TestUntil(t *testing.T) {
+	n := 0
+	if err := Until(context.Background(), time.Second, time.Millisecond, func() error {
+		if n++; n < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil || n != 3 {
+		t.Fatalf("Until: %v after %d calls", err, n)
+	}
+	notYet := errors.New("never")
+	if err := Until(context.Background(), 5*time.Millisecond, time.Millisecond, func() error { return notYet }); !errors.Is(err, notYet) {
+		t.Fatalf("Until after its timeout: %v", err)
+	}
+}
+
+func TestPollApplied(t *testing.T) {
+	stop := make(chan struct{})
+	index := []uint64{0, 0, 1, 1, 2}
+	var moved []bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		i := 0
+		PollApplied(stop, time.Millisecond, func() uint64 { return index[min(i, len(index)-1)] }, func(m bool) {
+			if i == len(index) {
+				return // a tick that raced the closed stop
+			}
+			moved = append(moved, m)
+			if i++; i == len(index) {
+				close(stop)
+			}
+		})
+	}()
+	<-done
+	want := []bool{false, false, true, false, true}
+	if len(moved) != len(want) {
+		t.Fatalf("moved %v, want %v", moved, want)
+	}
+	for i := range want {
+		if moved[i] != want[i] {
+			t.Fatalf("moved %v, want %v", moved, want)
+		}
+	}
+}
