@@ -22,7 +22,7 @@ import (
 // parent acknowledges what it committed, and the child never runs more than feedWindow entries
 // ahead of the last acknowledgement, so a slow parent slows the stream instead of losing
 // entries. The parent's leader runs one puller per child; it commits each batch with the new
-// cursor in one command (replication.Store.MirrorChild), so a new leader resumes from the
+// cursor in one command (replication.Store.MirrorChildRaw), so a new leader resumes from the
 // committed cursor and a re-sent entry is skipped. The child's leader trims what its parent has
 // acknowledged.
 const (

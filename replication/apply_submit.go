@@ -81,14 +81,6 @@ func (f *fsm) applySubmit(txn *badger.Txn, c *submitCommand) (*result, error) {
 	return &result{Case: cs}, nil
 }
 
-func putCase(txn *badger.Txn, c *casework.Case) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return txn.Set(caseKey(c.Number), b)
-}
-
 func getCase(txn *badger.Txn, number string) (*casework.Case, error) {
 	item, err := txn.Get(caseKey(number))
 	if err != nil {

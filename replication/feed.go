@@ -433,16 +433,6 @@ func (s *Store) MirrorChildRaw(ctx context.Context, child string, entries [][]by
 	return err
 }
 
-// MirrorChild commits a batch of a child's feed (see applyMirror).
-func (s *Store) MirrorChild(ctx context.Context, child string, entries []FeedEntry, head uint64) error {
-	cmd, err := encodeCommand(cmdMirror, &mirrorCommand{Child: child, Entries: entries, Head: head})
-	if err != nil {
-		return err
-	}
-	_, err = s.proposeWithRetry(ctx, cmd)
-	return err
-}
-
 // TrimFeed drops this site's feed entries up to upto (the parent has them), in commands of at
 // most maxTrim entries each.
 func (s *Store) TrimFeed(ctx context.Context, upto uint64) error {

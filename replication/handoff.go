@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -468,30 +467,6 @@ func (s *Store) Outbox(to string, limit int) ([]OutboxEntry, error) {
 			out = append(out, *e)
 			return limit == 0 || len(out) < limit
 		})
-	})
-	return out, err
-}
-
-// OutboxTargets lists the sites with handoffs waiting, reading one key per site.
-func (s *Store) OutboxTargets() ([]string, error) {
-	var out []string
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixOutbox
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); {
-			key := it.Item().Key()[len(prefixOutbox):]
-			i := bytes.IndexByte(key, 0)
-			if i < 0 {
-				return fmt.Errorf("malformed outbox key %q", key)
-			}
-			to := string(key[:i])
-			out = append(out, to)
-			it.Seek(concat(outboxPrefix(to), []byte{0xff}))
-		}
-		return nil
 	})
 	return out, err
 }

@@ -20,7 +20,7 @@
 // and one Cluster.RegisterSites call, as a township's leader makes. The district cannot tell
 // them from real townships: its own leader runs one puller per registered child, finds the
 // child's node through gossip, and commits every batch through its Raft log and FSM
-// (replication.Store.MirrorChild), exactly as in production. Only the townships' own Raft
+// (replication.Store.MirrorChildRaw), exactly as in production. Only the townships' own Raft
 // writes (and their communities') are skipped: the load measures the district's side alone,
 // plus the CPU this process spends generating entries, which the result reports.
 package mirrorbench
