@@ -348,6 +348,7 @@ type caseAnswer struct {
 	Title      string `json:"title"`
 	Status     string `json:"status"`
 	HolderSite string `json:"holder_site"`
+	QueryCode  string `json:"query_code"`
 }
 
 // submitBody is a valid application; title makes it recognisable.

@@ -18,8 +18,9 @@ import (
 	"time"
 )
 
-// demoPorts is how many consecutive ports `govgrid demo` uses: 4 per node, 11 nodes.
-const demoPorts = 44
+// demoPorts is how many consecutive ports `govgrid demo` uses (4 per node, 11 nodes) and the 4
+// after them, which its "add a community" command uses.
+const demoPorts = 48
 
 // freePortRange returns a base port such that the n ports from it were free for TCP and UDP
 // on 127.0.0.1 a moment ago and were never handed out by freeAddr; it reserves them so that
@@ -287,6 +288,9 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 		t.Fatalf("POST /v1/cases to %s: status %d: %v", cnode.Node, status, err)
 	}
 	t.Logf("case %s written on %s", c.Number, cnode.Node)
+	checkGridJSONNamesTheGrid(t, filepath.Join(dir, "grid.json"))
+	checkRetryAfterTheCaseLeft(t, "http://"+cnode.HTTP, cnode.Parent)
+	checkDemoCanBeJoined(t, d.logPath, "http://"+g.Nodes[0].HTTP)
 	stopDemoProc(t, d, g)
 	httpTransport.CloseIdleConnections()
 

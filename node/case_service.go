@@ -11,6 +11,7 @@ import (
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/metadata"
 )
@@ -23,10 +24,21 @@ const localOnlyKey = "x-govgrid-local"
 type caseService struct{ n *Node }
 
 func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
-	if s.n.restoring.Load() {
+	if s.n.restoring() {
 		return nil, errRestoring
 	}
-	return s.n.store.SubmitCase(ctx, sub)
+	c, duplicate, err := s.n.state.SubmitCase(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	if duplicate && (c.HolderSite != s.n.cfg.Site || c.Transit != nil) {
+		// A retry of a case that has left since (or is leaving): show where it is now.
+		if now, err := s.GetCase(ctx, c.Number); err == nil {
+			now.QueryCode = c.QueryCode
+			return now, nil
+		}
+	}
+	return c, nil
 }
 
 // GetCase finds a case wherever it is held. This site answers if it holds the case; if it
@@ -45,19 +57,34 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 		}
 		return c, nil
 	}
-	if !errors.Is(err, replication.ErrNotFound) || isLocalOnly(ctx) {
+	// Not here (or this node cannot confirm it is not: err says unavailable, and becomes the
+	// answer if nothing else finds the case).
+	if !errors.Is(err, sitestate.ErrNotFound) && !errors.Is(err, replication.ErrNoLeader) || isLocalOnly(ctx) {
 		return nil, err
 	}
 	if hops >= maxCaseHops {
 		return nil, fmt.Errorf("case %s: gave up after %d hops following it between sites", number, hops)
 	}
-	if st, serr := s.n.store.GetStub(number); serr == nil {
+	if st, serr := s.n.state.GetStub(number); serr == nil {
 		c, err := s.n.askSite(ctx, st.Holder, number, hops+1)
+		return s.orMirror(number, c, err)
+	}
+	if rec, merr := s.n.state.MirrorCase(number); merr == nil && rec.Case.HolderSite != s.n.cfg.Site {
+		// No stub (pruned after its window), but this site's copy says where the case went.
+		next := rec.Case.HolderSite
+		if rec.Case.Transit != nil {
+			next = rec.Case.Transit.To
+		}
+		c, err := s.n.askSite(ctx, next, number, hops+1)
+		if err == nil && c.Version < rec.Case.Version {
+			c = rec.Case
+		}
 		return s.orMirror(number, c, err)
 	}
 	origin, _, _, perr := casework.ParseNumber(number)
 	if perr != nil || origin == s.n.cfg.Site || hops > 0 {
-		// Asked by another site, or this is the origin: not knowing the case here is final.
+		// Asked by another site, or this is the origin: not knowing the case here is final
+		// (a 404 only when the site's leader confirmed it).
 		return nil, err
 	}
 	c, err = s.n.askSite(ctx, origin, number, hops+1)
@@ -67,29 +94,41 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 // orMirror answers a case that could not be fetched from where it is because that site cannot
 // be reached: an ancestor answers from its mirror (the newest version its subtree sent up).
 func (s *caseService) orMirror(number string, c *casework.Case, err error) (*casework.Case, error) {
-	if err == nil || errors.Is(err, replication.ErrNotFound) {
+	if err == nil || errors.Is(err, sitestate.ErrNotFound) {
 		return c, err
 	}
-	if rec, merr := s.n.store.MirrorCase(number); merr == nil {
+	if rec, merr := s.n.state.MirrorCase(number); merr == nil {
 		return rec.Case, nil
 	}
 	return nil, err
 }
 
 // localCase reads a case from this site: this node's replica, or, on a follower that has not
-// applied it yet (acknowledged a moment ago through another node), the leader's.
+// applied it yet (acknowledged a moment ago through another node), the leader's. It answers
+// "not found" only when the site's leader confirms it: a follower that cannot reach its leader,
+// or a leader cut off from its followers, may hold a stale copy, and saying "no such case" for
+// one that was acknowledged would be wrong. It answers unavailable instead.
 func (s *caseService) localCase(ctx context.Context, number string) (*casework.Case, error) {
-	c, err := s.n.store.GetCase(number)
-	if !errors.Is(err, replication.ErrNotFound) || s.n.store.IsLeader() || isLocalOnly(ctx) {
+	c, err := s.n.state.GetCase(number)
+	if !errors.Is(err, sitestate.ErrNotFound) {
 		return c, err
 	}
-	if _, serr := s.n.store.GetStub(number); serr == nil {
-		return nil, err
+	if _, serr := s.n.state.GetStub(number); serr == nil {
+		return nil, err // handed on: the caller follows the stub
 	}
-	leader, _ := s.n.store.Leader()
+	if s.n.raft.IsLeader() {
+		if verr := s.n.raft.VerifyLeader(); verr != nil || !s.n.caughtUp.Load() {
+			return nil, fmt.Errorf("%w: case %s is not on this node, which cannot confirm it leads its site", replication.ErrNoLeader, number)
+		}
+		return s.n.state.GetCase(number) // a last look: it may have been applied meanwhile
+	}
+	if isLocalOnly(ctx) {
+		return nil, fmt.Errorf("%w: asked as the leader, but %s no longer leads its site", replication.ErrNoLeader, s.n.cfg.Name)
+	}
+	leader, _ := s.n.raft.Leader()
 	conn, cerr := dialMember(s.n.gossip, s.n.peers, string(leader))
 	if leader == "" || cerr != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: case %s is not on this node, and the site's leader cannot be asked", replication.ErrNoLeader, number)
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, localOnlyKey, "1")
 	pc, perr := pb.NewCasesClient(conn).GetCase(ctx, &pb.GetCaseRequest{Number: number})
@@ -131,7 +170,7 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 		if err == nil {
 			return grpcapi.CaseFromProto(pc), nil
 		}
-		if err = fromStatus(err); errors.Is(err, replication.ErrNotFound) {
+		if err = fromStatus(err); errors.Is(err, sitestate.ErrNotFound) {
 			return nil, err
 		}
 		lastErr = err
@@ -143,11 +182,11 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 }
 
 func (s *caseService) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
-	return s.n.MoveCase(ctx, number, d)
+	return s.n.moveCase(ctx, number, d)
 }
 
-func (s *caseService) ListCases(ctx context.Context, f replication.Filter) (*replication.Page, error) {
-	return s.n.store.ListCases(f)
+func (s *caseService) ListCases(ctx context.Context, f sitestate.Filter) (*sitestate.Page, error) {
+	return s.n.state.ListCases(f)
 }
 
 func isLocalOnly(ctx context.Context) bool {
@@ -155,35 +194,8 @@ func isLocalOnly(ctx context.Context) bool {
 	return len(md.Get(localOnlyKey)) > 0
 }
 
-// clusterBackend implements grpcapi.ClusterBackend.
-type clusterBackend struct{ n *Node }
-
-func (b *clusterBackend) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
-	return b.n.store.ApplyForwarded(ctx, cmd)
-}
-func (b *clusterBackend) HasState() (bool, error) { return b.n.store.HasState() }
-func (b *clusterBackend) RegisterSites(ctx context.Context, from string, recs []replication.SiteRecord) error {
-	return b.n.RegisterSites(ctx, from, recs)
-}
-func (b *clusterBackend) ReceiveHandoffs(ctx context.Context, from string, items []*pb.HandoffItem) ([]replication.ArrivalOutcome, error) {
-	return b.n.ReceiveHandoffs(ctx, from, items)
-}
-func (b *clusterBackend) ServeFeed(stream pb.Cluster_FeedServer) error { return b.n.ServeFeed(stream) }
-func (b *clusterBackend) ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error) {
-	return b.n.ConfigSince(ctx, from, known)
-}
-func (b *clusterBackend) ServeExport(site string, stream pb.Cluster_ExportSiteServer) error {
-	return b.n.ServeExport(site, stream)
-}
-func (b *clusterBackend) NodeName() string { return b.n.cfg.Name }
-func (b *clusterBackend) SiteCode() string { return b.n.cfg.Site }
-func (b *clusterBackend) LeaderName() string {
-	id, _ := b.n.store.Leader()
-	return string(id)
-}
-
 func raftID(name string) raft.ServerID { return raft.ServerID(name) }
 
-func (s *caseService) ListSubtree(ctx context.Context, f replication.MirrorFilter) (*replication.MirrorPage, error) {
-	return s.n.ListSubtree(f)
+func (s *caseService) ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error) {
+	return s.n.state.ListSubtree(f)
 }

@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/govgrid/govgrid/netfault"
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/tier"
+	"google.golang.org/grpc"
 )
 
 // Config is everything a node needs to start. cmd/govgrid fills it from flags, the config file
@@ -56,12 +57,13 @@ type Config struct {
 	Version  string
 	// Pprof serves Go's profiler on the HTTP address under /debug/pprof/.
 	Pprof bool
-	// Links, if set, decides which peer addresses this node may reach (tests that cut links
-	// between in-process nodes: Raft, gossip and gRPC all go through it). nil allows all.
-	Links netfault.Allow
-	// Faults, if set, injects message faults (loss, copies, delays) into this node's gRPC calls
-	// to other nodes (tests of handoffs over bad links); nil injects none.
-	Faults *netfault.Faults
+	// Network, if set, is how the node reaches its peers: Raft's and gRPC's connections and the
+	// gossip transport. Tests route every link of an in-process grid through their own network
+	// to cut or slow it; nil is the host's network.
+	Network Network
+	// PeerCalls, if set, wraps every unary gRPC call this node makes to another node (tests
+	// inject message loss, copies and delays there); nil wraps none.
+	PeerCalls grpc.UnaryClientInterceptor
 	// RestoreFromParent makes a fresh node of a lost site rebuild it from its parent's mirror
 	// before it takes cases (`govgrid site restore --from-parent`); RestoreProgress, if set,
 	// hears how far it is.
@@ -76,10 +78,6 @@ type Config struct {
 
 // DefaultConfig returns a Config with the defaults of `govgrid agent`.
 func DefaultConfig() Config {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		loc = time.FixedZone("CST", 8*3600)
-	}
 	return Config{
 		DataDir:           "data",
 		HTTPAddr:          "127.0.0.1:8080",
@@ -92,7 +90,7 @@ func DefaultConfig() Config {
 		ReapAfter:         72 * time.Hour,
 		ReconnectInterval: 30 * time.Second,
 		DeadNodeReclaim:   30 * time.Second,
-		Location:          loc,
+		Location:          casework.GridLocation(),
 		Logger:            slog.Default(),
 		Version:           "dev",
 	}

@@ -3,15 +3,13 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Configuration down the tree (replication/config.go): the site's leader asks its parent every
@@ -21,26 +19,6 @@ const (
 	configPoll  = time.Second
 	configBatch = 256
 )
-
-// ConfigSince serves a child site the documents it lacks.
-func (n *Node) ConfigSince(ctx context.Context, from string, known map[string]uint64) ([][]byte, error) {
-	if n.childStatus(from) != siteChild {
-		return nil, status.Errorf(codes.PermissionDenied, "site %s serves configuration to its children, and %q is not one (yet)", n.cfg.Site, from)
-	}
-	docs, err := n.store.ConfigSince(known, configBatch)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, 0, len(docs))
-	for _, d := range docs {
-		b, err := json.Marshal(d)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
 
 // syncConfig is leader work: keep this site's configuration up to date with its parent's.
 func (n *Node) syncConfig(stop <-chan struct{}) {
@@ -66,7 +44,7 @@ func (n *Node) syncConfig(stop <-chan struct{}) {
 
 // pullConfig asks the parent once and commits what it sends; it reports whether there may be more.
 func (n *Node) pullConfig() (bool, error) {
-	known, err := n.store.ConfigVersions()
+	known, err := n.state.ConfigVersions()
 	if err != nil {
 		return false, err
 	}
@@ -80,46 +58,32 @@ func (n *Node) pullConfig() (bool, error) {
 	if err != nil || len(resp.GetDocs()) == 0 {
 		return false, err
 	}
-	docs := make([]replication.ConfigDoc, 0, len(resp.GetDocs()))
-	for _, b := range resp.GetDocs() {
-		var d replication.ConfigDoc
-		if err := json.Unmarshal(b, &d); err != nil {
-			return false, fmt.Errorf("undecodable configuration document from %s: %w", n.cfg.Parent, err)
-		}
-		docs = append(docs, d)
-	}
-	if err := n.store.SyncConfig(ctx, docs); err != nil {
+	// The documents pass through undecoded: the state reads them.
+	if err := n.state.SyncConfig(ctx, resp.GetDocs()); err != nil {
 		return false, err
 	}
-	return len(docs) == configBatch, nil
+	return len(resp.GetDocs()) == configBatch, nil
 }
 
 // PutConfig changes a document this site owns. Only the district and townships own documents:
 // the district's reach every site, a township's its own subtree.
-func (n *Node) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*replication.ConfigDoc, error) {
+func (n *Node) putConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error) {
 	if n.cfg.Tier == tier.Community {
-		return nil, &replication.Error{Code: replication.CodeForbidden, Message: fmt.Sprintf(
-			"%s is a community: configuration is changed by the district, or by a township for its own subtree", n.cfg.Site)}
+		return nil, sitestate.Errorf(sitestate.CodeForbidden,
+			"%s is a community: configuration is changed by the district, or by a township for its own subtree", n.cfg.Site)
 	}
-	return n.store.PutConfig(ctx, path, value, del)
-}
-
-// ConfigSnapshot is this site's configuration: every document in force.
-type ConfigSnapshot struct {
-	Site     string                  `json:"site"`
-	Versions map[string]uint64       `json:"versions"`
-	Docs     []replication.ConfigDoc `json:"docs"`
+	return n.state.PutConfig(ctx, path, value, del)
 }
 
 // Configuration returns the documents in force at this site: for a path owned at several
 // levels, the nearest owner's (this site, then its parent, then the district) wins; deletions
 // are left out.
-func (n *Node) Configuration() (*ConfigSnapshot, error) {
-	docs, err := n.store.Config()
+func (n *Node) Configuration() (*api.ConfigView, error) {
+	docs, err := n.state.Config()
 	if err != nil {
 		return nil, err
 	}
-	versions, err := n.store.ConfigVersions()
+	versions, err := n.state.ConfigVersions()
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +96,13 @@ func (n *Node) Configuration() (*ConfigSnapshot, error) {
 		}
 		return 2
 	}
-	best := map[string]replication.ConfigDoc{}
+	best := map[string]sitestate.ConfigDoc{}
 	for _, d := range docs {
 		if b, ok := best[d.Path]; !ok || rank(d.Owner) < rank(b.Owner) {
 			best[d.Path] = d
 		}
 	}
-	view := &ConfigSnapshot{Site: n.cfg.Site, Versions: versions, Docs: []replication.ConfigDoc{}}
+	view := &api.ConfigView{Site: n.cfg.Site, Versions: versions, Docs: []sitestate.ConfigDoc{}}
 	for _, d := range best {
 		if !d.Deleted {
 			view.Docs = append(view.Docs, d)
@@ -151,8 +115,8 @@ func (n *Node) Configuration() (*ConfigSnapshot, error) {
 // configService adapts the node to httpapi.ConfigService.
 type configService struct{ n *Node }
 
-func (c configService) Configuration() (any, error) { return c.n.Configuration() }
-func (c configService) ConfigDoc(path string) (*replication.ConfigDoc, error) {
+func (c configService) Configuration() (*api.ConfigView, error) { return c.n.Configuration() }
+func (c configService) ConfigDoc(path string) (*sitestate.ConfigDoc, error) {
 	snap, err := c.n.Configuration()
 	if err != nil {
 		return nil, err
@@ -162,8 +126,8 @@ func (c configService) ConfigDoc(path string) (*replication.ConfigDoc, error) {
 			return &snap.Docs[i], nil
 		}
 	}
-	return nil, &replication.Error{Code: replication.CodeNotFound, Message: "no configuration document " + path + " in force at " + c.n.cfg.Site}
+	return nil, sitestate.Errorf(sitestate.CodeNotFound, "no configuration document %s in force at %s", path, c.n.cfg.Site)
 }
-func (c configService) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*replication.ConfigDoc, error) {
-	return c.n.PutConfig(ctx, path, value, del)
+func (c configService) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error) {
+	return c.n.putConfig(ctx, path, value, del)
 }

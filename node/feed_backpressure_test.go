@@ -7,7 +7,8 @@ import (
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 	"google.golang.org/grpc"
@@ -53,7 +54,7 @@ func TestFeedWaitsForASlowParent(t *testing.T) {
 				return
 			}
 			for _, raw := range b.GetEntries() {
-				var e replication.FeedEntry
+				var e sitestate.FeedEntry
 				if err := json.Unmarshal(raw, &e); err != nil {
 					t.Fatal(err)
 				}
@@ -64,9 +65,8 @@ func TestFeedWaitsForASlowParent(t *testing.T) {
 		}
 	}
 	readUntilIdle()
-	const window = 1024 // node.feedWindow
-	if got != window {
-		t.Fatalf("without acknowledgements the community sent %d entries, want one window of %d", got, window)
+	if window := uint64(node.FeedWindow); got != window {
+		t.Fatalf("without acknowledgements the community sent %d entries, want one window of %d", got, node.FeedWindow)
 	}
 	if err := stream.Send(&pb.FeedAck{Cursor: 500}); err != nil {
 		t.Fatal(err)

@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/netfault"
 	"github.com/govgrid/govgrid/node"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -30,7 +31,7 @@ func waitMirrorsConverge(t *testing.T, g *testgrid.Grid, sites []string, timeout
 			if l == nil {
 				return fmt.Errorf("%s has no leader", site)
 			}
-			page, err := l.Store().ListCases(replication.Filter{Limit: replication.MaxPageSize})
+			page, err := l.State().ListCases(sitestate.Filter{Limit: sitestate.MaxPageSize})
 			if err != nil {
 				return err
 			}
@@ -47,7 +48,7 @@ func waitMirrorsConverge(t *testing.T, g *testgrid.Grid, sites []string, timeout
 					if al == nil {
 						return fmt.Errorf("%s has no leader", a)
 					}
-					rec, err := al.Store().MirrorCase(c.Number)
+					rec, err := al.State().MirrorCase(c.Number)
 					if err != nil {
 						return fmt.Errorf("%s's mirror lacks %s held by %s: %v", a, c.Number, site, err)
 					}
@@ -107,11 +108,11 @@ func TestMirrorsConvergeAfterFaults(t *testing.T) {
 	// refuses one) and nothing twice (entries at or below the cursor are skipped).
 	g.Eventually(30*time.Second, func() error {
 		for child, parent := range map[string]string{"cd-dgdj-ngj": "cd-dgdj", "cd-dgdj-bgj": "cd-dgdj", "cd-dgdj": "cd"} {
-			_, head, err := g.WaitLeader(child).Store().ReadFeed(1, 0)
+			head, err := g.WaitLeader(child).State().FeedHead()
 			if err != nil {
 				return err
 			}
-			cur, err := g.WaitLeader(parent).Store().FeedCursors()
+			cur, err := g.WaitLeader(parent).State().FeedCursors()
 			if err != nil {
 				return err
 			}
@@ -184,9 +185,7 @@ func TestSubtreeListingAndLag(t *testing.T) {
 		t.Fatalf("township's own cases in its subtree: %d", len(own.Cases))
 	}
 	g.Eventually(20*time.Second, func() error {
-		var v struct {
-			Sites []node.SiteView `json:"sites"`
-		}
+		var v api.SitesView
 		testgrid.GetJSON(t, district, "/v1/sites", &v)
 		for _, s := range v.Sites {
 			if s.Site == "cd-dgdj" {
@@ -215,10 +214,10 @@ func TestAncestorAnswersFromItsMirrorWhenTheHolderIsCutOff(t *testing.T) {
 	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
 	c := submitDecided(t, community, 1, "")
 	g.Eventually(20*time.Second, func() error {
-		if _, err := township.Store().MirrorCase(c.Number); err != nil {
+		if _, err := township.State().MirrorCase(c.Number); err != nil {
 			return err
 		}
-		_, err := g.WaitLeader("cd").Store().MirrorCase(c.Number)
+		_, err := g.WaitLeader("cd").State().MirrorCase(c.Number)
 		return err
 	})
 	g.Isolate(community.Name())

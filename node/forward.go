@@ -3,12 +3,12 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/govgrid/govgrid/netfault"
 	"sync"
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -19,15 +19,15 @@ import (
 
 // peers keeps one gRPC connection per peer address, shared by every call to that peer.
 type peers struct {
-	links  netfault.Allow   // nil in production
-	faults *netfault.Faults // nil in production
+	network Network                     // nil: the host's network
+	calls   grpc.UnaryClientInterceptor // nil: calls go out as they are
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // guarded by mu
 }
 
-func newPeers(links netfault.Allow, faults *netfault.Faults) *peers {
-	return &peers{links: links, faults: faults, conns: map[string]*grpc.ClientConn{}}
+func newPeers(network Network, calls grpc.UnaryClientInterceptor) *peers {
+	return &peers{network: network, calls: calls, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
@@ -45,11 +45,11 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 	}
-	if p.links != nil {
-		opts = append(opts, grpc.WithContextDialer(p.links.Dial))
+	if p.network != nil {
+		opts = append(opts, grpc.WithContextDialer(p.network.Dial))
 	}
-	if p.faults != nil {
-		opts = append(opts, grpc.WithUnaryInterceptor(p.faults.UnaryClientInterceptor()))
+	if p.calls != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(p.calls))
 	}
 	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
@@ -109,7 +109,7 @@ func fromStatus(err error) error {
 		// applied, or was applied under its request id; retrying is safe.
 		return fmt.Errorf("%w: %s", replication.ErrNoLeader, st.Message())
 	case codes.NotFound:
-		return fmt.Errorf("%w: %s", replication.ErrNotFound, st.Message())
+		return fmt.Errorf("%w: %s", sitestate.ErrNotFound, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
 	case codes.Canceled:

@@ -3,15 +3,16 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/govgrid/govgrid/internal/wake"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -29,10 +30,13 @@ type Member struct {
 type gossip struct {
 	list    *memberlist.Memberlist
 	logger  *slog.Logger
+	grid    string        // the gossip label
+	keyed   bool          // gossip is encrypted
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
-	// delivery: membership changed: the handoff worker retries sites that may be back
-	delivery chan struct{}
+	// news wakes every worker waiting on a peer (handoff senders, feed pullers) when membership
+	// changed: the site they wait for may be back.
+	news wake.Signal
 
 	mu    sync.Mutex
 	meta  []byte            // guarded by mu: this node's encoded Meta
@@ -54,8 +58,8 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	if cfg.GossipPushPull > 0 {
 		mc.PushPullInterval = cfg.GossipPushPull
 	}
-	if cfg.Links != nil {
-		t, bound, err := newFaultTransport(host, port, cfg.Links)
+	if cfg.Network != nil {
+		t, bound, err := cfg.Network.GossipTransport(host, port)
 		if err != nil {
 			return nil, fmt.Errorf("gossip on %s: %w", cfg.GossipAddr, err)
 		}
@@ -69,11 +73,8 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	mc.AdvertisePort = port
 	mc.Label = cfg.GridName
 	mc.SecretKey = cfg.GossipKey
-	mc.Logger = log.New(io.Discard, "", 0)
-	if logger.Enabled(context.Background(), slog.LevelDebug) {
-		mc.Logger = slog.NewLogLogger(logger.With("component", "memberlist").Handler(), slog.LevelDebug)
-	}
-	g := &gossip{meta: encoded, logger: logger, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), delivery: make(chan struct{}, 1), nodes: map[string]Member{}}
+	mc.Logger = log.New(memberlistLog{logger.With("component", "memberlist")}, "", 0)
+	g := &gossip{meta: encoded, logger: logger, grid: cfg.GridName, keyed: len(cfg.GossipKey) > 0, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -95,7 +96,46 @@ func (g *gossip) join(addrs []string) (int, error) {
 	if len(addrs) == 0 {
 		return 0, nil
 	}
-	return g.list.Join(addrs)
+	n, err := g.list.Join(addrs)
+	return n, explainJoin(err, g.grid, g.keyed)
+}
+
+// explainJoin says what a failed join most likely means: memberlist's own error for a peer of
+// another grid is a bare EOF (the peer drops a stream whose label it does not accept, and logs
+// "unacceptable label"), and a peer with another key answers with an error encrypted under it.
+func explainJoin(err error, grid string, keyed bool) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no installed keys could decrypt") || strings.Contains(msg, "encryption is configured") ||
+		strings.Contains(msg, "is encrypted and encryption is not configured"):
+		return fmt.Errorf("%w: the nodes answered with another gossip key: this node's --gossip-key (set: %v) must be the grid's", err, keyed)
+	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
+		return fmt.Errorf("%w: the nodes closed the connection without answering: most likely their grid label differs from this node's --grid %q (they log \"unacceptable label\"), or their gossip key does", err, grid)
+	}
+	return err
+}
+
+// memberlistLog sends memberlist's log lines to slog at the level their prefix names, so that a
+// peer of another grid or with another key is seen at warn level, not thrown away.
+type memberlistLog struct{ l *slog.Logger }
+
+func (m memberlistLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug} {
+		if strings.HasPrefix(line, prefix) {
+			level, line = l, strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	if level == slog.LevelError && strings.Contains(line, "failed to receive") && strings.Contains(line, "EOF") {
+		level = slog.LevelDebug // a peer that hung up mid-stream: routine on a flaky link
+	}
+	m.l.Log(context.Background(), level, strings.TrimPrefix(line, "memberlist: "))
+	return len(p), nil
 }
 
 // members returns every node gossip knows of, alive or not, sorted by name. It reads the copy
@@ -120,12 +160,9 @@ func (g *gossip) member(name string) (Member, bool) {
 }
 
 func (g *gossip) signal() {
-	for _, ch := range []chan struct{}{g.changed, g.saved, g.delivery} {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	nudge(g.changed)
+	nudge(g.saved)
+	g.news.Notify()
 }
 
 // announceLeaving republishes this node's metadata with Leaving set, so the site leader removes
@@ -208,4 +245,11 @@ func (g *gossip) NotifyMerge(peers []*memberlist.Node) error {
 		}
 	}
 	return nil
+}
+
+// gossipPort parses the port of a host:port the config already validated.
+func gossipPort(addr string) (string, int) {
+	host, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	return host, port
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/node"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -22,11 +22,11 @@ var threeTiers = testgrid.Spec{Sites: []testgrid.Site{
 func waitRegistered(t *testing.T, g *testgrid.Grid, n *node.Node, want map[string]string, timeout time.Duration) {
 	t.Helper()
 	g.Eventually(timeout, func() error {
-		recs, err := n.Store().Sites()
+		recs, err := n.State().Sites()
 		if err != nil {
 			return err
 		}
-		got := map[string]replication.SiteRecord{}
+		got := map[string]sitestate.SiteRecord{}
 		for _, r := range recs {
 			got[r.Code] = r
 		}
@@ -52,7 +52,7 @@ func TestTreeReachesTheDistrict(t *testing.T) {
 	waitRegistered(t, g, district, map[string]string{"cd": "", "cd-dgdj": "cd", "cd-dgdj-ngj": "cd-dgdj"}, 15*time.Second)
 	// The township's registry is its subtree only.
 	township := g.WaitLeader("cd-dgdj")
-	recs, _ := township.Store().Sites()
+	recs, _ := township.State().Sites()
 	for _, r := range recs {
 		if r.Code == "cd" {
 			t.Fatal("the township registered its parent in its own subtree")
@@ -205,7 +205,7 @@ func TestFailedNodeIsReapedFromItsSite(t *testing.T) {
 	}
 	g.Kill(victim)
 	g.Eventually(45*time.Second, func() error {
-		servers, err := leader.Store().Servers()
+		servers, err := leader.Raft().Servers()
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func TestNodeBackAtNewAddressIsReAdded(t *testing.T) {
 	})
 	n := g.RestartAt(moved, "127.0.0.1:0") // same data, new Raft (and other) ports
 	g.Eventually(30*time.Second, func() error {
-		servers, err := leader.Store().Servers()
+		servers, err := leader.Raft().Servers()
 		if err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func TestNodeBackAtNewAddressIsReAdded(t *testing.T) {
 	})
 	c := submit(t, leader, 1)
 	g.Eventually(20*time.Second, func() error {
-		_, err := n.Store().GetCase(c.Number)
+		_, err := n.State().GetCase(c.Number)
 		return err
 	})
 }

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/netfault"
 	"github.com/govgrid/govgrid/node"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -35,7 +36,7 @@ func submitDecided(t *testing.T, n *node.Node, i int, decide tier.Tier) *casewor
 	sub.DecideTier = string(decide)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := n.Store().SubmitCase(ctx, sub)
+	c, _, err := n.State().SubmitCase(ctx, sub)
 	if err != nil {
 		t.Fatalf("submit %d at %s: %v", i, n.Name(), err)
 	}
@@ -182,7 +183,7 @@ func TestMovesFollowTheRules(t *testing.T) {
 	}
 	waitHeld(t, g, ngj, local.Number, "cd-dgdj", 20*time.Second)
 	g.Eventually(10*time.Second, func() error {
-		if _, err := ngj.Store().GetStub(local.Number); err != nil {
+		if _, err := ngj.State().GetStub(local.Number); err != nil {
 			return fmt.Errorf("no stub yet: %v", err)
 		}
 		return nil
@@ -211,7 +212,7 @@ func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
 	var got *casework.Case
 	g.Eventually(20*time.Second, func() error {
 		var err error
-		if got, err = ngj.Store().GetCase(c.Number); err != nil {
+		if got, err = ngj.State().GetCase(c.Number); err != nil {
 			return err
 		}
 		if got.Transit != nil {
@@ -223,7 +224,7 @@ func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
 	if got.HolderSite != "cd-dgdj-ngj" || last.Type != casework.EventHandoffRefused || last.Note == "" {
 		t.Fatalf("after refusal: holder %s, last event %+v", got.HolderSite, last)
 	}
-	if _, err := township.Store().GetCase(c.Number); err == nil {
+	if _, err := township.State().GetCase(c.Number); err == nil {
 		t.Fatal("the retired township holds the case")
 	}
 	// Both sides count it: the source its refusals and delivery time, the target what it refused.
@@ -254,7 +255,7 @@ func liveCopies(t *testing.T, g *testgrid.Grid, sites []string) map[string][]*ca
 		l := g.WaitLeader(site)
 		token := ""
 		for {
-			page, err := l.Store().ListCases(replication.Filter{Limit: replication.MaxPageSize, PageToken: token})
+			page, err := l.State().ListCases(sitestate.Filter{Limit: sitestate.MaxPageSize, PageToken: token})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,12 +279,12 @@ func waitOutboxesEmpty(t *testing.T, g *testgrid.Grid, sites []string, timeout t
 			if l == nil {
 				return fmt.Errorf("%s has no leader", site)
 			}
-			depths, err := l.Store().OutboxDepths()
+			waiting, err := l.State().Outbox()
 			if err != nil {
 				return err
 			}
-			if len(depths) > 0 {
-				return fmt.Errorf("%s still has handoffs waiting: %+v", site, depths)
+			if len(waiting) > 0 {
+				return fmt.Errorf("%s still has %d handoffs waiting, the first %+v", site, len(waiting), waiting[0])
 			}
 		}
 		return nil
@@ -397,14 +398,12 @@ func TestCutOffCommunityQueuesEscalationsAndDeliversThemOnHealing(t *testing.T) 
 		c := submitDecided(t, community, i, tier.District)
 		want[c.Number] = "cd"
 	}
-	depths, err := community.Store().OutboxDepths()
-	if err != nil || depths["cd-dgdj"].Depth != 30 {
-		t.Fatalf("outbox toward the township: %+v, %v; want 30 queued", depths, err)
+	waiting, err := community.State().Outbox()
+	if err != nil || len(waiting) != 30 || waiting[0].To != "cd-dgdj" {
+		t.Fatalf("outbox toward the township: %d waiting, %v; want 30 queued", len(waiting), err)
 	}
 	// The queue shows in GET /v1/sites, so operators see what waits.
-	var sitesView struct {
-		Sites []node.SiteView `json:"sites"`
-	}
+	var sitesView api.SitesView
 	testgrid.GetJSON(t, community, "/v1/sites", &sitesView)
 	var shown int
 	for _, s := range sitesView.Sites {
@@ -435,7 +434,7 @@ func TestCutOffCommunityQueuesEscalationsAndDeliversThemOnHealing(t *testing.T) 
 // change (the registry, mirror and feed change on their own while a grid runs).
 func caseState(t *testing.T, n *node.Node) string {
 	t.Helper()
-	all, err := n.Store().ExportState()
+	all, err := n.State().ExportState()
 	if err != nil {
 		t.Fatal(err)
 	}

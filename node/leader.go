@@ -33,7 +33,7 @@ func (n *Node) bootstrapSite() {
 }
 
 func (n *Node) tryBootstrap() (bool, error) {
-	has, err := n.store.HasState()
+	has, err := n.raft.HasState()
 	if err != nil || has {
 		return has, err
 	}
@@ -66,7 +66,7 @@ func (n *Node) tryBootstrap() (bool, error) {
 		return false, nil
 	}
 	n.logger.Info("bootstrapping the site", "servers", len(servers))
-	return true, n.store.Bootstrap(servers)
+	return true, n.raft.Bootstrap(servers)
 }
 
 func (n *Node) askRaftStatus(m Member) (has bool, leader string, err error) {
@@ -103,7 +103,7 @@ func (n *Node) monitorLeadership() {
 		select {
 		case <-n.stop:
 			return
-		case isLeader := <-n.store.LeaderCh():
+		case isLeader := <-n.raft.LeaderCh():
 			if isLeader && stopLeader == nil {
 				stopLeader, leaderDone = make(chan struct{}), make(chan struct{})
 				go func(stop, done chan struct{}) {
@@ -120,12 +120,15 @@ func (n *Node) monitorLeadership() {
 	}
 }
 
-// leaderLoop is the leader-only work: keep the site's Raft membership in line with gossip,
-// the site registered with its parent, and its handoffs delivered.
+// leaderLoop is the leader-only work (establish; it returns on revoke): first finish a restore
+// of the site if one is due, then keep the site's Raft membership in line with gossip and the
+// site registered with its parent, while the workers deliver its handoffs (runOutbox), mirror
+// its children's feeds (runMirror), trim its feed at the district (trimFeed), pull
+// configuration from its parent (syncConfig) and prune its tables (pruneTables).
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	// Like Consul's leader: first apply everything the previous leaders committed, so that
 	// reads here and the workers below see the whole state.
-	for n.store.Barrier(10*time.Second) != nil {
+	for n.raft.Barrier(10*time.Second) != nil {
 		select {
 		case <-stop:
 			return
@@ -134,11 +137,11 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	}
 	n.caughtUp.Store(true)
 	defer n.caughtUp.Store(false)
-	if n.restoring.Load() && !n.restoreFromParent(stop) {
+	if n.restoring() && !n.restoreFromParent(stop) {
 		return
 	}
 	var workers sync.WaitGroup
-	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig} {
+	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig, n.pruneTables} {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -166,7 +169,7 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 // reconcileMembers adds every alive node of this site that Raft lacks, and removes nodes that
 // left the grid or stayed failed longer than ReapAfter.
 func (n *Node) reconcileMembers() {
-	servers, err := n.store.Servers()
+	servers, err := n.raft.Servers()
 	if err != nil {
 		return
 	}
@@ -182,13 +185,13 @@ func (n *Node) reconcileMembers() {
 		switch {
 		case m.Status == "alive" && (!known || string(s.Address) != m.Meta.Raft):
 			n.logger.Info("adding node to the site", "member", m.Name, "raft", m.Meta.Raft)
-			if err := n.store.AddVoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
+			if err := n.raft.AddVoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
 				n.logger.Warn("could not add node", "member", m.Name, "error", err)
 			}
 		case known && m.Status == "left",
 			known && m.Status == "dead" && time.Since(m.Since) > n.cfg.ReapAfter:
 			n.logger.Info("removing node from the site", "member", m.Name, "status", m.Status)
-			if err := n.store.RemoveServer(raftID(m.Name)); err != nil {
+			if err := n.raft.RemoveServer(raftID(m.Name)); err != nil {
 				n.logger.Warn("could not remove node", "member", m.Name, "error", err)
 			}
 		}

@@ -1,25 +1,26 @@
 package node
 
 import (
-	"slices"
-
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hashicorp/raft"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/web"
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,9 +32,12 @@ import (
 
 // Node is one running govgrid agent.
 type Node struct {
-	cfg      Config
-	logger   *slog.Logger
-	store    *replication.Store
+	cfg    Config
+	logger *slog.Logger
+	// state is the site's state on this node; raft the Raft group under it (membership,
+	// leadership), the same store.
+	state    *sitestate.State
+	raft     *replication.Store
 	gossip   *gossip
 	meta     Meta
 	peers    *peers
@@ -53,10 +57,6 @@ type Node struct {
 	feeds    *feedMetrics
 	// mirrorWake wakes the mirror workers when the registry changed (a new child).
 	mirrorWake chan struct{}
-	// feedAcked is the highest feed entry the parent acknowledged to this node.
-	feedAcked atomic.Uint64
-	// restoring is set while the site is rebuilt from its parent: it takes no cases meanwhile.
-	restoring atomic.Bool
 	// caughtUp is set while this node leads and has applied everything committed before.
 	caughtUp atomic.Bool
 
@@ -81,7 +81,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Links, cfg.Faults), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
@@ -107,34 +107,42 @@ func (n *Node) start() error {
 	// Raft address must be known for its metadata: bind Raft's port first through the store.
 	fwd := &forwarder{peers: n.peers}
 	rc := replication.DefaultConfig()
-	rc.NodeID, rc.Site, rc.DataDir = cfg.Name, cfg.Site, cfg.DataDir
-	rc.RaftAddr, rc.Location, rc.Logger, rc.Registerer, rc.Forwarder = cfg.RaftAddr, cfg.Location, logger, n.registry, fwd
-	rc.Links = cfg.Links
-	rc.RelayTo = n.relayTarget
-	rc.OnOutboxChanged = n.outbox.changed
-	n.handoffs = newHandoffMetrics(n.registry)
-	n.feeds = newFeedMetrics(n.registry)
-	rc.OnSitesChanged = func() {
-		nudge(n.registryChanged)
-		nudge(n.mirrorWake)
+	rc.NodeID, rc.DataDir, rc.RaftAddr = cfg.Name, cfg.DataDir, cfg.RaftAddr
+	rc.Logger, rc.Registerer, rc.Forwarder = logger, n.registry, fwd
+	if cfg.Network != nil {
+		rc.Dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return cfg.Network.Dial(ctx, addr)
+		}
 	}
 	if s := cfg.RaftTimeScale; s > 0 && s != 1 {
 		rc.HeartbeatTimeout = time.Duration(float64(rc.HeartbeatTimeout) * s)
 		rc.ElectionTimeout = time.Duration(float64(rc.ElectionTimeout) * s)
 		rc.LeaderLeaseTimeout = time.Duration(float64(rc.LeaderLeaseTimeout) * s)
 	}
-	if n.store, err = replication.Open(rc); err != nil {
+	n.handoffs = newHandoffMetrics(n.registry)
+	n.feeds = newFeedMetrics(n.registry)
+	sc := sitestate.Config{
+		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Location: cfg.Location, Logger: logger, Registerer: n.registry,
+		OnOutboxChanged: n.outbox.changed,
+		OnSitesChanged: func() {
+			nudge(n.registryChanged)
+			nudge(n.mirrorWake)
+		},
+	}
+	if n.state, err = sitestate.Open(sc, rc); err != nil {
 		return err
 	}
+	n.raft = n.state.Raft()
 	if cfg.RestoreFromParent {
 		if cfg.Parent == "" {
 			return errors.New("--from-parent: the district has no parent to restore from")
 		}
-		st, err := n.store.Restored()
+		st, err := n.state.Restored()
 		if err != nil {
 			return err
 		}
-		n.restoring.Store(!st.Restored)
 		if !st.Restored {
 			// Marks the data dir as a restore in progress, so that running the restore again
 			// after an interruption is allowed (the CLI refuses a data dir with a site's data).
@@ -145,7 +153,7 @@ func (n *Node) start() error {
 	}
 	meta := Meta{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
-		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.store.RaftAddr(),
+		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.raft.RaftAddr(),
 	}
 	n.meta = meta
 	if n.gossip, err = newGossip(cfg, meta, logger); err != nil {
@@ -187,7 +195,8 @@ func checkDataDir(dir string) error {
 
 func (n *Node) startServers() {
 	n.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
-	grpcapi.Register(n.grpcSrv, &caseService{n: n}, &clusterBackend{n: n})
+	grpcapi.Register(n.grpcSrv, &caseService{n: n})
+	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
 	n.healthSrv = health.NewServer()
 	n.healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(n.grpcSrv, n.healthSrv)
@@ -249,7 +258,7 @@ type Addrs struct {
 
 // Addrs returns the node's listen addresses.
 func (n *Node) Addrs() Addrs {
-	return Addrs{HTTP: n.httpLn.Addr().String(), GRPC: n.grpcLn.Addr().String(), Raft: n.store.RaftAddr(), Gossip: n.gossip.addr()}
+	return Addrs{HTTP: n.httpLn.Addr().String(), GRPC: n.grpcLn.Addr().String(), Raft: n.raft.RaftAddr(), Gossip: n.gossip.addr()}
 }
 
 // Name is the node's name; Site its site's code.
@@ -258,18 +267,21 @@ func (n *Node) Name() string { return n.cfg.Name }
 // Site is the code of the site the node serves.
 func (n *Node) Site() string { return n.cfg.Site }
 
-// Store is the node's replica of its site (tests and diagnostics).
-func (n *Node) Store() *replication.Store { return n.store }
+// State is the node's copy of its site's state (tests and diagnostics).
+func (n *Node) State() *sitestate.State { return n.state }
+
+// Raft is the Raft group member under the node's state (tests and diagnostics).
+func (n *Node) Raft() *replication.Store { return n.raft }
 
 // Ready reports whether the node serves: its site has a leader that this node can reach.
 func (n *Node) Ready() (bool, string) {
-	if n.store == nil {
+	if n.state == nil {
 		return false, "starting"
 	}
-	if n.restoring.Load() {
-		return false, "restoring the site from its parent's mirror"
+	if n.restoring() {
+		return false, "restoring the site from its neighbours' mirrors"
 	}
-	id, _ := n.store.Leader()
+	id, _ := n.raft.Leader()
 	switch {
 	case id == "":
 		return false, "the site has no leader yet"
@@ -306,7 +318,7 @@ func (n *Node) shutdown(leave bool) error {
 	defer close(n.done)
 	close(n.stop)
 	var errs []error
-	if leave && n.store != nil {
+	if leave && n.state != nil {
 		errs = append(errs, n.leaveSite())
 	}
 	if n.httpSrv != nil {
@@ -334,8 +346,8 @@ func (n *Node) shutdown(leave bool) error {
 			errs = append(errs, n.gossip.shutdown())
 		}
 	}
-	if n.store != nil {
-		errs = append(errs, n.store.Close())
+	if n.state != nil {
+		errs = append(errs, n.state.Close())
 	}
 	n.wg.Wait()
 	n.peers.close()
@@ -353,16 +365,16 @@ func (n *Node) leaveSite() error {
 	if err := n.gossip.announceLeaving(n.meta, 5*time.Second); err != nil {
 		return err
 	}
-	servers, err := n.store.Servers()
+	servers, err := n.raft.Servers()
 	if err != nil || len(servers) <= 1 {
 		return err
 	}
-	if n.store.IsLeader() {
-		return n.store.RemoveServer(raftID(n.cfg.Name))
+	if n.raft.IsLeader() {
+		return n.raft.RemoveServer(raftID(n.cfg.Name))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		servers, err := n.store.Servers()
+		servers, err := n.raft.Servers()
 		if err == nil && !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.Name }) {
 			return nil
 		}

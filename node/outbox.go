@@ -1,9 +1,12 @@
 package node
 
 import (
+	"iter"
+	"maps"
 	"sync"
+	"time"
 
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 // outbox is the leader's in-memory view of the site's committed outbox: per target site, the
@@ -14,10 +17,11 @@ import (
 // starves another.
 type outbox struct {
 	mu     sync.Mutex
-	on     bool                                 // guarded by mu: a worker runs; notifications are kept
-	queues map[string][]replication.OutboxEntry // guarded by mu: per target, may hold settled ids
-	live   map[string]replication.OutboxEntry   // guarded by mu: waiting handoffs by id
-	wake   chan struct{}                        // a notification arrived
+	on     bool                               // guarded by mu: a worker runs; notifications are kept
+	reload bool                               // guarded by mu: the state was replaced; load it again
+	queues map[string][]sitestate.OutboxEntry // guarded by mu: per target, may hold settled ids
+	live   map[string]sitestate.OutboxEntry   // guarded by mu: waiting handoffs by id
+	wake   chan struct{}                      // a notification arrived
 }
 
 func newOutbox() *outbox {
@@ -26,18 +30,27 @@ func newOutbox() *outbox {
 
 // start turns notifications on, then loads the committed outbox with load. A handoff
 // committed meanwhile arrives twice (loaded and notified) and is kept once.
-func (o *outbox) start(load func() ([]replication.OutboxEntry, error)) error {
+func (o *outbox) start(load func() ([]sitestate.OutboxEntry, error)) error {
 	o.mu.Lock()
 	o.on = true
-	o.queues = map[string][]replication.OutboxEntry{}
-	o.live = map[string]replication.OutboxEntry{}
+	o.queues = map[string][]sitestate.OutboxEntry{}
+	o.live = map[string]sitestate.OutboxEntry{}
 	o.mu.Unlock()
 	entries, err := load()
 	if err != nil {
 		return err
 	}
-	o.changed(entries, nil)
+	o.changed(entries, nil, false)
 	return nil
+}
+
+// stale reports (once) that the state was replaced and the view must be loaded again.
+func (o *outbox) stale() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.reload
+	o.reload = false
+	return r
 }
 
 // stop drops the view: a follower keeps none.
@@ -47,12 +60,16 @@ func (o *outbox) stop() {
 	o.on, o.queues, o.live = false, nil, nil
 }
 
-// changed records a commit's additions and removals (the FSM's notification).
-func (o *outbox) changed(added []replication.OutboxEntry, removed []string) {
+// changed records a commit's additions and removals (the FSM's notification); reload says the
+// whole state was replaced from a snapshot, so the view must be loaded again.
+func (o *outbox) changed(added []sitestate.OutboxEntry, removed []string, reload bool) {
 	o.mu.Lock()
 	if !o.on {
 		o.mu.Unlock()
 		return
+	}
+	if reload {
+		o.reload = true
 	}
 	for _, e := range added {
 		if _, ok := o.live[e.ID]; !ok {
@@ -69,7 +86,7 @@ func (o *outbox) changed(added []replication.OutboxEntry, removed []string) {
 
 // next returns up to n waiting handoffs toward to, oldest first, skipping those busy says are
 // being handled; it drops settled ones from the queue's head as it goes.
-func (o *outbox) next(to string, n int, busy func(id string) bool) []replication.OutboxEntry {
+func (o *outbox) next(to string, n int, busy func(id string) bool) []sitestate.OutboxEntry {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	q := o.queues[to]
@@ -80,7 +97,7 @@ func (o *outbox) next(to string, n int, busy func(id string) bool) []replication
 		q = q[1:]
 	}
 	o.queues[to] = q
-	var out []replication.OutboxEntry
+	var out []sitestate.OutboxEntry
 	for _, e := range q {
 		if len(out) == n {
 			break
@@ -93,7 +110,7 @@ func (o *outbox) next(to string, n int, busy func(id string) bool) []replication
 }
 
 // drop forgets handoffs that committed state no longer holds (settled by an earlier leader).
-func (o *outbox) drop(ids []string) { o.changed(nil, ids) }
+func (o *outbox) drop(ids []string) { o.changed(nil, ids, false) }
 
 // targets lists the sites with handoffs waiting.
 func (o *outbox) targets() []string {
@@ -110,12 +127,23 @@ func (o *outbox) targets() []string {
 	return out
 }
 
+// OutboxDepth is the size of the outbox toward one site.
+type OutboxDepth struct {
+	Depth  int
+	Oldest time.Time
+}
+
 // depths counts the waiting handoffs per target and the oldest one's time.
-func (o *outbox) depths() map[string]replication.OutboxDepth {
+func (o *outbox) depths() map[string]OutboxDepth {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := map[string]replication.OutboxDepth{}
-	for _, e := range o.live {
+	return outboxDepths(maps.Values(o.live))
+}
+
+// outboxDepths counts waiting handoffs per target and finds the oldest one's time.
+func outboxDepths(entries iter.Seq[sitestate.OutboxEntry]) map[string]OutboxDepth {
+	out := map[string]OutboxDepth{}
+	for e := range entries {
 		d := out[e.To]
 		d.Depth++
 		if d.Oldest.IsZero() || e.Since.Before(d.Oldest) {

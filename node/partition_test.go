@@ -26,19 +26,19 @@ func TestPartitionedLeaderIsReplacedAndCatchesUp(t *testing.T) {
 	g.Eventually(20*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		cs, err := majority[0].Store().SubmitCase(ctx, testgrid.Submission(1))
+		cs, _, err := majority[0].State().SubmitCase(ctx, testgrid.Submission(1))
 		if err != nil {
 			return err
 		}
 		c = cs.Number
 		return nil
 	})
-	if id, _ := majority[1].Store().Leader(); string(id) == old.Name() {
+	if id, _ := majority[1].Raft().Leader(); string(id) == old.Name() {
 		t.Fatal("the majority still follows the cut-off leader")
 	}
 	// The cut-off node cannot commit anything.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, err := old.Store().SubmitCase(ctx, testgrid.Submission(2))
+	_, _, err := old.State().SubmitCase(ctx, testgrid.Submission(2))
 	cancel()
 	if err == nil {
 		t.Fatal("a node cut off from its site's majority acknowledged a write")
@@ -46,7 +46,7 @@ func TestPartitionedLeaderIsReplacedAndCatchesUp(t *testing.T) {
 
 	g.Heal()
 	g.Eventually(30*time.Second, func() error {
-		if _, err := old.Store().GetCase(c); err != nil {
+		if _, err := old.State().GetCase(c); err != nil {
 			return fmt.Errorf("the healed node lacks %s: %v", c, err)
 		}
 		for _, n := range g.SiteNodes("cd") {

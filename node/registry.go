@@ -9,7 +9,7 @@ import (
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -38,36 +38,6 @@ func (n *Node) checkPlacement() error {
 	return nil
 }
 
-// RegisterSites validates records sent by child site from and commits them in this site's
-// registry: from's own record must name this site as parent with the tier below this one, and
-// every other record must hang, tier by tier, under from.
-func (n *Node) RegisterSites(ctx context.Context, from string, recs []replication.SiteRecord) error {
-	byCode := map[string]replication.SiteRecord{}
-	for _, r := range recs {
-		byCode[r.Code] = r
-	}
-	self, ok := byCode[from]
-	if !ok {
-		return &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("registration from %q lacks its own record", from)}
-	}
-	childTier := map[tier.Tier]tier.Tier{tier.District: tier.Township, tier.Township: tier.Community}
-	if self.Parent != n.cfg.Site || tier.Tier(self.Tier) != childTier[n.cfg.Tier] {
-		return &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf(
-			"site %q (%s, parent %q) cannot hang under %q, a %s: its parent must be a %s",
-			from, self.Tier, self.Parent, n.cfg.Site, n.cfg.Tier, tier.Tier(self.Tier).ParentTierName())}
-	}
-	for _, r := range recs {
-		if r.Code == from {
-			continue
-		}
-		parent, ok := byCode[r.Parent]
-		if !ok || tier.Tier(r.Tier) != childTier[tier.Tier(parent.Tier)] {
-			return &replication.Error{Code: replication.CodeInvalid, Message: fmt.Sprintf("site %q does not hang under %q's subtree", r.Code, from)}
-		}
-	}
-	return n.store.RegisterSites(ctx, recs)
-}
-
 // registerUpward is leader work: keep this site's record in its own registry, and send the
 // registry (this site and everything beneath it) to the parent site whenever it changed, or
 // every minute in case the parent lost it. It returns the hash last acknowledged.
@@ -79,7 +49,7 @@ func (n *Node) registerUpward(lastAcked [32]byte, lastSent time.Time) ([32]byte,
 	if n.cfg.Parent == "" {
 		return lastAcked, lastSent
 	}
-	recs, err := n.store.Sites()
+	recs, err := n.state.Sites()
 	if err != nil {
 		return lastAcked, lastSent
 	}
@@ -93,7 +63,8 @@ func (n *Node) registerUpward(lastAcked [32]byte, lastSent time.Time) ([32]byte,
 	}
 	req := &pb.RegisterSitesRequest{FromSite: n.cfg.Site}
 	for _, r := range recs {
-		req.Sites = append(req.Sites, &pb.SiteRecord{Code: r.Code, Tier: r.Tier, Parent: r.Parent, Nodes: r.Nodes, Leader: r.Leader})
+		req.Sites = append(req.Sites, &pb.SiteRecord{Code: r.Code, Tier: r.Tier, Parent: r.Parent, Nodes: r.Nodes, Leader: r.Leader,
+			Retired: r.Retired, RetiredReason: r.RetiredReason})
 	}
 	for _, m := range n.gossip.members() {
 		if m.Meta.Site != n.cfg.Parent || m.Status != "alive" {
@@ -118,7 +89,7 @@ func (n *Node) registerUpward(lastAcked [32]byte, lastSent time.Time) ([32]byte,
 // registerSelf commits this site's own record (its nodes from the Raft configuration) when it
 // is missing or out of date.
 func (n *Node) registerSelf() error {
-	servers, err := n.store.Servers()
+	servers, err := n.raft.Servers()
 	if err != nil {
 		return err
 	}
@@ -127,16 +98,23 @@ func (n *Node) registerSelf() error {
 		nodes = append(nodes, string(s.ID))
 	}
 	slices.Sort(nodes)
-	recs, err := n.store.Sites()
+	recs, err := n.state.Sites()
 	if err != nil {
 		return err
 	}
+	retired, err := n.state.Retired()
+	if err != nil {
+		return err
+	}
+	self := sitestate.SiteRecord{Code: n.cfg.Site, Tier: string(n.cfg.Tier), Parent: n.cfg.Parent, Nodes: nodes, Leader: n.cfg.Name,
+		Retired: retired.Retired, RetiredReason: retired.Reason}
 	for _, r := range recs {
-		if r.Code == n.cfg.Site && r.Tier == string(n.cfg.Tier) && r.Parent == n.cfg.Parent && r.Leader == n.cfg.Name && slices.Equal(r.Nodes, nodes) {
+		if r.Code == self.Code && r.Tier == self.Tier && r.Parent == self.Parent && r.Leader == self.Leader && slices.Equal(r.Nodes, self.Nodes) &&
+			r.Retired == self.Retired && r.RetiredReason == self.RetiredReason {
 			return nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return n.store.RegisterSites(ctx, []replication.SiteRecord{{Code: n.cfg.Site, Tier: string(n.cfg.Tier), Parent: n.cfg.Parent, Nodes: nodes, Leader: n.cfg.Name}})
+	return n.state.RegisterSites(ctx, []sitestate.SiteRecord{self})
 }

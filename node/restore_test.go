@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -20,7 +20,7 @@ type siteCopy struct {
 	stubs map[string]string // number -> holder
 }
 
-func copyOf(t *testing.T, s *replication.Store, numbers []string) siteCopy {
+func copyOf(t *testing.T, s *sitestate.State, numbers []string) siteCopy {
 	t.Helper()
 	out := siteCopy{cases: map[string]string{}, stubs: map[string]string{}}
 	for _, n := range numbers {
@@ -54,17 +54,17 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 	// Wait until the township has mirrored the community's whole feed: the restore can give
 	// back only what reached the parent.
 	g.Eventually(20*time.Second, func() error {
-		_, head, err := community.Store().ReadFeed(1, 0)
+		head, err := community.State().FeedHead()
 		if err != nil {
 			return err
 		}
-		cur, _ := township.Store().FeedCursors()
+		cur, _ := township.State().FeedCursors()
 		if cur["cd-dgdj-ngj"].Cursor != head {
 			return fmt.Errorf("township mirrored %d of %d", cur["cd-dgdj-ngj"].Cursor, head)
 		}
 		return nil
 	})
-	before := copyOf(t, community.Store(), numbers)
+	before := copyOf(t, community.State(), numbers)
 	if len(before.cases) != 5 || len(before.stubs) != 7 {
 		t.Fatalf("before the loss the community holds %d cases and %d stubs, want 5 and 7", len(before.cases), len(before.stubs))
 	}
@@ -85,7 +85,7 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 		}
 		return nil
 	})
-	after := copyOf(t, fresh.Store(), numbers)
+	after := copyOf(t, fresh.State(), numbers)
 	for n, rec := range before.cases {
 		if after.cases[n] != rec {
 			t.Fatalf("case %s after the restore:\n%s\nbefore:\n%s", n, after.cases[n], rec)
@@ -104,7 +104,7 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 	// cases reach the parent's mirror, a case it held moves on, and one sent back down arrives.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := fresh.Store().SubmitCase(ctx, testgrid.Submission(99))
+	c, _, err := fresh.State().SubmitCase(ctx, testgrid.Submission(99))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 		}
 	}
 	g.Eventually(20*time.Second, func() error {
-		if _, err := township.Store().MirrorCase(c.Number); err != nil {
+		if _, err := township.State().MirrorCase(c.Number); err != nil {
 			return fmt.Errorf("township lacks the restored site's new case: %v", err)
 		}
 		return nil

@@ -7,138 +7,248 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/internal/backoff"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Restoring a lost site (`govgrid site restore --from-parent`): a fresh node of the site starts
-// with Config.RestoreFromParent. Once it leads its new site, and before the site takes cases,
-// it asks its parent for what the parent's mirror holds of it (ExportSite) and commits it in
-// batches (replication.Store.RestoreBatch); then it registers with its parent like any site.
+// Restoring a lost site (`govgrid site restore --from-parent`, sitestate/restore.go): a fresh
+// node of the site starts with Config.RestoreFromParent. Once it leads its new site it commits
+// the beginning of the restore (every node of the site then refuses cases and handoffs), asks
+// its parent and then each of its children what they know of it (Cluster.ExportSite, answered
+// by their leaders) and commits it in batches; then it ends the restore and the site goes on like
+// any other. A leader that finds a restore begun and not ended (the first one lost leadership)
+// finishes it.
+
 // RestoreMarker is the file in the data dir that marks a restore in progress.
 const RestoreMarker = "restoring"
 
-const (
-	restoreBatch = 64
-	exportChunk  = 256
-)
+// restoreBatch is the most records one restore command carries (the state machine splits a
+// command that is still too large).
+const restoreBatch = 64
 
-// ServeExport streams what this site's mirror holds of a child site.
-func (n *Node) ServeExport(site string, stream pb.Cluster_ExportSiteServer) error {
-	if n.childStatus(site) != siteChild {
-		return status.Errorf(codes.PermissionDenied, "site %q is not a child of %s: only a site's parent can restore it", site, n.cfg.Site)
-	}
-	exp, err := n.store.ExportSite(site)
+// restoring reports whether this site is being restored (or is to be, by this node): it takes no
+// cases meanwhile. The state decides for every node of the site; a node started to restore it
+// says so before the beginning is committed.
+func (n *Node) restoring() bool {
+	st, err := n.state.Restored()
 	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return false
 	}
-	chunk := &pb.ExportChunk{Total: uint64(len(exp.Records)), FeedCursor: exp.FeedCursor}
-	for _, rec := range exp.Records {
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		chunk.Records = append(chunk.Records, b)
-		if len(chunk.Records) == exportChunk {
-			if err := stream.Send(chunk); err != nil {
-				return err
-			}
-			chunk = &pb.ExportChunk{Total: uint64(len(exp.Records)), FeedCursor: exp.FeedCursor}
-		}
-	}
-	return stream.Send(chunk)
+	return st.Restoring || n.cfg.RestoreFromParent && !st.Restored
 }
 
-// restoreFromParent runs once, on the leader of a site started to be restored, until it has
-// succeeded or leadership ends (a new leader takes over from what was committed).
+// restoreFromParent runs on the leader, before any other leader work, while the site is to be
+// restored; it returns false if leadership ended first (the next leader takes over from what
+// was committed).
 func (n *Node) restoreFromParent(stop <-chan struct{}) bool {
-	backoff := time.Second
+	retry := backoff.Backoff{Min: time.Second, Max: 10 * time.Second, Jitter: 0.2}
 	for {
 		err := n.restoreOnce(stop)
 		if err == nil {
-			n.restoring.Store(false)
 			_ = os.Remove(n.DataPath(RestoreMarker))
 			return true
 		}
-		n.logger.Warn("restore from the parent site failed; retrying", "parent", n.cfg.Parent, "error", err)
+		n.logger.Warn("restore of the site failed; retrying", "parent", n.cfg.Parent, "error", err)
 		select {
 		case <-stop:
 			return false
-		case <-time.After(backoff):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
 func (n *Node) restoreOnce(stop <-chan struct{}) error {
-	st, err := n.store.Restored()
-	if err != nil || st.Restored {
-		return err
-	}
-	conn, err := n.dialSite(n.cfg.Parent, "")
-	if err != nil {
+	st, err := n.state.Restored()
+	if err != nil || st.Restored && !st.Restoring {
 		return err
 	}
 	ctx, cancel := stopContext(stop)
 	defer cancel()
-	stream, err := pb.NewClusterClient(conn).ExportSite(ctx, &pb.ExportSiteRequest{Site: n.cfg.Site})
-	if err != nil {
-		return err
-	}
-	var (
-		batch   []*casework.Case
-		done    int
-		total   int
-		feedSeq uint64
-		first   = true
-	)
-	flush := func(last bool) error {
-		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-		defer ccancel()
-		seq := uint64(0)
-		if first {
-			seq, first = feedSeq, false
-		}
-		if err := n.store.RestoreBatch(cctx, batch, seq, last); err != nil {
+	if !st.Restoring {
+		if err := n.state.BeginRestore(ctx, n.cfg.Parent); err != nil {
 			return err
 		}
-		done += len(batch)
-		batch = batch[:0]
-		n.progress(done, total)
-		return nil
 	}
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+	from := restoreSource{n: n, ctx: ctx}
+	parent, err := from.export(n.cfg.Parent, true)
+	if err != nil {
+		return fmt.Errorf("from the parent %s: %w", n.cfg.Parent, err)
+	}
+	// The children: the parent's registry names them; gossip may show more (not registered yet).
+	children := parent.children
+	for _, m := range n.gossip.members() {
+		if m.Meta.Parent == n.cfg.Site && m.Meta.Site != n.cfg.Site && !slices.Contains(children, m.Meta.Site) {
+			children = append(children, m.Meta.Site)
 		}
+	}
+	config := parent.config
+	for _, child := range children {
+		got, err := from.export(child, false)
+		if err != nil {
+			// Restore must hear from every child: one may hold a case this site handed down
+			// just before it was lost, which no one else knows.
+			return fmt.Errorf("from the child %s: %w", child, err)
+		}
+		config = append(config, got.config...)
+	}
+	var retired *sitestate.RetiredState
+	if parent.site != nil && parent.site.Retired {
+		retired = &sitestate.RetiredState{Retired: true, Reason: parent.site.RetiredReason, Since: time.Now().UTC()}
+	}
+	if err := n.state.FinishRestore(ctx, parent.feedCursor, retired, newestDocs(config)); err != nil {
+		return err
+	}
+	n.logger.Info("site restored from its neighbours' mirrors", "parent", n.cfg.Parent, "children", len(children), "cases", from.done)
+	return nil
+}
+
+// restoreSource asks the neighbours of a site being restored what they know of it, and commits
+// each record as it comes.
+type restoreSource struct {
+	n    *Node
+	ctx  context.Context
+	done int // records committed, for the progress bar
+}
+
+// exported is what one neighbour sent besides the records (committed on the way).
+type exported struct {
+	feedCursor uint64
+	site       *sitestate.SiteRecord
+	children   []string
+	config     []sitestate.ConfigDoc
+}
+
+// export streams ExportSite from the leader of site and commits the records in batches.
+func (r *restoreSource) export(site string, parent bool) (*exported, error) {
+	n := r.n
+	var out *exported
+	err := n.callLeader(site, func(c pb.ClusterClient) error {
+		stream, err := c.ExportSite(r.ctx, &pb.ExportSiteRequest{Site: n.cfg.Site, FromSite: n.cfg.Site})
 		if err != nil {
 			return err
 		}
-		total, feedSeq = int(chunk.GetTotal()), chunk.GetFeedCursor()
-		for _, b := range chunk.GetRecords() {
-			var rec replication.MirrorRecord
-			if err := json.Unmarshal(b, &rec); err != nil || rec.Case == nil {
-				return fmt.Errorf("undecodable record from the parent: %v", err)
+		out = &exported{}
+		var batch []*casework.Case
+		codes := map[string]string{}
+		flush := func() error {
+			cctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+			defer cancel()
+			if err := n.state.RestoreCases(cctx, batch, codes); err != nil {
+				return err
 			}
-			batch = append(batch, rec.Case)
-			if len(batch) == restoreBatch {
-				if err := flush(false); err != nil {
-					return err
+			r.done += len(batch)
+			batch, codes = batch[:0], map[string]string{}
+			return nil
+		}
+		total, first := 0, true
+		for {
+			chunk, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if first {
+				first = false
+				out.feedCursor, out.children = chunk.GetFeedCursor(), chunk.GetChildren()
+				if b := chunk.GetSite(); len(b) > 0 {
+					out.site = new(sitestate.SiteRecord)
+					if err := json.Unmarshal(b, out.site); err != nil {
+						return fmt.Errorf("undecodable site record from %s: %w", site, err)
+					}
+				}
+				for _, b := range chunk.GetConfig() {
+					var d sitestate.ConfigDoc
+					if err := json.Unmarshal(b, &d); err != nil {
+						return fmt.Errorf("undecodable configuration document from %s: %w", site, err)
+					}
+					out.config = append(out.config, d)
+				}
+				total = r.done + int(chunk.GetTotal())
+			}
+			for _, b := range chunk.GetRecords() {
+				var rec sitestate.MirrorRecord
+				if err := json.Unmarshal(b, &rec); err != nil || rec.Case == nil {
+					return fmt.Errorf("undecodable record from %s: %v", site, err)
+				}
+				batch = append(batch, rec.Case)
+				if rec.QueryCode != "" {
+					codes[rec.Case.Number] = rec.QueryCode
+				}
+				if len(batch) == restoreBatch {
+					if err := flush(); err != nil {
+						return err
+					}
+					n.progress(r.done, total)
 				}
 			}
 		}
+		if err := flush(); err != nil {
+			return err
+		}
+		n.progress(r.done, total)
+		return nil
+	})
+	return out, err
+}
+
+// newestDocs keeps, per owner and path, the newest of the documents the neighbours sent.
+func newestDocs(docs []sitestate.ConfigDoc) []sitestate.ConfigDoc {
+	best := map[[2]string]sitestate.ConfigDoc{}
+	for _, d := range docs {
+		k := [2]string{d.Owner, d.Path}
+		if b, ok := best[k]; !ok || d.Version > b.Version {
+			best[k] = d
+		}
 	}
-	if err := flush(true); err != nil {
-		return err
+	out := make([]sitestate.ConfigDoc, 0, len(best))
+	for _, d := range best {
+		out = append(out, d)
 	}
-	n.logger.Info("site restored from its parent's mirror", "parent", n.cfg.Parent, "cases", done)
-	return nil
+	slices.SortFunc(out, func(a, b sitestate.ConfigDoc) int { return int(a.Version) - int(b.Version) })
+	return out
+}
+
+// callLeader calls fn against the nodes of site until one answers (only its leader does, for
+// calls that need the whole committed state; the others answer Unavailable).
+func (n *Node) callLeader(site string, fn func(c pb.ClusterClient) error) error {
+	prefer := ""
+	if recs, err := n.state.Sites(); err == nil {
+		for _, r := range recs {
+			if r.Code == site {
+				prefer = r.Leader
+			}
+		}
+	}
+	var lastErr error
+	for _, m := range n.siteMembers(site, prefer) {
+		conn, err := n.peers.conn(m.Meta.GRPC)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		err = fn(pb.NewClusterClient(conn))
+		if err == nil {
+			return nil
+		}
+		lastErr = fmt.Errorf("%s: %w", m.Name, err)
+		if status.Code(err) != codes.Unavailable {
+			return lastErr
+		}
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no node of site %s is alive in gossip", site)
+	}
+	return lastErr
 }
 
 func (n *Node) progress(done, total int) {
@@ -147,7 +257,7 @@ func (n *Node) progress(done, total int) {
 	}
 }
 
-// Restoring reports whether this node's site is still being restored from its parent.
-func (n *Node) Restoring() bool { return n.restoring.Load() }
+// Restoring reports whether this node's site is still being restored.
+func (n *Node) Restoring() bool { return n.restoring() }
 
-var errRestoring = fmt.Errorf("%w: the site is being restored from its parent; try again shortly", replication.ErrNoLeader)
+var errRestoring = fmt.Errorf("%w: the site is being restored; try again shortly", replication.ErrNoLeader)

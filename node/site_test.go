@@ -18,7 +18,7 @@ func submit(t *testing.T, n *node.Node, i int) *casework.Case {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := n.Store().SubmitCase(ctx, testgrid.Submission(i))
+	c, _, err := n.State().SubmitCase(ctx, testgrid.Submission(i))
 	if err != nil {
 		t.Fatalf("submit %d at %s: %v", i, n.Name(), err)
 	}
@@ -77,7 +77,7 @@ func TestLeaderLossKeepsAcknowledgedCases(t *testing.T) {
 	g.Eventually(20*time.Second, func() error {
 		for _, n := range g.SiteNodes("cd") {
 			for _, num := range acked {
-				if _, err := n.Store().GetCase(num); err != nil {
+				if _, err := n.State().GetCase(num); err != nil {
 					return fmt.Errorf("%s: %s: %v", n.Name(), num, err)
 				}
 			}
@@ -91,7 +91,7 @@ func TestLeaderLossKeepsAcknowledgedCases(t *testing.T) {
 		}
 		seen[num] = true
 	}
-	if restarted.Store().AppliedIndex() == 0 {
+	if restarted.Raft().AppliedIndex() == 0 {
 		t.Fatal("restarted node applied nothing")
 	}
 }
@@ -105,19 +105,19 @@ func TestSecondNodeJoinsRunningSite(t *testing.T) {
 	site.BootstrapExpect = 1
 	second := g.Start(site, "cd-2")
 	g.Eventually(20*time.Second, func() error {
-		servers, err := first.Store().Servers()
+		servers, err := first.Raft().Servers()
 		if err != nil {
 			return err
 		}
 		if len(servers) != 2 {
 			return fmt.Errorf("site has %d voters, want 2", len(servers))
 		}
-		if _, err := second.Store().GetCase(c.Number); err != nil {
+		if _, err := second.State().GetCase(c.Number); err != nil {
 			return fmt.Errorf("the new node lacks %s: %v", c.Number, err)
 		}
 		return nil
 	})
-	if !first.Store().IsLeader() {
+	if !first.Raft().IsLeader() {
 		t.Fatal("the joining node disturbed the site's leadership: it must not bootstrap a site of its own")
 	}
 }
@@ -137,7 +137,7 @@ func TestRestartedSiteKeepsEverything(t *testing.T) {
 	}
 	leader = g.WaitLeader("cd")
 	for _, num := range acked {
-		if _, err := leader.Store().GetCase(num); err != nil {
+		if _, err := leader.State().GetCase(num); err != nil {
 			t.Fatalf("%s lost after restarting the whole site: %v", num, err)
 		}
 	}
@@ -162,7 +162,7 @@ func TestLeavingNodeIsRemovedFromItsSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Eventually(20*time.Second, func() error {
-		servers, err := leader.Store().Servers()
+		servers, err := leader.Raft().Servers()
 		if err != nil {
 			return err
 		}

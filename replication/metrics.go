@@ -12,12 +12,12 @@ type metrics struct {
 	commitLatency  prometheus.Histogram
 	applyLatency   prometheus.Histogram
 	applyBatchSize prometheus.Histogram
-	casesAccepted  prometheus.Counter
 	forwarded      prometheus.Counter
 	appliedIndex   prometheus.GaugeFunc
-	// handoffsApplied and handoffsRefused count arrivals this site took in or refused.
-	handoffsApplied prometheus.Counter
-	handoffsRefused prometheus.Counter
+	// refused counts commands committed but refused by the state machine, by command; panics
+	// counts those refused because their applier panicked (a bug: each is logged with a stack).
+	refused *prometheus.CounterVec
+	panics  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, applied func() float64) *metrics {
@@ -41,10 +41,6 @@ func newMetrics(reg prometheus.Registerer, applied func() float64) *metrics {
 			Help:    "Entries per FSM batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
-		casesAccepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_cases_accepted_total",
-			Help: "Cases opened at this site (counted by the FSM on every node of the site).",
-		}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "govgrid_writes_forwarded_total",
 			Help: "Writes this node forwarded to its site leader.",
@@ -53,18 +49,18 @@ func newMetrics(reg prometheus.Registerer, applied func() float64) *metrics {
 			Name: "govgrid_fsm_applied_index",
 			Help: "The last Raft index applied to this node's state.",
 		}, applied),
-		handoffsApplied: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoffs_received_total",
-			Help: "Handoffs this site took in (each handoff id once, however often it was delivered).",
-		}),
-		handoffsRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoffs_refused_by_target_total",
-			Help: "Handoffs this site refused as their target.",
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "govgrid_fsm_refused_commands_total",
+			Help: "Commands committed to the log and refused by the state machine (they changed nothing), by command.",
+		}, []string{"command"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "govgrid_fsm_apply_panics_total",
+			Help: "Commands refused because applying them panicked: a bug, logged with its stack; the site goes on.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.raftState, m.commitLatency, m.applyLatency, m.applyBatchSize,
-			m.casesAccepted, m.forwarded, m.appliedIndex, m.handoffsApplied, m.handoffsRefused)
+			m.forwarded, m.appliedIndex, m.refused, m.panics)
 	}
 	return m
 }

@@ -11,6 +11,8 @@ import (
 // SyncWrites stays off: the Raft log is the durable record, every change is written with the
 // applied index in the same transaction, and replay after a crash skips what is already there.
 // The DB is synced before each snapshot, because Raft then forgets the log below it.
+//
+// An empty dir opens a state in memory, for tests and fuzzing (OpenLocal with no directory).
 func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
@@ -32,6 +34,10 @@ func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithDetectConflicts(false)
+	if dir == "" {
+		// In memory there is no value log: every value stays in the tree.
+		opts = opts.WithInMemory(true).WithValueThreshold(1 << 20)
+	}
 	return badger.Open(opts)
 }
 

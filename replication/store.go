@@ -2,13 +2,9 @@ package replication
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/govgrid/govgrid/casework"
-	"github.com/govgrid/govgrid/netfault"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/govgrid/govgrid/internal/backoff"
 	"github.com/govgrid/govgrid/replication/raftbadger"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,31 +21,33 @@ import (
 
 // Config configures a Store. Build one from DefaultConfig and check it with Validate.
 type Config struct {
-	// NodeID is this node's Raft server ID (the node name); Site the site code it serves.
+	// NodeID is this node's Raft server ID (the node name).
 	NodeID string
-	Site   string
 	// DataDir holds raft/ (log and stable store), snapshots/ and state/.
 	DataDir string
 	// RaftAddr is the TCP address Raft listens on; RaftAdvertise, if set, is what peers dial.
 	RaftAddr      string
 	RaftAdvertise string
-	// Location is the grid's time zone: it decides the day in case numbers.
-	Location *time.Location
+	// Dial, if set, opens Raft's connections to peers (tests route them through their own
+	// network); nil dials TCP.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+
+	// Commands are the state machine's commands. Answers encodes and decodes their answers
+	// for the hop from the leader back to a follower that forwarded the command, and Refuse
+	// builds the answer for a command the frame itself refuses (undecodable, too big: wrapping
+	// ErrCommandTooLarge, or one whose applier panicked).
+	Commands *Commands
+	Answers  AnswerCodec
+	Refuse   func(err error) any
+	// OnCommit, if set, receives the effects (Tx.Emit) of committed commands, in log order,
+	// once their batch is committed; OnRestore, if set, hears that the whole state was replaced
+	// from a snapshot. Both run on the FSM goroutine and must not block.
+	OnCommit  func(effects []any)
+	OnRestore func()
+
 	// Forwarder sends writes to the site leader when this node is a follower.
 	Forwarder Forwarder
 	Logger    *slog.Logger
-	// OnSitesChanged, if set, is called (on the FSM goroutine: it must not block) after the
-	// site registry changed.
-	OnSitesChanged func()
-	// OnOutboxChanged, if set, is called (on the FSM goroutine: it must not block) after a
-	// commit that queued handoffs (added, in commit order) or took them out (removed ids).
-	OnOutboxChanged func(added []OutboxEntry, removed []string)
-	// RelayTo, if set, names the site a case taken in here (accepted or arrived) must be sent
-	// on to because its decide tier is above this site's, or "" to keep it. The answer becomes
-	// part of the command, so followers never call it.
-	RelayTo func(decideTier string) string
-	// Links, if set, decides which peers Raft may reach (tests that cut links); nil allows all.
-	Links netfault.Allow
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
 
@@ -62,18 +60,21 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	MaxAppendEntries   int
+	// TransportTimeout bounds each Raft RPC's dial and I/O on the network transport.
+	TransportTimeout time.Duration
 	// ValueLogGCInterval is how often both badger databases reclaim value-log space.
 	ValueLogGCInterval time.Duration
 }
 
+// AnswerCodec encodes a state machine's answers for the forwarding hop.
+type AnswerCodec interface {
+	EncodeAnswer(answer any) ([]byte, error)
+	DecodeAnswer(b []byte) (any, error)
+}
+
 // DefaultConfig returns a configuration with Raft timings fit for nodes of one site on a LAN.
 func DefaultConfig() Config {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		loc = time.FixedZone("CST", 8*3600)
-	}
 	return Config{
-		Location:           loc,
 		Logger:             slog.Default(),
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
@@ -85,6 +86,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   2 * time.Minute,
 		TrailingLogs:       16384,
 		MaxAppendEntries:   256,
+		TransportTimeout:   10 * time.Second,
 		ValueLogGCInterval: time.Minute,
 	}
 }
@@ -94,18 +96,18 @@ func (c Config) Validate() error {
 	switch {
 	case c.NodeID == "":
 		return errors.New("replication: node id is required")
-	case c.Site == "":
-		return errors.New("replication: site is required")
 	case c.DataDir == "":
 		return errors.New("replication: data dir is required")
 	case c.RaftAddr == "":
 		return errors.New("replication: raft address is required")
-	case c.Location == nil:
-		return errors.New("replication: location is required")
+	case c.Commands == nil || c.Answers == nil || c.Refuse == nil:
+		return errors.New("replication: the state machine's commands, answer codec and refusal are required")
 	case c.Logger == nil:
 		return errors.New("replication: logger is required")
 	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
 		return errors.New("replication: max append entries must be 1..1024")
+	case c.TransportTimeout <= 0:
+		return errors.New("replication: transport timeout must be positive")
 	case c.ValueLogGCInterval <= 0:
 		return errors.New("replication: value-log GC interval must be positive")
 	}
@@ -118,8 +120,9 @@ type Forwarder interface {
 	Forward(ctx context.Context, leader raft.ServerID, cmd []byte) ([]byte, error)
 }
 
-// Store is one node's replica of its site's state: a Raft group member whose log lives in
-// badger and whose FSM keeps the cases in a second badger database.
+// Store is one node's replica of a replicated state machine: a Raft group member whose log
+// lives in badger and whose state lives in a second badger database, changed only by the
+// registered commands of Config.Commands.
 //
 // Open starts Raft's goroutines; Close stops them and closes both databases.
 type Store struct {
@@ -163,11 +166,13 @@ func Open(cfg Config) (*Store, error) {
 		return float64(s.fsm.applied.Load())
 	})
 	var err error
-	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), cfg.Location, logger, s.metrics); err != nil {
+	if _, err := checkStateAfterStop(cfg.DataDir, logger); err != nil {
+		return nil, err
+	}
+	mc := machine{commands: cfg.Commands, refuse: cfg.Refuse, onCommit: cfg.OnCommit, onRestore: cfg.OnRestore}
+	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), logger, s.metrics, mc); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	s.fsm.onSitesChanged = cfg.OnSitesChanged
-	s.fsm.onOutboxChanged = cfg.OnOutboxChanged
 	if s.logStore, err = raftbadger.New(raftbadger.DefaultConfig(filepath.Join(cfg.DataDir, "raft"))); err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}
@@ -237,8 +242,17 @@ func (s *Store) catchUpFromSnapshot() error {
 }
 
 func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error) {
-	if cfg.Links != nil {
-		return newFaultTransport(cfg, hcl)
+	if cfg.Dial != nil {
+		ln, err := net.Listen("tcp", cfg.RaftAddr)
+		if err != nil {
+			return nil, fmt.Errorf("replication: listen for raft on %s: %w", cfg.RaftAddr, err)
+		}
+		return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  &dialStream{Listener: ln, dial: cfg.Dial},
+			MaxPool: 4,
+			Timeout: cfg.TransportTimeout,
+			Logger:  hcl,
+		}), nil
 	}
 	// Without an advertise address the transport advertises what it bound (port 0 resolved),
 	// and refuses an unspecified IP such as 0.0.0.0.
@@ -252,13 +266,23 @@ func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error)
 	}
 	t, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
 		MaxPool: 4,
-		Timeout: 10 * time.Second,
+		Timeout: cfg.TransportTimeout,
 		Logger:  hcl,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replication: listen for raft on %s: %w", cfg.RaftAddr, err)
 	}
 	return t, nil
+}
+
+// dialStream is Raft's TCP stream layer with dials made by Config.Dial.
+type dialStream struct {
+	net.Listener
+	dial func(addr string, timeout time.Duration) (net.Conn, error)
+}
+
+func (s *dialStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return s.dial(string(addr), timeout)
 }
 
 // observe keeps the raft-state gauge current and reclaims value-log space until Close.
@@ -310,109 +334,74 @@ func (s *Store) HasState() (bool, error) {
 	return raft.HasExistingState(s.logStore, s.logStore, s.snapshots)
 }
 
-// SubmitCase opens a case at this site and returns it once committed, with its query code.
-// On a follower the write is forwarded to the leader. Every submission carries a request id
-// (the caller's, or a random one), so retrying after a lost leader can never open a second case.
-func (s *Store) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
-	c := submitCommand{Submission: *sub, Site: s.cfg.Site}
-	if c.Submission.RequestID == "" {
-		c.Submission.RequestID = newRequestID()
+// Propose applies cmd (made with NewCommand) at the leader, here if this node leads, else
+// through the Forwarder, and returns the state machine's answer, which may be a refusal. It
+// tries once: a command that is not safe to repeat uses it, and its caller learns the fate of an
+// attempt that timed out by reading the state.
+func (s *Store) Propose(ctx context.Context, cmd []byte) (any, error) {
+	if s.raft.State() == raft.Leader {
+		return s.applyAsLeader(ctx, cmd)
 	}
-	if s.cfg.RelayTo != nil {
-		c.RelayTo = s.cfg.RelayTo(sub.DecideTier)
+	_, leader := s.raft.LeaderWithID()
+	switch {
+	case leader == "":
+		return nil, ErrNoLeader
+	case s.cfg.Forwarder == nil:
+		return nil, ErrNotLeader
 	}
-	code := newQueryCode()
-	c.QueryCodeHash = casework.HashQueryCode(c.Submission.RequestID, code)
-	cmd, err := encodeCommand(cmdSubmitCase, &c)
+	s.metrics.forwarded.Inc()
+	raw, err := s.cfg.Forwarder.Forward(ctx, leader, cmd)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.proposeWithRetry(ctx, cmd)
+	answer, err := s.cfg.Answers.DecodeAnswer(raw)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("replication: undecodable answer from the leader: %w", err)
 	}
-	cs := res.Case
-	// A duplicate answers with the first attempt's case: its code is ours only if this call
-	// made that attempt (a retry after a lost answer).
-	if !res.Duplicate || cs.CheckQueryCode(code) {
-		cs.QueryCode = code
-	}
-	return cs, nil
+	return answer, nil
 }
 
-// proposeWithRetry proposes cmd, retrying while the site has no leader (an election, or a
-// leader change in the middle of a forward) until ctx ends. Only idempotent commands use it.
-func (s *Store) proposeWithRetry(ctx context.Context, cmd []byte) (*result, error) {
-	backoff := 20 * time.Millisecond
+// ProposeIdempotent is Propose for a command that is safe to apply twice: it retries while the
+// site has no leader (an election, or a leader change in the middle of a forward) until ctx ends.
+func (s *Store) ProposeIdempotent(ctx context.Context, cmd []byte) (any, error) {
+	wait := backoff.Backoff{Min: 20 * time.Millisecond, Max: 500 * time.Millisecond}
 	for {
-		res, err := s.propose(ctx, cmd)
+		answer, err := s.Propose(ctx, cmd)
 		if err == nil || !errors.Is(err, ErrNoLeader) {
-			return res, err
+			return answer, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, err
 		case <-s.stop:
 			return nil, ErrClosed
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 500*time.Millisecond)
-	}
-}
-
-// propose applies cmd at the leader: here if this node leads, else through the Forwarder.
-func (s *Store) propose(ctx context.Context, cmd []byte) (*result, error) {
-	var res *result
-	if s.raft.State() == raft.Leader {
-		var err error
-		if res, err = s.applyAsLeader(ctx, cmd); err != nil {
-			return nil, err
-		}
-	} else {
-		_, leader := s.raft.LeaderWithID()
-		switch {
-		case leader == "":
-			return nil, ErrNoLeader
-		case s.cfg.Forwarder == nil:
-			return nil, ErrNotLeader
-		}
-		s.metrics.forwarded.Inc()
-		raw, err := s.cfg.Forwarder.Forward(ctx, leader, cmd)
-		if err != nil {
-			return nil, err
-		}
-		res = new(result)
-		if err := json.Unmarshal(raw, res); err != nil {
-			return nil, fmt.Errorf("replication: undecodable result: %w", err)
+		case <-time.After(wait.Next()):
 		}
 	}
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return res, nil
 }
 
 // ApplyForwarded proposes an encoded command that a follower forwarded to this node, which must
-// lead its site, and returns the encoded result.
+// lead its site, and returns the encoded answer.
 func (s *Store) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
-	res, err := s.applyAsLeader(ctx, cmd)
+	answer, err := s.applyAsLeader(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(res)
+	return s.cfg.Answers.EncodeAnswer(answer)
 }
 
 // applyAsLeader stamps the command with the leader's clock (the FSM must not read one) and
-// applies it.
-func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (*result, error) {
+// applies it. A command type this node does not know is not proposed: only a newer version
+// writes one, and the older nodes of the site would stop on it.
+func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (any, error) {
 	if s.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
-	t, _, _, err := decodeCommand(cmd)
+	t, _, _, err := parseCommand(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if _, known := commandNames[t&^ignoreUnknownFlag]; !known {
+	if _, known := s.cfg.Commands.lookup(t); !known {
 		return nil, fmt.Errorf("%w: cannot propose command type %d", ErrCorruptCommand, uint8(t))
 	}
 	stamped := slices.Clone(cmd) // the caller may retry with its own copy
@@ -421,7 +410,7 @@ func (s *Store) applyAsLeader(ctx context.Context, cmd []byte) (*result, error) 
 }
 
 // applyLocal runs cmd through Raft and waits for the FSM's answer, bounded by ctx.
-func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*result, error) {
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (any, error) {
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -445,11 +434,7 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (*result, error) {
 		}
 	}
 	s.metrics.commitLatency.Observe(time.Since(start).Seconds())
-	res, _ := f.Response().(*result)
-	if res == nil {
-		return nil, fmt.Errorf("replication: no answer from the state machine")
-	}
-	return res, nil
+	return f.Response(), nil
 }
 
 func mapRaftError(err error) error {
@@ -464,21 +449,14 @@ func mapRaftError(err error) error {
 	return err
 }
 
-// GetCase reads a case from this node's copy of the site state.
-func (s *Store) GetCase(number string) (*casework.Case, error) {
-	return s.fsm.getCase(number)
-}
-
-// ListCases lists this node's copy of the site's cases, newest first.
-func (s *Store) ListCases(f Filter) (*Page, error) {
-	return s.fsm.listCases(f)
-}
-
 // AppliedIndex is the last Raft index applied to this node's state.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
 
 // ExportState returns every key and value of this node's state (tests and diagnostics).
 func (s *Store) ExportState() (map[string][]byte, error) { return s.fsm.exportState() }
+
+// View runs fn in a read transaction on this node's copy of the state: one consistent view.
+func (s *Store) View(fn func(txn *badger.Txn) error) error { return s.fsm.view(fn) }
 
 // IsLeader reports whether this node leads its site.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
@@ -532,11 +510,12 @@ func (s *Store) RemoveServer(id raft.ServerID) error {
 // Snapshot asks Raft for a snapshot now (operators and tests).
 func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 
+// VerifyLeader confirms with a majority of the site that this node still leads it: a leader cut
+// off from its followers learns it has lost them only later.
+func (s *Store) VerifyLeader() error { return mapRaftError(s.raft.VerifyLeader().Error()) }
+
 // Barrier waits until every entry committed before it is applied on this node (leader only).
 func (s *Store) Barrier(timeout time.Duration) error { return s.raft.Barrier(timeout).Error() }
-
-// Stats returns Raft's statistics.
-func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
 // Close stops Raft and closes the stores. It does not leave the site: a restarted node resumes.
 func (s *Store) Close() error {
@@ -549,6 +528,11 @@ func (s *Store) Close() error {
 		}
 		if e := s.closeStores(); e != nil && err == nil {
 			err = e
+		}
+		if err == nil {
+			// The state database is closed and synced: the next Open may trust it, whatever
+			// happens to the machine meanwhile.
+			err = markStateClosed(s.cfg.DataDir)
 		}
 	})
 	return err
@@ -566,24 +550,6 @@ func (s *Store) closeStores() error {
 		errs = append(errs, s.fsm.close())
 	}
 	return errors.Join(errs...)
-}
-
-// newQueryCode draws a uniformly random 6-digit code.
-func newQueryCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return fmt.Sprintf("%06d", n.Int64())
-}
-
-// newRequestID draws a random idempotency key for a submission that came without one.
-func newRequestID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return "g-" + hex.EncodeToString(b[:])
 }
 
 // RaftAddr is the address peers use to reach this node's Raft transport.

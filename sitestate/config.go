@@ -1,8 +1,9 @@
-package replication
+package sitestate
 
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/govgrid/govgrid/replication"
 )
 
 // Configuration flows down the tree: the district's documents (the catalogue, supervision
@@ -45,13 +47,10 @@ type configSyncCommand struct {
 	Docs []ConfigDoc `json:"docs"`
 }
 
-var prefixConfig = []byte("D/")
-
-func configPrefix(owner string) []byte { return concat(prefixConfig, []byte(owner), []byte{0}) }
-func configKey(owner, path string) []byte {
-	return concat(configPrefix(owner), []byte(path))
+func init() {
+	register(cmdConfigPut, "config-put", (*machine).applyConfigPut)
+	register(cmdConfigSync, "config-sync", (*machine).applyConfigSync)
 }
-func configVersionKey(owner string) []byte { return concat([]byte("m/cfgver/"), []byte(owner)) }
 
 // ValidateConfigPath checks a document path: 1 to 200 bytes of segments of a-z 0-9 . _ -
 // joined by '/'.
@@ -67,102 +66,105 @@ func ValidateConfigPath(p string) error {
 	return nil
 }
 
-func (f *fsm) applyConfigPut(txn *badger.Txn, c *configPutCommand, at time.Time) (*result, error) {
+func (m *machine) applyConfigPut(tx *replication.Tx, c *configPutCommand) (*Answer, error) {
 	if err := ValidateConfigPath(c.Path); err != nil {
-		return &result{Err: refusal(err)}, nil
+		return refuse(refusal(err)), nil
 	}
 	if c.Owner == "" || !c.Delete && !json.Valid(c.Value) || len(c.Value) > MaxConfigValue {
-		return &result{Err: errorf(CodeInvalid, "a configuration change needs an owner and a JSON value of at most %d bytes", MaxConfigValue)}, nil
+		return refuse(errorf(CodeInvalid, "a configuration change needs an owner and a JSON value of at most %d bytes", MaxConfigValue)), nil
 	}
-	v, err := getUint64(txn, configVersionKey(c.Owner))
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+	v, err := getUint64(tx, configVersionKey(c.Owner))
+	if err != nil {
 		return nil, err
 	}
-	doc := ConfigDoc{Owner: c.Owner, Path: c.Path, Version: v + 1, UpdatedAt: at, Deleted: c.Delete}
+	doc := ConfigDoc{Owner: c.Owner, Path: c.Path, Version: v + 1, UpdatedAt: tx.At(), Deleted: c.Delete}
 	if !c.Delete {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, c.Value); err != nil {
-			return &result{Err: errorf(CodeInvalid, "value: %v", err)}, nil
+			return refuse(errorf(CodeInvalid, "value: %v", err)), nil
 		}
 		doc.Value = buf.Bytes()
 	}
-	if err := f.putConfig(txn, &doc); err != nil {
+	if err := putConfig(tx, &doc); err != nil {
 		return nil, err
 	}
-	return &result{Config: &doc}, nil
+	return &Answer{Config: &doc}, nil
 }
 
 // applyConfigSync applies documents from the parent: each is kept if it is newer than this
 // site's copy, and each owner's version only rises.
-func (f *fsm) applyConfigSync(txn *badger.Txn, c *configSyncCommand) (*result, error) {
+func (m *machine) applyConfigSync(tx *replication.Tx, c *configSyncCommand) (*Answer, error) {
 	for i := range c.Docs {
 		d := &c.Docs[i]
-		if d.Owner == "" || ValidateConfigPath(d.Path) != nil {
-			return &result{Err: errorf(CodeInvalid, "configuration document without owner or with a bad path")}, nil
+		if d.Owner == "" || ValidateConfigPath(d.Path) != nil || !d.Deleted && !json.Valid(d.Value) {
+			return refuse(errorf(CodeInvalid, "configuration document without owner, with a bad path or a value that is not JSON")), nil
 		}
+	}
+	for i := range c.Docs {
+		d := &c.Docs[i]
 		var old ConfigDoc
-		err := getJSON(txn, configKey(d.Owner, d.Path), &old)
-		if err == nil && old.Version >= d.Version {
+		found, err := getJSON(tx, configKey(d.Owner, d.Path), &old)
+		if err != nil {
+			return nil, err
+		}
+		if found && old.Version >= d.Version {
 			continue
 		}
-		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, err
-		}
-		if err := f.putConfig(txn, d); err != nil {
+		if err := putConfig(tx, d); err != nil {
 			return nil, err
 		}
 	}
-	return &result{}, nil
+	return &Answer{}, nil
 }
 
-func (f *fsm) putConfig(txn *badger.Txn, d *ConfigDoc) error {
-	if err := putJSON(txn, configKey(d.Owner, d.Path), d); err != nil {
+func putConfig(tx *replication.Tx, d *ConfigDoc) error {
+	if err := putJSON(tx, configKey(d.Owner, d.Path), d); err != nil {
 		return err
 	}
-	v, err := getUint64(txn, configVersionKey(d.Owner))
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+	v, err := getUint64(tx, configVersionKey(d.Owner))
+	if err != nil {
 		return err
 	}
 	if d.Version > v {
-		return txn.Set(configVersionKey(d.Owner), u64(d.Version))
+		tx.Set(configVersionKey(d.Owner), u64(d.Version))
 	}
 	return nil
 }
 
 // PutConfig commits a change to a document this site owns (delete removes it).
-func (s *Store) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*ConfigDoc, error) {
+func (s *State) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*ConfigDoc, error) {
 	if err := ValidateConfigPath(path); err != nil {
 		return nil, err
 	}
 	if !del && (len(value) > MaxConfigValue || !json.Valid(value)) {
 		return nil, errorf(CodeInvalid, "value: a JSON value of at most %d bytes", MaxConfigValue)
 	}
-	cmd, err := encodeCommand(cmdConfigPut, &configPutCommand{Owner: s.cfg.Site, Path: path, Value: value, Delete: del})
+	a, err := s.propose(ctx, cmdConfigPut, &configPutCommand{Owner: s.cfg.Site, Path: path, Value: value, Delete: del})
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.propose(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return res.Config, nil
+	return a.Config, nil
 }
 
-// SyncConfig commits documents received from the parent site.
-func (s *Store) SyncConfig(ctx context.Context, docs []ConfigDoc) error {
-	cmd, err := encodeCommand(cmdConfigSync, &configSyncCommand{Docs: docs})
-	if err != nil {
-		return err
+// SyncConfig commits documents received from the parent site: each as the JSON ConfigSince made
+// there, passed through undecoded.
+func (s *State) SyncConfig(ctx context.Context, docs [][]byte) error {
+	parsed := make([]ConfigDoc, len(docs))
+	for i, b := range docs {
+		if err := json.Unmarshal(b, &parsed[i]); err != nil {
+			return errorf(CodeInvalid, "configuration document %d from the parent does not decode: %v", i+1, err)
+		}
 	}
-	_, err = s.proposeWithRetry(ctx, cmd)
-	return err
+	return proposeInParts(ctx, s, cmdConfigSync, parsed, func(part []ConfigDoc) any {
+		return &configSyncCommand{Docs: part}
+	}, nil)
 }
 
 // ConfigVersions returns, per owner, the highest change this site has applied.
-func (s *Store) ConfigVersions() (map[string]uint64, error) {
+func (s *State) ConfigVersions() (map[string]uint64, error) {
 	out := map[string]uint64{}
-	prefix := []byte("m/cfgver/")
-	err := s.fsm.view(func(txn *badger.Txn) error {
+	prefix := prefixConfigVer
+	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
@@ -173,7 +175,7 @@ func (s *Store) ConfigVersions() (map[string]uint64, error) {
 				if len(v) != 8 {
 					return errors.New("replication: malformed configuration version")
 				}
-				out[owner] = u64from(v)
+				out[owner] = binary.BigEndian.Uint64(v)
 				return nil
 			})
 			if err != nil {
@@ -187,9 +189,9 @@ func (s *Store) ConfigVersions() (map[string]uint64, error) {
 
 // ConfigSince returns every document (deletions included) whose owner's version is above what
 // known says the asker has, at most max of them, owners in order and each owner's by version.
-func (s *Store) ConfigSince(known map[string]uint64, max int) ([]ConfigDoc, error) {
+func (s *State) ConfigSince(known map[string]uint64, max int) ([]ConfigDoc, error) {
 	var out []ConfigDoc
-	err := s.fsm.view(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		return scanJSON(txn, prefixConfig, func(d *ConfigDoc) bool {
 			if d.Version > known[d.Owner] {
 				out = append(out, *d)
@@ -212,4 +214,4 @@ func (s *Store) ConfigSince(known map[string]uint64, max int) ([]ConfigDoc, erro
 }
 
 // Config returns every document this site has, deletions included.
-func (s *Store) Config() ([]ConfigDoc, error) { return s.ConfigSince(nil, 0) }
+func (s *State) Config() ([]ConfigDoc, error) { return s.ConfigSince(nil, 0) }

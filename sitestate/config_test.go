@@ -1,11 +1,11 @@
-package replication
+package sitestate
 
 import (
 	"encoding/json"
 	"testing"
 )
 
-func (s *site) putConfig(path, value string, del bool) *result {
+func (s *site) putConfig(path, value string, del bool) *Answer {
 	s.t.Helper()
 	return s.apply(cmdConfigPut, &configPutCommand{Owner: s.code, Path: path, Value: json.RawMessage(value), Delete: del})
 }
@@ -25,22 +25,22 @@ func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
 		t.Fatal(res.Err)
 	}
 	// Bad changes are refused and change nothing.
-	before := mustExport(t, district.f)
+	before := district.export()
 	for _, bad := range []struct{ path, value string }{{"Bad Path", `1`}, {"a//b", `1`}, {"", `1`}, {"/root", `1`}} {
 		if res := district.putConfig(bad.path, bad.value, false); res.Err == nil {
 			t.Fatalf("put %q %q accepted", bad.path, bad.value)
 		}
 	}
-	assertStateUnchanged(t, district.f, before)
+	assertStateUnchanged(t, district, before)
 
 	var syncDown func(parent, child *site)
 	syncDown = func(parent, child *site) {
 		t.Helper()
-		known, err := (&Store{fsm: child.f}).ConfigVersions()
+		known, err := child.st.ConfigVersions()
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs, err := (&Store{fsm: parent.f}).ConfigSince(known, 2) // small pages: several rounds
+		docs, err := parent.st.ConfigSince(known, 2) // small pages: several rounds
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
 	}
 	syncDown(district, township)
 	syncDown(township, community)
-	docs, err := (&Store{fsm: community.f}).Config()
+	docs, err := community.st.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
 			t.Fatalf("community has %s = %s, want %s", k, got[k], v)
 		}
 	}
-	v, _ := (&Store{fsm: community.f}).ConfigVersions()
+	v, _ := community.st.ConfigVersions()
 	if v["cd"] != 3 || v["cd-dgdj"] != 1 {
 		t.Fatalf("community's versions %v", v)
 	}
@@ -83,10 +83,10 @@ func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
 	district.putConfig("calendar/2026", "", true)
 	syncDown(district, township)
 	syncDown(township, community)
-	state := mustExport(t, community.f)
+	state := community.export()
 	community.apply(cmdConfigSync, &configSyncCommand{Docs: docs})
-	assertStateUnchanged(t, community.f, state)
-	docs, _ = (&Store{fsm: community.f}).Config()
+	assertStateUnchanged(t, community, state)
+	docs, _ = community.st.Config()
 	for _, d := range docs {
 		if d.Path == "calendar/2026" && !d.Deleted {
 			t.Fatal("deletion did not reach the community")

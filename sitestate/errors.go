@@ -1,4 +1,4 @@
-package replication
+package sitestate
 
 import (
 	"errors"
@@ -7,21 +7,9 @@ import (
 	"github.com/govgrid/govgrid/casework"
 )
 
-// Sentinel errors returned by Store. Check them with errors.Is.
-var (
-	// ErrNotLeader is returned when a write reaches a node that is not its site's leader and
-	// no forwarder is configured, or the leader is unknown.
-	ErrNotLeader = errors.New("replication: not the site leader")
-	// ErrNoLeader is returned when the site has no leader at the moment (an election is running
-	// or a majority is unreachable). The write was not applied; it is safe to retry.
-	ErrNoLeader = errors.New("replication: the site has no leader")
-	// ErrNotFound is returned when a case does not exist at this site.
-	ErrNotFound = errors.New("replication: not found")
-	// ErrCorruptCommand is returned (and logged loudly) for a log entry that does not decode.
-	ErrCorruptCommand = errors.New("replication: corrupt command")
-	// ErrClosed is returned by a Store after Close.
-	ErrClosed = errors.New("replication: store closed")
-)
+// ErrNotFound is returned when a case (or another record asked for) does not exist at this site.
+// Check it with errors.Is: a not-found refusal (*Error with CodeNotFound) matches it too.
+var ErrNotFound = errors.New("sitestate: not found")
 
 // Error codes carried by Error.
 const (
@@ -30,10 +18,17 @@ const (
 	CodeConflict  = "conflict"
 	CodeExhausted = "exhausted"
 	CodeForbidden = "forbidden"
+	// CodeTooLarge refuses a command that would write more than one command may: its proposer
+	// splits it (see proposeInParts).
+	CodeTooLarge = "too_large"
+	// CodeUnavailable refuses a command the site cannot take now (it is being restored): the
+	// caller tries again later.
+	CodeUnavailable = "unavailable"
 )
 
-// Error is a refusal decided by the FSM: the command was committed to the log but changed
-// nothing. It crosses forwarding hops intact so that every node answers the same way.
+// Error is a refusal decided by the state machine (or by a node before it proposes): the command
+// was committed to the log but changed nothing. It crosses forwarding hops intact so that every
+// node answers the same way.
 type Error struct {
 	Code    string               `json:"code"`
 	Message string               `json:"message"`
@@ -47,6 +42,7 @@ func (e *Error) Is(target error) bool {
 	return target == ErrNotFound && e.Code == CodeNotFound
 }
 
+// refusal turns a domain error into the Error answered for it.
 func refusal(err error) *Error {
 	var fe casework.FieldErrors
 	if errors.As(err, &fe) {
@@ -63,6 +59,11 @@ func refusal(err error) *Error {
 	return &Error{Code: CodeInvalid, Message: err.Error()}
 }
 
+// errorf builds an Error with a formatted message.
 func errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// Errorf builds a refusal for the layers above the state machine (a node that refuses a request
+// before proposing it answers the same way the state machine would).
+func Errorf(code, format string, args ...any) *Error { return errorf(code, format, args...) }

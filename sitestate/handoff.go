@@ -1,4 +1,4 @@
-package replication
+package sitestate
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/tier"
 )
 
 // The handoff protocol (docs/DESIGN.md, "Handoff"): the source commits a departure, which locks
@@ -17,8 +19,17 @@ import (
 // leaving a stub that points to the new holder, or unlocks the case on a refusal.
 //
 // Every step is a command whose effect depends only on the state it is applied to, so replay and
-// re-delivery are harmless: a second arrival of the same id is answered from the applied-handoff
-// table, a second settlement finds the outbox entry gone and does nothing.
+// re-delivery are harmless. A second arrival of the same handoff is recognised by the version:
+// the target's mirror keeps every case it ever held at the newest version it knows, and a record
+// at or below a version the target has already passed is an old copy, answered as a duplicate
+// and never applied again. A second settlement finds the outbox entry gone and does nothing.
+
+func init() {
+	register(cmdDepart, "depart", (*machine).applyDepart)
+	register(cmdArrive, "arrive", (*machine).applyArrive)
+	register(cmdSettle, "settle", (*machine).applySettle)
+	register(cmdRetire, "retire", (*machine).applyRetire)
+}
 
 // OutboxEntry is one handoff waiting to be delivered and acknowledged.
 type OutboxEntry struct {
@@ -38,13 +49,14 @@ type Stub struct {
 	MovedAt   time.Time `json:"moved_at"`
 }
 
-// Arrival is one delivered handoff as the target receives it.
+// Arrival is one delivered handoff as the target receives it: the record as the source sent it
+// (JSON of a casework.Case), decoded only by the state machine.
 type Arrival struct {
-	ID   string         `json:"id"`
-	From string         `json:"from_site"`
-	Case *casework.Case `json:"case"`
-	// RelayTo, if set, sends the case straight on to that site in the same commit (its tier must
-	// decide it). The receiving node decides it before proposing, so it is part of the log.
+	ID     string          `json:"id"`
+	From   string          `json:"from_site"`
+	Record json.RawMessage `json:"case"`
+	// RelayTo is what arrivals of earlier versions carry: the site the receiving node decided
+	// the case goes on to. Newer ones leave it empty; the command's tier and parent decide.
 	RelayTo string `json:"relay_to,omitempty"`
 }
 
@@ -79,8 +91,12 @@ type departCommand struct {
 	Reason string        `json:"reason,omitempty"`
 }
 
+// arriveCommand takes in delivered handoffs. It names the site's tier and parent, so that a case
+// on its way up to a higher tier goes straight on in the same commit.
 type arriveCommand struct {
 	Site     string    `json:"site"`
+	Tier     tier.Tier `json:"tier,omitempty"`
+	Parent   string    `json:"parent,omitempty"`
 	Arrivals []Arrival `json:"arrivals"`
 }
 
@@ -93,8 +109,9 @@ type retireCommand struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// handoffRecord is a target's memory of a handoff it answered: kept after the case moves on, so
-// that a late retry is answered the same way and never applied twice.
+// handoffRecord is a target's memory of a handoff it refused: kept so that a late retry is
+// refused the same way. (Entries written by earlier versions also record applied handoffs; the
+// version check makes those redundant.)
 type handoffRecord struct {
 	From    string    `json:"from_site"`
 	Outcome string    `json:"outcome"`
@@ -110,150 +127,183 @@ type RetiredState struct {
 }
 
 // applyDepart locks a held case and queues its handoff.
-func (f *fsm) applyDepart(txn *badger.Txn, c *departCommand, at time.Time) (*result, error) {
-	cs, err := getCase(txn, c.Number)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return f.notHeld(txn, c.Number)
+func (m *machine) applyDepart(tx *replication.Tx, c *departCommand) (*Answer, error) {
+	if a, err := refuseWhileRestoring(tx); a != nil || err != nil {
+		return a, err
 	}
+	cs, ok, err := getCase(tx, c.Number)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cs.Depart(casework.Departure{Move: c.Move, Site: c.Site, To: c.To, Actor: c.Actor, Reason: c.Reason, At: at}); err != nil {
-		return &result{Err: refusal(err)}, nil
+	if !ok {
+		return m.notHeld(tx, c.Number)
 	}
-	if err := f.queue(txn, cs); err != nil {
+	if _, err := cs.Depart(casework.Departure{Move: c.Move, Site: c.Site, To: c.To, Actor: c.Actor, Reason: c.Reason, At: tx.At()}); err != nil {
+		return refuse(refusal(err)), nil
+	}
+	if err := m.queue(tx, cs, ""); err != nil {
 		return nil, err
 	}
-	return &result{Case: cs}, nil
+	return &Answer{Case: cs}, nil
 }
 
 // notHeld answers a step on a case this site does not hold: a conflict naming the holder when
 // a stub points on, not found otherwise.
-func (f *fsm) notHeld(txn *badger.Txn, number string) (*result, error) {
-	st, err := getStub(txn, number)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return &result{Err: errorf(CodeNotFound, "case %s is not held at this site", number)}, nil
-	}
+func (m *machine) notHeld(tx *replication.Tx, number string) (*Answer, error) {
+	var st Stub
+	ok, err := getJSON(tx, stubKey(number), &st)
 	if err != nil {
 		return nil, err
 	}
-	return &result{Err: errorf(CodeConflict, "case %s was handed on to %s (handoff %s): only the holder changes it", number, st.Holder, st.HandoffID)}, nil
+	if !ok {
+		return refuse(errorf(CodeNotFound, "case %s is not held at this site", number)), nil
+	}
+	return refuse(errorf(CodeConflict, "case %s was handed on to %s (handoff %s): only the holder changes it", number, st.Holder, st.HandoffID)), nil
 }
 
-// queue stores a case that has just departed and puts its handoff in the outbox.
-func (f *fsm) queue(txn *badger.Txn, cs *casework.Case) error {
-	if err := f.storeCase(txn, cs, cs.HolderSite, cs.Transit.Since); err != nil {
+// queue stores a case that has just departed and puts its handoff in the outbox (code: see
+// storeCase).
+func (m *machine) queue(tx *replication.Tx, cs *casework.Case, code string) error {
+	if err := m.storeCase(tx, cs, cs.HolderSite, code); err != nil {
 		return err
 	}
 	e := OutboxEntry{ID: cs.Transit.HandoffID, Number: cs.Number, To: cs.Transit.To, Move: cs.Transit.Move, Since: cs.Transit.Since}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	f.outboxAdded = append(f.outboxAdded, e)
-	return txn.Set(outboxKey(e.To, e.ID), b)
+	tx.Emit(outboxAdded(e))
+	return putJSON(tx, outboxKey(e.To, e.ID), e)
 }
 
-// applyArrive takes in delivered cases, each at most once per handoff id.
-func (f *fsm) applyArrive(txn *badger.Txn, c *arriveCommand, at time.Time) (*result, error) {
-	retired, err := getRetired(txn)
-	if err != nil {
+// applyArrive takes in delivered cases, each at most once per handoff.
+func (m *machine) applyArrive(tx *replication.Tx, c *arriveCommand) (*Answer, error) {
+	// Refused whole while restoring: the source is told to try again (a refusal of one arrival
+	// would unlock the case there).
+	if a, err := refuseWhileRestoring(tx); a != nil || err != nil {
+		return a, err
+	}
+	var retired RetiredState
+	if _, err := getJSON(tx, keyRetired, &retired); err != nil {
 		return nil, err
 	}
 	out := make([]ArrivalOutcome, 0, len(c.Arrivals))
 	for i := range c.Arrivals {
-		a := &c.Arrivals[i]
-		o, err := f.arrive(txn, c.Site, a, retired, at)
+		o, err := m.arrive(tx, c, &c.Arrivals[i], &retired)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, o)
 	}
-	return &result{Arrivals: out}, nil
+	return &Answer{Arrivals: out}, nil
 }
 
-func (f *fsm) arrive(txn *badger.Txn, site string, a *Arrival, retired *RetiredState, at time.Time) (ArrivalOutcome, error) {
-	prev, err := getHandoffRecord(txn, a.ID)
+func (m *machine) arrive(tx *replication.Tx, c *arriveCommand, a *Arrival, retired *RetiredState) (ArrivalOutcome, error) {
+	site := c.Site
+	var prev handoffRecord
+	known, err := getJSON(tx, handoffKey(a.ID), &prev)
 	switch {
-	case err == nil && prev.Outcome == OutcomeRefused:
-		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeRefused, Reason: prev.Reason}, nil
-	case err == nil:
-		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeDuplicate}, nil
-	case !errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
 		return ArrivalOutcome{}, err
+	case known && prev.Outcome == OutcomeRefused:
+		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeRefused, Reason: prev.Reason}, nil
+	case known:
+		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeDuplicate}, nil
 	}
 	refuse := func(reason string) (ArrivalOutcome, error) {
-		f.stats.handoffsRefused++
+		tx.Emit(counted{handoffsRefused: 1})
 		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeRefused, Reason: reason},
-			putJSON(txn, handoffKey(a.ID), handoffRecord{From: a.From, Outcome: OutcomeRefused, Reason: reason, At: at})
+			putJSON(tx, handoffKey(a.ID), handoffRecord{From: a.From, Outcome: OutcomeRefused, Reason: reason, At: tx.At()})
 	}
-	cs := a.Case
+	cs, derr := decodeCase(a.Record)
 	switch {
 	case retired.Retired:
 		return refuse(fmt.Sprintf("site %s is retired: %s", site, retired.Reason))
-	case cs == nil:
-		return refuse("the delivery carries no case record")
+	case derr != nil:
+		return refuse("the delivery carries no readable case record: " + derr.Error())
 	case cs.HolderSite != a.From:
 		return refuse(fmt.Sprintf("the record is held by %s, not by the sender %s", cs.HolderSite, a.From))
 	}
-	if err := cs.Arrive(a.ID, site, at); err != nil {
+	// An old copy: this site already knows the case at a later version than the one delivered
+	// (it took this handoff in before, or the case has moved on since). Never apply it again.
+	meta, seen, err := getMirrorMeta(tx, cs.Number)
+	if err != nil {
+		return ArrivalOutcome{}, err
+	}
+	if seen && meta.Version > cs.Version {
+		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeDuplicate}, nil
+	}
+	// Only a case on its way up goes on up: one handed down or returned stays, or it would
+	// bounce between the tiers.
+	relayTo := a.RelayTo
+	if relayTo == "" && cs.Transit != nil && (cs.Transit.Move == casework.MoveEscalate || cs.Transit.Move == casework.MoveRelay) {
+		relayTo = relayTarget(cs.DecideTier, c.Tier, c.Parent)
+	}
+	if err := cs.Arrive(a.ID, site, tx.At()); err != nil {
 		return refuse(err.Error())
 	}
-	local, err := getCase(txn, cs.Number)
+	local, held, err := getCase(tx, cs.Number)
 	switch {
-	case err == nil && local.Transit != nil:
+	case err != nil:
+		return ArrivalOutcome{}, err
+	case held && local.Transit != nil:
 		// This site sent the case away and it came back before the first handoff was settled
 		// here: its return proves the target took it, so that handoff is done.
-		if err := txn.Delete(outboxKey(local.Transit.To, local.Transit.HandoffID)); err != nil {
-			return ArrivalOutcome{}, err
-		}
-		f.outboxRemoved = append(f.outboxRemoved, local.Transit.HandoffID)
-		if err := unindexCase(txn, local); err != nil {
-			return ArrivalOutcome{}, err
-		}
-	case err == nil && appliedBefore(local, cs, a.ID, site):
-		// The table lost this handoff (a site restored from its parent's mirror), but the
-		// history shows it was applied: answer as for any duplicate.
+		tx.Delete(outboxKey(local.Transit.To, local.Transit.HandoffID))
+		tx.Emit(outboxRemoved(local.Transit.HandoffID))
+		unindexCase(tx, local)
+	case held && appliedBefore(local, cs, a.ID, site):
 		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeDuplicate}, nil
-	case err == nil:
+	case held:
 		return refuse(fmt.Sprintf("case %s is already held here at version %d", cs.Number, local.Version))
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return ArrivalOutcome{}, err
 	}
-	if err := txn.Delete(stubKey(cs.Number)); err != nil {
-		return ArrivalOutcome{}, err
+	tx.Delete(stubKey(cs.Number))
+	tx.Emit(counted{handoffsIn: 1})
+	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, m.takeIn(tx, cs, casework.MoveRelay, site, relayTo, "")
+}
+
+// relayTarget is where a case taken in at a site of tier t under parent must go on to: the
+// parent, while the tier that must decide the case is above t; "" to keep it.
+func relayTarget(decideTier string, t tier.Tier, parent string) string {
+	d, err := tier.Parse(decideTier)
+	if decideTier == "" || err != nil || parent == "" || t == "" {
+		return ""
 	}
-	if err := putJSON(txn, handoffKey(a.ID), handoffRecord{From: a.From, Outcome: OutcomeApplied, At: at}); err != nil {
-		return ArrivalOutcome{}, err
+	if d.Level() < t.Level() {
+		return parent
 	}
-	if err := indexCase(txn, cs); err != nil {
-		return ArrivalOutcome{}, err
+	return ""
+}
+
+// decodeCase decodes a case record from a peer.
+func decodeCase(b []byte) (*casework.Case, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("empty record")
 	}
-	f.stats.handoffsIn++
-	if relayed, err := f.relay(txn, cs, casework.MoveRelay, site, a.RelayTo, at); relayed || err != nil {
-		return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, err
+	c := new(casework.Case)
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, err
 	}
-	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, f.storeCase(txn, cs, site, at)
+	if c.Number == "" {
+		return nil, fmt.Errorf("record without a case number")
+	}
+	return c, nil
 }
 
 // relay sends a case just taken in (accepted or arrived) straight on toward the tier that must
 // decide it, in the same commit. It reports false, having changed nothing, when there is
 // nowhere to send it; the caller then stores the case as held.
-func (f *fsm) relay(txn *badger.Txn, cs *casework.Case, move casework.Move, site, to string, at time.Time) (bool, error) {
+func (m *machine) relay(tx *replication.Tx, cs *casework.Case, move casework.Move, site, to, code string) (bool, error) {
 	if to == "" {
 		return false, nil
 	}
 	d := casework.Departure{Move: move, Site: site, To: to, Actor: AutoActor,
-		Reason: fmt.Sprintf("to be decided by the %s tier", cs.DecideTier), At: at}
+		Reason: fmt.Sprintf("to be decided by the %s tier", cs.DecideTier), At: tx.At()}
 	if err := d.Validate(); err != nil {
-		f.logger.Warn("not relaying a case", "number", cs.Number, "to", to, "error", err)
+		m.logger.Warn("not relaying a case", "number", cs.Number, "to", to, "error", err)
 		return false, nil
 	}
 	if _, err := cs.Depart(d); err != nil {
-		f.logger.Warn("not relaying a case", "number", cs.Number, "to", to, "error", err)
+		m.logger.Warn("not relaying a case", "number", cs.Number, "to", to, "error", err)
 		return false, nil
 	}
-	return true, f.queue(txn, cs)
+	return true, m.queue(tx, cs, code)
 }
 
 // appliedBefore reports whether local's history already holds the arrival of handoff id: the
@@ -274,239 +324,135 @@ const AutoActor = "govgrid"
 
 // applySettle closes handoffs at the source. A settlement for a handoff no longer in the outbox
 // (already settled, or proven done by the case coming back) changes nothing.
-func (f *fsm) applySettle(txn *badger.Txn, c *settleCommand, at time.Time) (*result, error) {
+func (m *machine) applySettle(tx *replication.Tx, c *settleCommand) (*Answer, error) {
 	for _, s := range c.Settlements {
 		number, _, err := casework.ParseHandoffID(s.ID)
 		if err != nil {
 			continue
 		}
-		cs, err := getCase(txn, number)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		}
+		cs, ok, err := getCase(tx, number)
 		if err != nil {
 			return nil, err
 		}
-		if cs.Transit == nil || cs.Transit.HandoffID != s.ID {
+		if !ok || cs.Transit == nil || cs.Transit.HandoffID != s.ID {
 			continue
 		}
-		if err := txn.Delete(outboxKey(cs.Transit.To, s.ID)); err != nil {
-			return nil, err
-		}
-		f.outboxRemoved = append(f.outboxRemoved, s.ID)
+		tx.Delete(outboxKey(cs.Transit.To, s.ID))
+		tx.Emit(outboxRemoved(s.ID))
 		if s.Refused {
-			if err := cs.Refused(s.ID, s.Reason, at); err != nil {
-				return nil, err
+			if err := cs.Refused(s.ID, s.Reason, tx.At()); err != nil {
+				continue // cannot happen: the transit was checked above
 			}
-			if err := f.storeCase(txn, cs, cs.HolderSite, at); err != nil {
+			if err := m.storeCase(tx, cs, cs.HolderSite, ""); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := unindexCase(txn, cs); err != nil {
+		unindexCase(tx, cs)
+		if err := unholdMirror(tx, number); err != nil {
 			return nil, err
 		}
-		if err := unholdMirror(txn, number); err != nil {
-			return nil, err
-		}
-		if err := txn.Delete(caseKey(number)); err != nil {
-			return nil, err
-		}
-		if err := putJSON(txn, stubKey(number), Stub{Number: number, Holder: cs.Transit.To, HandoffID: s.ID, MovedAt: at}); err != nil {
+		tx.Delete(caseKey(number))
+		if err := putJSON(tx, stubKey(number), Stub{Number: number, Holder: cs.Transit.To, HandoffID: s.ID, MovedAt: tx.At()}); err != nil {
 			return nil, err
 		}
 	}
-	return &result{}, nil
+	return &Answer{}, nil
 }
 
-func (f *fsm) applyRetire(txn *badger.Txn, c *retireCommand, at time.Time) (*result, error) {
-	st := RetiredState{Retired: c.Retired, Reason: c.Reason, Since: at}
+func (m *machine) applyRetire(tx *replication.Tx, c *retireCommand) (*Answer, error) {
 	if !c.Retired {
-		return &result{}, txn.Delete(keyRetired)
+		tx.Delete(keyRetired)
+		return &Answer{}, nil
 	}
-	return &result{}, putJSON(txn, keyRetired, st)
-}
-
-func getRetired(txn *badger.Txn) (*RetiredState, error) {
-	st := new(RetiredState)
-	err := getJSON(txn, keyRetired, st)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return st, nil
-	}
-	return st, err
-}
-
-func getStub(txn *badger.Txn, number string) (*Stub, error) {
-	st := new(Stub)
-	return st, getJSON(txn, stubKey(number), st)
-}
-
-func getHandoffRecord(txn *badger.Txn, id string) (*handoffRecord, error) {
-	r := new(handoffRecord)
-	return r, getJSON(txn, handoffKey(id), r)
-}
-
-func putJSON(txn *badger.Txn, key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(key, b)
-}
-
-func getJSON(txn *badger.Txn, key []byte, v any) error {
-	item, err := txn.Get(key)
-	if err != nil {
-		return err
-	}
-	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-}
-
-// indexCase writes a held case's listing index entries.
-func indexCase(txn *badger.Txn, c *casework.Case) error {
-	nanos := c.CreatedAt.UnixNano()
-	if err := txn.Set(byTimeKey(nanos, c.Number), nil); err != nil {
-		return err
-	}
-	return txn.Set(byStatusKey(string(c.Status), nanos, c.Number), nil)
-}
-
-func unindexCase(txn *badger.Txn, c *casework.Case) error {
-	nanos := c.CreatedAt.UnixNano()
-	if err := txn.Delete(byTimeKey(nanos, c.Number)); err != nil {
-		return err
-	}
-	return txn.Delete(byStatusKey(string(c.Status), nanos, c.Number))
+	return &Answer{}, putJSON(tx, keyRetired, RetiredState{Retired: true, Reason: c.Reason, Since: tx.At()})
 }
 
 // MoveCase moves a case this site holds to a neighbour: it commits the departure (the case is
 // locked, the handoff queued) and returns the locked case. Delivery follows asynchronously.
-func (s *Store) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
+func (s *State) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
 	d.Site = s.cfg.Site
 	d.At = time.Time{}
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	cmd, err := encodeCommand(cmdDepart, &departCommand{Number: number, Move: d.Move, Site: d.Site, To: d.To, Actor: d.Actor, Reason: d.Reason})
-	if err != nil {
-		return nil, err
-	}
 	// Not retried on a lost leader: a departure is not idempotent, and its caller sees the
 	// case locked if the first attempt did commit.
-	res, err := s.propose(ctx, cmd)
+	a, err := s.propose(ctx, cmdDepart, &departCommand{Number: number, Move: d.Move, Site: d.Site, To: d.To, Actor: d.Actor, Reason: d.Reason})
 	if err != nil {
 		return nil, err
 	}
-	return res.Case, nil
+	return a.Case, nil
 }
 
-// ReceiveHandoffs commits delivered handoffs at this site and returns one outcome per arrival.
-func (s *Store) ReceiveHandoffs(ctx context.Context, arrivals []Arrival) ([]ArrivalOutcome, error) {
-	if s.cfg.RelayTo != nil {
-		for i := range arrivals {
-			// Only a case on its way up goes on up: one handed down or returned stays, or it
-			// would bounce between the tiers.
-			if a := &arrivals[i]; a.Case != nil && a.Case.Transit != nil &&
-				(a.Case.Transit.Move == casework.MoveEscalate || a.Case.Transit.Move == casework.MoveRelay) {
-				a.RelayTo = s.cfg.RelayTo(a.Case.DecideTier)
-			}
+// ReceiveHandoffs commits delivered handoffs at this site and returns one outcome per arrival,
+// in their order. A delivery too large for one command is committed in parts.
+func (s *State) ReceiveHandoffs(ctx context.Context, arrivals []Arrival) ([]ArrivalOutcome, error) {
+	for i := range arrivals {
+		if !json.Valid(arrivals[i].Record) {
+			arrivals[i].Record = nil // refused by the state machine: not a readable record
 		}
+		arrivals[i].RelayTo = ""
 	}
-	cmd, err := encodeCommand(cmdArrive, &arriveCommand{Site: s.cfg.Site, Arrivals: arrivals})
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.proposeWithRetry(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return res.Arrivals, nil
+	out := make([]ArrivalOutcome, 0, len(arrivals))
+	err := proposeInParts(ctx, s, cmdArrive, arrivals, func(part []Arrival) any {
+		return &arriveCommand{Site: s.cfg.Site, Tier: s.cfg.Tier, Parent: s.cfg.Parent, Arrivals: part}
+	}, func(a *Answer) { out = append(out, a.Arrivals...) })
+	return out, err
 }
 
 // SettleHandoffs commits the targets' answers for handoffs in this site's outbox.
-func (s *Store) SettleHandoffs(ctx context.Context, settlements []Settlement) error {
-	cmd, err := encodeCommand(cmdSettle, &settleCommand{Settlements: settlements})
-	if err != nil {
-		return err
-	}
-	_, err = s.proposeWithRetry(ctx, cmd)
-	return err
+func (s *State) SettleHandoffs(ctx context.Context, settlements []Settlement) error {
+	return proposeInParts(ctx, s, cmdSettle, settlements, func(part []Settlement) any {
+		return &settleCommand{Settlements: part}
+	}, nil)
 }
 
 // SetRetired retires the site (it refuses incoming handoffs, with reason) or reinstates it.
-func (s *Store) SetRetired(ctx context.Context, retired bool, reason string) error {
-	cmd, err := encodeCommand(cmdRetire, &retireCommand{Retired: retired, Reason: reason})
-	if err != nil {
-		return err
-	}
-	_, err = s.proposeWithRetry(ctx, cmd)
+func (s *State) SetRetired(ctx context.Context, retired bool, reason string) error {
+	_, err := s.proposeIdempotent(ctx, cmdRetire, &retireCommand{Retired: retired, Reason: reason})
 	return err
 }
 
 // Retired reports whether this site is retired.
-func (s *Store) Retired() (*RetiredState, error) {
-	var st *RetiredState
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		var err error
-		st, err = getRetired(txn)
-		return err
-	})
+func (s *State) Retired() (*RetiredState, error) {
+	st, err := getOne[RetiredState](s, keyRetired)
+	if errors.Is(err, ErrNotFound) {
+		return &RetiredState{}, nil
+	}
 	return st, err
 }
 
-// Outbox lists up to limit handoffs waiting for delivery to site to, oldest id first (all
-// targets when to is empty; every entry when limit is 0).
-func (s *Store) Outbox(to string, limit int) ([]OutboxEntry, error) {
+// Outbox lists the handoffs waiting for delivery, oldest id first per target.
+func (s *State) Outbox() ([]OutboxEntry, error) {
 	var out []OutboxEntry
-	prefix := prefixOutbox
-	if to != "" {
-		prefix = outboxPrefix(to)
-	}
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		return scanJSON(txn, prefix, func(e *OutboxEntry) bool {
-			out = append(out, *e)
-			return limit == 0 || len(out) < limit
-		})
+	err := s.view(func(txn *badger.Txn) error {
+		return scanJSON(txn, prefixOutbox, func(e *OutboxEntry) bool { out = append(out, *e); return true })
 	})
 	return out, err
 }
 
-// OutboxDepths counts the waiting handoffs per target site and gives the oldest one's time.
-func (s *Store) OutboxDepths() (map[string]OutboxDepth, error) {
-	out := map[string]OutboxDepth{}
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		return scanJSON(txn, prefixOutbox, func(e *OutboxEntry) bool {
-			d := out[e.To]
-			d.Depth++
-			if d.Oldest.IsZero() || e.Since.Before(d.Oldest) {
-				d.Oldest = e.Since
-			}
-			out[e.To] = d
-			return true
-		})
+// HandoffRecord is the record a pending handoff delivers: the case as stored at this site, as its
+// bytes, when handoff id is still the case's transit (else ok is false: it was settled).
+func (s *State) HandoffRecord(number, id string) (record []byte, ok bool, err error) {
+	err = s.view(func(txn *badger.Txn) error {
+		b, found, err := view{txn}.Get(caseKey(number))
+		if err != nil || !found {
+			return err
+		}
+		var probe struct {
+			Transit *casework.Transit `json:"transit"`
+		}
+		if err := json.Unmarshal(b, &probe); err != nil {
+			return fmt.Errorf("%w: case %s: %v", errMalformed, number, err)
+		}
+		if probe.Transit != nil && probe.Transit.HandoffID == id {
+			record, ok = b, true
+		}
+		return nil
 	})
-	return out, err
+	return record, ok, err
 }
-
-// OutboxDepth is the size of the outbox toward one site.
-type OutboxDepth struct {
-	Depth  int
-	Oldest time.Time
-}
-
-// CaseRecord reads the whole stored record of a case held or in transit here, for delivery.
-func (s *Store) CaseRecord(number string) (*casework.Case, error) { return s.fsm.getCase(number) }
 
 // GetStub returns the pointer this site keeps to a case it handed on, or ErrNotFound.
-func (s *Store) GetStub(number string) (*Stub, error) {
-	var st *Stub
-	err := s.fsm.view(func(txn *badger.Txn) error {
-		var err error
-		st, err = getStub(txn, number)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
-	return st, err
-}
+func (s *State) GetStub(number string) (*Stub, error) { return getOne[Stub](s, stubKey(number)) }

@@ -1,10 +1,8 @@
-package replication
+package sitestate
 
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,27 +35,17 @@ type Page struct {
 	NextPageToken string
 }
 
-// getCase reads one case from this node's state.
-func (f *fsm) getCase(number string) (*casework.Case, error) {
-	var c *casework.Case
-	err := f.view(func(txn *badger.Txn) error {
-		var err error
-		c, err = getCase(txn, number)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
-	return c, err
-}
-
-// listCases walks the time index (or the status index when filtering by status) newest first.
-func (f *fsm) listCases(flt Filter) (*Page, error) {
+// ListCases lists the cases this site holds, newest first: it walks the time index (or the
+// status index when filtering by status).
+func (s *State) ListCases(flt Filter) (*Page, error) {
 	page := &Page{}
-	token, err := f.walkIndex(flt, prefixByTime, byStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
-		c, err := getCase(txn, number)
+	token, err := s.walkIndex(flt, prefixByTime, byStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
+		c, ok, err := getCase(view{txn}, number)
 		if err != nil {
-			return false, fmt.Errorf("index entry without its case: %w", err)
+			return false, err
+		}
+		if !ok {
+			return false, fmt.Errorf("%w: index entry without its case %s", errMalformed, number)
 		}
 		if !flt.matches(c) {
 			return false, nil
@@ -79,7 +67,7 @@ func (flt *Filter) matches(c *casework.Case) bool {
 // <number> (the status index when the filter names a status) within the filter's dates, until
 // visit has matched (and, with add, taken) a page's worth; visit without add only says whether a
 // number matches. It returns the token of the next page, if there is one.
-func (f *fsm) walkIndex(flt Filter, byTime []byte, byStatus func(string) []byte, visit func(txn *badger.Txn, number string, add bool) (bool, error)) (string, error) {
+func (s *State) walkIndex(flt Filter, byTime []byte, byStatus func(string) []byte, visit func(txn *badger.Txn, number string, add bool) (bool, error)) (string, error) {
 	limit := flt.Limit
 	if limit == 0 {
 		limit = DefaultPageSize
@@ -104,7 +92,7 @@ func (f *fsm) walkIndex(flt Filter, byTime []byte, byStatus func(string) []byte,
 		seek = tok
 	}
 	var next string
-	err := f.view(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Reverse = true
 		opts.PrefetchValues = false
@@ -148,48 +136,35 @@ func u64from(b []byte) uint64 {
 	return v
 }
 
-// exportState returns every key and value of this node's state, for determinism tests and
-// diagnostics. It reads one consistent view.
-func (f *fsm) exportState() (map[string][]byte, error) {
-	out := map[string][]byte{}
-	err := f.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			out[string(it.Item().KeyCopy(nil))] = v
-		}
-		return nil
-	})
-	return out, err
-}
-
-// MirrorFilter selects mirrored cases: a Filter, plus the holder site or the holder's tier (the
-// node turns them into Holders, the set of holder sites to keep; nil keeps all).
-type MirrorFilter struct {
+// SubtreeFilter selects mirrored cases: a Filter, plus the holder site or the holder's tier.
+type SubtreeFilter struct {
 	Filter
 	Site, Tier string
-	Holders    map[string]bool
 }
 
-// MirrorPage is one page of a subtree listing, newest first.
-type MirrorPage struct {
+// SubtreePage is one page of a subtree listing, newest first.
+type SubtreePage struct {
 	Records       []*MirrorRecord
 	NextPageToken string
 }
 
-// ListMirror lists this site's mirror of its subtree (its own cases included), newest first.
-func (s *Store) ListMirror(flt MirrorFilter) (*MirrorPage, error) {
-	page := &MirrorPage{}
-	token, err := s.fsm.walkIndex(flt.Filter, prefixMirrorTime, mirrorStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
-		rec, err := getMirrorRecord(txn, number)
+// ListSubtree lists this site's mirror of its subtree (its own cases and every descendant's),
+// newest first. The filter's site and tier select holders through the site registry.
+func (s *State) ListSubtree(flt SubtreeFilter) (*SubtreePage, error) {
+	holders, err := s.holders(flt.Site, flt.Tier)
+	if err != nil {
+		return nil, err
+	}
+	page := &SubtreePage{}
+	token, err := s.walkIndex(flt.Filter, prefixMirrorTime, mirrorStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
+		rec, ok, err := getMirrorRecord(view{txn}, number)
 		if err != nil {
-			return false, fmt.Errorf("mirror index entry without its case: %w", err)
+			return false, err
 		}
-		if !flt.matches(rec.Case) || flt.Holders != nil && !flt.Holders[rec.Case.HolderSite] {
+		if !ok {
+			return false, fmt.Errorf("%w: mirror index entry without its case %s", errMalformed, number)
+		}
+		if !flt.matches(rec.Case) || holders != nil && !holders[rec.Case.HolderSite] {
 			return false, nil
 		}
 		if add {
@@ -201,21 +176,29 @@ func (s *Store) ListMirror(flt MirrorFilter) (*MirrorPage, error) {
 	return page, err
 }
 
-// scanJSON decodes, in key order, every value under prefix into a T and hands it to visit,
-// until visit returns false.
-func scanJSON[T any](txn *badger.Txn, prefix []byte, visit func(*T) bool) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		v := new(T)
-		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
-			return err
-		}
-		if !visit(v) {
-			return nil
+// holders is the set of holder sites a subtree listing keeps for a site and tier filter (nil
+// keeps all): the sites of the registry that match, and the named site even when it is not
+// registered yet (it may already hold mirrored cases).
+func (s *State) holders(site, tier string) (map[string]bool, error) {
+	if site == "" && tier == "" {
+		return nil, nil
+	}
+	recs, err := s.Sites()
+	if err != nil {
+		return nil, err
+	}
+	tiers := map[string]string{s.cfg.Site: string(s.cfg.Tier)}
+	for _, r := range recs {
+		tiers[r.Code] = r.Tier
+	}
+	out := map[string]bool{}
+	for code, t := range tiers {
+		if (site == "" || site == code) && (tier == "" || tier == t) {
+			out[code] = true
 		}
 	}
-	return nil
+	if site != "" && tier == "" {
+		out[site] = true
+	}
+	return out, nil
 }

@@ -1,13 +1,12 @@
-package replication
+package sitestate
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/govgrid/govgrid/replication"
 )
 
 // SiteRecord is one site in a site's registry: the site itself and every site registered
@@ -18,6 +17,10 @@ type SiteRecord struct {
 	Parent string   `json:"parent,omitempty"`
 	Nodes  []string `json:"nodes,omitempty"`
 	Leader string   `json:"leader,omitempty"`
+	// Retired is set while the site refuses incoming handoffs, with the reason: its parent keeps
+	// it, so that a site restored from its parent comes back retired.
+	Retired       bool   `json:"retired,omitempty"`
+	RetiredReason string `json:"retired_reason,omitempty"`
 	// RegisteredAt is when this site's registry last changed the record (leader's clock).
 	RegisteredAt time.Time `json:"registered_at"`
 }
@@ -27,62 +30,46 @@ type registerCommand struct {
 	Sites []SiteRecord `json:"sites"`
 }
 
-var prefixSite = []byte("g/")
-
-func siteKey(code string) []byte { return concat(prefixSite, []byte(code)) }
+func init() { register(cmdRegisterSites, "register-sites", (*machine).applyRegister) }
 
 // applyRegister upserts each record whose content changed; an unchanged record is not rewritten,
 // so periodic re-registration costs no state churn.
-func (f *fsm) applyRegister(txn *badger.Txn, c *registerCommand, at time.Time) (*result, error) {
+func (m *machine) applyRegister(tx *replication.Tx, c *registerCommand) (*Answer, error) {
 	for _, rec := range c.Sites {
 		if rec.Code == "" || rec.Tier == "" {
-			return &result{Err: errorf(CodeInvalid, "site record without code or tier")}, nil
+			return refuse(errorf(CodeInvalid, "site record without code or tier")), nil
 		}
 	}
 	for _, rec := range c.Sites {
-		old, err := getSite(txn, rec.Code)
-		switch {
-		case err == nil && old.Tier == rec.Tier && old.Parent == rec.Parent && old.Leader == rec.Leader && slices.Equal(old.Nodes, rec.Nodes):
-			continue
-		case err != nil && !errors.Is(err, badger.ErrKeyNotFound):
-			return nil, err
-		}
-		rec.RegisteredAt = at
-		b, err := json.Marshal(rec)
+		var old SiteRecord
+		found, err := getJSON(tx, siteKey(rec.Code), &old)
 		if err != nil {
 			return nil, err
 		}
-		if err := txn.Set(siteKey(rec.Code), b); err != nil {
+		if found && old.Tier == rec.Tier && old.Parent == rec.Parent && old.Leader == rec.Leader && slices.Equal(old.Nodes, rec.Nodes) &&
+			old.Retired == rec.Retired && old.RetiredReason == rec.RetiredReason {
+			continue
+		}
+		rec.RegisteredAt = tx.At()
+		if err := putJSON(tx, siteKey(rec.Code), rec); err != nil {
 			return nil, err
 		}
-		f.sitesChanged = true
+		tx.Emit(sitesChanged{})
 	}
-	return &result{}, nil
-}
-
-func getSite(txn *badger.Txn, code string) (*SiteRecord, error) {
-	item, err := txn.Get(siteKey(code))
-	if err != nil {
-		return nil, err
-	}
-	rec := new(SiteRecord)
-	return rec, item.Value(func(v []byte) error { return json.Unmarshal(v, rec) })
+	return &Answer{}, nil
 }
 
 // RegisterSites commits site records in this site's registry (forwarded to the leader).
-func (s *Store) RegisterSites(ctx context.Context, sites []SiteRecord) error {
-	cmd, err := encodeCommand(cmdRegisterSites, &registerCommand{Sites: sites})
-	if err != nil {
-		return err
-	}
-	_, err = s.proposeWithRetry(ctx, cmd)
-	return err
+func (s *State) RegisterSites(ctx context.Context, sites []SiteRecord) error {
+	return proposeInParts(ctx, s, cmdRegisterSites, sites, func(part []SiteRecord) any {
+		return &registerCommand{Sites: part}
+	}, nil)
 }
 
 // Sites lists this node's copy of the site registry, by code.
-func (s *Store) Sites() ([]SiteRecord, error) {
+func (s *State) Sites() ([]SiteRecord, error) {
 	var out []SiteRecord
-	err := s.fsm.view(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		return scanJSON(txn, prefixSite, func(rec *SiteRecord) bool { out = append(out, *rec); return true })
 	})
 	return out, err

@@ -1,4 +1,4 @@
-package replication
+package sitestate
 
 import (
 	"context"
@@ -7,40 +7,71 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
 )
 
-// Restoring a lost site from its parent's mirror. The parent selects, from its mirror, every
-// case the lost site held (in transit or not) and every case that passed through it; a fresh
-// node of the lost site commits them through its own Raft in batches: the cases it held (with
-// their handoffs pending again, and the handoffs it had applied recorded from their
-// histories), a stub for each case it had handed on, its number counters, and its feed
-// sequence continuing where the parent's cursor stands.
+// Restoring a lost site. A fresh node of the site first commits the beginning of the restore:
+// from then on, every node of the site refuses cases and handoffs (the state says so, so they
+// all agree, and a new leader finishes an interrupted restore). It then collects what the
+// grid knows of the site: from the parent's mirror, every case that touched the site, with the
+// citizens' query codes, the parent's cursor in the site's feed and its registry record (the
+// retired mark); from each child's mirror, every case that touched the site (a child may hold a
+// case the site handed down just before the loss, which the parent never heard of), and the
+// configuration the site owned. It commits them in batches through its own Raft: each case is
+// kept at the newest version any of them knew, so the site ends up holding exactly the cases no
+// one took from it, with stubs to where it sent the others. The last batch sets the number
+// counters past anything the lost site may have issued and ends the restore.
 
-// RestoreNumberMargin is how far past the highest number the parent saw today a restored site's
-// counter starts: cases accepted in the last moments before the loss may not have reached the
-// parent, and their numbers must never be given again.
-const RestoreNumberMargin = 1000
+func init() { register(cmdRestore, "restore", (*machine).applyRestore) }
 
-// SiteExport is what a parent sends a lost child: the records of its cases and where the
-// parent's copy of the child's feed stands.
+// Number reserve: a site issues numbers up to 899,999 a day. Numbers from restoreReserve on are
+// issued only on a day the site was restored: the lost site may have issued numbers that never
+// reached anyone, however long it was cut off, and they must never be issued again; the restored
+// site's numbers for its restore day start here (or RestoreNumberMargin past the last number the
+// grid saw, if a restore that day already used the reserve).
+const (
+	restoreReserve = 900_000
+	// RestoreNumberMargin is how far past the highest number seen today a second restore on the
+	// same day starts.
+	RestoreNumberMargin = 1000
+)
+
+// SiteExport is what a neighbour sends a site being restored.
 type SiteExport struct {
-	Records    []*MirrorRecord
+	// Records are the mirror records that touch the site (held there, accepted there, or moved
+	// through it), with query codes where the answering site keeps them.
+	Records []*MirrorRecord
+	// FeedCursor is the answering site's cursor in the site's feed (a parent's; 0 else).
 	FeedCursor uint64
+	// Site is the answering site's registry record of the site, if it has one.
+	Site *SiteRecord
+	// Config are the documents the site owned, as the answering site has them.
+	Config []ConfigDoc
 }
 
-// ExportSite selects from this site's mirror what a lost child site needs to be rebuilt.
-func (s *Store) ExportSite(site string) (*SiteExport, error) {
+// ExportSite selects from this site's mirror what a lost neighbour needs to be rebuilt.
+func (s *State) ExportSite(site string) (*SiteExport, error) {
 	out := &SiteExport{}
-	err := s.fsm.view(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
+		r := view{txn}
 		var cur FeedCursor
-		if err := getJSON(txn, cursorKey(site), &cur); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		if _, err := getJSON(r, cursorKey(site), &cur); err != nil {
 			return err
 		}
 		out.FeedCursor = cur.Cursor
+		var rec SiteRecord
+		if ok, err := getJSON(r, siteKey(site), &rec); err != nil {
+			return err
+		} else if ok {
+			out.Site = &rec
+		}
+		if err := scanJSON(txn, configPrefix(site), func(d *ConfigDoc) bool { out.Config = append(out.Config, *d); return true }); err != nil {
+			return err
+		}
 		var err error
 		scanErr := scanJSON(txn, prefixMirror, func(stored *storedMirror) bool {
 			var rec *MirrorRecord
-			if err = resolveHeld(txn, stored); err == nil {
+			if err = resolveHeld(r, stored); err == nil {
 				rec, err = stored.record()
 			}
 			if err == nil && touches(rec.Case, site) {
@@ -66,129 +97,249 @@ func touches(c *casework.Case, site string) bool {
 	return false
 }
 
-// restoreCommand commits one batch of a restore.
+// restoreCommand commits one step of a restore.
 type restoreCommand struct {
-	Site  string           `json:"site"`
-	Cases []*casework.Case `json:"cases"`
-	// FeedSeq is where this site's feed continues (the first batch carries it).
+	Site string `json:"site"`
+	// Begin opens the restore (Parent names where it comes from).
+	Begin  bool   `json:"begin,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	// Cases are records of the site's cases; QueryCodes the citizens' codes by case number.
+	Cases      []*casework.Case  `json:"cases,omitempty"`
+	QueryCodes map[string]string `json:"query_codes,omitempty"`
+	// FeedSeq is where this site's feed continues (the parent's cursor).
 	FeedSeq uint64 `json:"feed_seq,omitempty"`
-	// Done marks the last batch.
+	// Retired is the retired mark the parent kept; Config the documents the site owned.
+	Retired *RetiredState `json:"retired,omitempty"`
+	Config  []ConfigDoc   `json:"config,omitempty"`
+	// Done ends the restore.
 	Done bool `json:"done,omitempty"`
 }
 
-// RestoreState says whether this site was restored from its parent, and when.
+// RestoreState says whether this site is being, or was, restored.
 type RestoreState struct {
+	// Restoring is set from the restore's beginning to its end: the site takes no cases.
+	Restoring bool      `json:"restoring,omitempty"`
+	Parent    string    `json:"parent,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Restored is set once a restore ended, At when, on Day (yyyymmdd in the grid's zone).
 	Restored bool      `json:"restored"`
 	At       time.Time `json:"at"`
+	Day      string    `json:"day,omitempty"`
 	Cases    int       `json:"cases"`
 }
 
-var keyRestored = []byte("m/restored")
+func getRestoreState(r reader) (RestoreState, error) {
+	var st RestoreState
+	_, err := getJSON(r, keyRestored, &st)
+	return st, err
+}
 
-func (f *fsm) applyRestore(txn *badger.Txn, c *restoreCommand, at time.Time) (*result, error) {
+// refuseWhileRestoring answers a command the site cannot take during a restore, or nil.
+func refuseWhileRestoring(r reader) (*Answer, error) {
+	st, err := getRestoreState(r)
+	if err != nil || !st.Restoring {
+		return nil, err
+	}
+	return refuse(errorf(CodeUnavailable, "the site is being restored from %s; try again shortly", st.Parent)), nil
+}
+
+func (m *machine) applyRestore(tx *replication.Tx, c *restoreCommand) (*Answer, error) {
+	for _, cs := range c.Cases {
+		if cs == nil || cs.Number == "" {
+			return refuse(errorf(CodeInvalid, "restore batch with a record without a case number")), nil
+		}
+	}
+	for i := range c.Config {
+		if d := &c.Config[i]; d.Owner != c.Site || ValidateConfigPath(d.Path) != nil {
+			return refuse(errorf(CodeInvalid, "restore batch with a configuration document the site does not own")), nil
+		}
+	}
+	state, err := getRestoreState(tx)
+	if err != nil {
+		return nil, err
+	}
+	if c.Begin && !state.Restoring {
+		state = RestoreState{Restoring: true, Parent: c.Parent, StartedAt: tx.At(), Cases: state.Cases}
+	}
 	if c.FeedSeq > 0 {
-		seq, err := getUint64(txn, keyFeedSeq)
-		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		seq, err := getUint64(tx, keyFeedSeq)
+		if err != nil {
 			return nil, err
 		}
 		if c.FeedSeq > seq {
-			if err := txn.Set(keyFeedSeq, u64(c.FeedSeq)); err != nil {
-				return nil, err
-			}
+			tx.Set(keyFeedSeq, u64(c.FeedSeq))
 		}
 	}
-	var state RestoreState
-	if err := getJSON(txn, keyRestored, &state); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, err
-	}
-	today := at.In(f.loc).Format("20060102")
 	for _, cs := range c.Cases {
-		if err := f.restoreCase(txn, c.Site, cs, today); err != nil {
+		if err := m.restoreCase(tx, c.Site, cs, c.QueryCodes[cs.Number]); err != nil {
 			return nil, err
 		}
 		state.Cases++
 	}
-	if c.Done {
-		state.Restored, state.At = true, at
-		// Numbers of today's last cases may never have reached the parent: skip past them.
-		seq, err := getUint32(txn, sequenceKey(today))
-		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+	for i := range c.Config {
+		var old ConfigDoc
+		found, err := getJSON(tx, configKey(c.Config[i].Owner, c.Config[i].Path), &old)
+		if err != nil {
 			return nil, err
 		}
-		if err := txn.Set(sequenceKey(today), u32(seq+RestoreNumberMargin)); err != nil {
+		if !found || old.Version < c.Config[i].Version {
+			if err := putConfig(tx, &c.Config[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.Retired != nil && c.Retired.Retired {
+		if err := putJSON(tx, keyRetired, c.Retired); err != nil {
 			return nil, err
 		}
 	}
-	return &result{}, putJSON(txn, keyRestored, state)
+	if c.Done {
+		day := tx.At().In(m.loc).Format("20060102")
+		state.Restoring, state.Restored, state.At, state.Day = false, true, tx.At(), day
+		// Numbers the lost site may have issued today without anyone hearing of them: the
+		// restored site starts in the reserve (see restoreReserve).
+		seq, err := getUint32(tx, sequenceKey(day))
+		if err != nil {
+			return nil, err
+		}
+		next := max(seq+RestoreNumberMargin, restoreReserve-1)
+		tx.Set(sequenceKey(day), u32(min(next, maxDailySequence)))
+	}
+	return &Answer{}, putJSON(tx, keyRestored, state)
 }
 
-// restoreCase puts back what site had of one case: the case itself if it holds it, else a stub
-// to where it sent it; the handoffs it applied; and its number counter.
-func (f *fsm) restoreCase(txn *badger.Txn, site string, cs *casework.Case, today string) error {
+// restoreCase puts back what site knew of one case, unless it already knows a version as new:
+// the case itself if it holds it (with its handoff pending again if it was in transit: the
+// target answers applied or duplicate), else a copy and a stub to where it sent it; the request
+// id of a case it accepted (with the citizen's code), the handoffs it refused, and its number
+// counter.
+func (m *machine) restoreCase(tx *replication.Tx, site string, cs *casework.Case, code string) error {
 	if origin, day, seq, err := casework.ParseNumber(cs.Number); err == nil && origin == site {
-		old, err := getUint32(txn, sequenceKey(day))
-		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		old, err := getUint32(tx, sequenceKey(day))
+		if err != nil {
 			return err
 		}
 		if seq > old {
-			if err := txn.Set(sequenceKey(day), u32(seq)); err != nil {
+			tx.Set(sequenceKey(day), u32(seq))
+		}
+		if cs.RequestID != "" {
+			prev, found, err := getRequest(tx, cs.RequestID)
+			if err != nil {
 				return err
+			}
+			if !found || prev.QueryCode == "" && code != "" {
+				if err := putJSON(tx, requestKey(cs.RequestID), requestRecord{Number: cs.Number, QueryCode: code, At: cs.CreatedAt}); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	// The handoffs this site applied: each receipt here follows its departure event.
-	for i, e := range cs.History {
-		if e.Type == casework.EventReceived && e.ToSite == site && i > 0 {
-			id := casework.HandoffID(cs.Number, cs.History[i-1].Seq)
-			if err := putJSON(txn, handoffKey(id), handoffRecord{From: e.FromSite, Outcome: OutcomeApplied, At: e.At}); err != nil {
-				return err
-			}
-		}
+	if err := restoreRefusals(tx, site, cs); err != nil {
+		return err
 	}
-	if _, err := getCase(txn, cs.Number); err == nil {
-		return nil // already restored (a retried batch)
+	meta, seen, err := getMirrorMeta(tx, cs.Number)
+	if err != nil {
+		return err
+	}
+	if seen && meta.Version >= cs.Version {
+		return nil // as new as what was restored already (another neighbour's copy, or a retried batch)
+	}
+	old, held, err := getCase(tx, cs.Number)
+	if err != nil {
+		return err
+	}
+	if held {
+		unindexCase(tx, old)
+		if old.Transit != nil {
+			tx.Delete(outboxKey(old.Transit.To, old.Transit.HandoffID))
+			tx.Emit(outboxRemoved(old.Transit.HandoffID))
+		}
 	}
 	if cs.HolderSite == site {
-		if err := indexCase(txn, cs); err != nil {
-			return err
-		}
+		tx.Delete(stubKey(cs.Number))
+		indexCase(tx, cs)
 		if cs.Transit != nil {
-			return f.queue(txn, cs) // pending again: the target answers applied or duplicate
+			return m.queue(tx, cs, code)
 		}
-		return f.storeCase(txn, cs, site, cs.UpdatedAt)
+		return m.storeCase(tx, cs, site, code)
 	}
-	// Handed on: point to where this site last sent it.
+	// Not held here: keep a copy, and point to where this site last sent it.
+	tx.Delete(caseKey(cs.Number))
+	e := FeedEntry{Origin: cs.HolderSite, At: cs.UpdatedAt, Case: cs, QueryCode: code}
+	if accepted, err := m.mirror(tx, &e, "restore", nil); err != nil || !accepted {
+		return err
+	}
+	if err := appendFeed(tx, cs.Number); err != nil {
+		return err
+	}
 	for i := len(cs.History) - 1; i >= 0; i-- {
 		e := cs.History[i]
 		if e.FromSite == site && e.ToSite != "" && e.Type != casework.EventReceived && e.Type != casework.EventHandoffRefused {
-			return putJSON(txn, stubKey(cs.Number), Stub{Number: cs.Number, Holder: e.ToSite, HandoffID: casework.HandoffID(cs.Number, e.Seq), MovedAt: e.At})
+			return putJSON(tx, stubKey(cs.Number), Stub{Number: cs.Number, Holder: e.ToSite, HandoffID: casework.HandoffID(cs.Number, e.Seq), MovedAt: e.At})
+		}
+	}
+	tx.Delete(stubKey(cs.Number))
+	return nil
+}
+
+// restoreRefusals puts back the handoffs site refused, from the case's history (the refusal
+// event names site as the target, and follows the departure toward it), so that a late copy of
+// one is refused again, never applied after its source unlocked the case.
+func restoreRefusals(tx *replication.Tx, site string, cs *casework.Case) error {
+	for i, e := range cs.History {
+		if e.Type != casework.EventHandoffRefused || e.ToSite != site {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			d := cs.History[j]
+			if d.ToSite == site && d.FromSite == e.FromSite && d.Type != casework.EventReceived && d.Type != casework.EventHandoffRefused {
+				id := casework.HandoffID(cs.Number, d.Seq)
+				if err := putJSON(tx, handoffKey(id), handoffRecord{From: e.FromSite, Outcome: OutcomeRefused, Reason: e.Note, At: e.At}); err != nil {
+					return err
+				}
+				break
+			}
 		}
 	}
 	return nil
 }
 
-func u32(v uint32) []byte {
-	b := make([]byte, 4)
-	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-	return b
-}
-
-// RestoreBatch commits one batch of a restore from the parent.
-func (s *Store) RestoreBatch(ctx context.Context, cases []*casework.Case, feedSeq uint64, done bool) error {
-	cmd, err := encodeCommand(cmdRestore, &restoreCommand{Site: s.cfg.Site, Cases: cases, FeedSeq: feedSeq, Done: done})
-	if err != nil {
-		return err
-	}
-	_, err = s.proposeWithRetry(ctx, cmd)
+// BeginRestore commits the beginning of a restore from parent: every node of the site refuses
+// cases and handoffs until FinishRestore.
+func (s *State) BeginRestore(ctx context.Context, parent string) error {
+	_, err := s.proposeIdempotent(ctx, cmdRestore, &restoreCommand{Site: s.cfg.Site, Begin: true, Parent: parent})
 	return err
 }
 
-// Restored reports whether (and when) this site was restored from its parent.
-func (s *Store) Restored() (*RestoreState, error) {
-	st := new(RestoreState)
-	err := s.fsm.view(func(txn *badger.Txn) error { return getJSON(txn, keyRestored, st) })
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return st, nil
+// RestoreCases commits records of the site's cases collected from a neighbour (split as the
+// state machine needs), with the citizens' codes by number.
+func (s *State) RestoreCases(ctx context.Context, cases []*casework.Case, codes map[string]string) error {
+	return proposeInParts(ctx, s, cmdRestore, cases, func(part []*casework.Case) any {
+		c := &restoreCommand{Site: s.cfg.Site, Cases: part}
+		for _, cs := range part {
+			if code := codes[cs.Number]; code != "" {
+				if c.QueryCodes == nil {
+					c.QueryCodes = map[string]string{}
+				}
+				c.QueryCodes[cs.Number] = code
+			}
+		}
+		return c
+	}, nil)
+}
+
+// FinishRestore commits what the restore learnt of the site itself (where its feed continues,
+// its retired mark, the configuration it owned) and ends it.
+func (s *State) FinishRestore(ctx context.Context, feedSeq uint64, retired *RetiredState, config []ConfigDoc) error {
+	_, err := s.proposeIdempotent(ctx, cmdRestore, &restoreCommand{Site: s.cfg.Site, FeedSeq: feedSeq, Retired: retired, Config: config, Done: true})
+	return err
+}
+
+// Restored reports whether this site is being, or was, restored.
+func (s *State) Restored() (*RestoreState, error) {
+	st, err := getOne[RestoreState](s, keyRestored)
+	if errors.Is(err, ErrNotFound) {
+		return &RestoreState{}, nil
 	}
 	return st, err
 }

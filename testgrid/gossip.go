@@ -1,14 +1,27 @@
-package node
+package testgrid
 
 import (
+	"context"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/govgrid/govgrid/netfault"
+	"github.com/govgrid/govgrid/node"
 	"github.com/hashicorp/memberlist"
 )
+
+// network is one node's view of the grid's links (node.Network): its Raft and gRPC dials and
+// its gossip transport all consult the grid's table of cut links.
+type network struct{ allow netfault.Allow }
+
+func (n network) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return n.allow.Dial(ctx, addr)
+}
+
+func (n network) GossipTransport(host string, port int) (memberlist.Transport, int, error) {
+	return newFaultTransport(host, port, n.allow)
+}
 
 // faultTransport is memberlist's network transport with packets and streams to or from a cut
 // peer dropped, for tests that partition in-process nodes. UDP packets carry their sender's
@@ -91,9 +104,6 @@ func (t *faultTransport) Shutdown() error {
 	return err
 }
 
-// gossipPort parses the port of a host:port the config already validated.
-func gossipPort(addr string) (string, int) {
-	host, portText, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portText)
-	return host, port
-}
+// Network is a node.Network whose links (Raft and gRPC dials, the gossip transport) all consult
+// allow: what a test grid gives each of its nodes, for harnesses that start nodes themselves.
+func Network(allow netfault.Allow) node.Network { return network{allow: allow} }

@@ -104,8 +104,8 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	cfg.GridName = g.spec.GridName
 	cfg.RaftTimeScale = 0.3
 	cfg.Logger = testLogger(g.t, name)
-	cfg.Links = g.links.allowFor(name)
-	cfg.Faults = g.links.faultsFor(name)
+	cfg.Network = network{allow: g.links.allowFor(name)}
+	cfg.PeerCalls = g.links.faultsFor(name).UnaryClientInterceptor()
 	cfg.ReconnectInterval = time.Second
 	// A gossip message lost while the test machine is busy is repaired by the next full state
 	// exchange: every 2 s here instead of memberlist's 30 s.
@@ -186,7 +186,7 @@ func (g *Grid) SiteNodes(site string) []*node.Node {
 // Leader returns the site's current leader among running nodes, or nil.
 func (g *Grid) Leader(site string) *node.Node {
 	for _, n := range g.SiteNodes(site) {
-		if n.Store().IsLeader() {
+		if n.Raft().IsLeader() {
 			return n
 		}
 	}
@@ -207,7 +207,7 @@ func (g *Grid) WaitLeader(site string) *node.Node {
 			if ok, why := n.Ready(); !ok {
 				return fmt.Errorf("%s not ready: %s", n.Name(), why)
 			}
-			if id, _ := n.Store().Leader(); string(id) != leader.Name() {
+			if id, _ := n.Raft().Leader(); string(id) != leader.Name() {
 				return fmt.Errorf("%s follows %q, not %s", n.Name(), id, leader.Name())
 			}
 		}

@@ -1127,7 +1127,11 @@ type SiteRecord struct {
 	// Nodes of the site when it was last registered, by name.
 	Nodes []string `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// The site's Raft leader when it registered.
-	Leader        string `protobuf:"bytes,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader string `protobuf:"bytes,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Set while the site refuses incoming handoffs, with the reason: kept by the parent, so that
+	// a restored site comes back retired.
+	Retired       bool   `protobuf:"varint,6,opt,name=retired,proto3" json:"retired,omitempty"`
+	RetiredReason string `protobuf:"bytes,7,opt,name=retired_reason,json=retiredReason,proto3" json:"retired_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1197,20 @@ func (x *SiteRecord) GetNodes() []string {
 func (x *SiteRecord) GetLeader() string {
 	if x != nil {
 		return x.Leader
+	}
+	return ""
+}
+
+func (x *SiteRecord) GetRetired() bool {
+	if x != nil {
+		return x.Retired
+	}
+	return false
+}
+
+func (x *SiteRecord) GetRetiredReason() string {
+	if x != nil {
+		return x.RetiredReason
 	}
 	return ""
 }
@@ -1555,7 +1573,13 @@ type FeedBatch struct {
 	// Feed entries, JSON, in sequence order with no gap.
 	Entries [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	// The newest entry of the feed when the batch was read.
-	Head          uint64 `protobuf:"varint,2,opt,name=head,proto3" json:"head,omitempty"`
+	Head uint64 `protobuf:"varint,2,opt,name=head,proto3" json:"head,omitempty"`
+	// Set when the parent's cursor is behind what the child still keeps (a restored parent, or
+	// one that lost its cursor): the entries are then a snapshot of the child's mirror, without
+	// sequences, and the last batch of the snapshot carries resync_cursor, where the parent's
+	// cursor goes once it has committed them.
+	Resync        bool   `protobuf:"varint,3,opt,name=resync,proto3" json:"resync,omitempty"`
+	ResyncCursor  uint64 `protobuf:"varint,4,opt,name=resync_cursor,json=resyncCursor,proto3" json:"resync_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1600,6 +1624,20 @@ func (x *FeedBatch) GetEntries() [][]byte {
 func (x *FeedBatch) GetHead() uint64 {
 	if x != nil {
 		return x.Head
+	}
+	return 0
+}
+
+func (x *FeedBatch) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
+func (x *FeedBatch) GetResyncCursor() uint64 {
+	if x != nil {
+		return x.ResyncCursor
 	}
 	return 0
 }
@@ -1703,8 +1741,12 @@ func (x *ConfigSinceResponse) GetDocs() [][]byte {
 }
 
 type ExportSiteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site being restored: the asker's child (asked of its parent) or its parent (asked of
+	// a child).
+	Site string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// The site asking: the restored site itself.
+	FromSite      string `protobuf:"bytes,2,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1746,12 +1788,28 @@ func (x *ExportSiteRequest) GetSite() string {
 	return ""
 }
 
+func (x *ExportSiteRequest) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
 type ExportChunk struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Total      uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
-	FeedCursor uint64                 `protobuf:"varint,2,opt,name=feed_cursor,json=feedCursor,proto3" json:"feed_cursor,omitempty"`
-	// Mirror records, JSON.
-	Records       [][]byte `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Total uint64                 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	// The answering site's cursor in the restored site's feed (0 from a child).
+	FeedCursor uint64 `protobuf:"varint,2,opt,name=feed_cursor,json=feedCursor,proto3" json:"feed_cursor,omitempty"`
+	// Mirror records, JSON, each with the citizen's query code where the answering site keeps it.
+	Records [][]byte `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	// The answering site's registry record of the restored site, JSON (from the parent; first
+	// chunk only).
+	Site []byte `protobuf:"bytes,4,opt,name=site,proto3" json:"site,omitempty"`
+	// Configuration documents owned by the restored site, JSON (from a child; first chunk only).
+	Config [][]byte `protobuf:"bytes,5,rep,name=config,proto3" json:"config,omitempty"`
+	// The restored site's children, as the answering site's registry knows them (from the
+	// parent; first chunk only): each is asked for what it has of the restored site.
+	Children      []string `protobuf:"bytes,6,rep,name=children,proto3" json:"children,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1803,6 +1861,27 @@ func (x *ExportChunk) GetFeedCursor() uint64 {
 func (x *ExportChunk) GetRecords() [][]byte {
 	if x != nil {
 		return x.Records
+	}
+	return nil
+}
+
+func (x *ExportChunk) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *ExportChunk) GetConfig() [][]byte {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ExportChunk) GetChildren() []string {
+	if x != nil {
+		return x.Children
 	}
 	return nil
 }
@@ -1912,14 +1991,16 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x1b\n" +
 	"\thas_state\x18\x03 \x01(\bR\bhasState\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\tR\x06leader\"z\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\"\xbb\x01\n" +
 	"\n" +
 	"SiteRecord\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
 	"\x06parent\x18\x03 \x01(\tR\x06parent\x12\x14\n" +
 	"\x05nodes\x18\x04 \x03(\tR\x05nodes\x12\x16\n" +
-	"\x06leader\x18\x05 \x01(\tR\x06leader\"a\n" +
+	"\x06leader\x18\x05 \x01(\tR\x06leader\x12\x18\n" +
+	"\aretired\x18\x06 \x01(\bR\aretired\x12%\n" +
+	"\x0eretired_reason\x18\a \x01(\tR\rretiredReason\"a\n" +
 	"\x14RegisterSitesRequest\x12\x1b\n" +
 	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12,\n" +
 	"\x05sites\x18\x02 \x03(\v2\x16.govgrid.v1.SiteRecordR\x05sites\"\x17\n" +
@@ -1939,10 +2020,12 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\">\n" +
 	"\aFeedAck\x12\x1b\n" +
 	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"9\n" +
+	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"v\n" +
 	"\tFeedBatch\x12\x18\n" +
 	"\aentries\x18\x01 \x03(\fR\aentries\x12\x12\n" +
-	"\x04head\x18\x02 \x01(\x04R\x04head\"\xac\x01\n" +
+	"\x04head\x18\x02 \x01(\x04R\x04head\x12\x16\n" +
+	"\x06resync\x18\x03 \x01(\bR\x06resync\x12#\n" +
+	"\rresync_cursor\x18\x04 \x01(\x04R\fresyncCursor\"\xac\x01\n" +
 	"\x12ConfigSinceRequest\x12\x1b\n" +
 	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12?\n" +
 	"\x05known\x18\x02 \x03(\v2).govgrid.v1.ConfigSinceRequest.KnownEntryR\x05known\x1a8\n" +
@@ -1951,14 +2034,18 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\")\n" +
 	"\x13ConfigSinceResponse\x12\x12\n" +
-	"\x04docs\x18\x01 \x03(\fR\x04docs\"'\n" +
+	"\x04docs\x18\x01 \x03(\fR\x04docs\"D\n" +
 	"\x11ExportSiteRequest\x12\x12\n" +
-	"\x04site\x18\x01 \x01(\tR\x04site\"^\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1b\n" +
+	"\tfrom_site\x18\x02 \x01(\tR\bfromSite\"\xa6\x01\n" +
 	"\vExportChunk\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x04R\x05total\x12\x1f\n" +
 	"\vfeed_cursor\x18\x02 \x01(\x04R\n" +
 	"feedCursor\x12\x18\n" +
-	"\arecords\x18\x03 \x03(\fR\arecords2\x84\x02\n" +
+	"\arecords\x18\x03 \x03(\fR\arecords\x12\x12\n" +
+	"\x04site\x18\x04 \x01(\fR\x04site\x12\x16\n" +
+	"\x06config\x18\x05 \x03(\fR\x06config\x12\x1a\n" +
+	"\bchildren\x18\x06 \x03(\tR\bchildren2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +

@@ -11,8 +11,8 @@ import (
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/proto"
 )
 
 func TestMoveCase(t *testing.T) {
@@ -38,8 +38,8 @@ func TestMoveCase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			calls := e.cases.moveCalls()
-			if len(calls) != 1 || calls[0].number != testNumber || !reflect.DeepEqual(calls[0].d, tt.want) {
+			calls := e.cases.Calls().Moves
+			if len(calls) != 1 || calls[0].Number != testNumber || !reflect.DeepEqual(calls[0].Departure, tt.want) {
 				t.Fatalf("the service got %+v, want one call for %s with %+v", calls, testNumber, tt.want)
 			}
 			tr := got.GetTransit()
@@ -80,10 +80,10 @@ func TestMoveCaseErrors(t *testing.T) {
 		{"wrapped conflict", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, fmt.Errorf("depart: %w", transit),
 			codes.FailedPrecondition, "depart: " + transit.Reason, true},
 		{"refused conflict", &pb.MoveCaseRequest{Number: testNumber, Move: "return"},
-			&replication.Error{Code: replication.CodeConflict, Message: "no site to return it to"}, codes.FailedPrecondition, "no site to return it to", true},
+			&sitestate.Error{Code: sitestate.CodeConflict, Message: "no site to return it to"}, codes.FailedPrecondition, "no site to return it to", true},
 		{"unknown site", &pb.MoveCaseRequest{Number: testNumber, Move: "handdown", ToSite: "x"},
-			&replication.Error{Code: replication.CodeNotFound, Message: "unknown site x"}, codes.NotFound, "unknown site x", true},
-		{"not held", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, replication.ErrNotFound, codes.NotFound, "", true},
+			&sitestate.Error{Code: sitestate.CodeNotFound, Message: "unknown site x"}, codes.NotFound, "unknown site x", true},
+		{"not held", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, sitestate.ErrNotFound, codes.NotFound, "", true},
 		{"field errors", &pb.MoveCaseRequest{Number: testNumber, Move: "handdown"},
 			casework.FieldErrors{{Field: "to_site", Reason: "is required"}}, codes.InvalidArgument, "invalid request: to_site: ", true},
 		{"no leader", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, replication.ErrNoLeader, codes.Unavailable, "", true},
@@ -92,102 +92,14 @@ func TestMoveCaseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.cases.moveErr = tt.err
+			e.cases.MoveErr = tt.err
 			_, err := e.client.MoveCase(ctx(t), tt.req)
 			st := wantCode(t, err, tt.code)
 			if !strings.HasPrefix(st.Message(), tt.msg) {
 				t.Errorf("message %q, want it to start with %q", st.Message(), tt.msg)
 			}
-			if n := len(e.cases.moveCalls()); (n == 1) != tt.called {
+			if n := len(e.cases.Calls().Moves); (n == 1) != tt.called {
 				t.Errorf("MoveCase called %d times, want called=%v", n, tt.called)
-			}
-		})
-	}
-}
-
-func TestHandoff(t *testing.T) {
-	e := newEnv(t)
-	items := []*pb.HandoffItem{
-		{Id: testNumber + "#2", Record: []byte(`{"number":"` + testNumber + `"}`)},
-		{Id: "cd-dgdj-ngj-20261125-000002#5", Record: []byte(`{}`)},
-		{Id: "cd-dgdj-ngj-20261125-000003#3"},
-	}
-	e.cluster.outcomes = []replication.ArrivalOutcome{
-		{ID: items[0].Id, Outcome: replication.OutcomeApplied},
-		{ID: items[1].Id, Outcome: replication.OutcomeDuplicate},
-		{ID: items[2].Id, Outcome: replication.OutcomeRefused, Reason: "site cd-dgdj is retired: merged into cd"},
-	}
-	res, err := e.peer.Handoff(ctx(t), &pb.HandoffRequest{FromSite: testSite, Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := e.cluster.handoffCalls()
-	if len(calls) != 1 || calls[0].from != testSite || len(calls[0].items) != len(items) {
-		t.Fatalf("ReceiveHandoffs calls %+v", calls)
-	}
-	for i, it := range calls[0].items {
-		if !proto.Equal(it, items[i]) {
-			t.Errorf("item %d reached the node as %v, want %v", i, it, items[i])
-		}
-	}
-	want := []*pb.HandoffAck{
-		{Id: items[0].Id, Outcome: "applied"},
-		{Id: items[1].Id, Outcome: "duplicate"},
-		{Id: items[2].Id, Outcome: "refused", Reason: "site cd-dgdj is retired: merged into cd"},
-	}
-	if len(res.GetAcks()) != len(want) {
-		t.Fatalf("acks %v, want %v", res.GetAcks(), want)
-	}
-	for i, a := range res.GetAcks() {
-		if !proto.Equal(a, want[i]) {
-			t.Errorf("ack %d = %v, want %v", i, a, want[i])
-		}
-	}
-
-	// No items is a valid, empty delivery.
-	e.cluster.outcomes = nil
-	res, err = e.peer.Handoff(ctx(t), &pb.HandoffRequest{FromSite: testSite})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.GetAcks()) != 0 || len(e.cluster.handoffCalls()) != 2 {
-		t.Errorf("empty delivery: acks %v, %d calls", res.GetAcks(), len(e.cluster.handoffCalls()))
-	}
-}
-
-func TestHandoffErrors(t *testing.T) {
-	tests := []struct {
-		name   string
-		req    *pb.HandoffRequest
-		err    error
-		code   codes.Code
-		msg    string
-		called bool
-	}{
-		{"no from_site", &pb.HandoffRequest{Items: []*pb.HandoffItem{{Id: "a#2"}}}, nil, codes.InvalidArgument, "from_site: ", false},
-		{"empty request", &pb.HandoffRequest{}, nil, codes.InvalidArgument, "from_site: ", false},
-		{"item without id", &pb.HandoffRequest{FromSite: testSite, Items: []*pb.HandoffItem{{Record: []byte(`{}`)}}},
-			nil, codes.InvalidArgument, "items: ", false},
-		{"second item without id", &pb.HandoffRequest{FromSite: testSite, Items: []*pb.HandoffItem{{Id: "a#2"}, {}}},
-			nil, codes.InvalidArgument, "items: ", false},
-		{"not the leader", &pb.HandoffRequest{FromSite: testSite, Items: []*pb.HandoffItem{{Id: "a#2"}}},
-			replication.ErrNotLeader, codes.Unavailable, "", true},
-		{"refused", &pb.HandoffRequest{FromSite: "cd-x", Items: []*pb.HandoffItem{{Id: "a#2"}}},
-			&replication.Error{Code: replication.CodeInvalid, Message: "cd-x is not a neighbour"}, codes.InvalidArgument, "cd-x is not a neighbour", true},
-		{"other", &pb.HandoffRequest{FromSite: testSite, Items: []*pb.HandoffItem{{Id: "a#2"}}},
-			errors.New("disk on fire"), codes.Internal, "disk on fire", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.cluster.handoffErr = tt.err
-			_, err := e.peer.Handoff(ctx(t), tt.req)
-			st := wantCode(t, err, tt.code)
-			if !strings.HasPrefix(st.Message(), tt.msg) {
-				t.Errorf("message %q, want it to start with %q", st.Message(), tt.msg)
-			}
-			if n := len(e.cluster.handoffCalls()); (n == 1) != tt.called {
-				t.Errorf("ReceiveHandoffs called %d times, want called=%v", n, tt.called)
 			}
 		})
 	}
@@ -197,7 +109,7 @@ func TestErrConflict(t *testing.T) {
 	for _, err := range []error{
 		&casework.ConflictError{Reason: "locked"},
 		fmt.Errorf("depart: %w", &casework.ConflictError{Reason: "locked"}),
-		&replication.Error{Code: replication.CodeConflict, Message: "locked"},
+		&sitestate.Error{Code: sitestate.CodeConflict, Message: "locked"},
 	} {
 		got := grpcapi.Err(err)
 		st := wantCode(t, got, codes.FailedPrecondition)

@@ -17,8 +17,7 @@ import (
 
 	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
-	"github.com/govgrid/govgrid/replication"
-	"github.com/govgrid/govgrid/tier"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413.
@@ -29,8 +28,8 @@ type NodeInfo interface {
 	// Ready reports whether the node serves (its site has a leader), and why not.
 	Ready() (bool, string)
 	// Members is the gossip view of the grid; Sites the site tree as this node knows it.
-	Members() any
-	Sites() any
+	Members() *api.MembersView
+	Sites() *api.SitesView
 	// LeaveAsync starts leaving the site and the grid for good; the node stops when done.
 	LeaveAsync()
 	// SetRetired retires this node's site (it refuses incoming handoffs) or reinstates it.
@@ -41,10 +40,10 @@ type NodeInfo interface {
 type ConfigService interface {
 	// Configuration is the site's documents in force; ConfigDoc the one in force at path, or
 	// a not-found error.
-	Configuration() (any, error)
-	ConfigDoc(path string) (*replication.ConfigDoc, error)
+	Configuration() (*api.ConfigView, error)
+	ConfigDoc(path string) (*sitestate.ConfigDoc, error)
 	// PutConfig changes (or, with del, removes) a document this site owns.
-	PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*replication.ConfigDoc, error)
+	PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error)
 }
 
 // Config wires a Handler.
@@ -61,12 +60,18 @@ type Config struct {
 	Pprof bool
 	// WriteTimeout bounds a write's wait for commit.
 	WriteTimeout time.Duration
+	// Location is the grid's time zone: a listing's from and to dates are days there.
+	// Asia/Shanghai when nil.
+	Location *time.Location
 }
 
 // New returns the HTTP handler of a node.
 func New(cfg Config) http.Handler {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Location == nil {
+		cfg.Location = casework.GridLocation()
 	}
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
@@ -211,17 +216,17 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
 		return
 	}
 	path := r.PathValue("path")
-	if err := replication.ValidateConfigPath(path); err != nil {
+	if err := sitestate.ValidateConfigPath(path); err != nil {
 		s.writeError(w, casework.FieldErrors{{Field: "path", Reason: err.Error()}})
 		return
 	}
 	var value json.RawMessage
 	if !del {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, replication.MaxConfigValue))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, sitestate.MaxConfigValue))
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a document is at most %d bytes", replication.MaxConfigValue), nil)
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a document is at most %d bytes", sitestate.MaxConfigValue), nil)
 			return
 		case err != nil:
 			s.writeError(w, err)
@@ -293,37 +298,14 @@ type caseSummary struct {
 
 func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	req := api.ListRequest{
+		Scope: q.Get("scope"), Status: q.Get("status"), Kind: q.Get("kind"), ItemCode: q.Get("item_code"),
+		Site: q.Get("site"), Tier: q.Get("tier"), PageToken: q.Get("page_token"),
+	}
 	var fe casework.FieldErrors
-	f := replication.Filter{
-		Status:    casework.Status(q.Get("status")),
-		Kind:      casework.Kind(q.Get("kind")),
-		ItemCode:  q.Get("item_code"),
-		PageToken: q.Get("page_token"),
-	}
-	if f.Kind != "" && !f.Kind.Valid() {
-		fe = append(fe, casework.FieldError{Field: "kind", Reason: "must be application or grievance"})
-	}
-	scope := q.Get("scope")
-	switch scope {
-	case "", "local", "subtree":
-	default:
-		fe = append(fe, casework.FieldError{Field: "scope", Reason: "must be local or subtree"})
-	}
-	site, tierName := q.Get("site"), q.Get("tier")
-	if (site != "" || tierName != "") && scope != "subtree" {
-		fe = append(fe, casework.FieldError{Field: "scope", Reason: "site and tier filter the subtree: add scope=subtree"})
-	}
-	if tierName != "" {
-		if _, err := tier.Parse(tierName); err != nil {
-			fe = append(fe, casework.FieldError{Field: "tier", Reason: "must be district, township or community"})
-		}
-	}
-	if site != "" && tier.ValidateSiteCode(site) != nil {
-		fe = append(fe, casework.FieldError{Field: "site", Reason: "is not a site code"})
-	}
-	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+	for name, dst := range map[string]*time.Time{"from": &req.From, "to": &req.To} {
 		if v := q.Get(name); v != "" {
-			t, err := parseTime(v)
+			t, err := parseTime(v, s.cfg.Location)
 			if err != nil {
 				fe = append(fe, casework.FieldError{Field: name, Reason: "must be a date (2026-11-25) or an RFC 3339 time"})
 			}
@@ -332,20 +314,25 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > replication.MaxPageSize {
-			fe = append(fe, casework.FieldError{Field: "page_size", Reason: fmt.Sprintf("must be 1 to %d", replication.MaxPageSize)})
+		if err != nil {
+			fe = append(fe, casework.FieldError{Field: "page_size", Reason: fmt.Sprintf("must be a number, 1 to %d (0 or absent: %d)", sitestate.MaxPageSize, sitestate.DefaultPageSize)})
 		}
-		f.Limit = n
+		req.PageSize = n // its range is ListRequest.Check's, as for gRPC
+	}
+	f, subtree, err := req.Check()
+	var more casework.FieldErrors
+	if errors.As(err, &more) {
+		fe = append(fe, more...)
 	}
 	if len(fe) > 0 {
 		s.writeError(w, fe)
 		return
 	}
-	if scope == "subtree" {
-		s.listSubtree(w, r, replication.MirrorFilter{Filter: f, Site: site, Tier: tierName})
+	if subtree {
+		s.listSubtree(w, r, f)
 		return
 	}
-	page, err := s.cfg.Cases.ListCases(r.Context(), f)
+	page, err := s.cfg.Cases.ListCases(r.Context(), f.Filter)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -379,7 +366,7 @@ type mirroredSummary struct {
 	Mirror mirrorInfo `json:"mirror"`
 }
 
-func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f replication.MirrorFilter) {
+func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f sitestate.SubtreeFilter) {
 	page, err := s.cfg.Cases.ListSubtree(r.Context(), f)
 	if err != nil {
 		s.writeError(w, err)
@@ -402,14 +389,10 @@ func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f replicati
 	writeJSON(w, http.StatusOK, out)
 }
 
-// parseTime accepts a day in the grid's zone (Asia/Shanghai) or a full RFC 3339 time.
-func parseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+// parseTime accepts a day in the grid's zone or a full RFC 3339 time.
+func parseTime(v string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
-	}
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		loc = time.FixedZone("CST", 8*3600)
 	}
 	return time.ParseInLocation("2006-01-02", v, loc)
 }
@@ -436,9 +419,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), nil)
 	case errors.Is(err, io.EOF):
-		writeError(w, http.StatusBadRequest, replication.CodeInvalid, "the body is empty: send a JSON object", nil)
+		writeError(w, http.StatusBadRequest, sitestate.CodeInvalid, "the body is empty: send a JSON object", nil)
 	default:
-		writeError(w, http.StatusBadRequest, replication.CodeInvalid, "the body is not valid JSON for this request: "+err.Error(), nil)
+		writeError(w, http.StatusBadRequest, sitestate.CodeInvalid, "the body is not valid JSON for this request: "+err.Error(), nil)
 	}
 	return false
 }
@@ -446,7 +429,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 func (s *server) writeError(w http.ResponseWriter, err error) {
 	status, _, code := api.Status(err)
 	var fields casework.FieldErrors
-	var re *replication.Error
+	var re *sitestate.Error
 	if !errors.As(err, &fields) && errors.As(err, &re) {
 		fields = re.Fields
 	}

@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/api/apitest"
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 const validBody = `{"kind":"application","item_code":"QT-0010","title":"居住证办理",
@@ -26,14 +29,14 @@ const validBody = `{"kind":"application","item_code":"QT-0010","title":"居住�
 "materials":[{"name":"身份证复印件","pages":2}]}`
 
 type env struct {
-	cases *fakeCases
+	cases *apitest.Cases
 	node  *fakeNode
 	h     http.Handler
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{cases: newFakeCases(), node: &fakeNode{ready: true}}
+	e := &env{cases: apitest.NewCases(), node: &fakeNode{ready: true}}
 	e.h = httpapi.New(httpapi.Config{Cases: e.cases, Node: e.node})
 	return e
 }
@@ -130,10 +133,11 @@ func TestSubmitCaseCreated(t *testing.T) {
 	if err := c.VerifyHistory(); err != nil {
 		t.Errorf("VerifyHistory on the answer: %v", err)
 	}
-	if n, _, _ := e.cases.calls(); n != 1 {
-		t.Fatalf("SubmitCase called %d times, want 1", n)
+	subs := e.cases.Calls().Submits
+	if len(subs) != 1 {
+		t.Fatalf("SubmitCase called %d times, want 1", len(subs))
 	}
-	sub := e.cases.submits[0]
+	sub := subs[0]
 	if sub.Kind != casework.KindApplication || sub.Title != "居住证办理" || sub.Applicant == nil ||
 		sub.Applicant.IDNumber != "63010219900101123X" || len(sub.Materials) != 1 || sub.Materials[0].Pages != 2 {
 		t.Errorf("the service got %+v", sub)
@@ -149,7 +153,7 @@ func TestSubmitCaseIdempotencyKey(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
 	}
-	if got := e.cases.submits[0].RequestID; got != "key-123" {
+	if got := e.cases.Calls().Submits[0].RequestID; got != "key-123" {
 		t.Errorf("request_id = %q, want the Idempotency-Key", got)
 	}
 	if strings.Contains(rec.Body.String(), "key-123") {
@@ -162,7 +166,7 @@ func TestSubmitCaseIdempotencyKey(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
 	}
-	if got := e.cases.submits[1].RequestID; got != "body-id" {
+	if got := e.cases.Calls().Submits[1].RequestID; got != "body-id" {
 		t.Errorf("request_id = %q, want the body's", got)
 	}
 
@@ -172,7 +176,7 @@ func TestSubmitCaseIdempotencyKey(t *testing.T) {
 	if got := b.fields(); !reflect.DeepEqual(got, []string{"request_id"}) {
 		t.Errorf("fields %q, want request_id", got)
 	}
-	if n, _, _ := e.cases.calls(); n != 2 {
+	if n := len(e.cases.Calls().Submits); n != 2 {
 		t.Errorf("SubmitCase called %d times, want 2", n)
 	}
 }
@@ -231,7 +235,7 @@ func TestSubmitCaseRejected(t *testing.T) {
 			if loc := rec.Header().Get("Location"); loc != "" {
 				t.Errorf("Location %q on an error", loc)
 			}
-			if n, _, _ := e.cases.calls(); n != 0 {
+			if n := e.cases.Calls().Len(); n != 0 {
 				t.Errorf("the service was called %d times for a refused request", n)
 			}
 		})
@@ -259,7 +263,7 @@ func TestSubmitCaseTrailingBracket(t *testing.T) {
 			continue
 		}
 		decodeError(t, rec, http.StatusBadRequest)
-		if n, _, _ := e.cases.calls(); n != 0 {
+		if n := e.cases.Calls().Len(); n != 0 {
 			t.Errorf("tail %q: the service was called", tail)
 		}
 	}
@@ -276,7 +280,7 @@ func TestSubmitCaseOversizedPadding(t *testing.T) {
 	switch rec.Code {
 	case http.StatusRequestEntityTooLarge:
 		decodeError(t, rec, http.StatusRequestEntityTooLarge)
-		if n, _, _ := e.cases.calls(); n != 0 {
+		if n := e.cases.Calls().Len(); n != 0 {
 			t.Errorf("the service was called for a refused body")
 		}
 	case http.StatusCreated:
@@ -299,9 +303,9 @@ func TestSubmitCaseServiceErrors(t *testing.T) {
 		{"no leader", replication.ErrNoLeader, 503, "unavailable", true, nil},
 		{"not leader", fmt.Errorf("forward: %w", replication.ErrNotLeader), 503, "unavailable", true, nil},
 		{"closed", replication.ErrClosed, 503, "unavailable", true, nil},
-		{"conflict", &replication.Error{Code: "conflict", Message: "request id reused for another case"}, 409, "conflict", false, nil},
-		{"exhausted", &replication.Error{Code: replication.CodeExhausted, Message: "no more numbers today"}, 503, "exhausted", true, nil},
-		{"refused by the FSM", &replication.Error{Code: replication.CodeInvalid, Message: "invalid request",
+		{"conflict", &sitestate.Error{Code: "conflict", Message: "request id reused for another case"}, 409, "conflict", false, nil},
+		{"exhausted", &sitestate.Error{Code: sitestate.CodeExhausted, Message: "no more numbers today"}, 503, "exhausted", true, nil},
+		{"refused by the FSM", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid request",
 			Fields: casework.FieldErrors{{Field: "item_code", Reason: "unknown item"}}}, 400, "invalid", false, []string{"item_code"}},
 		{"deadline", fmt.Errorf("propose: %w", context.DeadlineExceeded), 504, "timeout", false, nil},
 		{"canceled", context.Canceled, 499, "canceled", false, nil},
@@ -310,7 +314,7 @@ func TestSubmitCaseServiceErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.cases.submitErr = tt.err
+			e.cases.SubmitErr = tt.err
 			rec := e.do("POST", "/v1/cases", strings.NewReader(validBody))
 			b := decodeError(t, rec, tt.status)
 			if b.Error.Code != tt.code {
@@ -330,8 +334,8 @@ func TestSubmitCaseServiceErrors(t *testing.T) {
 }
 
 func TestSubmitCaseWriteTimeout(t *testing.T) {
-	cases := newFakeCases()
-	cases.blockSubmit = true
+	cases := apitest.NewCases()
+	cases.BlockSubmit = true
 	h := httpapi.New(httpapi.Config{Cases: cases, Node: &fakeNode{ready: true}, WriteTimeout: 20 * time.Millisecond})
 	start := time.Now()
 	rec := httptest.NewRecorder()
@@ -347,8 +351,8 @@ func TestSubmitCaseWriteTimeout(t *testing.T) {
 
 func TestGetCase(t *testing.T) {
 	e := newEnv(t)
-	stored := storedCase(testNumber, "630102199001011234")
-	e.cases.cases[testNumber] = stored
+	stored := apitest.StoredCase(testNumber, "630102199001011234")
+	e.cases.Put(stored)
 	rec := e.do("GET", "/v1/cases/"+testNumber, nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
@@ -372,8 +376,8 @@ func TestGetCase(t *testing.T) {
 	if err := c.VerifyHistory(); err != nil {
 		t.Errorf("VerifyHistory: %v", err)
 	}
-	if !slices.Equal(e.cases.gets, []string{testNumber}) {
-		t.Errorf("GetCase calls %q", e.cases.gets)
+	if gets := e.cases.Calls().Gets; !slices.Equal(gets, []string{testNumber}) {
+		t.Errorf("GetCase calls %q", gets)
 	}
 }
 
@@ -388,8 +392,8 @@ func TestGetCaseErrors(t *testing.T) {
 		noLeader bool
 	}{
 		{"unknown", testNumber, nil, 404, "not_found", true, false},
-		{"refused not found", testNumber, &replication.Error{Code: replication.CodeNotFound, Message: "no case " + testNumber}, 404, "not_found", true, false},
-		{"wrapped not found", testNumber, fmt.Errorf("read: %w", replication.ErrNotFound), 404, "not_found", true, false},
+		{"refused not found", testNumber, &sitestate.Error{Code: sitestate.CodeNotFound, Message: "no case " + testNumber}, 404, "not_found", true, false},
+		{"wrapped not found", testNumber, fmt.Errorf("read: %w", sitestate.ErrNotFound), 404, "not_found", true, false},
 		{"no leader", testNumber, replication.ErrNoLeader, 503, "unavailable", true, true},
 		{"deadline", testNumber, context.DeadlineExceeded, 504, "timeout", true, false},
 		{"malformed", "abc", nil, 400, "invalid", false, false},
@@ -400,7 +404,7 @@ func TestGetCaseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.cases.getErr = tt.err
+			e.cases.GetErr = tt.err
 			rec := e.do("GET", "/v1/cases/"+tt.number, nil)
 			b := decodeError(t, rec, tt.status)
 			if b.Error.Code != tt.code {
@@ -410,7 +414,7 @@ func TestGetCaseErrors(t *testing.T) {
 				// A refusal's own message is kept (it may name what is missing, such as a
 				// site); a bare not-found says only that there is no such case.
 				want := "no such case"
-				var re *replication.Error
+				var re *sitestate.Error
 				if errors.As(tt.err, &re) {
 					want = re.Message
 				}
@@ -424,7 +428,7 @@ func TestGetCaseErrors(t *testing.T) {
 			if (rec.Header().Get("Retry-After") != "") != tt.noLeader {
 				t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
 			}
-			if _, n, _ := e.cases.calls(); (n == 1) != tt.called {
+			if n := len(e.cases.Calls().Gets); (n == 1) != tt.called {
 				t.Errorf("GetCase called %d times, want called=%v", n, tt.called)
 			}
 		})
@@ -436,21 +440,21 @@ func TestListCasesFilter(t *testing.T) {
 	tests := []struct {
 		name  string
 		query string
-		want  replication.Filter
+		want  sitestate.Filter
 	}{
-		{"none", "", replication.Filter{}},
+		{"none", "", sitestate.Filter{}},
 		{"all fields",
 			"status=submitted&kind=grievance&item_code=QT-0010&from=2026-11-25&to=2026-11-26&page_size=20&page_token=abc_-",
-			replication.Filter{Status: "submitted", Kind: casework.KindGrievance, ItemCode: "QT-0010",
+			sitestate.Filter{Status: "submitted", Kind: casework.KindGrievance, ItemCode: "QT-0010",
 				From: time.Date(2026, 11, 25, 0, 0, 0, 0, shanghai), To: time.Date(2026, 11, 26, 0, 0, 0, 0, shanghai),
 				Limit: 20, PageToken: "abc_-"}},
 		{"RFC 3339 UTC", "from=2026-11-25T01:02:03Z",
-			replication.Filter{From: time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)}},
+			sitestate.Filter{From: time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)}},
 		{"RFC 3339 with offset and fraction", "to=" + url.QueryEscape("2026-11-25T08:00:00.5+08:00"),
-			replication.Filter{To: time.Date(2026, 11, 25, 0, 0, 0, 5e8, time.UTC)}},
-		{"kind application", "kind=application", replication.Filter{Kind: casework.KindApplication}},
-		{"scope local", "scope=local&page_size=500", replication.Filter{Limit: replication.MaxPageSize}},
-		{"page_size 1", "page_size=1", replication.Filter{Limit: 1}},
+			sitestate.Filter{To: time.Date(2026, 11, 25, 0, 0, 0, 5e8, time.UTC)}},
+		{"kind application", "kind=application", sitestate.Filter{Kind: casework.KindApplication}},
+		{"scope local", "scope=local&page_size=500", sitestate.Filter{Limit: sitestate.MaxPageSize}},
+		{"page_size 1", "page_size=1", sitestate.Filter{Limit: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,10 +463,11 @@ func TestListCasesFilter(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d; body %s", rec.Code, rec.Body)
 			}
-			if len(e.cases.lists) != 1 {
-				t.Fatalf("ListCases called %d times", len(e.cases.lists))
+			lists := e.cases.Calls().Lists
+			if len(lists) != 1 {
+				t.Fatalf("ListCases called %d times", len(lists))
 			}
-			got := e.cases.lists[0]
+			got := lists[0]
 			if !got.From.Equal(tt.want.From) || !got.To.Equal(tt.want.To) {
 				t.Errorf("from/to = %v / %v, want %v / %v", got.From, got.To, tt.want.From, tt.want.To)
 			}
@@ -474,13 +479,36 @@ func TestListCasesFilter(t *testing.T) {
 	}
 }
 
+// A listing's dates are days in the grid's zone: Config.Location, Asia/Shanghai when unset.
+func TestListCasesLocation(t *testing.T) {
+	for _, tt := range []struct {
+		loc  *time.Location
+		want time.Time
+	}{
+		{nil, time.Date(2026, 11, 24, 16, 0, 0, 0, time.UTC)},
+		{time.UTC, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)},
+		{time.FixedZone("X", -5*3600), time.Date(2026, 11, 25, 5, 0, 0, 0, time.UTC)},
+	} {
+		cases := apitest.NewCases()
+		h := httpapi.New(httpapi.Config{Cases: cases, Node: &fakeNode{ready: true}, Location: tt.loc})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/cases?from=2026-11-25&to=2026-11-25T12:00:00Z", nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%v: status %d; body %s", tt.loc, rec.Code, rec.Body)
+		}
+		lists := cases.Calls().Lists
+		if len(lists) != 1 || !lists[0].From.Equal(tt.want) {
+			t.Errorf("%v: filters %+v, want from %v", tt.loc, lists, tt.want)
+		}
+	}
+}
+
 func TestListCasesBadQuery(t *testing.T) {
 	tests := []struct {
 		query  string
 		fields []string
 	}{
 		{"kind=complaint", []string{"kind"}},
-		{"page_size=0", []string{"page_size"}},
 		{"page_size=-1", []string{"page_size"}},
 		{"page_size=501", []string{"page_size"}},
 		{"page_size=ten", []string{"page_size"}},
@@ -492,7 +520,7 @@ func TestListCasesBadQuery(t *testing.T) {
 		{"to=20261125", []string{"to"}},
 		{"site=cd-dgdj-ngj", []string{"scope"}},
 		{"scope=LOCAL", []string{"scope"}},
-		{"kind=x&page_size=0&from=x&to=y&scope=all", []string{"from", "kind", "page_size", "scope", "to"}},
+		{"kind=x&page_size=-1&from=x&to=y&scope=all", []string{"from", "kind", "page_size", "scope", "to"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -505,8 +533,8 @@ func TestListCasesBadQuery(t *testing.T) {
 			if got := b.fields(); !reflect.DeepEqual(got, tt.fields) {
 				t.Errorf("fields %q, want %q", got, tt.fields)
 			}
-			if _, _, n := e.cases.calls(); n != 0 {
-				t.Errorf("ListCases called for a bad query")
+			if n := e.cases.Calls().Len(); n != 0 {
+				t.Errorf("the service was called %d times for a bad query", n)
 			}
 		})
 	}
@@ -514,9 +542,9 @@ func TestListCasesBadQuery(t *testing.T) {
 
 func TestListCasesOutput(t *testing.T) {
 	e := newEnv(t)
-	a := storedCase("cd-20261125-000002", "630102199001011234")
-	b := storedCase("cd-20261125-000001", "63010219850505432X")
-	e.cases.page = &replication.Page{Cases: []*casework.Case{a, b}, NextPageToken: "next-token"}
+	a := apitest.StoredCase("cd-20261125-000002", "630102199001011234")
+	b := apitest.StoredCase("cd-20261125-000001", "63010219850505432X")
+	e.cases.Page = &sitestate.Page{Cases: []*casework.Case{a, b}, NextPageToken: "next-token"}
 	rec := e.do("GET", "/v1/cases?page_size=2", nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
@@ -559,7 +587,7 @@ func TestListCasesOutput(t *testing.T) {
 	}
 
 	// An empty page is an empty list, not null, and has no token.
-	e.cases.page = &replication.Page{}
+	e.cases.Page = &sitestate.Page{}
 	rec = e.do("GET", "/v1/cases", nil)
 	if got := strings.TrimSpace(rec.Body.String()); got != `{"cases":[]}` {
 		t.Errorf("empty listing %s", got)
@@ -568,12 +596,12 @@ func TestListCasesOutput(t *testing.T) {
 
 func TestListCasesServiceErrors(t *testing.T) {
 	for err, status := range map[error]int{
-		&replication.Error{Code: replication.CodeInvalid, Message: "page_token is not valid for this listing"}: 400,
+		&sitestate.Error{Code: sitestate.CodeInvalid, Message: "page_token is not valid for this listing"}: 400,
 		replication.ErrNoLeader: 503,
 		errors.New("boom"):      500,
 	} {
 		e := newEnv(t)
-		e.cases.listErr = err
+		e.cases.ListErr = err
 		rec := e.do("GET", "/v1/cases?page_token=zzz", nil)
 		decodeError(t, rec, status)
 	}
@@ -605,9 +633,32 @@ func TestMembersAndSites(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"name":"n1"`) {
 		t.Errorf("members: %d %s", rec.Code, rec.Body)
 	}
+	var members api.MembersView
+	if err := json.Unmarshal(rec.Body.Bytes(), &members); err != nil {
+		t.Fatal(err)
+	}
+	if want := testMembers(); !reflect.DeepEqual(&members, want) {
+		t.Errorf("members %+v, want %+v", members, want)
+	}
+	if !strings.Contains(rec.Body.String(), `"meta":{"s":"`+testSite+`","t":"community"`) {
+		t.Errorf("members without gossip's short keys under meta: %s", rec.Body)
+	}
 	rec = e.do("GET", "/v1/sites", nil)
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"code":"`+testSite+`"`) {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"site":"`+testSite+`"`) {
 		t.Errorf("sites: %d %s", rec.Code, rec.Body)
+	}
+	var sites api.SitesView
+	if err := json.Unmarshal(rec.Body.Bytes(), &sites); err != nil {
+		t.Fatal(err)
+	}
+	if want := testSites(); !reflect.DeepEqual(&sites, want) {
+		t.Errorf("sites %+v, want %+v", sites, want)
+	}
+	// The wire names the CLI and the console read (snake_case; gossip's short keys under meta).
+	for _, field := range []string{`"lag_entries":2`, `"to_site":"cd"`, `"oldest_seconds":1.5`, `"registered":true`, `"health":"down"`} {
+		if !strings.Contains(rec.Body.String(), field) {
+			t.Errorf("sites lacks %s: %s", field, rec.Body)
+		}
 	}
 }
 
@@ -626,7 +677,7 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s %s: status %d, want %d", tt.method, tt.target, rec.Code, tt.status)
 		}
 	}
-	if s, g, l := e.cases.calls(); s+g+l != 0 {
+	if n := e.cases.Calls().Len(); n != 0 {
 		t.Errorf("the service was called")
 	}
 }
@@ -644,7 +695,7 @@ func FuzzSubmitCaseBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e := newEnv(t)
 		rec := e.do("POST", "/v1/cases", bytes.NewReader(body))
-		n, _, _ := e.cases.calls()
+		n := len(e.cases.Calls().Submits)
 		switch rec.Code {
 		case http.StatusCreated:
 			if n != 1 {
@@ -685,8 +736,8 @@ func TestLeaveOnlyFromLoopback(t *testing.T) {
 
 func TestListSubtree(t *testing.T) {
 	e := newEnv(t)
-	c := storedCase("cd-dgdj-ngj-20261125-000001", "63010219900101123X")
-	e.cases.page = &replication.Page{Cases: []*casework.Case{c}}
+	c := apitest.StoredCase("cd-dgdj-ngj-20261125-000001", "63010219900101123X")
+	e.cases.Page = &sitestate.Page{Cases: []*casework.Case{c}}
 	var out struct {
 		Cases []struct {
 			Number     string `json:"number"`
@@ -713,7 +764,11 @@ func TestListSubtree(t *testing.T) {
 	if out.Cases[0].Applicant.IDNumber == c.Applicant.IDNumber {
 		t.Fatal("identity number not masked in a subtree listing")
 	}
-	got := e.cases.subtreeLists[0]
+	calls := e.cases.Calls()
+	if len(calls.Subtrees) != 1 || len(calls.Lists) != 0 {
+		t.Fatalf("ListSubtree called %d times, ListCases %d, want ListSubtree once", len(calls.Subtrees), len(calls.Lists))
+	}
+	got := calls.Subtrees[0]
 	if got.Status != "submitted" || got.Tier != "community" || got.Site != "cd-dgdj-ngj" {
 		t.Fatalf("filter passed on: %+v", got)
 	}

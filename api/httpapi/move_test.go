@@ -15,6 +15,7 @@ import (
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 // doFrom is e.do with the request coming from remote (host:port).
@@ -63,14 +64,14 @@ func TestMoveCaseAccepted(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Errorf("Content-Type %q", ct)
 			}
-			calls := e.cases.moveCalls()
+			calls := e.cases.Calls().Moves
 			if len(calls) != 1 {
 				t.Fatalf("MoveCase called %d times, want 1", len(calls))
 			}
-			if calls[0].number != testNumber || !reflect.DeepEqual(calls[0].d, tt.want) {
-				t.Errorf("the service got %q %+v, want %q %+v", calls[0].number, calls[0].d, testNumber, tt.want)
+			if calls[0].Number != testNumber || !reflect.DeepEqual(calls[0].Departure, tt.want) {
+				t.Errorf("the service got %q %+v, want %q %+v", calls[0].Number, calls[0].Departure, testNumber, tt.want)
 			}
-			if !calls[0].deadline {
+			if !calls[0].Deadline {
 				t.Errorf("MoveCase ran without the write timeout")
 			}
 
@@ -145,7 +146,7 @@ func TestMoveCaseRejected(t *testing.T) {
 				if got := b.fields(); !reflect.DeepEqual(got, tt.fields) {
 					t.Errorf("fields %q, want %q; body %s", got, tt.fields, rec.Body)
 				}
-				if n := len(e.cases.moveCalls()); n != 0 {
+				if n := len(e.cases.Calls().Moves); n != 0 {
 					t.Errorf("the service was called %d times for a refused request", n)
 				}
 			})
@@ -166,14 +167,14 @@ func TestMoveCaseServiceErrors(t *testing.T) {
 	}{
 		{"in transit", transit, 409, "conflict", transit.Reason, nil, false},
 		{"wrapped conflict", fmt.Errorf("depart: %w", transit), 409, "conflict", "depart: " + transit.Reason, nil, false},
-		{"handed on", &replication.Error{Code: replication.CodeConflict, Message: "case " + testNumber + " was handed on to cd-dgdj: only the holder changes it"},
+		{"handed on", &sitestate.Error{Code: sitestate.CodeConflict, Message: "case " + testNumber + " was handed on to cd-dgdj: only the holder changes it"},
 			409, "conflict", "case " + testNumber + " was handed on to cd-dgdj: only the holder changes it", nil, false},
-		{"unknown site", &replication.Error{Code: replication.CodeNotFound, Message: "unknown site x"}, 404, "not_found", "unknown site x", nil, false},
-		{"no such case", replication.ErrNotFound, 404, "not_found", "no such case", nil, false},
-		{"wrapped no such case", fmt.Errorf("%w: case not here", replication.ErrNotFound), 404, "not_found", "no such case", nil, false},
-		{"not a neighbour", &replication.Error{Code: replication.CodeInvalid, Message: "site x is not a child of " + testSite}, 400, "invalid",
+		{"unknown site", &sitestate.Error{Code: sitestate.CodeNotFound, Message: "unknown site x"}, 404, "not_found", "unknown site x", nil, false},
+		{"no such case", sitestate.ErrNotFound, 404, "not_found", "no such case", nil, false},
+		{"wrapped no such case", fmt.Errorf("%w: case not here", sitestate.ErrNotFound), 404, "not_found", "no such case", nil, false},
+		{"not a neighbour", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "site x is not a child of " + testSite}, 400, "invalid",
 			"site x is not a child of " + testSite, nil, false},
-		{"refused fields", &replication.Error{Code: replication.CodeInvalid, Message: "invalid request",
+		{"refused fields", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid request",
 			Fields: casework.FieldErrors{{Field: "reason", Reason: "is too long"}}}, 400, "invalid", "invalid request", []string{"reason"}, false},
 		{"field errors", casework.FieldErrors{{Field: "to_site", Reason: "is required"}}, 400, "invalid", "", []string{"to_site"}, false},
 		{"no leader", replication.ErrNoLeader, 503, "unavailable", "", nil, true},
@@ -183,7 +184,7 @@ func TestMoveCaseServiceErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.cases.moveErr = tt.err
+			e.cases.MoveErr = tt.err
 			rec := e.do("POST", moveTarget(testNumber, casework.MoveHandDown), strings.NewReader(`{"to_site":"x","instructions":"i"}`))
 			b := decodeError(t, rec, tt.status)
 			if b.Error.Code != tt.code {
@@ -198,7 +199,7 @@ func TestMoveCaseServiceErrors(t *testing.T) {
 			if got := rec.Header().Get("Retry-After"); (got != "") != tt.retryAfter {
 				t.Errorf("Retry-After %q, want present=%v", got, tt.retryAfter)
 			}
-			if n := len(e.cases.moveCalls()); n != 1 {
+			if n := len(e.cases.Calls().Moves); n != 1 {
 				t.Errorf("MoveCase called %d times, want 1", n)
 			}
 		})
@@ -222,7 +223,7 @@ func TestMoveCaseRoutes(t *testing.T) {
 			t.Errorf("%s %s: status %d, want %d", tt.method, tt.target, rec.Code, tt.status)
 		}
 	}
-	if n := len(e.cases.moveCalls()); n != 0 {
+	if n := len(e.cases.Calls().Moves); n != 0 {
 		t.Errorf("MoveCase called %d times", n)
 	}
 	if len(e.node.retires) != 0 {
@@ -317,8 +318,8 @@ func TestRetireNodeErrors(t *testing.T) {
 		status int
 	}{
 		{replication.ErrNoLeader, 503},
-		{&replication.Error{Code: replication.CodeConflict, Message: "already retired"}, 409},
-		{&replication.Error{Code: replication.CodeInvalid, Message: "reason is too long"}, 400},
+		{&sitestate.Error{Code: sitestate.CodeConflict, Message: "already retired"}, 409},
+		{&sitestate.Error{Code: sitestate.CodeInvalid, Message: "reason is too long"}, 400},
 		{context.DeadlineExceeded, 504},
 		{errors.New("boom"), 500},
 	} {

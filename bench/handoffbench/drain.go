@@ -47,7 +47,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < cfg.Drain && ctx.Err() == nil; i = int(next.Add(1) - 1) {
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				c, err := community.Store().SubmitCase(sctx, submission(i, tier.Township))
+				c, _, err := community.State().SubmitCase(sctx, submission(i, tier.Township))
 				cancel()
 				if err != nil {
 					mu.Lock()
@@ -69,11 +69,11 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	depths, err := community.Store().OutboxDepths()
+	waiting, err := community.State().Outbox()
 	if err != nil {
 		return res, err
 	}
-	res.Queued = depths[township.Site()].Depth
+	res.Queued = len(waiting)
 	if res.Queued != cfg.Drain {
 		return res, fmt.Errorf("handoffbench: %d handoffs queued toward %s while cut off, want %d", res.Queued, township.Site(), cfg.Drain)
 	}
@@ -96,11 +96,11 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	lastReport := healAt
 	err = benchkit.Until(ctx, cfg.DrainTimeout, drainPoll, func() error {
 		if res.FirstArrival == 0 {
-			if c, err := township.Store().GetCase(numbers[0]); err == nil && heldAt(c, township.Site()) {
+			if c, err := township.State().GetCase(numbers[0]); err == nil && heldAt(c, township.Site()) {
 				res.FirstArrival = time.Since(healAt)
 			}
 		}
-		out, err := community.Store().Outbox(township.Site(), 1)
+		out, err := community.State().Outbox()
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 		res.FirstArrival = res.Drained // drained between two polls
 	}
 	for _, number := range numbers {
-		if c, err := township.Store().GetCase(number); err == nil && heldAt(c, township.Site()) {
+		if c, err := township.State().GetCase(number); err == nil && heldAt(c, township.Site()) {
 			res.Held++
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -77,7 +78,7 @@ func startGrid(ctx context.Context, cfg Config) (*grid, error) {
 		c.BootstrapExpect = expect
 		c.Logger = logger
 		if links != nil {
-			c.Links = links.allow
+			c.Network = testgrid.Network(links.allow)
 		}
 		if len(g.nodes) > 0 {
 			c.Join = []string{g.nodes[0].Addrs().Gossip}
@@ -152,7 +153,7 @@ func mergeKeys(m map[string]bool, more ...string) map[string]bool {
 // districtLeader is the district node that leads its site, or nil.
 func (g *grid) districtLeader() *node.Node {
 	for _, n := range g.district {
-		if n.Store().IsLeader() {
+		if n.Raft().IsLeader() {
 			return n
 		}
 	}
@@ -174,7 +175,7 @@ func (g *grid) close() {
 func (g *grid) waitQuiet(ctx context.Context, timeout time.Duration) error {
 	return benchkit.Until(ctx, timeout, 20*time.Millisecond, func() error {
 		for _, n := range append([]*node.Node{g.township}, g.communities...) {
-			out, err := n.Store().Outbox("", 1)
+			out, err := n.State().Outbox()
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
-	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -35,8 +34,8 @@ type arrival struct {
 // that arrived one record read each. Polling every case every millisecond instead would
 // cost 50 000 reads a second with 50 in flight, on the CPUs the nodes run on.
 type watcher struct {
-	store *replication.Store
-	site  string
+	node *node.Node
+	site string
 
 	mu      sync.Mutex
 	waiting map[string]chan arrival // guarded by mu
@@ -44,7 +43,7 @@ type watcher struct {
 }
 
 func newWatcher(n *node.Node) *watcher {
-	return &watcher{store: n.Store(), site: n.Site(), waiting: map[string]chan arrival{}}
+	return &watcher{node: n, site: n.Site(), waiting: map[string]chan arrival{}}
 }
 
 // wait returns a channel that receives the case once it is held at the site.
@@ -67,7 +66,7 @@ func (w *watcher) forget(number string) {
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
 	var numbers []string
-	benchkit.PollApplied(stop, PollInterval, w.store.AppliedIndex, func(moved bool) {
+	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, func(moved bool) {
 		w.mu.Lock()
 		if !moved && !w.added {
 			w.mu.Unlock()
@@ -80,7 +79,7 @@ func (w *watcher) run(stop <-chan struct{}) {
 		}
 		w.mu.Unlock()
 		for _, number := range numbers {
-			c, err := w.store.GetCase(number)
+			c, err := w.node.State().GetCase(number)
 			if err != nil || !heldAt(c, w.site) {
 				continue
 			}
@@ -182,7 +181,7 @@ func (g *grid) relayLatency(ctx context.Context, cfg Config) (*LatencyResult, er
 // relayOne submits sub at the community and waits until the watched district holds it.
 func relayOne(ctx context.Context, community *node.Node, w *watcher, sub *casework.Submission) (arrival, error) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := community.Store().SubmitCase(sctx, sub)
+	c, _, err := community.State().SubmitCase(sctx, sub)
 	cancel()
 	if err != nil {
 		return arrival{}, fmt.Errorf("submit at %s: %w", community.Site(), err)

@@ -82,7 +82,7 @@ func (g *grid) throughput(ctx context.Context, cfg Config) (*ThroughputResult, e
 					}
 					submitted.Add(1)
 					sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					_, err := community.Store().SubmitCase(sctx, submission((k*1000+s)*1_000_000+seq, tier.District))
+					_, _, err := community.State().SubmitCase(sctx, submission((k*1000+s)*1_000_000+seq, tier.District))
 					cancel()
 					if err != nil {
 						submitted.Add(-1)

@@ -131,7 +131,7 @@ func Run(cfg Config) (res Result, err error) {
 func waitListed(district *node.Node, want int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		recs, err := district.Store().Sites()
+		recs, err := district.State().Sites()
 		if err == nil && len(recs) >= want {
 			return nil
 		}
@@ -145,7 +145,7 @@ func waitListed(district *node.Node, want int, timeout time.Duration) error {
 func waitSite(district *node.Node, site string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		recs, _ := district.Store().Sites()
+		recs, _ := district.State().Sites()
 		for _, r := range recs {
 			if r.Code == site {
 				return nil

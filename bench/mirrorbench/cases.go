@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 // item is a catalogue entry cases are opened for.
@@ -147,7 +147,7 @@ func (g *generator) createdAt(j uint64) time.Time {
 }
 
 // entry returns feed entry seq.
-func (g *generator) entry(seq uint64) (replication.FeedEntry, error) {
+func (g *generator) entry(seq uint64) (sitestate.FeedEntry, error) {
 	j := seq - 1
 	holder, k := g.holder(j)
 	at := g.createdAt(j)
@@ -161,7 +161,7 @@ func (g *generator) entry(seq uint64) (replication.FeedEntry, error) {
 		QueryCodeHash: casework.HashQueryCode(sub.RequestID, fmt.Sprintf("%06d", rng.IntN(1_000_000))),
 	})
 	if err != nil {
-		return replication.FeedEntry{}, fmt.Errorf("mirrorbench: synthetic case %s: %w", number, err)
+		return sitestate.FeedEntry{}, fmt.Errorf("mirrorbench: synthetic case %s: %w", number, err)
 	}
-	return replication.FeedEntry{Seq: seq, Origin: holder, At: at, Case: c}, nil
+	return sitestate.FeedEntry{Seq: seq, Origin: holder, At: at, Case: c}, nil
 }

@@ -73,7 +73,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 		}
 	}()
 	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
-		if !district.Store().IsLeader() {
+		if !district.Raft().IsLeader() {
 			return fmt.Errorf("the district does not lead its site yet")
 		}
 		return benchkit.Listed(district, map[string]bool{mirrorDistrict: true})
@@ -201,7 +201,7 @@ func waitLoaded(ctx context.Context, cfg Config, district *node.Node, totals map
 				res.Peak = m
 			}
 		}
-		cursors, err := district.Store().FeedCursors()
+		cursors, err := district.State().FeedCursors()
 		if err != nil {
 			return fmt.Errorf("mirrorbench: read the district's cursors: %w", err)
 		}

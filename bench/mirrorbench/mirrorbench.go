@@ -3,7 +3,7 @@
 //   - visibility lag: a steady open-loop stream of cases accepted at communities (spread
 //     round-robin over them, decided where they are accepted, so they stay there); for each,
 //     the time from the submit call at the community until the district's mirror has it
-//     (replication.Store.MirrorCase succeeds at the district leader, which is what a subtree
+//     (sitestate.State.MirrorCase succeeds at the district leader, which is what a subtree
 //     listing there reads). The case travels community feed → township puller and mirror →
 //     township feed → district puller and mirror.
 //   - a district mirror of 1,000,000 cases, loaded through feeds: a real 1-node district pulls
@@ -20,7 +20,7 @@
 // and one Cluster.RegisterSites call, as a township's leader makes. The district cannot tell
 // them from real townships: its own leader runs one puller per registered child, finds the
 // child's node through gossip, and commits every batch through its Raft log and FSM
-// (replication.Store.MirrorChildRaw), exactly as in production. Only the townships' own Raft
+// (sitestate.State.MirrorChild), exactly as in production. Only the townships' own Raft
 // writes (and their communities') are skipped: the load measures the district's side alone,
 // plus the CPU this process spends generating entries, which the result reports.
 package mirrorbench

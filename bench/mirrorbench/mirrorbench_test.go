@@ -20,7 +20,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/casework"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 func TestRunSmall(t *testing.T) {
@@ -253,7 +253,7 @@ func TestSynthFeedProtocol(t *testing.T) {
 		size := 0
 		for _, b := range batch.GetEntries() {
 			size += len(b)
-			var e replication.FeedEntry
+			var e sitestate.FeedEntry
 			if err := json.Unmarshal(b, &e); err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +301,7 @@ func TestSynthFeedProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e replication.FeedEntry
+	var e sitestate.FeedEntry
 	if err := json.Unmarshal(batch.GetEntries()[0], &e); err != nil || e.Seq != 2001 {
 		t.Fatalf("resumed at %d (%v)", e.Seq, err)
 	}
@@ -325,7 +325,7 @@ func TestBatchSizeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e replication.FeedEntry
+	var e sitestate.FeedEntry
 	if err := json.Unmarshal(b2.GetEntries()[0], &e); err != nil || e.Seq != uint64(len(b1.GetEntries()))+1 || carry != nil {
 		t.Fatalf("second batch starts at %d (%v), carry %d bytes", e.Seq, err, len(carry))
 	}

@@ -59,7 +59,7 @@ func Print(w io.Writer, r Result) {
 }
 
 func printVisibilityNotes(w io.Writer, v *VisibilityResult) {
-	fmt.Fprintf(w, "- visibility: open loop, each submission started on schedule (round-robin over the communities, decided there) whatever the earlier ones were doing; %v warmup, %v measured; timed from the submit call until replication.Store.MirrorCase finds the case at the district leader (what a subtree listing there reads), observed every %v\n",
+	fmt.Fprintf(w, "- visibility: open loop, each submission started on schedule (round-robin over the communities, decided there) whatever the earlier ones were doing; %v warmup, %v measured; timed from the submit call until sitestate.State.MirrorCase finds the case at the district leader (what a subtree listing there reads), observed every %v\n",
 		v.Warmup, v.Elapsed.Round(time.Millisecond), PollInterval)
 	if v.Accept.Count > 0 {
 		fmt.Fprintf(w, "- visibility parts, p50 / p99: submit → community leader's stamp %s / %s; → township's mirror batch proposed %s / %s; → district's mirror batch proposed %s / %s; → district commit + seen %s / %s\n",

@@ -13,7 +13,7 @@ import (
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
-	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -114,7 +114,7 @@ type pendingCase struct {
 	start     time.Time // the submit call's start
 	measured  bool      // submitted in the measured window
 	seen      time.Time
-	rec       *replication.MirrorRecord
+	rec       *sitestate.MirrorRecord
 }
 
 // watcher finds accepted cases in the district's mirror. A case can only get there by an entry
@@ -125,7 +125,7 @@ type pendingCase struct {
 // it), so per community it checks the pending cases in number order and stops at the first
 // one missing: a scan costs one lookup per case found plus one per community.
 type watcher struct {
-	store *replication.Store
+	node *node.Node
 
 	mu      sync.Mutex
 	pending []map[string]*pendingCase // guarded by mu: per community, by number
@@ -134,7 +134,7 @@ type watcher struct {
 }
 
 func newWatcher(district *node.Node, communities int) *watcher {
-	w := &watcher{store: district.Store(), pending: make([]map[string]*pendingCase, communities)}
+	w := &watcher{node: district, pending: make([]map[string]*pendingCase, communities)}
 	for i := range w.pending {
 		w.pending[i] = map[string]*pendingCase{}
 	}
@@ -166,7 +166,7 @@ func (w *watcher) waiting(measuredOnly bool) int {
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
 	var order [][]*pendingCase
-	benchkit.PollApplied(stop, PollInterval, w.store.AppliedIndex, func(moved bool) {
+	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, func(moved bool) {
 		w.mu.Lock()
 		if !moved && !w.added {
 			w.mu.Unlock()
@@ -186,7 +186,7 @@ func (w *watcher) run(stop <-chan struct{}) {
 		for _, ps := range order {
 			slices.SortFunc(ps, func(a, b *pendingCase) int { return strings.Compare(a.number, b.number) })
 			for _, p := range ps {
-				rec, err := w.store.MirrorCase(p.number)
+				rec, err := w.node.State().MirrorCase(p.number)
 				if err != nil {
 					break
 				}
@@ -239,7 +239,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 	// anything is timed (a puller starts when its child is registered, up to 2 s later).
 	for i, n := range g.communities {
 		sctx, cancel := context.WithTimeout(ctx, submitTimeout)
-		c, err := n.Store().SubmitCase(sctx, randomSubmission(rand.New(rand.NewPCG(0, uint64(i))), "prime"))
+		c, _, err := n.State().SubmitCase(sctx, randomSubmission(rand.New(rand.NewPCG(0, uint64(i))), "prime"))
 		cancel()
 		if err != nil {
 			return res, fmt.Errorf("mirrorbench: submit at %s: %w", n.Site(), err)
@@ -297,7 +297,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 			sub.RequestID = "" // the store draws one, as for a clerk's submission
 			t0 := time.Now()
 			sctx, cancel := context.WithTimeout(ctx, submitTimeout)
-			c, err := g.communities[k].Store().SubmitCase(sctx, sub)
+			c, _, err := g.communities[k].State().SubmitCase(sctx, sub)
 			cancel()
 			took := time.Since(t0)
 			if measured {
@@ -339,7 +339,7 @@ func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
 		res.Settle = max(res.Settle, p.seen.Sub(end))
 		created, atDistrict := p.rec.Case.CreatedAt, p.rec.MirroredAt
 		township := g.townships[p.community%len(g.townships)]
-		trec, err := township.Store().MirrorCase(p.number)
+		trec, err := township.State().MirrorCase(p.number)
 		if err != nil {
 			continue
 		}

@@ -44,12 +44,15 @@ type gridNode struct {
 	HTTP   string `json:"http"`
 	GRPC   string `json:"grpc"`
 	Gossip string `json:"gossip"`
+	Raft   string `json:"raft"`
 	PID    int    `json:"pid"`
 
-	raft string
 	name string
 	cmd  *exec.Cmd
 }
+
+// demoGrid is the demo grid's gossip label (--grid): a node joins it only with the same label.
+const demoGrid = "chengdong-demo"
 
 func newDemoCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -107,7 +110,7 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	printDemoHelp(dir, nodes)
+	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes))
 	for {
 		select {
 		case <-ctx.Done():
@@ -130,7 +133,7 @@ func planDemo(basePort int) []*gridNode {
 			nodes = append(nodes, &gridNode{
 				Node: fmt.Sprintf("%s-%d", s.Code, i), Site: s.Code, Tier: s.Tier, Parent: s.Parent, name: s.Name,
 				HTTP: "127.0.0.1:" + strconv.Itoa(p), GRPC: "127.0.0.1:" + strconv.Itoa(p+1),
-				raft: "127.0.0.1:" + strconv.Itoa(p+2), Gossip: "127.0.0.1:" + strconv.Itoa(p+3),
+				Raft: "127.0.0.1:" + strconv.Itoa(p+2), Gossip: "127.0.0.1:" + strconv.Itoa(p+3),
 			})
 		}
 	}
@@ -146,8 +149,8 @@ func startDemoNode(exe, dir string, n *gridNode, join string) error {
 	}
 	args := []string{"agent", "--node", n.Node, "--site", n.Site, "--tier", n.Tier,
 		"--data-dir", filepath.Join(dir, "data", n.Node), "--http-addr", n.HTTP, "--grpc-addr", n.GRPC,
-		"--raft-addr", n.raft, "--gossip-addr", n.Gossip, "--bootstrap-expect", strconv.Itoa(expect),
-		"--grid", "chengdong-demo"}
+		"--raft-addr", n.Raft, "--gossip-addr", n.Gossip, "--bootstrap-expect", strconv.Itoa(expect),
+		"--grid", demoGrid}
 	if n.Parent != "" {
 		args = append(args, "--parent", n.Parent)
 	}
@@ -209,8 +212,9 @@ func waitHealthy(ctx context.Context, nodes []*gridNode, exited <-chan *gridNode
 
 func writeGridJSON(dir string, nodes []*gridNode) error {
 	b, err := json.MarshalIndent(struct {
+		Grid  string      `json:"grid"`
 		Nodes []*gridNode `json:"nodes"`
-	}{nodes}, "", "  ")
+	}{demoGrid, nodes}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -256,7 +260,16 @@ func isZombie(pid int) bool {
 	return false
 }
 
-func printDemoHelp(dir string, nodes []*gridNode) {
+// joinCommand is the command that adds a community to the running demo grid (八一路街道's new
+// 西川社区), on the ports after the demo's own.
+func joinCommand(exe, dir string, basePort int, nodes []*gridNode) string {
+	p := basePort + 4*len(nodes)
+	return fmt.Sprintf("%s agent --node cd-byl-xc-1 --site cd-byl-xc --tier community --parent cd-byl --grid %s --join %s "+
+		"--data-dir %s --http-addr 127.0.0.1:%d --grpc-addr 127.0.0.1:%d --raft-addr 127.0.0.1:%d --gossip-addr 127.0.0.1:%d",
+		exe, demoGrid, nodes[0].Gossip, filepath.Join(dir, "data", "cd-byl-xc-1"), p, p+1, p+2, p+3)
+}
+
+func printDemoHelp(dir string, nodes []*gridNode, join string) {
 	fmt.Printf("\n城东区 demo grid is up: %d nodes, %d sites. grid.json: %s\n\n", len(nodes), len(demoLayout), filepath.Join(dir, "grid.json"))
 	for _, s := range demoLayout {
 		for _, n := range nodes {
@@ -277,7 +290,9 @@ Try:
   curl -s 'http://%[1]s/v1/cases?scope=subtree&page_size=10'   # the district's mirror of every site
   curl -s -X PUT http://%[1]s/v1/config/notices/hours -d '"工作日 9:00-17:00"'; curl -s http://%[2]s/v1/config
   curl -s http://%[1]s/metrics | grep govgrid_
+  # add a community (西川社区 under 八一路街道) to the running grid, in another terminal:
+  %[4]s
 
 Ctrl-C stops every node; running the same command again resumes from %[3]s.
-`, d, c, dir)
+`, d, c, dir, join)
 }

@@ -56,7 +56,7 @@ func Until(ctx context.Context, timeout, interval time.Duration, cond func() err
 
 // Listed checks that n's committed registry lists every site of want with a leader.
 func Listed(n *node.Node, want map[string]bool) error {
-	recs, err := n.Store().Sites()
+	recs, err := n.State().Sites()
 	if err != nil {
 		return err
 	}

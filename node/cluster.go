@@ -1,0 +1,32 @@
+package node
+
+import pb "github.com/govgrid/govgrid/api/govgridpb"
+
+// clusterServer is the Cluster service the node serves to its peers, one endpoint type per
+// concern (like Consul's *_endpoint.go): forwarding and site formation, handoffs, feeds,
+// configuration, registration and exports.
+type clusterServer struct {
+	unimplemented
+	*applyEndpoint
+	*handoffEndpoint
+	*feedEndpoint
+	*configEndpoint
+	*registryEndpoint
+	*exportEndpoint
+}
+
+func (n *Node) clusterServer() *clusterServer {
+	site := n.cfg.Site
+	return &clusterServer{
+		applyEndpoint:    &applyEndpoint{node: n.cfg.Name, site: site, raft: n.raft},
+		handoffEndpoint:  &handoffEndpoint{site: site, tree: n, restoring: n.restoring, state: n.state},
+		feedEndpoint:     &feedEndpoint{site: site, parent: n.cfg.Parent, stop: n.stop, logger: n.logger, state: n.state},
+		configEndpoint:   &configEndpoint{site: site, tree: n, state: n.state},
+		registryEndpoint: &registryEndpoint{site: site, parent: n.cfg.Parent, tier: n.cfg.Tier, state: n.state},
+		exportEndpoint:   &exportEndpoint{site: site, parent: n.cfg.Parent, tree: n, raft: n.raft, state: n.state},
+	}
+}
+
+// unimplemented answers Unimplemented for RPCs of a newer version. It sits one level deeper than
+// the endpoints, so their methods win.
+type unimplemented struct{ pb.UnimplementedClusterServer }
