@@ -44,29 +44,19 @@ func (r *run) nemesis() {
 			single = append(single, s.Code)
 		}
 	}
-	msgOn := false
+	stopMessages := r.messageFaults(deadline)
+	defer stopMessages()
 	for time.Now().Before(deadline) {
 		r.watch(leaders)
 		sleep(rng, 200*time.Millisecond, 1200*time.Millisecond)
 		hold := func() { sleep(rng, 500*time.Millisecond, 4*time.Second) }
 		switch k := rng.IntN(100); {
-		case k < 18:
-			if msgOn {
-				r.g.SetFaults(netfault.Policy{})
-				r.logf("message faults off")
-			} else {
-				mp := messagePolicies[rng.IntN(len(messagePolicies))]
-				r.g.SetFaults(mp.p)
-				r.stats.msgFaults.Add(1)
-				r.logf("message faults on: %s", mp.name)
-			}
-			msgOn = !msgOn
-		case k < 36:
+		case k < 22:
 			site := multi[rng.IntN(len(multi))]
 			if l := r.g.Leader(site); l != nil {
 				r.kill(l.Name(), "leader of "+site, hold)
 			}
-		case k < 50:
+		case k < 40:
 			site := multi[rng.IntN(len(multi))]
 			var followers []string
 			for _, n := range r.g.SiteNodes(site) {
@@ -77,17 +67,17 @@ func (r *run) nemesis() {
 			if len(followers) > 0 {
 				r.kill(followers[rng.IntN(len(followers))], "a node of "+site, hold)
 			}
-		case k < 60:
+		case k < 52:
 			site := single[rng.IntN(len(single))]
 			r.kill(r.siteNodes(site)[0], "the only node of "+site, hold)
-		case k < 74:
+		case k < 68:
 			name := r.nodes[rng.IntN(len(r.nodes))]
 			r.stats.isolations.Add(1)
 			r.logf("isolate %s (%s)", name, r.siteOf[name])
 			r.g.Isolate(name)
 			hold()
 			r.heal(r.siteOf[name])
-		case k < 86:
+		case k < 84:
 			site := multi[rng.IntN(len(multi))]
 			l := r.g.Leader(site)
 			if l == nil {
@@ -123,6 +113,39 @@ func (r *run) nemesis() {
 		}
 	}
 	r.watch(leaders)
+}
+
+// messageFaults turns message faults on and off in the background until deadline, with its
+// own random stream of the seed; the returned function stops it and turns them off.
+func (r *run) messageFaults(deadline time.Time) (stop func()) {
+	rng := rand.New(rand.NewPCG(r.s.seed, 1))
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		on := false
+		for time.Now().Before(deadline) {
+			select {
+			case <-quit:
+				return
+			case <-time.After(time.Second + time.Duration(rng.Int64N(int64(4*time.Second)))):
+			}
+			if on {
+				r.g.SetFaults(netfault.Policy{})
+				r.logf("message faults off")
+			} else {
+				mp := messagePolicies[rng.IntN(len(messagePolicies))]
+				r.g.SetFaults(mp.p)
+				r.stats.msgFaults.Add(1)
+				r.logf("message faults on: %s", mp.name)
+			}
+			on = !on
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		r.g.SetFaults(netfault.Policy{})
+	}
 }
 
 // kill stops a node abruptly, keeps it down for hold, and starts it again with its data.
