@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
@@ -53,7 +52,7 @@ func (r *run) waitOutboxesEmpty() {
 	r.g.Eventually(drainTimeout, func() error {
 		for _, name := range r.nodes {
 			var v sitesView
-			if err := getJSON(http.DefaultClient, r.addr[name], "/v1/sites", &v); err != nil {
+			if err := getJSON(checkClient, r.addr[name], "/v1/sites", &v); err != nil {
 				return err
 			}
 			for _, s := range v.Sites {
@@ -89,7 +88,7 @@ func (r *run) listLocal(name string) (map[string]heldCase, error) {
 			NextPageToken string          `json:"next_page_token"`
 		}
 		path := "/v1/cases?scope=local&page_size=500&page_token=" + url.QueryEscape(token)
-		if err := getJSON(http.DefaultClient, r.addr[name], path, &page); err != nil {
+		if err := getJSON(checkClient, r.addr[name], path, &page); err != nil {
 			return nil, err
 		}
 		for _, c := range page.Cases {
@@ -188,7 +187,7 @@ func (r *run) checkCase(number, holder string) *casework.Case {
 	var c *casework.Case
 	for _, name := range r.siteNodes(holder) {
 		var got casework.Case
-		if err := getJSON(http.DefaultClient, r.addr[name], "/v1/cases/"+number, &got); err != nil {
+		if err := getJSON(checkClient, r.addr[name], "/v1/cases/"+number, &got); err != nil {
 			t.Errorf("case %s at %s, a node of its holder: %v", number, name, err)
 			return nil
 		}

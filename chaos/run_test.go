@@ -136,7 +136,7 @@ func (r *run) startGrid() {
 	}
 	r.g.Eventually(30*time.Second, func() error {
 		var v sitesView
-		if err := getJSON(http.DefaultClient, r.addr[r.siteNodes("cd")[0]], "/v1/sites", &v); err != nil {
+		if err := getJSON(checkClient, r.addr[r.siteNodes("cd")[0]], "/v1/sites", &v); err != nil {
 			return err
 		}
 		reg := map[string]string{}
@@ -259,6 +259,10 @@ func (r *run) summary() string {
 		s.moves.Load(), s.movesDone.Load(), s.movesRefused.Load(), s.noAnswer.Load(), s.serverErrors.Load(),
 		s.kills.Load(), s.isolations.Load(), s.cuts.Load(), s.msgFaults.Load(), faults, calls, s.leaderChanges.Load())
 }
+
+// checkClient is the test's own HTTP client for setup and the final checks: a node that hangs
+// fails a check instead of the test.
+var checkClient = &http.Client{Timeout: 10 * time.Second}
 
 // sitesView is the part of GET /v1/sites the test reads.
 type sitesView struct {
