@@ -16,6 +16,8 @@ const (
 	drainTimeout    = 60 * time.Second
 	convergeTimeout = 60 * time.Second
 	porcupineBudget = 60 * time.Second
+	// trimTimeout leaves room for a few rounds of trimming (every 10 s) and acknowledgements.
+	trimTimeout = 45 * time.Second
 )
 
 // check runs the final checks (see the package doc).
@@ -40,6 +42,8 @@ func (r *run) check() {
 	r.checkSeenArePrefixes(final)
 	r.logf("checks: waiting for every mirror to converge")
 	r.waitMirrors(final)
+	r.logf("checks: waiting for every child to trim what its parent has mirrored")
+	r.waitFeedsTrimmed()
 	r.checkLinearizable()
 	if n := r.stats.acked.Load(); n < 10 {
 		t.Errorf("only %d cases were acknowledged: the run proved little", n)
@@ -333,6 +337,37 @@ func (r *run) waitMirrors(final map[string]*casework.Case) {
 				}
 				if cur != head {
 					return fmt.Errorf("%s has mirrored %s's feed up to %d of %d", p.Name(), s.Code, cur, head)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// waitFeedsTrimmed waits until no node of a child site keeps the feed entry its parent has
+// mirrored last: a site's feed is a table that must not grow without bound, and it is trimmed
+// behind what the parent acknowledged, whichever node leads either site.
+func (r *run) waitFeedsTrimmed() {
+	r.g.Eventually(trimTimeout, func() error {
+		for _, s := range gridSites {
+			if s.Parent == "" {
+				continue
+			}
+			p := r.g.Leader(s.Parent)
+			if p == nil {
+				return fmt.Errorf("%s has no leader", s.Parent)
+			}
+			cur, err := feedCursor(p, s.Code)
+			if err != nil || cur == 0 {
+				return err
+			}
+			for _, n := range r.g.SiteNodes(s.Code) {
+				kept, err := feedKeeps(n, cur)
+				if err != nil {
+					return err
+				}
+				if kept {
+					return fmt.Errorf("%s still keeps feed entry %d, which its parent %s mirrored", n.Name(), cur, s.Parent)
 				}
 			}
 		}

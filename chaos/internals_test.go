@@ -3,7 +3,7 @@ package chaos
 // This file is the only one that reaches into a node (node.Node and its replication.Store)
 // instead of going through the HTTP API: the final checks need a few things HTTP does not show
 // (a site's stub for a case it handed on, an ancestor's mirror copy with its last hash, a
-// child's real feed head). node/ and replication/ are being restructured (n.Store() will
+// child's real feed head, whether a child still keeps a feed entry). node/ and replication/ are being restructured (n.Store() will
 // change): adapt these functions, and nothing else in the package should need to change.
 
 import (
@@ -60,6 +60,20 @@ func mirrorAt(n *node.Node, number string) (*mirrorCopy, error) {
 func feedHead(n *node.Node) (uint64, error) {
 	_, head, err := n.Store().ReadFeed(1, 0)
 	return head, err
+}
+
+// feedKeeps reports whether n's replica of its site still keeps feed entry seq (a trimmed entry
+// is refused with a conflict).
+func feedKeeps(n *node.Node, seq uint64) (bool, error) {
+	entries, _, err := n.Store().ReadFeed(seq, 1)
+	var re *replication.Error
+	if errors.As(err, &re) && re.Code == replication.CodeConflict {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(entries) == 1 && entries[0].Seq == seq, nil
 }
 
 // feedCursor is how far n's site has mirrored child's feed.
