@@ -5,7 +5,7 @@
 //
 // # Running it
 //
-//	go test ./chaos                         # part of `make test`: about 40 s of faults
+//	go test ./chaos                         # part of `make test`: 40 s of faults (15 s with -short)
 //	make chaos DURATION=10m SEED=42         # longer; SEED repeats a schedule
 //	GOVGRID_CHAOS_SEED=42 GOVGRID_CHAOS_DURATION=2m go test -run TestChaos -v ./chaos
 //
@@ -55,7 +55,8 @@
 //   - every version of a case that any answer showed is a prefix of its final history (no
 //     fork, nothing rewritten);
 //   - every ancestor of the holder (and the holder itself) mirrors the case at the holder's
-//     version, with the same last hash; every parent's feed cursor reaches its child's head;
+//     version, with the same last hash; every parent's feed cursor reaches its child's head,
+//     and every child has trimmed its feed behind that cursor (whichever node leads now);
 //   - each site's client history is linearizable under the model below (porcupine). On a
 //     violation porcupine's HTML view of the history is written and its path logged.
 //
