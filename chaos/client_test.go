@@ -241,6 +241,7 @@ func (c *client) move(number string) {
 		}
 		c.r.hist.add(origin, c.id, call, ret, in, opOutput{Version: moved.Version, Status: status})
 		c.r.observe(&moved, node)
+		c.r.logf("client %d: %s %s at %s -> v%d, on its way to %s", c.id, verb, number, node, moved.Version, moved.Transit.To)
 	case status/100 == 4:
 		// The case moved on or is locked since it was read, or this node's site does not
 		// hold it: refused, nothing changed.
