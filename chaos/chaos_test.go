@@ -200,6 +200,17 @@ func diagnose(lines []string, waitErr error) string {
 			last = last[len(last)-12:]
 		}
 		fmt.Fprintf(&b, "\nlast progress lines of the child:\n  %s", strings.Join(last, "\n  "))
+		// Broken invariants the clients saw before the end, which the child had no time to
+		// report as failures.
+		var seen []string
+		for _, l := range lines {
+			if strings.Contains(l, "chaos: VIOLATION: ") {
+				seen = append(seen, strings.TrimSpace(l))
+			}
+		}
+		if len(seen) > 0 {
+			fmt.Fprintf(&b, "\nviolations the clients saw before (%d):\n  %s", len(seen), strings.Join(seen[:min(len(seen), 10)], "\n  "))
+		}
 	}
 	for i, l := range lines {
 		switch {

@@ -14,6 +14,9 @@
 // with the same seed replays the same schedule, not the same interleaving. Every run logs its
 // seed, and every failure names it with the command that reruns it.
 //
+// Broken invariants seen while the clients work are logged at once ("chaos: VIOLATION") and
+// fail the test at the end.
+//
 // The grid runs in a child process (the test binary started again), because a node that panics
 // takes its whole process down: the parent then reports the panic, the seed and the child's log
 // as a test failure instead of dying. GOVGRID_CHAOS_INPROCESS=1 runs it in the test process
@@ -46,8 +49,9 @@
 //
 // After the faults are healed and the outboxes have drained:
 //   - no node stopped on its own (and the child process did not die);
-//   - every request id was always answered with the same number, and no two request ids share
-//     a number;
+//   - every request id was always answered with the same number and the same query code (a
+//     clerk who lost the receipt prints it from the retry's answer), and no two request ids
+//     share a number;
 //   - every acknowledged case is held by exactly one site, not in transit, with a hash-chained
 //     history in which every move out of a site is followed by exactly one arrival (or one
 //     refusal), and every other site it passed through keeps a stub that points to the site it

@@ -56,6 +56,7 @@ type run struct {
 	// numberOf maps each request id to the first number answered for it, ridOf the reverse.
 	numberOf map[string]string // guarded by mu
 	ridOf    map[string]string // guarded by mu
+	codeOf   map[string]string // guarded by mu: request id -> the query code first answered
 	known    []string          // guarded by mu: acknowledged numbers, in order
 	// seen maps case number -> version -> the last hash an answer showed at that version.
 	seen map[string]map[uint64]string // guarded by mu
@@ -85,7 +86,7 @@ func runChaos(t *testing.T, s settings) {
 		}
 	})
 	r := &run{t: t, s: s, hist: newHistory(), sites: map[string]testgrid.Site{}, byTier: map[tier.Tier][]string{},
-		siteOf: map[string]string{}, addr: map[string]string{}, numberOf: map[string]string{}, ridOf: map[string]string{},
+		siteOf: map[string]string{}, addr: map[string]string{}, numberOf: map[string]string{}, ridOf: map[string]string{}, codeOf: map[string]string{},
 		seen: map[string]map[uint64]string{}}
 	r.startGrid()
 
@@ -186,31 +187,44 @@ func (r *run) children(site string) []string {
 }
 
 // violation records a broken invariant seen while the clients work; the test fails with it at
-// the end (a client goroutine may not stop the test).
+// the end (a client goroutine may not stop the test). It is logged at once too: a node's panic
+// may end the process before the end.
 func (r *run) violation(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.t.Logf("chaos: VIOLATION: %s", msg)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.violationLocked(format, args...)
+}
+
+func (r *run) violationLocked(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.t.Logf("chaos: VIOLATION: %s", msg)
 	r.violations = append(r.violations, msg)
 }
 
-// answered records that request id rid was answered with number: the same request id must
-// always get the same number, and two request ids never share one.
-func (r *run) answered(rid, number string) {
+// answered records that request id rid was answered with number and query code: the same request
+// id must always get the same number and the same query code (a clerk whose receipt was lost
+// prints it again from the retry's answer), and two request ids never share a number.
+func (r *run) answered(rid, number, code string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if first, ok := r.numberOf[rid]; ok {
 		if first != number {
-			r.violations = append(r.violations, fmt.Sprintf("request id %s was answered %s, then %s", rid, first, number))
+			r.violationLocked("request id %s was answered %s, then %s", rid, first, number)
+		}
+		if want := r.codeOf[rid]; code != want {
+			r.violationLocked("request id %s: a retry was answered with query code %q, the first answer with %q (issue 9.2: a retry returns the same case and its query code)",
+				rid, code, want)
 		}
 		return
 	}
+	if code == "" {
+		r.violationLocked("request id %s: the 201 for %s carries no query code", rid, number)
+	}
 	if other, ok := r.ridOf[number]; ok && other != rid {
-		r.violations = append(r.violations, fmt.Sprintf("number %s was given to request ids %s and %s", number, other, rid))
+		r.violationLocked("number %s was given to request ids %s and %s", number, other, rid)
 		return
 	}
-	r.numberOf[rid], r.ridOf[number] = number, rid
+	r.numberOf[rid], r.ridOf[number], r.codeOf[rid] = number, rid, code
 	r.known = append(r.known, number)
 }
 
@@ -229,8 +243,8 @@ func (r *run) observe(c *casework.Case, where string) {
 	}
 	h := c.LastHash()
 	if prev, ok := m[c.Version]; ok && prev != h {
-		r.violations = append(r.violations, fmt.Sprintf("case %s at version %d has two histories: an answer from %s ends in %.12s, an earlier one in %.12s (a fork: two holders changed it)",
-			c.Number, c.Version, where, h, prev))
+		r.violationLocked("case %s at version %d has two histories: an answer from %s ends in %.12s, an earlier one in %.12s (a fork: two holders changed it)",
+			c.Number, c.Version, where, h, prev)
 		return
 	}
 	m[c.Version] = h
