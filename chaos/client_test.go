@@ -46,7 +46,7 @@ func (c *client) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		switch x := c.rng.IntN(100); {
 		case x < 50:
-			c.submit(ctx)
+			c.submit()
 		case x < 75:
 			if n := c.r.randomKnown(c.rng); n != "" {
 				c.read(n)
@@ -73,9 +73,10 @@ func (c *client) givingUp() bool {
 	return until != 0 && time.Now().UnixNano() > until
 }
 
-// submit opens a case with a new request id and sends it until it is answered, sometimes again
-// after its answer, as if the answer had been lost.
-func (c *client) submit(ctx context.Context) {
+// submit opens a case with a new request id and sends it until it is answered (also after the
+// load has stopped, until the clients give up), sometimes again after its answer, as if the
+// answer had been lost.
+func (c *client) submit() {
 	c.seq++
 	rid := fmt.Sprintf("%s.c%d.%d", c.site, c.id, c.seq)
 	sub := &casework.Submission{
@@ -95,7 +96,6 @@ func (c *client) submit(ctx context.Context) {
 	lost := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			c.r.stats.retries.Add(1)
 			if c.rng.Float64() < otherNode {
 				node = nodes[c.rng.IntN(len(nodes))]
 			}
@@ -136,6 +136,7 @@ func (c *client) submit(ctx context.Context) {
 			c.r.mu.Unlock()
 			return
 		}
+		c.r.stats.retries.Add(1)
 		c.pause(context.Background(), backoff/2, backoff)
 		backoff = min(2*backoff, time.Second)
 	}
