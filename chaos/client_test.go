@@ -107,7 +107,7 @@ func (c *client) submit() {
 		switch {
 		case status == http.StatusCreated && err == nil:
 			c.r.hist.add(c.site, c.id, call, ret, opInput{Kind: opSubmit, RID: rid, Node: node}, opOutput{Number: cs.Number, Status: status})
-			c.r.answered(rid, cs.Number, cs.QueryCode)
+			c.r.answered(rid, cs.Number, cs.QueryCode, attempt-lost)
 			c.r.observe(&cs, node)
 			if lost == 0 {
 				c.r.stats.acked.Add(1)

@@ -204,7 +204,7 @@ func (r *run) violationLocked(format string, args ...any) {
 // answered records that request id rid was answered with number and query code: the same request
 // id must always get the same number and the same query code (a clerk whose receipt was lost
 // prints it again from the retry's answer), and two request ids never share a number.
-func (r *run) answered(rid, number, code string) {
+func (r *run) answered(rid, number, code string, attempt int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if first, ok := r.numberOf[rid]; ok {
@@ -217,8 +217,12 @@ func (r *run) answered(rid, number, code string) {
 		}
 		return
 	}
-	if code == "" {
+	switch {
+	case code == "" && attempt == 0:
 		r.violationLocked("request id %s: the 201 for %s carries no query code", rid, number)
+	case code == "":
+		r.violationLocked("request id %s: the first answer the clerk got, %s after %d attempts without an answer, carries no query code (issue 9.2: a retry returns the same case and its query code)",
+			rid, number, attempt)
 	}
 	if other, ok := r.ridOf[number]; ok && other != rid {
 		r.violationLocked("number %s was given to request ids %s and %s", number, other, rid)
