@@ -6,7 +6,7 @@ BIN      := bin/govgrid
 DEMO_DIR ?= demo-grid
 BASE_PORT ?= 17000
 
-.PHONY: build test test-short demo bench lint proto image clean
+.PHONY: build test test-short chaos demo bench lint proto image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/govgrid
@@ -21,6 +21,14 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# The robustness test of ./chaos run longer than in `make test` (40 s there): a grid under kills,
+# partitions and message faults, with retrying clients, checked at the end. SEED repeats a
+# schedule (empty: a random one); a failure prints its seed and the command that reruns it.
+DURATION ?= 10m
+SEED     ?=
+chaos:
+	GOVGRID_CHAOS_DURATION=$(DURATION) GOVGRID_CHAOS_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' -v ./chaos
 
 demo: build
 	$(BIN) demo --dir $(DEMO_DIR) --base-port $(BASE_PORT)
