@@ -1,0 +1,134 @@
+package testgrid_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/testgrid"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// The silent uplink cut of issue 10, in process: the community's node is black-holed from every
+// other node (netfault.Blackhole: packets vanish, nothing fails), as when a village's 4G
+// router loses its uplink. Issue 10 asks that the township notice within seconds and say so
+// on GET /v1/sites, and that every ancestor hold every case within 10 s of healing; this test
+// allows 30 s and logs the time it took.
+const (
+	silentCutLength  = 15 * time.Second
+	convergeDeadline = 30 * time.Second
+	convergeTarget   = 10 * time.Second // issue 10, point 3
+)
+
+func TestSilentUplinkCutConverges(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
+		{Code: "cd", Tier: tier.District, Nodes: 1},
+		{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 1},
+		{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+	}})
+	district, township, community := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	settle := testgrid.Settlement{
+		Child: "cd-dgdj-ngj", Parent: "cd-dgdj",
+		Ancestors: map[string]testgrid.Getter{"cd-dgdj": testgrid.NodeGetter(township), "cd": testgrid.NodeGetter(district)},
+	}
+	townshipAPI := testgrid.NodeGetter(township)
+
+	// A black hole catches the connections that are open: first let the feed stream and the
+	// community's connection to the township carry a case all the way up.
+	accept := func(i int) string {
+		t.Helper()
+		var c struct {
+			Number string `json:"number"`
+		}
+		if code := testgrid.PostJSON(t, community, "/v1/cases", testgrid.Submission(i), &c); code != http.StatusCreated {
+			t.Fatalf("POST /v1/cases at the community: %d", code)
+		}
+		return c.Number
+	}
+	settle.Accepted = append(settle.Accepted, accept(0))
+	g.Eventually(30*time.Second, func() error {
+		if err := settle.Check(); err != nil {
+			return err
+		}
+		f, err := testgrid.ChildFeed(townshipAPI, "cd-dgdj-ngj")
+		if err != nil {
+			return err
+		}
+		if f.Cursor == 0 || f.Cursor != f.Head {
+			return fmt.Errorf("the township has not mirrored the community yet: %s", f)
+		}
+		return nil
+	})
+
+	g.BlackholeNode(community.Name())
+	cutAt := time.Now()
+	t.Logf("community %s black-holed from every other node", community.Name())
+	for i := 1; i <= 5; i++ {
+		settle.Accepted = append(settle.Accepted, accept(i))
+	}
+	escalated := settle.Accepted[3]
+	body := map[string]string{"reason": "需街道协调", "actor": "社区 网格员"}
+	if code := testgrid.PostJSON(t, community, "/v1/cases/"+escalated+"/escalate", body, nil); code != http.StatusAccepted {
+		t.Fatalf("escalate %s at the cut-off community: %d", escalated, code)
+	}
+	settle.Escalated = []string{escalated}
+	t.Logf("accepted %d cases and escalated %s while cut off", len(settle.Accepted)-1, escalated)
+
+	checkFeedHonestDuringCut(t, townshipAPI, "cd-dgdj-ngj", cutAt, silentCutLength)
+
+	g.Heal()
+	t.Logf("healed after %s", time.Since(cutAt).Round(time.Millisecond))
+	took, err := testgrid.Poll(convergeDeadline, settle.Check)
+	if err != nil {
+		t.Errorf("not converged %s after healing (issue 10: a silently dropped feed stream or handoff connection waits forever): %v", took.Round(time.Millisecond), err)
+	} else {
+		t.Logf("converged %s after healing (issue 10's target: %s)", took.Round(time.Millisecond), convergeTarget)
+	}
+	_, err = testgrid.Poll(testgrid.FeedHeardWindow, func() error {
+		f, err := testgrid.ChildFeed(townshipAPI, "cd-dgdj-ngj")
+		if err != nil {
+			return err
+		}
+		return f.CaughtUp(time.Now())
+	})
+	if err != nil {
+		t.Errorf("the township's GET /v1/sites after healing: %v", err)
+	}
+}
+
+// checkFeedHonestDuringCut holds a silent cut that began at cutAt until it is length old,
+// reading the parent's view of child's feed meanwhile: it must report the silence within
+// FeedHeardWindow (and a few seconds to notice), and never be dishonest. Failures are reported
+// with t.Errorf, so that the test goes on to heal and measure convergence.
+func checkFeedHonestDuringCut(t *testing.T, parent testgrid.Getter, child string, cutAt time.Time, length time.Duration) {
+	t.Helper()
+	var silentAt time.Time
+	var lastSilence, dishonest error
+	for time.Since(cutAt) < length {
+		now := time.Now()
+		f, err := testgrid.ChildFeed(parent, child)
+		if err != nil {
+			t.Errorf("GET /v1/sites during the cut: %v", err)
+			return
+		}
+		if err := f.Honest(now); err != nil && dishonest == nil {
+			dishonest = fmt.Errorf("%s into the cut: %w", now.Sub(cutAt).Round(time.Millisecond), err)
+		}
+		if lastSilence = f.ReportsSilence(cutAt, now); lastSilence == nil && silentAt.IsZero() {
+			silentAt = now
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if dishonest != nil {
+		t.Errorf("the parent's GET /v1/sites is not honest about %s's feed during a silent cut: %v", child, dishonest)
+	}
+	switch {
+	case silentAt.IsZero():
+		t.Errorf("the parent's GET /v1/sites never reported %s's feed silent in %s of silent cut: %v", child, length, lastSilence)
+	case silentAt.Sub(cutAt) > testgrid.FeedHeardWindow+5*time.Second:
+		t.Errorf("the parent's GET /v1/sites reported %s's feed silent only %s into the cut", child, silentAt.Sub(cutAt).Round(time.Millisecond))
+	default:
+		t.Logf("the parent reported %s's feed silent %s into the cut", child, silentAt.Sub(cutAt).Round(time.Millisecond))
+	}
+}
