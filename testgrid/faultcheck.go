@@ -335,3 +335,74 @@ func Poll(timeout time.Duration, cond func() error) (time.Duration, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// FeedSilenceDeadline is how soon after a cut begins the parent must report the child's feed
+// silent (FeedStatus.ReportsSilence): FeedHeardWindow, and a few seconds to notice.
+const FeedSilenceDeadline = FeedHeardWindow + 5*time.Second
+
+// FeedWatch is what a parent said about a child's feed while a fault lasted (WatchFeed).
+type FeedWatch struct {
+	// Samples is how many answers were read.
+	Samples int
+	// SilentAfter is how long after the fault began the feed first reported the child
+	// silent; zero if it never did.
+	SilentAfter time.Duration
+	// NotSilent is the last reason the feed did not report silence (nil once it did and kept
+	// doing so); Dishonest the first answer that was not honest; Err the first failure to
+	// read GET /v1/sites.
+	NotSilent, Dishonest, Err error
+}
+
+// WatchFeed reads the parent's view of child's feed every 250 ms from now until the fault
+// that began at since is length old, and says what it showed.
+func WatchFeed(parent Getter, child string, since time.Time, length time.Duration) FeedWatch {
+	var w FeedWatch
+	for time.Since(since) < length {
+		now := time.Now()
+		f, err := ChildFeed(parent, child)
+		if err != nil {
+			if w.Err == nil {
+				w.Err = err
+			}
+		} else {
+			w.Samples++
+			if err := f.Honest(now); err != nil && w.Dishonest == nil {
+				w.Dishonest = fmt.Errorf("%s into the fault: %w", now.Sub(since).Round(time.Millisecond), err)
+			}
+			w.NotSilent = f.ReportsSilence(since, now)
+			if w.NotSilent == nil && w.SilentAfter == 0 {
+				w.SilentAfter = now.Sub(since)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return w
+}
+
+// HonestyProblem is nil when every answer was read and honest.
+func (w FeedWatch) HonestyProblem() error {
+	switch {
+	case w.Err != nil:
+		return w.Err
+	case w.Samples == 0:
+		return errors.New("no answer read")
+	}
+	return w.Dishonest
+}
+
+// SilenceProblem is nil when every answer was honest and the feed reported the child silent
+// within FeedSilenceDeadline, and still did at the end.
+func (w FeedWatch) SilenceProblem() error {
+	if err := w.HonestyProblem(); err != nil {
+		return err
+	}
+	switch {
+	case w.SilentAfter == 0:
+		return fmt.Errorf("never reported the child silent: %w", w.NotSilent)
+	case w.SilentAfter > FeedSilenceDeadline:
+		return fmt.Errorf("reported the child silent only %s into the cut (deadline %s)", w.SilentAfter.Round(time.Millisecond), FeedSilenceDeadline)
+	case w.NotSilent != nil:
+		return fmt.Errorf("reported the child silent %s into the cut, but no longer at its end: %w", w.SilentAfter.Round(time.Millisecond), w.NotSilent)
+	}
+	return nil
+}

@@ -75,7 +75,12 @@ func TestSilentUplinkCutConverges(t *testing.T) {
 	settle.Escalated = []string{escalated}
 	t.Logf("accepted %d cases and escalated %s while cut off", len(settle.Accepted)-1, escalated)
 
-	checkFeedHonestDuringCut(t, townshipAPI, "cd-dgdj-ngj", cutAt, silentCutLength)
+	w := testgrid.WatchFeed(townshipAPI, "cd-dgdj-ngj", cutAt, silentCutLength)
+	if err := w.SilenceProblem(); err != nil {
+		t.Errorf("the township's GET /v1/sites during the silent cut (issue 10, point 2): %v", err)
+	} else {
+		t.Logf("the township reported the community silent %s into the cut", w.SilentAfter.Round(time.Millisecond))
+	}
 
 	g.Heal()
 	t.Logf("healed after %s", time.Since(cutAt).Round(time.Millisecond))
@@ -94,41 +99,5 @@ func TestSilentUplinkCutConverges(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("the township's GET /v1/sites after healing: %v", err)
-	}
-}
-
-// checkFeedHonestDuringCut holds a silent cut that began at cutAt until it is length old,
-// reading the parent's view of child's feed meanwhile: it must report the silence within
-// FeedHeardWindow (and a few seconds to notice), and never be dishonest. Failures are reported
-// with t.Errorf, so that the test goes on to heal and measure convergence.
-func checkFeedHonestDuringCut(t *testing.T, parent testgrid.Getter, child string, cutAt time.Time, length time.Duration) {
-	t.Helper()
-	var silentAt time.Time
-	var lastSilence, dishonest error
-	for time.Since(cutAt) < length {
-		now := time.Now()
-		f, err := testgrid.ChildFeed(parent, child)
-		if err != nil {
-			t.Errorf("GET /v1/sites during the cut: %v", err)
-			return
-		}
-		if err := f.Honest(now); err != nil && dishonest == nil {
-			dishonest = fmt.Errorf("%s into the cut: %w", now.Sub(cutAt).Round(time.Millisecond), err)
-		}
-		if lastSilence = f.ReportsSilence(cutAt, now); lastSilence == nil && silentAt.IsZero() {
-			silentAt = now
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if dishonest != nil {
-		t.Errorf("the parent's GET /v1/sites is not honest about %s's feed during a silent cut: %v", child, dishonest)
-	}
-	switch {
-	case silentAt.IsZero():
-		t.Errorf("the parent's GET /v1/sites never reported %s's feed silent in %s of silent cut: %v", child, length, lastSilence)
-	case silentAt.Sub(cutAt) > testgrid.FeedHeardWindow+5*time.Second:
-		t.Errorf("the parent's GET /v1/sites reported %s's feed silent only %s into the cut", child, silentAt.Sub(cutAt).Round(time.Millisecond))
-	default:
-		t.Logf("the parent reported %s's feed silent %s into the cut", child, silentAt.Sub(cutAt).Round(time.Millisecond))
 	}
 }
