@@ -148,9 +148,19 @@ func (g *composeGrid) runFlappingUplink(t *testing.T, ns *netns, period, length 
 	g.primeUplink(t, &settle, "flapping")
 
 	f := silentDrop(ns)
-	t.Cleanup(func() { _ = f.Off() })
 	stop, flapped := make(chan struct{}), make(chan int, 1)
 	go func() { flapped <- flap(t, f, period, stop) }()
+	stopped := false
+	halt := func() int {
+		stopped = true
+		close(stop)
+		return <-flapped // flap leaves the link restored
+	}
+	defer func() {
+		if !stopped { // a failure below: the flapping must end before the test does
+			halt()
+		}
+	}()
 	start := time.Now()
 	watched := make(chan testgrid.FeedWatch, 1)
 	go func() { watched <- testgrid.WatchFeed(township, faultChild, start, length) }()
@@ -166,8 +176,7 @@ func (g *composeGrid) runFlappingUplink(t *testing.T, ns *netns, period, length 
 		<-tick.C
 	}
 	tick.Stop()
-	close(stop)
-	cycles := <-flapped
+	cycles := halt()
 	t.Logf("flapping: %d cut/restore cycles of %s in %s; %d cases accepted, %d escalated",
 		cycles, period, time.Since(start).Round(time.Millisecond), len(settle.Accepted)-1, len(settle.Escalated))
 	if err := (<-watched).HonestyProblem(); err != nil {
