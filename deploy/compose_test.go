@@ -14,8 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/testgrid"
 )
 
 // composeNodes are the services of docker-compose.yml: one node each, with its site.
@@ -34,16 +37,117 @@ var composeNodes = []struct {
 // composeReadyDeadline bounds the wait for every node's health and the full tree.
 const composeReadyDeadline = 90 * time.Second
 
+// composeGrid is a running compose project of deploy/docker-compose.yml.
+type composeGrid struct {
+	compose   []string // "docker compose" or "docker-compose"
+	project   string
+	file      string
+	env       []string
+	netPrefix string // the first three octets of its /24
+
+	mu sync.Mutex
+	// base is each service's published HTTP API, "http://127.0.0.1:port". Docker picks the
+	// port, again when a container restarts.
+	base map[string]string // guarded by mu
+}
+
+// url is the published HTTP API of service now.
+func (g *composeGrid) url(service string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.base[service]
+}
+
+// api is a Getter of service's HTTP API that follows it to a new port after a restart.
+func (g *composeGrid) api(service string) testgrid.Getter {
+	return func(path string) (int, []byte, error) { return testgrid.URLGetter(g.url(service))(path) }
+}
+
+// lookupPort asks Compose which host port Docker published service's HTTP API on.
+func (g *composeGrid) lookupPort(t *testing.T, service string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := g.run(ctx, "port", service, "8080")
+	addr := lastLine(out)
+	if _, _, splitErr := net.SplitHostPort(addr); err != nil || splitErr != nil {
+		t.Fatalf("port %s 8080: %v %q", service, err, out)
+	}
+	g.mu.Lock()
+	g.base[service] = "http://" + addr
+	g.mu.Unlock()
+}
+
+// waitHealthy polls service's GET /v1/health until it answers 200, failing t at deadline.
+func (g *composeGrid) waitHealthy(t *testing.T, service string, deadline time.Time) {
+	t.Helper()
+	status, body := 0, []byte(nil)
+	for time.Now().Before(deadline) {
+		if status, body = httpGet(g.url(service) + "/v1/health"); status == http.StatusOK {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: GET /v1/health = %d %s", service, status, body)
+}
+
+// restart restarts service's container and waits until it serves again.
+func (g *composeGrid) restart(t *testing.T, service string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := g.run(ctx, "restart", "-t", "10", service); err != nil {
+		t.Fatalf("restart %s: %v\n%s", service, err, out)
+	}
+	g.lookupPort(t, service)
+	g.waitHealthy(t, service, time.Now().Add(composeReadyDeadline))
+}
+
+// run runs a compose command against the project.
+func (g *composeGrid) run(ctx context.Context, args ...string) ([]byte, error) {
+	full := append(append(append([]string{}, g.compose[1:]...), "-p", g.project, "-f", g.file), args...)
+	cmd := exec.CommandContext(ctx, g.compose[0], full...)
+	cmd.Env = cleanEnv(append(g.env, "GOVGRID_NET="+g.netPrefix)...)
+	return cmd.CombinedOutput()
+}
+
 // TestComposeGrid builds the FROM-scratch image from deploy/Dockerfile around a freshly built
 // static binary, starts deploy/docker-compose.yml under a project of its own (its own image
 // tag, subnet and host ports, so it can run beside a developer's grid), waits until every
 // node answers GET /v1/health with 200, and checks that the district's GET /v1/sites lists the
-// four sites with their tiers and parents, every node alive. It always takes the grid down
+// four sites with their tiers and parents, every node alive. Then, on the same grid, the
+// real-host faults of issue 10 (compose_faults_test.go). It always takes the grid down
 // (with its volumes) and removes the image, and prints the containers' logs on failure.
 func TestComposeGrid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Docker image and runs a six-container grid: skipped in -short mode")
 	}
+	started := time.Now()
+	g := startComposeGrid(t)
+	deadline := time.Now().Add(composeReadyDeadline)
+	// Gossip may still be spreading the last members: poll the district's view of the tree.
+	var problem string
+	var body []byte
+	for time.Now().Before(deadline) {
+		var status int
+		status, body = httpGet(g.url("cd-1") + "/v1/sites")
+		if problem = checkComposeTree(status, body); problem == "" {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if problem != "" {
+		t.Fatalf("district's GET /v1/sites: %s\n%s", problem, body)
+	}
+	t.Logf("the district lists all four sites, every node alive; %s in all", time.Since(started).Round(time.Millisecond))
+
+	composeFaults(t, g)
+}
+
+// startComposeGrid builds the image, starts the project and waits until every node answers
+// GET /v1/health with 200. The project is taken down, and the image removed, when t ends.
+func startComposeGrid(t *testing.T) *composeGrid {
+	t.Helper()
 	compose := findCompose(t) // skips without Docker or compose
 	bin := govgridBinary(t)
 	started := time.Now()
@@ -57,35 +161,28 @@ func TestComposeGrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	project := "govgrid-test-" + suffix
-	env := []string{"GOVGRID_IMAGE=" + image, "GOVGRID_GRID=composetest-" + suffix}
+	g := &composeGrid{compose: compose, project: "govgrid-test-" + suffix, file: file, base: map[string]string{}}
+	g.env = []string{"GOVGRID_IMAGE=" + image, "GOVGRID_GRID=composetest-" + suffix}
 	for _, n := range composeNodes {
-		env = append(env, n.env+"=") // empty: Docker picks a free host port
-	}
-	run := func(ctx context.Context, netPrefix string, args ...string) ([]byte, error) {
-		full := append(append(append([]string{}, compose[1:]...), "-p", project, "-f", file), args...)
-		cmd := exec.CommandContext(ctx, compose[0], full...)
-		cmd.Env = cleanEnv(append(env, "GOVGRID_NET="+netPrefix)...)
-		return cmd.CombinedOutput()
+		g.env = append(g.env, n.env+"=") // empty: Docker picks a free host port
 	}
 
 	// A /24 of its own in 172.28.0.0/16; another one if that overlaps an existing network.
-	var netPrefix string
 	upStart := time.Now()
 	for attempt := 1; ; attempt++ {
-		netPrefix = fmt.Sprintf("172.28.%d", 1+randomInt(t, 254))
+		g.netPrefix = fmt.Sprintf("172.28.%d", 1+randomInt(t, 254))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := run(ctx, netPrefix, "up", "-d")
+		out, err := g.run(ctx, "up", "-d")
 		cancel()
 		if err == nil {
 			break
 		}
 		// Clean up whatever half-started before trying another subnet, or failing.
 		downCtx, downCancel := context.WithTimeout(context.Background(), time.Minute)
-		_, _ = run(downCtx, netPrefix, "down", "-v", "--remove-orphans", "-t", "5")
+		_, _ = g.run(downCtx, "down", "-v", "--remove-orphans", "-t", "5")
 		downCancel()
 		if attempt < 4 && strings.Contains(strings.ToLower(string(out)), "overlap") {
-			t.Logf("subnet %s.0/24 is taken, trying another: %s", netPrefix, lastLine(out))
+			t.Logf("subnet %s.0/24 is taken, trying another: %s", g.netPrefix, lastLine(out))
 			continue
 		}
 		t.Fatalf("%s up -d: %v\n%s", strings.Join(compose, " "), err, out)
@@ -94,59 +191,26 @@ func TestComposeGrid(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if t.Failed() {
-			out, _ := run(ctx, netPrefix, "logs", "--no-color", "--timestamps")
-			t.Logf("logs of project %s:\n%s", project, out)
+			out, _ := g.run(ctx, "logs", "--no-color", "--timestamps")
+			t.Logf("logs of project %s:\n%s", g.project, out)
 		}
-		if out, err := run(ctx, netPrefix, "down", "-v", "--remove-orphans", "-t", "10"); err != nil {
+		if out, err := g.run(ctx, "down", "-v", "--remove-orphans", "-t", "10"); err != nil {
 			t.Errorf("%s down -v: %v\n%s", strings.Join(compose, " "), err, out)
 		}
 	})
 	upDone := time.Now()
-	t.Logf("project %s up on %s.0/24 in %s", project, netPrefix, upDone.Sub(upStart).Round(time.Millisecond))
+	t.Logf("project %s up on %s.0/24 in %s", g.project, g.netPrefix, upDone.Sub(upStart).Round(time.Millisecond))
 
 	// The host ports Docker picked.
-	base := map[string]string{}
 	for _, n := range composeNodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := run(ctx, netPrefix, "port", n.service, "8080")
-		cancel()
-		addr := lastLine(out)
-		if _, _, splitErr := net.SplitHostPort(addr); err != nil || splitErr != nil {
-			t.Fatalf("port %s 8080: %v %q", n.service, err, out)
-		}
-		base[n.service] = "http://" + addr
+		g.lookupPort(t, n.service)
 	}
-
 	deadline := upDone.Add(composeReadyDeadline)
 	for _, n := range composeNodes {
-		status, body := 0, []byte(nil)
-		for time.Now().Before(deadline) {
-			if status, body = httpGet(base[n.service] + "/v1/health"); status == http.StatusOK {
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
-		if status != http.StatusOK {
-			t.Fatalf("%s: GET /v1/health = %d %s after %s", n.service, status, body, composeReadyDeadline)
-		}
+		g.waitHealthy(t, n.service, deadline)
 	}
 	t.Logf("all %d nodes healthy %s after `up -d` returned", len(composeNodes), time.Since(upDone).Round(time.Millisecond))
-
-	// Gossip may still be spreading the last members: poll the district's view of the tree.
-	var problem string
-	var body []byte
-	for time.Now().Before(deadline) {
-		var status int
-		status, body = httpGet(base["cd-1"] + "/v1/sites")
-		if problem = checkComposeTree(status, body); problem == "" {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if problem != "" {
-		t.Fatalf("district's GET /v1/sites: %s\n%s", problem, body)
-	}
-	t.Logf("the district lists all four sites, every node alive; %s in all", time.Since(started).Round(time.Millisecond))
+	return g
 }
 
 // checkComposeTree says what is wrong with the district's GET /v1/sites, or "" if every site

@@ -1,6 +1,8 @@
 // Package deploy tests the deployment files next to it: the example configs of each tier
 // (config_test.go: the real binary accepts each one and serves) and the Dockerfile with the
-// compose grid (compose_test.go: build the FROM-scratch image, start the grid, check the tree).
+// compose grid (compose_test.go: build the FROM-scratch image, start the grid, check the tree;
+// compose_faults_test.go and hostfault_test.go: break a community's uplink with iptables and tc
+// inside its container, and check that the grid converges and tells the truth meanwhile).
 //
 // Both build the static binary once, on first use; `go test -short` skips them.
 package deploy

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// localOnlyKey marks a read forwarded from another node of the site: answer from this node's
-// replica, never forward again.
+// localOnlyKey marks a read passed to the site's leader by a follower: the receiving node answers
+// for the site as its leader, and never passes it on to another node of the site.
 const localOnlyKey = "x-govgrid-local"
 
 // caseService implements api.CaseService for the front ends.
@@ -41,41 +41,59 @@ func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) 
 	return c, nil
 }
 
-// GetCase finds a case wherever it is held. This site answers if it holds the case; if it
-// handed the case on, its stub names the next holder; otherwise the case's origin site (named
-// by its number) knows where it went. Each step asks one site and carries a hop count, so a
-// chain of stubs is followed at most maxCaseHops times.
+// GetCase finds a case wherever it is held. A follower that does not have the case passes the
+// whole question to its site's leader (it may lag behind the leader by a commit or two). The
+// leader (or a follower that cannot reach it) answers if the site holds the case; if the site
+// handed the case on, its stub (or its mirror copy) names the next holder; otherwise the case's
+// origin site (named by its number) knows where it went. Each step to another site carries a hop
+// count, so a chain of stubs is followed at most maxCaseHops times.
+//
+// "Not found" is final only when said by a leader that has confirmed it still leads its site:
+// a node cut off from its leader, or a leader cut off from its followers, may hold a stale copy,
+// and must not say "no such case" for one that was acknowledged. It answers unavailable instead.
 func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Case, error) {
 	hops := hopsOf(ctx)
-	c, err := s.localCase(ctx, number)
+	c, err := s.n.state.GetCase(number)
 	if err == nil {
-		if c.Transit != nil && hops < maxCaseHops {
-			// On its way: the target may hold it already and show a newer state.
-			if newer, err := s.n.askSite(ctx, c.Transit.To, number, hops+1); err == nil && newer.Version > c.Version {
-				return newer, nil
-			}
-		}
-		return c, nil
+		return s.followTransit(ctx, c, hops), nil
 	}
-	// Not here (or this node cannot confirm it is not: err says unavailable, and becomes the
-	// answer if nothing else finds the case).
-	if !errors.Is(err, sitestate.ErrNotFound) && !errors.Is(err, replication.ErrNoLeader) || isLocalOnly(ctx) {
+	if !errors.Is(err, sitestate.ErrNotFound) {
 		return nil, err
 	}
+	sure := false
+	switch {
+	case s.n.raft.IsLeader():
+		if s.n.raft.VerifyLeader() == nil && s.n.caughtUp.Load() {
+			if c, err := s.n.state.GetCase(number); err == nil { // applied meanwhile
+				return s.followTransit(ctx, c, hops), nil
+			}
+			sure = true
+		}
+	case isLocalOnly(ctx):
+		return nil, fmt.Errorf("%w: asked as the leader, but %s no longer leads its site", replication.ErrNoLeader, s.n.cfg.Name)
+	default:
+		c, err := s.askLeader(ctx, number)
+		if err == nil || errors.Is(err, sitestate.ErrNotFound) {
+			return c, err // the leader's answer is the site's
+		}
+		// The leader cannot be asked: answer from this node's copy if it knows where the case
+		// went, and say unavailable, never "not found", if it does not.
+	}
+	notHere := err
+	if !sure {
+		notHere = fmt.Errorf("%w: case %s is not on %s, which cannot confirm it with its site's leader", replication.ErrNoLeader, number, s.n.cfg.Name)
+	}
 	if hops >= maxCaseHops {
-		return nil, fmt.Errorf("case %s: gave up after %d hops following it between sites", number, hops)
+		return nil, fmt.Errorf("%w: case %s: gave up after %d hops following it between sites", replication.ErrNoLeader, number, hops)
 	}
 	if st, serr := s.n.state.GetStub(number); serr == nil {
 		c, err := s.n.askSite(ctx, st.Holder, number, hops+1)
 		return s.orMirror(number, c, err)
 	}
 	if rec, merr := s.n.state.MirrorCase(number); merr == nil && rec.Case.HolderSite != s.n.cfg.Site {
-		// No stub (pruned after its window), but this site's copy says where the case went.
-		next := rec.Case.HolderSite
-		if rec.Case.Transit != nil {
-			next = rec.Case.Transit.To
-		}
-		c, err := s.n.askSite(ctx, next, number, hops+1)
+		// No stub (pruned after its window, or the case is in this site's subtree): this site's
+		// copy names the holder, which answers for the case (and follows it if it moved on).
+		c, err := s.n.askSite(ctx, rec.Case.HolderSite, number, hops+1)
 		if err == nil && c.Version < rec.Case.Version {
 			c = rec.Case
 		}
@@ -83,59 +101,54 @@ func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Cas
 	}
 	origin, _, _, perr := casework.ParseNumber(number)
 	if perr != nil || origin == s.n.cfg.Site || hops > 0 {
-		// Asked by another site, or this is the origin: not knowing the case here is final
-		// (a 404 only when the site's leader confirmed it).
-		return nil, err
+		// Asked by another site, or this is the origin: not knowing the case here is the answer.
+		return nil, notHere
 	}
 	c, err = s.n.askSite(ctx, origin, number, hops+1)
 	return s.orMirror(number, c, err)
 }
 
-// orMirror answers a case that could not be fetched from where it is because that site cannot
-// be reached: an ancestor answers from its mirror (the newest version its subtree sent up).
+// followTransit shows a case on its way to another site as that site has it, if newer.
+func (s *caseService) followTransit(ctx context.Context, c *casework.Case, hops int) *casework.Case {
+	if c.Transit != nil && hops < maxCaseHops {
+		if newer, err := s.n.askSite(ctx, c.Transit.To, c.Number, hops+1); err == nil && newer.Version > c.Version {
+			return newer
+		}
+	}
+	return c
+}
+
+// askLeader passes a query for a case to this site's leader, with the same hop count.
+func (s *caseService) askLeader(ctx context.Context, number string) (*casework.Case, error) {
+	leader, _ := s.n.raft.Leader()
+	conn, err := dialMember(s.n.gossip, s.n.peers, string(leader))
+	if leader == "" || err != nil {
+		return nil, fmt.Errorf("%w: the site's leader cannot be asked", replication.ErrNoLeader)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	out := metadata.Pairs(localOnlyKey, "1")
+	if v := md.Get(hopsKey); len(v) > 0 {
+		out.Set(hopsKey, v[0])
+	}
+	pc, err := pb.NewCasesClient(conn).GetCase(metadata.NewOutgoingContext(ctx, out), &pb.GetCaseRequest{Number: number})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return grpcapi.CaseFromProto(pc), nil
+}
+
+// orMirror answers a case that could not be fetched from where it is (that site cannot be
+// reached, or does not have it yet: a case on its way there): an ancestor, or a site the case
+// passed through, answers from its mirror, the newest version it knows. A site that knows the
+// case never answers "not found".
 func (s *caseService) orMirror(number string, c *casework.Case, err error) (*casework.Case, error) {
-	if err == nil || errors.Is(err, sitestate.ErrNotFound) {
-		return c, err
+	if err == nil {
+		return c, nil
 	}
 	if rec, merr := s.n.state.MirrorCase(number); merr == nil {
 		return rec.Case, nil
 	}
 	return nil, err
-}
-
-// localCase reads a case from this site: this node's replica, or, on a follower that has not
-// applied it yet (acknowledged a moment ago through another node), the leader's. It answers
-// "not found" only when the site's leader confirms it: a follower that cannot reach its leader,
-// or a leader cut off from its followers, may hold a stale copy, and saying "no such case" for
-// one that was acknowledged would be wrong. It answers unavailable instead.
-func (s *caseService) localCase(ctx context.Context, number string) (*casework.Case, error) {
-	c, err := s.n.state.GetCase(number)
-	if !errors.Is(err, sitestate.ErrNotFound) {
-		return c, err
-	}
-	if _, serr := s.n.state.GetStub(number); serr == nil {
-		return nil, err // handed on: the caller follows the stub
-	}
-	if s.n.raft.IsLeader() {
-		if verr := s.n.raft.VerifyLeader(); verr != nil || !s.n.caughtUp.Load() {
-			return nil, fmt.Errorf("%w: case %s is not on this node, which cannot confirm it leads its site", replication.ErrNoLeader, number)
-		}
-		return s.n.state.GetCase(number) // a last look: it may have been applied meanwhile
-	}
-	if isLocalOnly(ctx) {
-		return nil, fmt.Errorf("%w: asked as the leader, but %s no longer leads its site", replication.ErrNoLeader, s.n.cfg.Name)
-	}
-	leader, _ := s.n.raft.Leader()
-	conn, cerr := dialMember(s.n.gossip, s.n.peers, string(leader))
-	if leader == "" || cerr != nil {
-		return nil, fmt.Errorf("%w: case %s is not on this node, and the site's leader cannot be asked", replication.ErrNoLeader, number)
-	}
-	ctx = metadata.AppendToOutgoingContext(ctx, localOnlyKey, "1")
-	pc, perr := pb.NewCasesClient(conn).GetCase(ctx, &pb.GetCaseRequest{Number: number})
-	if perr != nil {
-		return nil, fromStatus(perr)
-	}
-	return grpcapi.CaseFromProto(pc), nil
 }
 
 // maxCaseHops bounds how many sites one query visits: the tree has three tiers, so a case is

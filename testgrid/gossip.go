@@ -50,7 +50,7 @@ func (t *faultTransport) filterPackets() {
 		case <-t.stop:
 			return
 		case p := <-t.NetTransport.PacketCh():
-			if !t.allow(p.From.String()) {
+			if !t.allow.State(p.From.String()).Receives() {
 				continue
 			}
 			select {
@@ -65,7 +65,7 @@ func (t *faultTransport) filterPackets() {
 func (t *faultTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 
 func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if !t.allow(addr) {
+	if !t.allow.State(addr).Sends() {
 		return time.Now(), nil // lost on the wire
 	}
 	return t.NetTransport.WriteTo(b, addr)
