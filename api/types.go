@@ -84,20 +84,35 @@ type SiteNode struct {
 	GRPC   string `json:"grpc,omitempty"`
 }
 
-// FeedView is how far a site has mirrored a child's feed.
+// FeedView is how far a site has mirrored a child's feed, and what it heard of the child.
 type FeedView struct {
-	Cursor     uint64    `json:"cursor"`
-	Head       uint64    `json:"head"`
-	LagEntries uint64    `json:"lag_entries"`
-	LagSeconds float64   `json:"lag_seconds"`
-	AppliedAt  time.Time `json:"applied_at"`
+	// Cursor is the last entry committed here; Head the child's newest entry, as it last said.
+	Cursor uint64 `json:"cursor"`
+	Head   uint64 `json:"head"`
+	// LagKnown says whether the lag is known now: the site heard the child (an entry or a
+	// heartbeat) within its feed's silence window. When it is not known, LagEntries and
+	// LagSeconds are absent: a child cut off silently is never shown as caught up.
+	LagKnown   bool     `json:"lag_known"`
+	LagEntries *uint64  `json:"lag_entries,omitempty"`
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	// AppliedAt is when an entry of the child was last committed here.
+	AppliedAt time.Time `json:"applied_at"`
+	// HeardAt is when the site (its leader) last heard the child, null if not since it leads;
+	// StreamUp whether the feed stream is open now.
+	HeardAt  *time.Time `json:"heard_at"`
+	StreamUp bool       `json:"stream_up"`
 }
 
-// OutboxView is the outbox toward one target site.
+// OutboxView is the outbox toward one target site, and what the site heard of the target.
 type OutboxView struct {
 	ToSite        string  `json:"to_site"`
 	Depth         int     `json:"depth"`
 	OldestSeconds float64 `json:"oldest_seconds"`
+	// AnsweredAt is when the target last answered a delivery (null if not since this site's
+	// leader leads); FailingSince, set while deliveries fail, since when, with LastError.
+	AnsweredAt   *time.Time `json:"answered_at"`
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
 }
 
 // ConfigView is GET /v1/config: the configuration in force at a site.

@@ -130,7 +130,9 @@ func (s *caseService) askLeader(ctx context.Context, number string) (*casework.C
 	if v := md.Get(hopsKey); len(v) > 0 {
 		out.Set(hopsKey, v[0])
 	}
-	pc, err := pb.NewCasesClient(conn).GetCase(metadata.NewOutgoingContext(ctx, out), &pb.GetCaseRequest{Number: number})
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, out), 5*time.Second)
+	defer cancel()
+	pc, err := pb.NewCasesClient(conn).GetCase(ctx, &pb.GetCaseRequest{Number: number})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -167,17 +169,22 @@ func hopsOf(ctx context.Context) int {
 	return 0
 }
 
-// askSite asks any alive node of site for a case, as hop number hops.
+// askSite asks a node of site for a case, as hop number hops: the alive ones in turn, and, if
+// none answers, one that gossip believes dead (briefly: a reader is waiting).
 func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*casework.Case, error) {
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
 	var lastErr error
 	for _, m := range n.siteMembers(site, "") {
+		timeout := 5 * time.Second
+		if m.Status != "alive" {
+			timeout = time.Second
+		}
 		conn, err := n.peers.conn(m.Meta.GRPC)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		pc, err := pb.NewCasesClient(conn).GetCase(cctx, &pb.GetCaseRequest{Number: number})
 		cancel()
 		if err == nil {
@@ -187,6 +194,9 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 			return nil, err
 		}
 		lastErr = err
+		if m.Status != "alive" {
+			break // one try of a node believed dead is enough for a reader
+		}
 	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no node of site %s is reachable", site)

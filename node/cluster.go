@@ -13,6 +13,7 @@ type clusterServer struct {
 	*configEndpoint
 	*registryEndpoint
 	*exportEndpoint
+	*linkEndpoint
 }
 
 func (n *Node) clusterServer() *clusterServer {
@@ -24,6 +25,7 @@ func (n *Node) clusterServer() *clusterServer {
 		configEndpoint:   &configEndpoint{site: site, tree: n, state: n.state},
 		registryEndpoint: &registryEndpoint{site: site, parent: n.cfg.Parent, tier: n.cfg.Tier, state: n.state},
 		exportEndpoint:   &exportEndpoint{site: site, parent: n.cfg.Parent, tree: n, raft: n.raft, state: n.state},
+		linkEndpoint:     &linkEndpoint{node: n.cfg.Name, links: n.links, raft: n.raft},
 	}
 }
 

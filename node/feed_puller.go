@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,30 +31,68 @@ const (
 	feedTrimEvery = 10 * time.Second
 )
 
-// feedMetrics show how far behind this site's mirror is, per child.
+// feedMetrics show how far behind this site's mirror is, per child, and whether that is known.
 type feedMetrics struct {
 	lagEntries *prometheus.GaugeVec
 	lagSeconds *prometheus.GaugeVec
+	lagKnown   *prometheus.GaugeVec
+	silent     *prometheus.GaugeVec
+	streamUp   *prometheus.GaugeVec
 	applied    *prometheus.CounterVec
 }
 
 func newFeedMetrics(reg prometheus.Registerer) *feedMetrics {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"child"})
+	}
 	m := &feedMetrics{
-		lagEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "govgrid_feed_lag_entries",
-			Help: "Entries of a child's feed not yet mirrored here (leader only).",
-		}, []string{"child"}),
-		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "govgrid_feed_lag_seconds",
-			Help: "How far this site's mirror of a child is behind it, in seconds (0 when caught up; leader only).",
-		}, []string{"child"}),
+		lagEntries: gauge("govgrid_feed_lag_entries", "Entries of a child's feed not yet mirrored here (leader only; absent while the lag is not known)."),
+		lagSeconds: gauge("govgrid_feed_lag_seconds", "How far this site's mirror of a child is behind it, in seconds (leader only; absent while the lag is not known)."),
+		lagKnown:   gauge("govgrid_feed_lag_known", "1 when the child was heard within its feed's silence window, 0 when not: its lag is then unknown (leader only)."),
+		silent:     gauge("govgrid_feed_silent_seconds", "Seconds since this site last heard a child's feed, an entry or a heartbeat (since it leads, if never; leader only)."),
+		streamUp:   gauge("govgrid_feed_stream_up", "1 while the feed stream from a child is open (leader only)."),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "govgrid_feed_entries_mirrored_total",
 			Help: "Feed entries of a child committed into this site's mirror.",
 		}, []string{"child"}),
 	}
-	reg.MustRegister(m.lagEntries, m.lagSeconds, m.applied)
+	reg.MustRegister(m.lagEntries, m.lagSeconds, m.lagKnown, m.silent, m.streamUp, m.applied)
 	return m
+}
+
+// publish sets the gauges of every child from the committed cursors and what the leader heard.
+func (m *feedMetrics) publish(cursors map[string]sitestate.FeedCursor, live *pb.LinkStatusResponse, silence time.Duration, since time.Time) {
+	now := time.Now()
+	for child, c := range cursors {
+		v := feedView(c, feedLinkOf(live, child), silence, now)
+		heard := since
+		if v.HeardAt != nil {
+			heard = *v.HeardAt
+		}
+		m.silent.WithLabelValues(child).Set(now.Sub(heard).Seconds())
+		m.streamUp.WithLabelValues(child).Set(boolGauge(v.StreamUp))
+		m.lagKnown.WithLabelValues(child).Set(boolGauge(v.LagKnown))
+		if v.LagKnown {
+			m.lagEntries.WithLabelValues(child).Set(float64(*v.LagEntries))
+			m.lagSeconds.WithLabelValues(child).Set(*v.LagSeconds)
+		} else {
+			m.lagEntries.DeleteLabelValues(child)
+			m.lagSeconds.DeleteLabelValues(child)
+		}
+	}
+}
+
+func (m *feedMetrics) reset() {
+	for _, g := range []*prometheus.GaugeVec{m.lagEntries, m.lagSeconds, m.lagKnown, m.silent, m.streamUp} {
+		g.Reset()
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // trimFeed is leader work at the district, which has no parent to serve its feed to: drop the
@@ -84,31 +123,32 @@ func (n *Node) trimFeed(stop <-chan struct{}) {
 	}
 }
 
-// runMirror is leader work: one puller per child site registered here.
+// runMirror is leader work: one puller per child site (registered here, or seen in gossip).
 func (n *Node) runMirror(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	pulling := map[string]bool{}
-	t := time.NewTicker(2 * time.Second)
+	leading := time.Now()
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if recs, err := n.state.Sites(); err == nil {
-			for _, r := range recs {
-				if r.Parent != n.cfg.Site || pulling[r.Code] {
-					continue
-				}
-				pulling[r.Code] = true
-				wg.Add(1)
-				go func(child string) {
-					defer wg.Done()
-					n.pullFeed(stop, child)
-				}(r.Code)
+		for _, child := range n.children() {
+			if pulling[child] {
+				continue
 			}
+			pulling[child] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.pullFeed(stop, child)
+			}()
+		}
+		if cursors, err := n.state.FeedCursors(); err == nil {
+			n.feeds.publish(cursors, n.links.status(), n.timings.feedSilence, leading)
 		}
 		select {
 		case <-stop:
-			n.feeds.lagEntries.Reset()
-			n.feeds.lagSeconds.Reset()
+			n.feeds.reset()
 			return
 		case <-t.C:
 		case <-n.mirrorWake:
@@ -150,7 +190,6 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 		return err
 	}
 	cur := cursors[child]
-	n.observeLag(child, cur)
 	leader := ""
 	if recs, err := n.state.Sites(); err == nil {
 		for _, r := range recs {
@@ -165,6 +204,11 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 	}
 	ctx, cancel := stopContext(stop)
 	defer cancel()
+	// The child sends something (a batch or a heartbeat) every FeedHeartbeat: a stream that
+	// hears nothing for feedSilence is on a link whose packets vanish. Cancel it and dial again.
+	silent := time.AfterFunc(n.timings.feedSilence, cancel)
+	defer silent.Stop()
+	defer n.links.streamDown(child)
 	stream, err := pb.NewClusterClient(conn).Feed(ctx)
 	if err != nil {
 		return err
@@ -175,9 +219,17 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 	for {
 		batch, err := stream.Recv()
 		if err != nil {
+			if !silent.Stop() && ctx.Err() != nil {
+				select {
+				case <-stop:
+				default:
+					return fmt.Errorf("the feed of %s was silent for %v: dialling again", child, n.timings.feedSilence)
+				}
+			}
 			return err
 		}
-		cur.Head = max(cur.Head, batch.GetHead())
+		silent.Reset(n.timings.feedSilence)
+		n.links.heard(child, batch.GetHead())
 		if batch.GetResync() {
 			// The child sends its whole mirror (this site's cursor is before what it keeps).
 			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
@@ -190,14 +242,12 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 				cur.Cursor = moved.Cursor
 			}
 			n.feeds.applied.WithLabelValues(child).Add(float64(len(batch.GetEntries())))
-			n.observeLag(child, cur)
 			if err := stream.Send(&pb.FeedAck{Cursor: cur.Cursor}); err != nil {
 				return err
 			}
 			continue
 		}
 		if len(batch.GetEntries()) == 0 {
-			n.observeLag(child, cur)
 			continue
 		}
 		// The entries pass through undecoded: the state machine reads them, and answers the
@@ -210,24 +260,10 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 		}
 		n.feeds.applied.WithLabelValues(child).Add(float64(len(batch.GetEntries())))
 		if moved != nil {
-			cur.Cursor, cur.LastAt = moved.Cursor, moved.LastAt
+			cur.Cursor = moved.Cursor
 		}
-		n.observeLag(child, cur)
 		if err := stream.Send(&pb.FeedAck{Cursor: cur.Cursor}); err != nil {
 			return err
 		}
 	}
-}
-
-func (n *Node) observeLag(child string, cur sitestate.FeedCursor) {
-	behind := float64(0)
-	if cur.Head > cur.Cursor {
-		behind = float64(cur.Head - cur.Cursor)
-	}
-	n.feeds.lagEntries.WithLabelValues(child).Set(behind)
-	secs := 0.0
-	if behind > 0 && !cur.LastAt.IsZero() {
-		secs = time.Since(cur.LastAt).Seconds()
-	}
-	n.feeds.lagSeconds.WithLabelValues(child).Set(secs)
 }

@@ -189,7 +189,7 @@ func TestSubtreeListingAndLag(t *testing.T) {
 		testgrid.GetJSON(t, district, "/v1/sites", &v)
 		for _, s := range v.Sites {
 			if s.Site == "cd-dgdj" {
-				if s.Feed == nil || s.Feed.Head == 0 || s.Feed.LagEntries != 0 {
+				if s.Feed == nil || s.Feed.Head == 0 || !s.Feed.LagKnown || s.Feed.LagEntries == nil || *s.Feed.LagEntries != 0 || !s.Feed.StreamUp {
 					return fmt.Errorf("district's view of the township's feed: %+v", s.Feed)
 				}
 				return nil

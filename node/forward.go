@@ -21,13 +21,14 @@ import (
 type peers struct {
 	network Network                     // nil: the host's network
 	calls   grpc.UnaryClientInterceptor // nil: calls go out as they are
+	timings linkTimings
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // guarded by mu
 }
 
-func newPeers(network Network, calls grpc.UnaryClientInterceptor) *peers {
-	return &peers{network: network, calls: calls, conns: map[string]*grpc.ClientConn{}}
+func newPeers(network Network, calls grpc.UnaryClientInterceptor, timings linkTimings) *peers {
+	return &peers{network: network, calls: calls, timings: timings, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
@@ -44,6 +45,8 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		// A peer whose packets vanish is noticed by the pings, not hours later by TCP.
+		p.timings.clientKeepalive(),
 	}
 	if p.network != nil {
 		opts = append(opts, grpc.WithContextDialer(p.network.Dial))

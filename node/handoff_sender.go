@@ -25,12 +25,16 @@ const (
 	// becomes one Raft entry at the target, which should stay near 512 KiB.
 	defaultHandoffBatch = 128
 	maxDeliveryBytes    = 1 << 20
-	backoffMin          = 50 * time.Millisecond
-	backoffMax          = 5 * time.Second
-	deliverTimeout      = 10 * time.Second
+	// A retry waits 50 ms to 2 s (±50 %): after a cut heals, the next try comes within
+	// seconds, and gossip news wakes it sooner.
+	backoffMin = 50 * time.Millisecond
+	backoffMax = 2 * time.Second
+	// deliverTimeout bounds one delivery (a commit at the target): a link whose packets vanish
+	// costs at most this, then a retry.
+	deliverTimeout = 5 * time.Second
 )
 
-// retryBackoff is the backoff of every worker that retries a peer: 50 ms to 5 s, ±50 %.
+// retryBackoff is the backoff of every worker that retries a peer: 50 ms to 2 s, ±50 %.
 func retryBackoff() backoff.Backoff {
 	return backoff.Backoff{Min: backoffMin, Max: backoffMax, Jitter: 0.5}
 }
@@ -42,6 +46,8 @@ type handoffMetrics struct {
 	latency  prometheus.Histogram
 	retries  prometheus.Counter
 	refusals prometheus.Counter
+	// failing is how long deliveries to a target have failed (0 while it answers).
+	failing *prometheus.GaugeVec
 }
 
 func newHandoffMetrics(reg prometheus.Registerer) *handoffMetrics {
@@ -68,7 +74,11 @@ func newHandoffMetrics(reg prometheus.Registerer) *handoffMetrics {
 			Help: "Handoffs from this site that their target refused; the case was unlocked with the reason.",
 		}),
 	}
-	reg.MustRegister(m.depth, m.oldest, m.latency, m.retries, m.refusals)
+	m.failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "govgrid_handoff_target_failing_seconds",
+		Help: "How long deliveries to a target site with handoffs waiting have failed, in seconds; 0 while it answers (leader only).",
+	}, []string{"target"})
+	reg.MustRegister(m.depth, m.oldest, m.latency, m.retries, m.refusals, m.failing)
 	return m
 }
 
@@ -137,9 +147,16 @@ func nudge(ch chan struct{}) {
 func (n *Node) publishOutboxDepths() {
 	n.handoffs.depth.Reset()
 	n.handoffs.oldest.Reset()
+	n.handoffs.failing.Reset()
+	live := n.links.status()
 	for to, d := range n.outbox.depths() {
 		n.handoffs.depth.WithLabelValues(to).Set(float64(d.Depth))
 		n.handoffs.oldest.WithLabelValues(to).Set(time.Since(d.Oldest).Seconds())
+		failing := 0.0
+		if t := targetLinkOf(live, to); t != nil && t.GetFailingSince() != 0 {
+			failing = time.Since(time.Unix(0, t.GetFailingSince())).Seconds()
+		}
+		n.handoffs.failing.WithLabelValues(to).Set(failing)
 	}
 }
 
@@ -171,6 +188,7 @@ func (n *Node) sendOutbox(stop <-chan struct{}, to string, wake <-chan struct{})
 		}
 		news := n.gossip.news.C()
 		acks, answeredBy, err := n.deliver(to, batch, via)
+		n.links.delivered(to, err)
 		if err != nil {
 			n.handoffs.retries.Inc()
 			wait := retry.Next()
@@ -286,24 +304,30 @@ func (n *Node) deliver(to string, batch []sitestate.OutboxEntry, prefer string) 
 		return resp.GetAcks(), m.Name, nil
 	}
 	if lastErr == nil {
-		lastErr = fmt.Errorf("no node of site %s is alive in gossip", to)
+		lastErr = fmt.Errorf("no node of site %s is known to gossip", to)
 	}
 	return nil, "", lastErr
 }
 
-// siteMembers lists the alive nodes of a site, the preferred one first, the rest shuffled.
+// siteMembers lists the nodes of a site to try, the alive ones first (the preferred one first,
+// the rest shuffled), then those gossip believes dead: after a cut heals, gossip may take a while
+// to see a node back, and a call should not wait for it.
 func (n *Node) siteMembers(site, prefer string) []Member {
-	var out []Member
+	var alive, dead []Member
 	for _, m := range n.gossip.members() {
-		if m.Meta.Site == site && m.Status == "alive" {
-			out = append(out, m)
+		switch {
+		case m.Meta.Site != site:
+		case m.Status == "alive":
+			alive = append(alive, m)
+		case m.Status == "dead":
+			dead = append(dead, m)
 		}
 	}
-	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	for i, m := range out {
+	rand.Shuffle(len(alive), func(i, j int) { alive[i], alive[j] = alive[j], alive[i] })
+	for i, m := range alive {
 		if m.Name == prefer {
-			out[0], out[i] = out[i], out[0]
+			alive[0], alive[i] = alive[i], alive[0]
 		}
 	}
-	return out
+	return append(alive, dead...)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -59,12 +61,13 @@ func (n *Node) Sites() *api.SitesView {
 			v.Nodes = append(v.Nodes, api.SiteNode{Name: m.Name, Status: m.Status, HTTP: m.Meta.HTTP, GRPC: m.Meta.GRPC})
 		}
 	}
+	live := n.leaderLinks()
 	if own := bySite[n.cfg.Site]; own != nil {
 		id, _ := n.raft.Leader()
 		own.Leader = string(id)
 		if entries, err := n.state.Outbox(); err == nil {
 			for to, d := range outboxDepths(slices.Values(entries)) {
-				own.Outbox = append(own.Outbox, api.OutboxView{ToSite: to, Depth: d.Depth, OldestSeconds: time.Since(d.Oldest).Seconds()})
+				own.Outbox = append(own.Outbox, outboxView(to, d, targetLinkOf(live, to)))
 			}
 			sort.Slice(own.Outbox, func(i, j int) bool { return own.Outbox[i].ToSite < own.Outbox[j].ToSite })
 		}
@@ -75,14 +78,7 @@ func (n *Node) Sites() *api.SitesView {
 	if cursors, err := n.state.FeedCursors(); err == nil {
 		for child, c := range cursors {
 			if v := bySite[child]; v != nil {
-				fv := &api.FeedView{Cursor: c.Cursor, Head: c.Head, AppliedAt: c.AppliedAt}
-				if c.Head > c.Cursor {
-					fv.LagEntries = c.Head - c.Cursor
-					if !c.LastAt.IsZero() {
-						fv.LagSeconds = time.Since(c.LastAt).Seconds()
-					}
-				}
-				v.Feed = fv
+				v.Feed = feedView(c, feedLinkOf(live, child), n.timings.feedSilence, time.Now())
 			}
 		}
 	}
@@ -132,4 +128,64 @@ func siteHealth(nodes []api.SiteNode) string {
 // reinstates it.
 func (n *Node) SetRetired(ctx context.Context, retired bool, reason string) error {
 	return n.state.SetRetired(ctx, retired, reason)
+}
+
+// feedView is how far this site is behind a child: the committed cursor, and what its leader
+// heard (link, nil when nothing live is known). The lag is known only when the child was heard
+// within the silence window: a child cut off silently is never shown as caught up.
+func feedView(c sitestate.FeedCursor, link *pb.FeedLink, silence time.Duration, now time.Time) *api.FeedView {
+	v := &api.FeedView{Cursor: c.Cursor, Head: c.Head, AppliedAt: c.AppliedAt}
+	if link != nil {
+		v.Head, v.StreamUp = max(v.Head, link.GetHead()), link.GetStreamUp()
+		if link.GetHeardAt() != 0 {
+			heard := time.Unix(0, link.GetHeardAt()).UTC()
+			v.HeardAt = &heard
+			v.LagKnown = now.Sub(heard) <= silence
+		}
+	}
+	if v.LagKnown {
+		lag, secs := uint64(0), 0.0
+		if v.Head > v.Cursor {
+			lag = v.Head - v.Cursor
+			if !c.LastAt.IsZero() {
+				secs = now.Sub(c.LastAt).Seconds()
+			}
+		}
+		v.LagEntries, v.LagSeconds = &lag, &secs
+	}
+	return v
+}
+
+// outboxView is the outbox toward one target with what the leader heard of it.
+func outboxView(to string, d OutboxDepth, link *pb.TargetLink) api.OutboxView {
+	v := api.OutboxView{ToSite: to, Depth: d.Depth, OldestSeconds: time.Since(d.Oldest).Seconds()}
+	if link != nil {
+		if t := link.GetAnsweredAt(); t != 0 {
+			at := time.Unix(0, t).UTC()
+			v.AnsweredAt = &at
+		}
+		if t := link.GetFailingSince(); t != 0 {
+			at := time.Unix(0, t).UTC()
+			v.FailingSince, v.LastError = &at, link.GetLastError()
+		}
+	}
+	return v
+}
+
+func feedLinkOf(live *pb.LinkStatusResponse, child string) *pb.FeedLink {
+	for _, f := range live.GetFeeds() {
+		if f.GetChild() == child {
+			return f
+		}
+	}
+	return nil
+}
+
+func targetLinkOf(live *pb.LinkStatusResponse, site string) *pb.TargetLink {
+	for _, t := range live.GetTargets() {
+		if t.GetSite() == site {
+			return t
+		}
+	}
+	return nil
 }

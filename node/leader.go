@@ -137,6 +137,7 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	}
 	n.caughtUp.Store(true)
 	defer n.caughtUp.Store(false)
+	defer n.links.reset() // what a leader heard of its links goes with its leadership
 	if n.restoring() && !n.restoreFromParent(stop) {
 		return
 	}

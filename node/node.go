@@ -57,6 +57,10 @@ type Node struct {
 	feeds    *feedMetrics
 	// mirrorWake wakes the mirror workers when the registry changed (a new child).
 	mirrorWake chan struct{}
+	// links is what this node heard of its site's links while it leads (live, never stored);
+	// timings how soon it gives up on a silent one.
+	links   *links
+	timings linkTimings
 	// caughtUp is set while this node leads and has applied everything committed before.
 	caughtUp atomic.Bool
 
@@ -81,7 +85,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls), registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+	timings := timingsFor(cfg.GossipProfile)
+	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls, timings), links: newLinks(), timings: timings, registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	if err := n.start(); err != nil {
 		n.quiet = true
@@ -109,6 +114,7 @@ func (n *Node) start() error {
 	rc := replication.DefaultConfig()
 	rc.NodeID, rc.DataDir, rc.RaftAddr = cfg.Name, cfg.DataDir, cfg.RaftAddr
 	rc.Logger, rc.Registerer, rc.Forwarder = logger, n.registry, fwd
+	rc.TransportTimeout = n.timings.raftTransport
 	if cfg.Network != nil {
 		rc.Dial = func(addr string, timeout time.Duration) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -194,7 +200,7 @@ func checkDataDir(dir string) error {
 }
 
 func (n *Node) startServers() {
-	n.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
+	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20))...)
 	grpcapi.Register(n.grpcSrv, &caseService{n: n})
 	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
 	n.healthSrv = health.NewServer()

@@ -84,9 +84,9 @@ func (n *Node) restoreOnce(stop <-chan struct{}) error {
 	}
 	// The children: the parent's registry names them; gossip may show more (not registered yet).
 	children := parent.children
-	for _, m := range n.gossip.members() {
-		if m.Meta.Parent == n.cfg.Site && m.Meta.Site != n.cfg.Site && !slices.Contains(children, m.Meta.Site) {
-			children = append(children, m.Meta.Site)
+	for _, c := range n.children() {
+		if !slices.Contains(children, c) {
+			children = append(children, c)
 		}
 	}
 	config := parent.config
@@ -131,7 +131,12 @@ func (r *restoreSource) export(site string, parent bool) (*exported, error) {
 	n := r.n
 	var out *exported
 	err := n.callLeader(site, func(c pb.ClusterClient) error {
-		stream, err := c.ExportSite(r.ctx, &pb.ExportSiteRequest{Site: n.cfg.Site, FromSite: n.cfg.Site})
+		// A stream that brings nothing for a minute is on a dead link: give up and try again.
+		ctx, cancel := context.WithCancel(r.ctx)
+		defer cancel()
+		silent := time.AfterFunc(time.Minute, cancel)
+		defer silent.Stop()
+		stream, err := c.ExportSite(ctx, &pb.ExportSiteRequest{Site: n.cfg.Site, FromSite: n.cfg.Site})
 		if err != nil {
 			return err
 		}
@@ -157,6 +162,7 @@ func (r *restoreSource) export(site string, parent bool) (*exported, error) {
 			if err != nil {
 				return err
 			}
+			silent.Reset(time.Minute)
 			if first {
 				first = false
 				out.feedCursor, out.children = chunk.GetFeedCursor(), chunk.GetChildren()

@@ -45,3 +45,29 @@ func (n *Node) childStatus(site string) siteRelation {
 	}
 	return rel
 }
+
+// children lists this site's children: those in its registry and those gossip shows naming it
+// as their parent (a child not registered yet, or a registry being restored).
+func (n *Node) children() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(site string) {
+		if site != "" && site != n.cfg.Site && !seen[site] {
+			seen[site] = true
+			out = append(out, site)
+		}
+	}
+	if recs, err := n.state.Sites(); err == nil {
+		for _, r := range recs {
+			if r.Parent == n.cfg.Site {
+				add(r.Code)
+			}
+		}
+	}
+	for _, m := range n.gossip.members() {
+		if m.Meta.Parent == n.cfg.Site && m.Status != "left" {
+			add(m.Meta.Site)
+		}
+	}
+	return out
+}

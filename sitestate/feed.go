@@ -159,6 +159,9 @@ func (s *State) ReadFeed(from uint64, max, maxBytes int) ([][]byte, uint64, erro
 			entries = append(entries, wireEntry{Seq: seq})
 			last[ref.Number] = len(entries) - 1
 		}
+		if len(entries) == 0 && from >= 1 && from <= head {
+			return errorf(CodeConflict, "feed entry %d was trimmed (the feed is empty up to %d)", from, head)
+		}
 		for number, i := range last {
 			rec := records[number]
 			entries[i].Origin, entries[i].At, entries[i].Case = rec.Origin, rec.At, rec.Case

@@ -1886,6 +1886,243 @@ func (x *ExportChunk) GetChildren() []string {
 	return nil
 }
 
+type LinkStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkStatusRequest) Reset() {
+	*x = LinkStatusRequest{}
+	mi := &file_govgrid_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkStatusRequest) ProtoMessage() {}
+
+func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
+func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
+}
+
+type LinkStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node answering: it must lead its site for the answer to mean anything.
+	Leader        string        `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Feeds         []*FeedLink   `protobuf:"bytes,2,rep,name=feeds,proto3" json:"feeds,omitempty"`
+	Targets       []*TargetLink `protobuf:"bytes,3,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkStatusResponse) Reset() {
+	*x = LinkStatusResponse{}
+	mi := &file_govgrid_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkStatusResponse) ProtoMessage() {}
+
+func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
+func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LinkStatusResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *LinkStatusResponse) GetFeeds() []*FeedLink {
+	if x != nil {
+		return x.Feeds
+	}
+	return nil
+}
+
+func (x *LinkStatusResponse) GetTargets() []*TargetLink {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type FeedLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Child string                 `protobuf:"bytes,1,opt,name=child,proto3" json:"child,omitempty"`
+	// Unix nanoseconds; 0 if never heard since this node became leader.
+	HeardAt  int64 `protobuf:"varint,2,opt,name=heard_at,json=heardAt,proto3" json:"heard_at,omitempty"`
+	StreamUp bool  `protobuf:"varint,3,opt,name=stream_up,json=streamUp,proto3" json:"stream_up,omitempty"`
+	// The child's newest feed entry, as it last said (batches and heartbeats carry it).
+	Head          uint64 `protobuf:"varint,4,opt,name=head,proto3" json:"head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedLink) Reset() {
+	*x = FeedLink{}
+	mi := &file_govgrid_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedLink) ProtoMessage() {}
+
+func (x *FeedLink) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
+func (*FeedLink) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *FeedLink) GetChild() string {
+	if x != nil {
+		return x.Child
+	}
+	return ""
+}
+
+func (x *FeedLink) GetHeardAt() int64 {
+	if x != nil {
+		return x.HeardAt
+	}
+	return 0
+}
+
+func (x *FeedLink) GetStreamUp() bool {
+	if x != nil {
+		return x.StreamUp
+	}
+	return false
+}
+
+func (x *FeedLink) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+type TargetLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// Unix nanoseconds of the target's last answer to a delivery; 0 if none since leadership.
+	AnsweredAt int64 `protobuf:"varint,2,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
+	// Unix nanoseconds since when deliveries fail (0 while they do not), and the last failure.
+	FailingSince  int64  `protobuf:"varint,3,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	LastError     string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetLink) Reset() {
+	*x = TargetLink{}
+	mi := &file_govgrid_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetLink) ProtoMessage() {}
+
+func (x *TargetLink) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
+func (*TargetLink) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TargetLink) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *TargetLink) GetAnsweredAt() int64 {
+	if x != nil {
+		return x.AnsweredAt
+	}
+	return 0
+}
+
+func (x *TargetLink) GetFailingSince() int64 {
+	if x != nil {
+		return x.FailingSince
+	}
+	return 0
+}
+
+func (x *TargetLink) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -2045,13 +2282,31 @@ const file_govgrid_proto_rawDesc = "" +
 	"\arecords\x18\x03 \x03(\fR\arecords\x12\x12\n" +
 	"\x04site\x18\x04 \x01(\fR\x04site\x12\x16\n" +
 	"\x06config\x18\x05 \x03(\fR\x06config\x12\x1a\n" +
-	"\bchildren\x18\x06 \x03(\tR\bchildren2\x84\x02\n" +
+	"\bchildren\x18\x06 \x03(\tR\bchildren\"\x13\n" +
+	"\x11LinkStatusRequest\"\x8a\x01\n" +
+	"\x12LinkStatusResponse\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader\x12*\n" +
+	"\x05feeds\x18\x02 \x03(\v2\x14.govgrid.v1.FeedLinkR\x05feeds\x120\n" +
+	"\atargets\x18\x03 \x03(\v2\x16.govgrid.v1.TargetLinkR\atargets\"l\n" +
+	"\bFeedLink\x12\x14\n" +
+	"\x05child\x18\x01 \x01(\tR\x05child\x12\x19\n" +
+	"\bheard_at\x18\x02 \x01(\x03R\aheardAt\x12\x1b\n" +
+	"\tstream_up\x18\x03 \x01(\bR\bstreamUp\x12\x12\n" +
+	"\x04head\x18\x04 \x01(\x04R\x04head\"\x85\x01\n" +
+	"\n" +
+	"TargetLink\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1f\n" +
+	"\vanswered_at\x18\x02 \x01(\x03R\n" +
+	"answeredAt\x12#\n" +
+	"\rfailing_since\x18\x03 \x01(\x03R\ffailingSince\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError2\x84\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
-	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xfe\x03\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xcb\x04\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2061,7 +2316,9 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04Feed\x12\x13.govgrid.v1.FeedAck\x1a\x15.govgrid.v1.FeedBatch(\x010\x01\x12N\n" +
 	"\vConfigSince\x12\x1e.govgrid.v1.ConfigSinceRequest\x1a\x1f.govgrid.v1.ConfigSinceResponse\x12F\n" +
 	"\n" +
-	"ExportSite\x12\x1d.govgrid.v1.ExportSiteRequest\x1a\x17.govgrid.v1.ExportChunk0\x01B*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"ExportSite\x12\x1d.govgrid.v1.ExportSiteRequest\x1a\x17.govgrid.v1.ExportChunk0\x01\x12K\n" +
+	"\n" +
+	"LinkStatus\x12\x1d.govgrid.v1.LinkStatusRequest\x1a\x1e.govgrid.v1.LinkStatusResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -2075,7 +2332,7 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
@@ -2104,7 +2361,11 @@ var file_govgrid_proto_goTypes = []any{
 	(*ConfigSinceResponse)(nil),   // 24: govgrid.v1.ConfigSinceResponse
 	(*ExportSiteRequest)(nil),     // 25: govgrid.v1.ExportSiteRequest
 	(*ExportChunk)(nil),           // 26: govgrid.v1.ExportChunk
-	nil,                           // 27: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*LinkStatusRequest)(nil),     // 27: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),    // 28: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),              // 29: govgrid.v1.FeedLink
+	(*TargetLink)(nil),            // 30: govgrid.v1.TargetLink
+	nil,                           // 31: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -2117,34 +2378,38 @@ var file_govgrid_proto_depIdxs = []int32{
 	14, // 7: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
 	18, // 8: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
 	20, // 9: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	27, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	6,  // 11: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	7,  // 12: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	8,  // 13: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	5,  // 14: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	10, // 15: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	12, // 16: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	15, // 17: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	17, // 18: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	21, // 19: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	23, // 20: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	25, // 21: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	4,  // 22: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 23: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	9,  // 24: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 25: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	11, // 26: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	13, // 27: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	16, // 28: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	19, // 29: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	22, // 30: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	24, // 31: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	26, // 32: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	31, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	29, // 11: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	30, // 12: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	6,  // 13: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	7,  // 14: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	8,  // 15: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	5,  // 16: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	10, // 17: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	12, // 18: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	15, // 19: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	17, // 20: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	21, // 21: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	23, // 22: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	25, // 23: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	27, // 24: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	4,  // 25: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 26: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	9,  // 27: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 28: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	11, // 29: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	13, // 30: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	16, // 31: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	19, // 32: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	22, // 33: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	24, // 34: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	26, // 35: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	28, // 36: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	25, // [25:37] is the sub-list for method output_type
+	13, // [13:25] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -2158,7 +2423,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -265,6 +265,7 @@ const (
 	Cluster_Feed_FullMethodName          = "/govgrid.v1.Cluster/Feed"
 	Cluster_ConfigSince_FullMethodName   = "/govgrid.v1.Cluster/ConfigSince"
 	Cluster_ExportSite_FullMethodName    = "/govgrid.v1.Cluster/ExportSite"
+	Cluster_LinkStatus_FullMethodName    = "/govgrid.v1.Cluster/LinkStatus"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -297,6 +298,10 @@ type ClusterClient interface {
 	// it: every case it held or that passed through it. The first chunk says how many records
 	// follow and where this site's copy of the child's feed stands.
 	ExportSite(ctx context.Context, in *ExportSiteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
+	// LinkStatus is what the site's leader knows, live, of its links: when it last heard each
+	// child's feed and whether that stream is up, and whether each handoff target answers. A
+	// follower asks it to answer GET /v1/sites truthfully.
+	LinkStatus(ctx context.Context, in *LinkStatusRequest, opts ...grpc.CallOption) (*LinkStatusResponse, error)
 }
 
 type clusterClient struct {
@@ -389,6 +394,16 @@ func (c *clusterClient) ExportSite(ctx context.Context, in *ExportSiteRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_ExportSiteClient = grpc.ServerStreamingClient[ExportChunk]
 
+func (c *clusterClient) LinkStatus(ctx context.Context, in *LinkStatusRequest, opts ...grpc.CallOption) (*LinkStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkStatusResponse)
+	err := c.cc.Invoke(ctx, Cluster_LinkStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -419,6 +434,10 @@ type ClusterServer interface {
 	// it: every case it held or that passed through it. The first chunk says how many records
 	// follow and where this site's copy of the child's feed stands.
 	ExportSite(*ExportSiteRequest, grpc.ServerStreamingServer[ExportChunk]) error
+	// LinkStatus is what the site's leader knows, live, of its links: when it last heard each
+	// child's feed and whether that stream is up, and whether each handoff target answers. A
+	// follower asks it to answer GET /v1/sites truthfully.
+	LinkStatus(context.Context, *LinkStatusRequest) (*LinkStatusResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -449,6 +468,9 @@ func (UnimplementedClusterServer) ConfigSince(context.Context, *ConfigSinceReque
 }
 func (UnimplementedClusterServer) ExportSite(*ExportSiteRequest, grpc.ServerStreamingServer[ExportChunk]) error {
 	return status.Error(codes.Unimplemented, "method ExportSite not implemented")
+}
+func (UnimplementedClusterServer) LinkStatus(context.Context, *LinkStatusRequest) (*LinkStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LinkStatus not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -579,6 +601,24 @@ func _Cluster_ExportSite_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cluster_ExportSiteServer = grpc.ServerStreamingServer[ExportChunk]
 
+func _Cluster_LinkStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).LinkStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_LinkStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).LinkStatus(ctx, req.(*LinkStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -605,6 +645,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfigSince",
 			Handler:    _Cluster_ConfigSince_Handler,
+		},
+		{
+			MethodName: "LinkStatus",
+			Handler:    _Cluster_LinkStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

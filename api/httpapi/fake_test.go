@@ -76,8 +76,10 @@ func testSites() *api.SitesView {
 		},
 		{Site: testSite, Tier: tier.Community, Parent: testParent, Health: "down", Registered: true,
 			Nodes: []api.SiteNode{{Name: "n1", Status: "unknown"}},
-			Feed:  &api.FeedView{Cursor: 40, Head: 42, LagEntries: 2, LagSeconds: 0.25, AppliedAt: testAt.UTC()},
+			Feed:  &api.FeedView{Cursor: 40, Head: 42, LagKnown: true, LagEntries: ptr(uint64(2)), LagSeconds: ptr(0.25), AppliedAt: testAt.UTC(), HeardAt: ptr(testAt.UTC()), StreamUp: true},
 		},
 		{Site: "cd", Tier: tier.District, Health: "healthy", Nodes: []api.SiteNode{{Name: "d1", Status: "alive"}}},
 	}}
 }
+
+func ptr[T any](v T) *T { return &v }
