@@ -3,12 +3,14 @@ package api
 import (
 	"time"
 
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
 )
 
-// The answers of the operational endpoints, as the HTTP API sends them (snake_case JSON). The
-// node builds them, httpapi serves them, and the CLI and the tests read them: one definition.
+// The requests and answers of the HTTP API, as it sends and reads them (snake_case JSON). The
+// node builds the answers, httpapi serves them, and the CLI and the tests read them: one
+// definition each.
 
 // MembersView is GET /v1/members: every node the answering node's gossip knows, alive or not.
 type MembersView struct {
@@ -51,6 +53,16 @@ type GossipMeta struct {
 // SitesView is GET /v1/sites: the site tree as the answering node knows it.
 type SitesView struct {
 	Sites []SiteView `json:"sites"`
+}
+
+// Find returns the site whose code is site, and whether the view lists it.
+func (v SitesView) Find(site string) (SiteView, bool) {
+	for _, s := range v.Sites {
+		if s.Site == site {
+			return s, true
+		}
+	}
+	return SiteView{}, false
 }
 
 // SiteView is one site of the tree.
@@ -121,4 +133,107 @@ type ConfigView struct {
 	// Versions is, per owner, the highest change the site has applied.
 	Versions map[string]uint64     `json:"versions"`
 	Docs     []sitestate.ConfigDoc `json:"docs"`
+}
+
+// Case is a case as the API answers with it: POST /v1/cases (201), GET /v1/cases/{number}
+// and the moves (202) send the case in its public form (casework.Case.Public: without
+// query_code_hash and request_id), with its history. query_code is set only in the answer to
+// a submission.
+type Case = casework.Case
+
+// CasePage is GET /v1/cases (scope local, the default): a page of the cases the site holds,
+// newest first.
+type CasePage struct {
+	Cases []CaseSummary `json:"cases"`
+	// NextPageToken, absent on the last page, is the page_token of the next one.
+	NextPageToken string `json:"next_page_token,omitempty"`
+}
+
+// CaseSummary is a case in a listing: its public form without its history, and with the
+// applicant's identity number masked (see NewCaseSummary).
+type CaseSummary struct {
+	casework.Case
+	// History hides the case's own: a listing never sends it (ask GET /v1/cases/{number}).
+	History []casework.Event `json:"history,omitempty"`
+}
+
+// NewCaseSummary is c as a listing shows it: public, without history, the applicant's identity
+// number masked (casework.MaskIDNumber).
+func NewCaseSummary(c *casework.Case) CaseSummary {
+	pub := c.Public()
+	pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
+	pub.History = nil
+	return CaseSummary{Case: pub}
+}
+
+// SubtreePage is GET /v1/cases?scope=subtree: a page of the site's mirror of its subtree (its
+// own cases and every descendant's), newest first.
+type SubtreePage struct {
+	Cases []MirroredCase `json:"cases"`
+	// NextPageToken, absent on the last page, is the page_token of the next one.
+	NextPageToken string `json:"next_page_token,omitempty"`
+}
+
+// MirroredCase is a case in a subtree listing: the summary of the site's copy, and where the
+// copy came from.
+type MirroredCase struct {
+	CaseSummary
+	Mirror MirrorInfo `json:"mirror"`
+}
+
+// MirrorInfo says where a subtree listing's copy of a case came from and how fresh it is.
+type MirrorInfo struct {
+	// Origin is the site that committed the version copied, CommittedAt when; MirroredAt is
+	// when this site committed its copy.
+	Origin      string    `json:"origin"`
+	CommittedAt time.Time `json:"committed_at"`
+	MirroredAt  time.Time `json:"mirrored_at"`
+	// DelaySeconds is how long after its commit at the origin this site copied it.
+	DelaySeconds float64 `json:"delay_seconds"`
+	// AgeSeconds is how long ago this site copied it: a newer change may be on its way.
+	AgeSeconds float64 `json:"age_seconds"`
+}
+
+// MoveRequest is the body of POST /v1/cases/{number}/escalate, relay, handdown and return.
+// The server refuses unknown fields.
+type MoveRequest struct {
+	// ToSite is the target: required for handdown, optional for the others (their target is
+	// the only one allowed).
+	ToSite string `json:"to_site,omitempty"`
+	// Reason is the opinion (escalate, relay) or reason (return); Instructions, for
+	// handdown, is the same field under the name clerks use for it. Give one of them.
+	Reason       string `json:"reason,omitempty"`
+	Instructions string `json:"instructions,omitempty"`
+	// Actor is who does the move, recorded in the case's history.
+	Actor string `json:"actor,omitempty"`
+}
+
+// RetireRequest is the body of POST /v1/site/retire (required there: the reason) and,
+// optionally and empty, of POST /v1/site/reinstate.
+type RetireRequest struct {
+	// Reason is told to the sites that send cases here while the site is retired.
+	Reason string `json:"reason"`
+}
+
+// RetireAnswer is the answer of POST /v1/site/retire and /v1/site/reinstate: whether the site
+// is retired now, and the reason given.
+type RetireAnswer struct {
+	Retired bool   `json:"retired"`
+	Reason  string `json:"reason"`
+}
+
+// ErrorBody is every error answer of the API (4xx, 5xx):
+// {"error":{"code","message","fields"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is what went wrong with a request.
+type ErrorDetail struct {
+	// Code is short and machine-readable (see Status): invalid, not_found, conflict,
+	// forbidden, too_large, exhausted, unavailable, timeout, canceled or internal.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Fields lists, for an invalid request, every field found wrong and why.
+	Fields casework.FieldErrors `json:"fields,omitempty"`
 }

@@ -130,16 +130,6 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving"})
 }
 
-// moveRequest is the body of escalate, relay, handdown and return.
-type moveRequest struct {
-	ToSite string `json:"to_site"`
-	// Reason is the opinion (escalate, relay) or reason (return); Instructions, for hand-down,
-	// is the same field under the name clerks use for it. Give one of them.
-	Reason       string `json:"reason"`
-	Instructions string `json:"instructions"`
-	Actor        string `json:"actor"`
-}
-
 // moveCase commits a move at the holder and answers 202: the case is locked, in transit, and
 // its delivery to the target follows (exactly once, however long the link is down).
 func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Move) {
@@ -148,7 +138,7 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 		s.writeError(w, casework.FieldErrors{{Field: "number", Reason: "is not a case number (<site>-<yyyymmdd>-<6 digits>)"}})
 		return
 	}
-	var req moveRequest
+	var req api.MoveRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -173,9 +163,7 @@ func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
 		writeError(w, http.StatusForbidden, "forbidden", "retire and reinstate are accepted only from the node's own host", nil)
 		return
 	}
-	var req struct {
-		Reason string `json:"reason"`
-	}
+	var req api.RetireRequest
 	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
@@ -189,7 +177,7 @@ func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"retired": retired, "reason": req.Reason})
+	writeJSON(w, http.StatusOK, api.RetireAnswer{Retired: retired, Reason: req.Reason})
 }
 
 // getConfig answers the whole configuration in force, or one document of it by path.
@@ -290,12 +278,6 @@ func (s *server) getCase(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c.Public())
 }
 
-// caseSummary is a case in a listing: no history, and the identity number masked.
-type caseSummary struct {
-	casework.Case
-	History []casework.Event `json:"history,omitempty"`
-}
-
 func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req := api.ListRequest{
@@ -337,33 +319,11 @@ func (s *server) listCases(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	out := struct {
-		Cases         []caseSummary `json:"cases"`
-		NextPageToken string        `json:"next_page_token,omitempty"`
-	}{Cases: make([]caseSummary, 0, len(page.Cases)), NextPageToken: page.NextPageToken}
+	out := api.CasePage{Cases: make([]api.CaseSummary, 0, len(page.Cases)), NextPageToken: page.NextPageToken}
 	for _, c := range page.Cases {
-		pub := c.Public()
-		pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
-		pub.History = nil
-		out.Cases = append(out.Cases, caseSummary{Case: pub})
+		out.Cases = append(out.Cases, api.NewCaseSummary(c))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// mirrorInfo says where a subtree listing's copy of a case came from and how fresh it is.
-type mirrorInfo struct {
-	Origin      string    `json:"origin"`
-	CommittedAt time.Time `json:"committed_at"`
-	MirroredAt  time.Time `json:"mirrored_at"`
-	// DelaySeconds is how long after its commit at the origin this site copied it.
-	DelaySeconds float64 `json:"delay_seconds"`
-	// AgeSeconds is how long ago this site copied it: a newer change may be on its way.
-	AgeSeconds float64 `json:"age_seconds"`
-}
-
-type mirroredSummary struct {
-	caseSummary
-	Mirror mirrorInfo `json:"mirror"`
 }
 
 func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f sitestate.SubtreeFilter) {
@@ -372,16 +332,10 @@ func (s *server) listSubtree(w http.ResponseWriter, r *http.Request, f sitestate
 		s.writeError(w, err)
 		return
 	}
-	out := struct {
-		Cases         []mirroredSummary `json:"cases"`
-		NextPageToken string            `json:"next_page_token,omitempty"`
-	}{Cases: make([]mirroredSummary, 0, len(page.Records)), NextPageToken: page.NextPageToken}
+	out := api.SubtreePage{Cases: make([]api.MirroredCase, 0, len(page.Records)), NextPageToken: page.NextPageToken}
 	now := time.Now()
 	for _, rec := range page.Records {
-		pub := rec.Case.Public()
-		pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
-		pub.History = nil
-		out.Cases = append(out.Cases, mirroredSummary{caseSummary: caseSummary{Case: pub}, Mirror: mirrorInfo{
+		out.Cases = append(out.Cases, api.MirroredCase{CaseSummary: api.NewCaseSummary(rec.Case), Mirror: api.MirrorInfo{
 			Origin: rec.Origin, CommittedAt: rec.At, MirroredAt: rec.MirroredAt,
 			DelaySeconds: rec.MirroredAt.Sub(rec.At).Seconds(), AgeSeconds: now.Sub(rec.MirroredAt).Seconds(),
 		}})
@@ -443,17 +397,8 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	writeError(w, status, code, msg, fields)
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string               `json:"code"`
-		Message string               `json:"message"`
-		Fields  casework.FieldErrors `json:"fields,omitempty"`
-	} `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string, fields casework.FieldErrors) {
-	var b errorBody
-	b.Error.Code, b.Error.Message, b.Error.Fields = code, msg, fields
+	b := api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg, Fields: fields}}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -51,16 +51,8 @@ func (e *env) do(method, target string, body io.Reader, header ...string) *httpt
 	return rec
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Fields  []struct {
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"fields"`
-	} `json:"error"`
-}
+// errorBody is an error answer, with the helpers the tests use.
+type errorBody api.ErrorBody
 
 // decodeError checks that rec is a JSON error answer with the given status and returns it.
 func decodeError(t *testing.T, rec *httptest.ResponseRecorder, status int) errorBody {
@@ -738,19 +730,7 @@ func TestListSubtree(t *testing.T) {
 	e := newEnv(t)
 	c := apitest.StoredCase("cd-dgdj-ngj-20261125-000001", "63010219900101123X")
 	e.cases.Page = &sitestate.Page{Cases: []*casework.Case{c}}
-	var out struct {
-		Cases []struct {
-			Number     string `json:"number"`
-			HolderSite string `json:"holder_site"`
-			Applicant  struct {
-				IDNumber string `json:"id_number"`
-			} `json:"applicant"`
-			Mirror struct {
-				Origin       string  `json:"origin"`
-				DelaySeconds float64 `json:"delay_seconds"`
-			} `json:"mirror"`
-		} `json:"cases"`
-	}
+	var out api.SubtreePage
 	rec := e.do("GET", "/v1/cases?scope=subtree&status=submitted&tier=community&site=cd-dgdj-ngj", nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("subtree listing: %d %s", rec.Code, rec.Body)
