@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/spf13/cobra"
 )
 
@@ -54,15 +55,9 @@ func call(addr, method, path string, body, out any) error {
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &apiError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status}
-		var body struct {
-			Error struct {
-				Code    string       `json:"code"`
-				Message string       `json:"message"`
-				Fields  []fieldError `json:"fields"`
-			} `json:"error"`
-		}
+		var body api.ErrorBody
 		if json.Unmarshal(data, &body) == nil {
-			e.Code, e.Message, e.Fields = body.Error.Code, body.Error.Message, body.Error.Fields
+			e.ErrorDetail = body.Error
 		}
 		return e
 	}
@@ -72,22 +67,13 @@ func call(addr, method, path string, body, out any) error {
 	return json.Unmarshal(data, out)
 }
 
-// apiError is a non-2xx answer of a node: its status and the code and message of its JSON
-// error body ({"error":{"code","message","fields"}}), when it sent one.
+// apiError is a non-2xx answer of a node: its status and the code, message and fields of its
+// JSON error body (api.ErrorBody), when it sent one.
 type apiError struct {
 	Method, Path string
 	Status       int
 	StatusText   string // "409 Conflict"
-	Code         string // "conflict", "not_found", "invalid", ...
-	Message      string
-	Fields       []fieldError
-}
-
-// fieldError is one entry of an error body's "fields": a field of the request and what is
-// wrong with it.
-type fieldError struct {
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
+	api.ErrorDetail
 }
 
 func (e *apiError) Error() string {
@@ -108,65 +94,28 @@ func newMembersCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "members", Short: "List the grid's nodes as gossip sees them", Args: cobra.NoArgs}
 	addr := addrFlag(cmd)
 	cmd.RunE = func(*cobra.Command, []string) error {
-		var out struct {
-			Members []struct {
-				Name   string `json:"name"`
-				Addr   string `json:"addr"`
-				Status string `json:"status"`
-				Meta   struct {
-					Site string `json:"s"`
-					Tier string `json:"t"`
-					GRPC string `json:"g"`
-					HTTP string `json:"h"`
-				} `json:"meta"`
-			} `json:"members"`
-		}
+		var out api.MembersView
 		if err := call(*addr, "GET", "/v1/members", nil, &out); err != nil {
 			return err
 		}
 		fmt.Printf("%-16s %-12s %-10s %-8s %-22s %s\n", "NODE", "SITE", "TIER", "STATUS", "GOSSIP", "HTTP")
 		for _, m := range out.Members {
-			fmt.Printf("%-16s %-12s %-10s %-8s %-22s %s\n", m.Name, m.Meta.Site, m.Meta.Tier, m.Status, m.Addr, m.Meta.HTTP)
+			fmt.Printf("%-16s %-12s %-10s %-8s %-22s %s\n", m.Name, m.Site, m.Tier, m.Status, m.Addr, m.HTTP)
 		}
 		return nil
 	}
 	return cmd
 }
 
-// siteView is one site of GET /v1/sites, as `govgrid sites` shows it. Outbox and Retired are
-// set on the answering node's own site only.
-type siteView struct {
-	Site   string `json:"site"`
-	Tier   string `json:"tier"`
-	Parent string `json:"parent"`
-	Leader string `json:"leader"`
-	Health string `json:"health"`
-	Nodes  []struct {
-		Name   string `json:"name"`
-		Status string `json:"status"`
-	} `json:"nodes"`
-	Outbox []struct {
-		ToSite        string  `json:"to_site"`
-		Depth         int     `json:"depth"`
-		OldestSeconds float64 `json:"oldest_seconds"`
-	} `json:"outbox"`
-	Retired *struct {
-		Retired bool   `json:"retired"`
-		Reason  string `json:"reason"`
-	} `json:"retired"`
-}
-
 func newSitesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "sites", Short: "Show the site tree with each site's health", Args: cobra.NoArgs}
 	addr := addrFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		var out struct {
-			Sites []siteView `json:"sites"`
-		}
+		var out api.SitesView
 		if err := call(*addr, "GET", "/v1/sites", nil, &out); err != nil {
 			return err
 		}
-		printSiteTree(cmd.OutOrStdout(), out.Sites)
+		printSiteTree(cmd.OutOrStdout(), out.Sites, time.Now())
 		return nil
 	}
 	return cmd
@@ -175,9 +124,12 @@ func newSitesCommand() *cobra.Command {
 // printSiteTree prints one line per site, children indented under their parent:
 //
 //	cd-dgdj [township] healthy: dgdj-1*(alive) | 待发 outbox: cd=2 (oldest 4s) | 已停用 retired: 合并
+//	  cd-dgdj-ngj [community] healthy: ngj-1*(alive) | 镜像 feed: lag 3 (2s)
 //
-// The leader has a *; the outbox and retired parts appear only when there is something to show.
-func printSiteTree(w io.Writer, sites []siteView) {
+// The leader has a *; the outbox and retired parts appear only when there is something to
+// show, the feed part on the answering site's children (see feedLag). now is the time the
+// answer came, for how long ago a silent child was heard.
+func printSiteTree(w io.Writer, sites []api.SiteView, now time.Time) {
 	children := map[string][]int{}
 	var roots []int
 	known := map[string]bool{}
@@ -219,6 +171,9 @@ func printSiteTree(w io.Writer, sites []siteView) {
 				extra += ": " + oneLine(s.Retired.Reason)
 			}
 		}
+		if s.Feed != nil {
+			extra += " | 镜像 feed: " + feedLag(s.Feed, now)
+		}
 		fmt.Fprintf(w, "%s%s [%s] %s: %s%s\n", indent, s.Site, s.Tier, s.Health, strings.Join(nodes, " "), extra)
 		for _, c := range children[s.Site] {
 			walk(c, indent+"  ")
@@ -227,6 +182,28 @@ func printSiteTree(w io.Writer, sites []siteView) {
 	for _, r := range roots {
 		walk(r, "")
 	}
+}
+
+// feedLag says how far the answering site's mirror is behind a child: "lag 3 (2s)" (entries,
+// and how long ago the last one it mirrored was committed) while the lag is known, and while it is not, "lag ?"
+// with when the child was last heard and whether the feed stream is up: a child that is not
+// heard from is never shown caught up.
+func feedLag(f *api.FeedView, now time.Time) string {
+	if f.LagKnown && f.LagEntries != nil {
+		lag := fmt.Sprintf("lag %d", *f.LagEntries)
+		if *f.LagEntries > 0 && f.LagSeconds != nil {
+			lag += fmt.Sprintf(" (%s)", time.Duration(*f.LagSeconds*float64(time.Second)).Round(time.Second))
+		}
+		return lag
+	}
+	heard := "never heard"
+	if f.HeardAt != nil {
+		heard = fmt.Sprintf("heard %s ago", max(now.Sub(*f.HeardAt), 0).Round(time.Second))
+	}
+	if !f.StreamUp {
+		heard += ", stream down"
+	}
+	return "lag ? (" + heard + ")"
 }
 
 // oneLine folds line breaks into spaces so that a free-text field keeps the output one line.

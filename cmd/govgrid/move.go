@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/spf13/cobra"
 )
 
@@ -49,26 +50,6 @@ func defaultActor() string {
 	return "operator"
 }
 
-// moveBody is the JSON body of a move; the server refuses unknown fields, and reason together
-// with instructions.
-type moveBody struct {
-	ToSite       string `json:"to_site,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-	Instructions string `json:"instructions,omitempty"`
-	Actor        string `json:"actor,omitempty"`
-}
-
-// movedCase is the part of the 202 answer the human line shows.
-type movedCase struct {
-	Number     string `json:"number"`
-	HolderSite string `json:"holder_site"`
-	Transit    *struct {
-		HandoffID string `json:"handoff_id"`
-		ToSite    string `json:"to_site"`
-		Move      string `json:"move"`
-	} `json:"transit"`
-}
-
 // newMoveCommands returns `case escalate|relay|return|handdown`, which talk to *addr (the
 // `case` group's --addr).
 func newMoveCommands(addr *string) []*cobra.Command {
@@ -88,7 +69,8 @@ func newMoveCommands(addr *string) []*cobra.Command {
 		}
 		cmd.RunE = func(cmd *cobra.Command, args []string) error {
 			number := args[0]
-			body := moveBody{ToSite: *to, Actor: *actor}
+			// The server refuses reason together with instructions: send the one the move takes.
+			body := api.MoveRequest{ToSite: *to, Actor: *actor}
 			if v.note == "instructions" {
 				body.Instructions = *note
 			} else {
@@ -102,11 +84,11 @@ func newMoveCommands(addr *string) []*cobra.Command {
 			if *asJSON {
 				return writeJSON(cmd.OutOrStdout(), raw)
 			}
-			var c movedCase
+			var c api.Case
 			if err := json.Unmarshal(raw, &c); err != nil {
 				return fmt.Errorf("case %s %s: the node's answer is not a case: %w", v.move, number, err)
 			}
-			printMoved(cmd.OutOrStdout(), v, number, c)
+			printMoved(cmd.OutOrStdout(), v, number, &c)
 			return nil
 		}
 		cmds = append(cmds, cmd)
@@ -117,7 +99,7 @@ func newMoveCommands(addr *string) []*cobra.Command {
 // printMoved prints the one line a successful move shows, each part Chinese first:
 //
 //	已上报 escalated: cd-dgdj-ngj-20260101-000001 → cd-dgdj, 交接单 handoff H (在途待接收 in transit)
-func printMoved(w io.Writer, v moveVerb, number string, c movedCase) {
+func printMoved(w io.Writer, v moveVerb, number string, c *api.Case) {
 	if c.Number != "" {
 		number = c.Number
 	}
@@ -126,7 +108,7 @@ func printMoved(w io.Writer, v moveVerb, number string, c movedCase) {
 		return
 	}
 	t := c.Transit
-	fmt.Fprintf(w, "已%s %s: %s → %s, 交接单 handoff %s (在途待接收 in transit)\n", v.zh, pastTense(v.move), number, t.ToSite, t.HandoffID)
+	fmt.Fprintf(w, "已%s %s: %s → %s, 交接单 handoff %s (在途待接收 in transit)\n", v.zh, pastTense(v.move), number, t.To, t.HandoffID)
 }
 
 func pastTense(move string) string {
@@ -214,7 +196,7 @@ func siteRetire(w io.Writer, addr string, retired bool, reason string, asJSON bo
 	var body any
 	if retired {
 		path, zh, verb = "/v1/site/retire", "停用", "retire"
-		body = map[string]string{"reason": reason}
+		body = api.RetireRequest{Reason: reason}
 	}
 	var raw json.RawMessage
 	if err := call(addr, "POST", path, body, &raw); err != nil {
@@ -227,10 +209,7 @@ func siteRetire(w io.Writer, addr string, retired bool, reason string, asJSON bo
 	if asJSON {
 		return writeJSON(w, raw)
 	}
-	var out struct {
-		Retired bool   `json:"retired"`
-		Reason  string `json:"reason"`
-	}
+	var out api.RetireAnswer
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return fmt.Errorf("%s: the node's answer is not JSON: %w", verb, err)
 	}

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/tier"
 )
 
 // fakeNode records the requests the CLI sends and answers each path with a canned reply.
@@ -285,6 +289,57 @@ func TestSitesTreeShowsOutboxAndRetired(t *testing.T) {
 		"    cd-dgdj-ngj [community] down: ngj-1(dead)\n"
 	if out != want {
 		t.Errorf("sites printed\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestSitesTreeShowsFeedLag: a child's feed shows its lag while it is known, and "lag ?" (never
+// 0) while it is not: absent or null lags, lag_known false.
+func TestSitesTreeShowsFeedLag(t *testing.T) {
+	_, addr := newFakeNode(t, map[string]fakeReply{
+		"GET /v1/sites": {http.StatusOK, `{"sites":[
+			{"site":"cd-dgdj","tier":"township","parent":"cd","leader":"dgdj-1","health":"healthy","nodes":[{"name":"dgdj-1","status":"alive"}]},
+			{"site":"cd-dgdj-bgj","tier":"community","parent":"cd-dgdj","health":"healthy","nodes":[{"name":"bgj-1","status":"alive"}],
+			 "feed":{"cursor":40,"head":43,"lag_known":true,"lag_entries":3,"lag_seconds":2.4,"applied_at":"2026-01-01T08:00:00Z","heard_at":"2026-01-01T08:00:01Z","stream_up":true}},
+			{"site":"cd-dgdj-ngj","tier":"community","parent":"cd-dgdj","health":"healthy","nodes":[{"name":"ngj-1","status":"alive"}],
+			 "feed":{"cursor":41,"head":41,"lag_known":false,"lag_entries":null,"applied_at":"2026-01-01T08:00:00Z","heard_at":"2026-01-01T08:00:00Z","stream_up":false}},
+			{"site":"cd-dgdj-xyl","tier":"community","parent":"cd-dgdj","health":"down","nodes":[{"name":"xyl-1","status":"dead"}],
+			 "feed":{"cursor":0,"head":0,"lag_known":false,"applied_at":"0001-01-01T00:00:00Z","heard_at":null,"stream_up":false}}]}`},
+	})
+	out, err := runGovgrid("sites", "--addr", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 lines, got %q", out)
+	}
+	if want := "  cd-dgdj-bgj [community] healthy: bgj-1(alive) | 镜像 feed: lag 3 (2s)"; lines[1] != want {
+		t.Errorf("known lag: %q, want %q", lines[1], want)
+	}
+	for _, l := range lines[2:] {
+		if !strings.Contains(l, "镜像 feed: lag ? (") || !strings.Contains(l, "stream down") || strings.Contains(l, "lag 0") {
+			t.Errorf("unknown lag: %q, want lag ? with the stream down, never lag 0", l)
+		}
+	}
+	if !strings.Contains(lines[3], "never heard") {
+		t.Errorf("a child never heard: %q", lines[3])
+	}
+
+	// How long ago a silent child was heard is counted from when the answer came.
+	now := time.Date(2026, 1, 1, 8, 0, 12, 400e6, time.UTC)
+	heard := now.Add(-12 * time.Second)
+	var b strings.Builder
+	printSiteTree(&b, []api.SiteView{{Site: "cd-dgdj-ngj", Tier: tier.Community, Health: "healthy",
+		Feed: &api.FeedView{Cursor: 41, Head: 41, HeardAt: &heard}}}, now)
+	if want := "cd-dgdj-ngj [community] healthy:  | 镜像 feed: lag ? (heard 12s ago, stream down)\n"; b.String() != want {
+		t.Errorf("silent child: %q, want %q", b.String(), want)
+	}
+	zero := uint64(0)
+	b.Reset()
+	printSiteTree(&b, []api.SiteView{{Site: "cd-dgdj-ngj", Tier: tier.Community, Health: "healthy",
+		Feed: &api.FeedView{Cursor: 41, Head: 41, HeardAt: &heard, LagKnown: true, LagEntries: &zero, StreamUp: true}}}, now)
+	if want := "cd-dgdj-ngj [community] healthy:  | 镜像 feed: lag 0\n"; b.String() != want {
+		t.Errorf("caught-up child: %q, want %q", b.String(), want)
 	}
 }
 
