@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 )
 
@@ -47,24 +49,12 @@ func URLGetter(base string) Getter {
 }
 
 // FeedStatus is a child site's feed as its parent's GET /v1/sites shows it (the site's
-// "feed" object). The last three fields are the ones issue 10 asks for; a node that does not
-// serve them fails every check below, naming them:
-//
-//	"heard_at":  RFC 3339, when the parent last heard anything on the child's feed stream
-//	             (entries or a heartbeat); null before it ever did.
-//	"stream_up": whether the parent's feed stream from the child is up and heard from within
-//	             the heartbeat window.
-//	"lag_known": whether lag_entries and lag_seconds are true now; when false they are null
-//	             (or absent), never 0: the parent does not know how far behind it is.
+// "feed", api.FeedView), with the checks of issue 10. Issue 10 asks for heard_at, stream_up
+// and lag_known (see api.FeedView): a node that does not serve stream_up and lag_known fails
+// every check below, naming them, and lag_entries and lag_seconds must be null (or absent),
+// never 0, while lag_known is false: the parent does not know how far behind it is.
 type FeedStatus struct {
-	Cursor     uint64     `json:"cursor"`
-	Head       uint64     `json:"head"`
-	LagEntries *uint64    `json:"lag_entries"`
-	LagSeconds *float64   `json:"lag_seconds"`
-	AppliedAt  *time.Time `json:"applied_at"`
-	HeardAt    *time.Time `json:"heard_at"`
-	StreamUp   *bool      `json:"stream_up"`
-	LagKnown   *bool      `json:"lag_known"`
+	api.FeedView
 
 	raw json.RawMessage // as served
 }
@@ -78,6 +68,7 @@ func ChildFeed(parent Getter, child string) (*FeedStatus, error) {
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("GET /v1/sites: %d %s", status, body)
 	}
+	// The feed is kept as served, to tell a field the node left out from one it sent as false.
 	var tree struct {
 		Sites []struct {
 			Site string          `json:"site"`
@@ -95,7 +86,7 @@ func ChildFeed(parent Getter, child string) (*FeedStatus, error) {
 			return nil, fmt.Errorf("GET /v1/sites shows no feed for %s", child)
 		}
 		f := &FeedStatus{raw: s.Feed}
-		if err := json.Unmarshal(s.Feed, f); err != nil {
+		if err := json.Unmarshal(s.Feed, &f.FeedView); err != nil {
 			return nil, fmt.Errorf("GET /v1/sites: %s's feed: %w", child, err)
 		}
 		return f, nil
@@ -108,26 +99,36 @@ func (f *FeedStatus) String() string {
 	if f.raw != nil {
 		return string(f.raw)
 	}
-	b, _ := json.Marshal(f)
+	b, _ := json.Marshal(f.FeedView)
 	return string(b)
+}
+
+// unserved returns those of keys that the node left out of the feed, or sent as null. A
+// FeedStatus not read from a node (no raw answer) serves every field of api.FeedView.
+func (f *FeedStatus) unserved(keys ...string) []string {
+	if f.raw == nil {
+		return nil
+	}
+	var served map[string]json.RawMessage
+	_ = json.Unmarshal(f.raw, &served)
+	var out []string
+	for _, k := range keys {
+		if v, ok := served[k]; !ok || string(v) == "null" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Honest reports whether the feed tells the truth at time now: the fields issue 10 asks for
 // are there, and a lag is given as known only while the child was heard from within
 // FeedHeardWindow; an unknown lag is null, not 0. It holds at every moment, cut or not.
 func (f *FeedStatus) Honest(now time.Time) error {
-	var missing []string
-	if f.StreamUp == nil {
-		missing = append(missing, "stream_up")
-	}
-	if f.LagKnown == nil {
-		missing = append(missing, "lag_known")
-	}
-	if len(missing) > 0 {
+	if missing := f.unserved("stream_up", "lag_known"); len(missing) > 0 {
 		return fmt.Errorf("feed lacks %s (issue 10: heard_at, stream_up, lag_known; lag null when not known): %s",
 			strings.Join(missing, ", "), f)
 	}
-	if *f.LagKnown {
+	if f.LagKnown {
 		if f.HeardAt == nil || now.Sub(*f.HeardAt) > FeedHeardWindow {
 			return fmt.Errorf("feed claims a known lag though the child was last heard %s (window %s): %s", f.heardAgo(now), FeedHeardWindow, f)
 		}
@@ -150,9 +151,9 @@ func (f *FeedStatus) ReportsSilence(cutAt, now time.Time) error {
 		return err
 	}
 	switch {
-	case *f.StreamUp:
+	case f.StreamUp:
 		return fmt.Errorf("feed shows the stream up %s after a silent cut: %s", now.Sub(cutAt).Round(time.Second), f)
-	case *f.LagKnown:
+	case f.LagKnown:
 		return fmt.Errorf("feed shows a known lag %s after a silent cut: %s", now.Sub(cutAt).Round(time.Second), f)
 	case f.HeardAt == nil:
 		return fmt.Errorf("feed has no heard_at though the child was heard before the cut: %s", f)
@@ -168,7 +169,8 @@ func (f *FeedStatus) CaughtUp(now time.Time) error {
 	if err := f.Honest(now); err != nil {
 		return err
 	}
-	if !*f.StreamUp || !*f.LagKnown || *f.LagEntries != 0 || f.Cursor != f.Head {
+	// Honest holds: a known lag comes with its entries.
+	if !f.StreamUp || !f.LagKnown || *f.LagEntries != 0 || f.Cursor != f.Head {
 		return fmt.Errorf("feed not caught up: %s", f)
 	}
 	return nil
@@ -192,16 +194,6 @@ type Settlement struct {
 	Accepted, Escalated []string
 	// Ancestors are a Getter at a node of the parent and of each site above it, by site.
 	Ancestors map[string]Getter
-}
-
-// listedCase is a case in a listing, as far as the checks read it.
-type listedCase struct {
-	Number     string          `json:"number"`
-	HolderSite string          `json:"holder_site"`
-	Transit    json.RawMessage `json:"transit"`
-	History    []struct {
-		Type string `json:"type"`
-	} `json:"history"`
 }
 
 // Check returns nil when every case is where it must be, or everything that is not.
@@ -249,17 +241,17 @@ func (s Settlement) Check() error {
 			problems = append(problems, fmt.Errorf("GET /v1/cases/%s at %s: %d %v %s", n, s.Parent, status, err, body))
 			continue
 		}
-		var c listedCase
+		var c api.Case
 		if err := json.Unmarshal(body, &c); err != nil {
 			problems = append(problems, err)
 			continue
 		}
-		count := map[string]int{}
+		count := map[casework.EventType]int{}
 		for _, e := range c.History {
 			count[e.Type]++
 		}
-		if count["escalated"] != 1 || count["received"] != 1 {
-			problems = append(problems, fmt.Errorf("%s at %s: history has %d escalated and %d received events, want one each", n, s.Parent, count["escalated"], count["received"]))
+		if count[casework.EventEscalated] != 1 || count[casework.EventReceived] != 1 {
+			problems = append(problems, fmt.Errorf("%s at %s: history has %d escalated and %d received events, want one each", n, s.Parent, count[casework.EventEscalated], count[casework.EventReceived]))
 		}
 	}
 	return errors.Join(problems...)
@@ -275,7 +267,7 @@ func sortedKeys(m map[string]Getter) []string {
 }
 
 // once checks that a number is listed exactly once, held by holder, not in transit.
-func once(copies []listedCase, number, holder string) error {
+func once(copies []api.CaseSummary, number, holder string) error {
 	switch {
 	case len(copies) == 0:
 		return fmt.Errorf("%s missing", number)
@@ -283,15 +275,16 @@ func once(copies []listedCase, number, holder string) error {
 		return fmt.Errorf("%s listed %d times", number, len(copies))
 	case copies[0].HolderSite != holder:
 		return fmt.Errorf("%s held by %s, want %s", number, copies[0].HolderSite, holder)
-	case len(copies[0].Transit) > 0 && string(copies[0].Transit) != "null":
-		return fmt.Errorf("%s still in transit: %s", number, copies[0].Transit)
+	case copies[0].Transit != nil:
+		return fmt.Errorf("%s still in transit: %+v", number, *copies[0].Transit)
 	}
 	return nil
 }
 
-// listAll reads every page of GET /v1/cases?scope=scope, by number.
-func listAll(get Getter, scope string) (map[string][]listedCase, error) {
-	out := map[string][]listedCase{}
+// listAll reads every page of GET /v1/cases?scope=scope, by number. A subtree listing's cases
+// are read as summaries: where their copies came from does not matter here.
+func listAll(get Getter, scope string) (map[string][]api.CaseSummary, error) {
+	out := map[string][]api.CaseSummary{}
 	token := ""
 	for range 1000 {
 		path := "/v1/cases?scope=" + scope + "&page_size=500"
@@ -305,10 +298,7 @@ func listAll(get Getter, scope string) (map[string][]listedCase, error) {
 		if status != http.StatusOK {
 			return nil, fmt.Errorf("GET %s: %d %s", path, status, body)
 		}
-		var page struct {
-			Cases         []listedCase `json:"cases"`
-			NextPageToken string       `json:"next_page_token"`
-		}
+		var page api.CasePage
 		if err := json.Unmarshal(body, &page); err != nil {
 			return nil, fmt.Errorf("GET %s: %w", path, err)
 		}
@@ -320,20 +310,6 @@ func listAll(get Getter, scope string) (map[string][]listedCase, error) {
 		}
 	}
 	return nil, errors.New("more than 1000 pages")
-}
-
-// Poll calls cond every 100 ms until it returns nil or timeout passes, and returns how long
-// that took and cond's last error (nil once it held). Unlike Eventually it does not fail the
-// test: the fault tests log the time to converge, or say what never converged, and go on.
-func Poll(timeout time.Duration, cond func() error) (time.Duration, error) {
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil || time.Since(start) > timeout {
-			return time.Since(start), err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // FeedSilenceDeadline is how soon after a cut begins the parent must report the child's feed

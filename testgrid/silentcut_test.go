@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -38,9 +39,7 @@ func TestSilentUplinkCutConverges(t *testing.T) {
 	// community's connection to the township carry a case all the way up.
 	accept := func(i int) string {
 		t.Helper()
-		var c struct {
-			Number string `json:"number"`
-		}
+		var c api.Case
 		if code := testgrid.PostJSON(t, community, "/v1/cases", testgrid.Submission(i), &c); code != http.StatusCreated {
 			t.Fatalf("POST /v1/cases at the community: %d", code)
 		}

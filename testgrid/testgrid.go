@@ -277,27 +277,10 @@ func (g *Grid) Close() {
 }
 
 // Eventually polls cond every 20 ms until it returns nil, failing the test with cond's last
-// error when timeout passes.
-func (g *Grid) Eventually(timeout time.Duration, cond func() error) {
+// error when timeout passes; it returns how long that took.
+func (g *Grid) Eventually(timeout time.Duration, cond func() error) time.Duration {
 	g.t.Helper()
-	Eventually(g.t, timeout, cond)
-}
-
-// Eventually polls cond every 20 ms until it returns nil, failing t with cond's last error
-// when timeout passes.
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return Eventually(g.t, timeout, cond)
 }
 
 // Submission returns a valid test submission; i makes its title unique.
