@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/testgrid"
 )
 
@@ -287,9 +288,7 @@ func acceptCase(t *testing.T, base, key string) string {
 	sub.Title = "户籍证明 " + key
 	sub.RequestID = "faulttest-" + key
 	status, body, err := postJSON(base+"/v1/cases", sub)
-	var c struct {
-		Number string `json:"number"`
-	}
+	var c api.Case
 	if err != nil || status != http.StatusCreated || json.Unmarshal(body, &c) != nil || c.Number == "" {
 		t.Fatalf("POST /v1/cases at %s: %d %v %s", base, status, err, body)
 	}
@@ -302,12 +301,7 @@ func escalateCase(t *testing.T, base, number string) {
 	t.Helper()
 	status, body, err := postJSON(base+"/v1/cases/"+number+"/escalate", map[string]string{"reason": "需街道协调", "actor": "社区 网格员"})
 	if err == nil && status == http.StatusConflict {
-		var c struct {
-			HolderSite string `json:"holder_site"`
-			Transit    *struct {
-				To string `json:"to_site"`
-			} `json:"transit"`
-		}
+		var c api.Case
 		if code, got := httpGet(base + "/v1/cases/" + number); code == http.StatusOK && json.Unmarshal(got, &c) == nil &&
 			(c.HolderSite == faultParent || c.Transit != nil && c.Transit.To == faultParent) {
 			return

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/testgrid"
 )
 
@@ -81,14 +82,14 @@ func (g *composeGrid) lookupPort(t *testing.T, service string) {
 // waitHealthy polls service's GET /v1/health until it answers 200, failing t at deadline.
 func (g *composeGrid) waitHealthy(t *testing.T, service string, deadline time.Time) {
 	t.Helper()
-	status, body := 0, []byte(nil)
-	for time.Now().Before(deadline) {
-		if status, body = httpGet(g.url(service) + "/v1/health"); status == http.StatusOK {
-			return
+	if _, err := testgrid.Poll(time.Until(deadline), func() error {
+		if status, body := httpGet(g.url(service) + "/v1/health"); status != http.StatusOK {
+			return fmt.Errorf("GET /v1/health = %d %s", status, body)
 		}
-		time.Sleep(250 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("%s: %v", service, err)
 	}
-	t.Fatalf("%s: GET /v1/health = %d %s", service, status, body)
 }
 
 // restart restarts service's container and waits until it serves again.
@@ -124,20 +125,14 @@ func TestComposeGrid(t *testing.T) {
 	}
 	started := time.Now()
 	g := startComposeGrid(t)
-	deadline := time.Now().Add(composeReadyDeadline)
 	// Gossip may still be spreading the last members: poll the district's view of the tree.
-	var problem string
 	var body []byte
-	for time.Now().Before(deadline) {
+	if _, err := testgrid.Poll(composeReadyDeadline, func() error {
 		var status int
 		status, body = httpGet(g.url("cd-1") + "/v1/sites")
-		if problem = checkComposeTree(status, body); problem == "" {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if problem != "" {
-		t.Fatalf("district's GET /v1/sites: %s\n%s", problem, body)
+		return checkComposeTree(status, body)
+	}); err != nil {
+		t.Fatalf("district's GET /v1/sites: %v\n%s", err, body)
 	}
 	t.Logf("the district lists all four sites, every node alive; %s in all", time.Since(started).Round(time.Millisecond))
 
@@ -213,33 +208,33 @@ func startComposeGrid(t *testing.T) *composeGrid {
 	return g
 }
 
-// checkComposeTree says what is wrong with the district's GET /v1/sites, or "" if every site
+// checkComposeTree says what is wrong with the district's GET /v1/sites, or nil if every site
 // of the compose grid is there with its tier, its parent and its nodes alive.
-func checkComposeTree(status int, body []byte) string {
+func checkComposeTree(status int, body []byte) error {
 	if status != http.StatusOK {
-		return fmt.Sprintf("status %d", status)
+		return fmt.Errorf("status %d", status)
 	}
-	var tree sitesResponse
+	var tree api.SitesView
 	if err := json.Unmarshal(body, &tree); err != nil {
-		return err.Error()
+		return err
 	}
 	for _, n := range composeNodes {
-		s, ok := tree.find(n.site)
+		s, ok := tree.Find(n.site)
 		switch {
 		case !ok:
-			return fmt.Sprintf("site %s missing", n.site)
-		case s.Tier != n.tier || s.Parent != n.parent:
-			return fmt.Sprintf("site %s: tier %q parent %q, want %q %q", n.site, s.Tier, s.Parent, n.tier, n.parent)
+			return fmt.Errorf("site %s missing", n.site)
+		case string(s.Tier) != n.tier || s.Parent != n.parent:
+			return fmt.Errorf("site %s: tier %q parent %q, want %q %q", n.site, s.Tier, s.Parent, n.tier, n.parent)
 		}
 		alive := false
 		for _, sn := range s.Nodes {
 			alive = alive || sn.Name == n.service && sn.Status == "alive"
 		}
 		if !alive {
-			return fmt.Sprintf("site %s: node %s missing or not alive", n.site, n.service)
+			return fmt.Errorf("site %s: node %s missing or not alive", n.site, n.service)
 		}
 	}
-	return ""
+	return nil
 }
 
 // findCompose returns the command that runs Compose ("docker compose" or "docker-compose"),

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/testgrid"
 	"github.com/spf13/viper"
 )
 
@@ -125,36 +129,36 @@ func runExample(t *testing.T, bin, path, node, site, tier, parent string) {
 	// The agent logs its resolved addresses (ports chosen by the OS) once it listens.
 	var httpAddr string
 	deadline := time.Now().Add(20 * time.Second)
-	for httpAddr == "" {
+	if _, err := testgrid.Poll(time.Until(deadline), func() error {
 		select {
 		case err := <-done:
 			stopped = true
 			t.Fatalf("govgrid agent --config %s exited: %v", path, err)
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no \"node started\" line within 20s")
+		if httpAddr = startedHTTPAddr(stderr.String()); httpAddr == "" {
+			return errors.New("no \"node started\" line")
 		}
-		httpAddr = startedHTTPAddr(stderr.String())
+		return nil
+	}); err != nil {
+		t.Fatalf("%v within 20s", err)
 	}
 	base := "http://" + httpAddr
-	var status int
-	for time.Now().Before(deadline) {
-		if status, _ = httpGet(base + "/v1/health"); status == http.StatusOK {
-			break
+	if _, err := testgrid.Poll(time.Until(deadline), func() error {
+		if status, _ := httpGet(base + "/v1/health"); status != http.StatusOK {
+			return fmt.Errorf("GET /v1/health: %d", status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if status != http.StatusOK {
-		t.Fatalf("GET /v1/health: %d after 20s", status)
+		return nil
+	}); err != nil {
+		t.Fatalf("%v after 20s", err)
 	}
 	_, body := httpGet(base + "/v1/sites")
-	var tree sitesResponse
+	var tree api.SitesView
 	if err := json.Unmarshal(body, &tree); err != nil {
 		t.Fatalf("GET /v1/sites: %v: %s", err, body)
 	}
-	s, ok := tree.find(site)
-	if !ok || s.Tier != tier || s.Parent != parent || !slices.ContainsFunc(s.Nodes, func(n siteNode) bool { return n.Name == node }) {
+	s, ok := tree.Find(site)
+	if !ok || string(s.Tier) != tier || s.Parent != parent || !slices.ContainsFunc(s.Nodes, func(n api.SiteNode) bool { return n.Name == node }) {
 		t.Fatalf("GET /v1/sites = %s; want site %q (tier %q, parent %q) with node %q", body, site, tier, parent, node)
 	}
 
@@ -185,32 +189,6 @@ func startedHTTPAddr(log string) string {
 		}
 	}
 	return ""
-}
-
-// sitesResponse is the part of GET /v1/sites the tests read.
-type sitesResponse struct {
-	Sites []siteView `json:"sites"`
-}
-
-type siteView struct {
-	Site   string     `json:"site"`
-	Tier   string     `json:"tier"`
-	Parent string     `json:"parent"`
-	Nodes  []siteNode `json:"nodes"`
-}
-
-type siteNode struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-}
-
-func (r sitesResponse) find(site string) (siteView, bool) {
-	for _, s := range r.Sites {
-		if s.Site == site {
-			return s, true
-		}
-	}
-	return siteView{}, false
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}

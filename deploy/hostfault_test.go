@@ -188,6 +188,15 @@ func (ns *netns) exec(ctx context.Context, tool string, args ...string) (string,
 	return string(out), nil
 }
 
+// iptables returns a runner of iptables in the container's namespace, bounded by ctx, that waits
+// up to 5 s for the xtables lock.
+func (ns *netns) iptables(ctx context.Context) func(args ...string) error {
+	return func(args ...string) error {
+		_, err := ns.exec(ctx, iptablesPath, append([]string{"-w", "5"}, args...)...)
+		return err
+	}
+}
+
 // sockets lists, read-only, the container's TCP connections to or from peer, with their
 // timers and retransmission counts (ss -tnoi): the evidence of a connection that waits on
 // packets that vanished.
@@ -283,10 +292,7 @@ func (f *uplinkFault) On() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ipt := func(args ...string) error {
-		_, err := f.ns.exec(ctx, iptablesPath, append([]string{"-w", "5"}, args...)...)
-		return err
-	}
+	ipt := f.ns.iptables(ctx)
 	gw := f.ns.gateway.String() + "/32"
 	for _, c := range []struct {
 		chain, dir string
@@ -330,10 +336,7 @@ func (f *uplinkFault) Off() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ipt := func(args ...string) error {
-		_, err := f.ns.exec(ctx, iptablesPath, append([]string{"-w", "5"}, args...)...)
-		return err
-	}
+	ipt := f.ns.iptables(ctx)
 	// Each step may find nothing to remove (an earlier Off, a failed On): only what is left
 	// at the end counts.
 	for _, j := range f.jumps() {

@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/testgrid"
 )
 
 // maxLogDump bounds how much of an agent's log a failing test prints (the tail is kept).
@@ -273,27 +276,20 @@ func (a *agentProc) baseURL() string { return "http://" + a.addrs.HTTP }
 // or timeout passes first. It returns how long it waited.
 func (a *agentProc) waitHealthy(timeout time.Duration) time.Duration {
 	a.t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	last := "no answer yet"
-	for {
+	took, err := testgrid.Poll(timeout, func() error {
 		if a.exited() {
 			a.t.Fatalf("%s exited (%v) while waiting for it to become healthy", a.name, a.waitErr)
 		}
 		status, body, err := httpGet(a.baseURL() + "/v1/health")
-		switch {
-		case err != nil:
-			last = err.Error()
-		case status == http.StatusOK:
-			return time.Since(start)
-		default:
-			last = fmt.Sprintf("%d %s", status, bytes.TrimSpace(body))
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("%d %s", status, bytes.TrimSpace(body))
 		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("%s not healthy after %s: last answer: %s", a.name, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		a.t.Fatalf("%s not healthy after %s: last answer: %v", a.name, timeout, err)
 	}
+	return took
 }
 
 // waitAllHealthy waits for every agent to be healthy, all within one timeout.
@@ -342,15 +338,6 @@ func getJSON(url string, v any) error {
 	return nil
 }
 
-// caseAnswer is the part of a case the tests look at.
-type caseAnswer struct {
-	Number     string `json:"number"`
-	Title      string `json:"title"`
-	Status     string `json:"status"`
-	HolderSite string `json:"holder_site"`
-	QueryCode  string `json:"query_code"`
-}
-
 // submitBody is a valid application; title makes it recognisable.
 func submitBody(title string) []byte {
 	b, _ := json.Marshal(map[string]any{
@@ -366,8 +353,8 @@ func submitBody(title string) []byte {
 
 // submitCase POSTs an application to baseURL. It returns the HTTP status (0 when no answer
 // came), the case when the status is 201, and the error or the body of any other answer.
-func submitCase(ctx context.Context, baseURL, title string) (int, caseAnswer, error) {
-	var c caseAnswer
+func submitCase(ctx context.Context, baseURL, title string) (int, api.Case, error) {
+	var c api.Case
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/cases", bytes.NewReader(submitBody(title)))
 	if err != nil {
 		return 0, c, err
@@ -395,8 +382,8 @@ func submitCase(ctx context.Context, baseURL, title string) (int, caseAnswer, er
 }
 
 // getCase GETs one case; the status is 0 when no answer came.
-func getCase(baseURL, number string) (int, caseAnswer, error) {
-	var c caseAnswer
+func getCase(baseURL, number string) (int, api.Case, error) {
+	var c api.Case
 	status, body, err := httpGet(baseURL + "/v1/cases/" + number)
 	if err != nil || status != http.StatusOK {
 		if err == nil {
@@ -424,10 +411,7 @@ func listAllCases(baseURL string) ([]string, error) {
 		if token != "" {
 			url += "&page_token=" + token
 		}
-		var p struct {
-			Cases         []caseAnswer `json:"cases"`
-			NextPageToken string       `json:"next_page_token"`
-		}
+		var p api.CasePage
 		if err := getJSON(url, &p); err != nil {
 			return out, err
 		}
@@ -445,54 +429,17 @@ func listAllCases(baseURL string) ([]string, error) {
 	}
 }
 
-// sitesView is GET /v1/sites.
-type sitesView struct {
-	Sites []struct {
-		Site   string `json:"site"`
-		Tier   string `json:"tier"`
-		Parent string `json:"parent"`
-		Leader string `json:"leader"`
-		Health string `json:"health"`
-		Nodes  []struct {
-			Name   string `json:"name"`
-			Status string `json:"status"`
-			HTTP   string `json:"http"`
-			GRPC   string `json:"grpc"`
-			Voter  bool   `json:"voter"`
-		} `json:"nodes"`
-	} `json:"sites"`
-}
-
-// membersView is GET /v1/members.
-type membersView struct {
-	Node    string `json:"node"`
-	Members []struct {
-		Name   string `json:"name"`
-		Addr   string `json:"addr"`
-		Status string `json:"status"`
-		Meta   struct {
-			Site   string `json:"s"`
-			Tier   string `json:"t"`
-			Parent string `json:"p"`
-			GRPC   string `json:"g"`
-			Raft   string `json:"r"`
-			HTTP   string `json:"h"`
-		} `json:"meta"`
-	} `json:"members"`
-}
-
 // siteLeader asks the agent at baseURL for the leader of site; "" when it names none.
 func siteLeader(baseURL, site string) (string, error) {
-	var v sitesView
+	var v api.SitesView
 	if err := getJSON(baseURL+"/v1/sites", &v); err != nil {
 		return "", err
 	}
-	for _, s := range v.Sites {
-		if s.Site == site {
-			return s.Leader, nil
-		}
+	s, ok := v.Find(site)
+	if !ok {
+		return "", fmt.Errorf("site %s is not in GET /v1/sites", site)
 	}
-	return "", fmt.Errorf("site %s is not in GET /v1/sites", site)
+	return s.Leader, nil
 }
 
 // listening reports whether something accepts TCP connections on addr.

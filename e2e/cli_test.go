@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/testgrid"
 )
 
 // cliResult is what one run of a govgrid client command did.
@@ -65,17 +68,17 @@ func mustCLI(t *testing.T, env []string, args ...string) cliResult {
 // last run after timeout. It returns the accepted run and how long it waited.
 func pollCLI(t *testing.T, timeout time.Duration, what string, ok func(cliResult) bool, env []string, args ...string) (cliResult, time.Duration) {
 	t.Helper()
-	start := time.Now()
-	for {
-		r := runCLI(t, env, args...)
-		if r.code == 0 && ok(r) {
-			return r, time.Since(start)
+	var r cliResult
+	took, err := testgrid.Poll(timeout, func() error {
+		if r = runCLI(t, env, args...); r.code != 0 || !ok(r) {
+			return errors.New("not yet")
 		}
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s; last run: %s", timeout, what, r)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s; last run: %s", timeout, what, r)
 	}
+	return r, took
 }
 
 // memberStatus finds node in the table `govgrid members` prints (NODE SITE TIER STATUS GOSSIP
@@ -142,13 +145,13 @@ func TestCLIMembersSitesLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = mustCLI(t, nil, "case", "submit", file, "--addr", addr)
-	var submitted caseAnswer
+	var submitted api.Case
 	if err := json.Unmarshal([]byte(r.stdout), &submitted); err != nil || submitted.Number == "" {
 		t.Fatalf("case submit does not print a case with a number (%v): %s", err, r)
 	}
 	t.Logf("case submit printed number %s", submitted.Number)
 	r = mustCLI(t, nil, "case", "get", submitted.Number, "--addr", addr)
-	var got caseAnswer
+	var got api.Case
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("case get does not print JSON (%v): %s", err, r)
 	}

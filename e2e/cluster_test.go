@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,20 +12,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/testgrid"
 )
 
-// waitUntil polls cond every 20ms and fails the test if it is still false after timeout. It
-// returns how long it waited.
+// waitUntil polls cond until it holds (testgrid.Eventually) and fails the test, naming what it
+// waited for, if it still does not after timeout. It returns how long it waited.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	return testgrid.Eventually(t, timeout, func() error {
+		if !cond() {
+			return errors.New("still waiting for " + what)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
+		return nil
+	})
 }
 
 // writeLoad submits cases from several goroutines, round-robin over its targets, and records
@@ -75,7 +77,7 @@ func (l *writeLoad) write(w int) {
 	}
 }
 
-func (l *writeLoad) record(target int, title string, status int, c caseAnswer, err error) {
+func (l *writeLoad) record(target int, title string, status int, c api.Case, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if status == http.StatusCreated && err == nil {
@@ -153,7 +155,7 @@ func readAll(a *agentProc, numbers []string, acked map[string]string, deadline t
 	pending := numbers
 	var mismatched []string
 	var last map[string]string
-	for pass := 1; ; pass++ {
+	_, _ = testgrid.Poll(time.Until(deadline), func() error {
 		var mu sync.Mutex
 		failed := map[string]string{}
 		work := make(chan string)
@@ -186,11 +188,11 @@ func readAll(a *agentProc, numbers []string, acked map[string]string, deadline t
 		for n := range failed {
 			pending = append(pending, n)
 		}
-		if len(pending) == 0 || time.Now().After(deadline) {
-			break
+		if len(pending) > 0 {
+			return fmt.Errorf("%d not readable", len(pending)) // pending and last say which, below
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	var b strings.Builder
 	if len(mismatched) > 0 {
 		fmt.Fprintf(&b, "%s: %d acknowledged numbers hold another write (number reused?): %s; ", a.name, len(mismatched), firstN(mismatched, 10))
@@ -220,8 +222,8 @@ func firstN(s []string, n int) string {
 // in the kill may have committed.
 func checkListingsAgree(t *testing.T, agents []*agentProc, acked map[string]string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	agreed := 0
+	_, err := testgrid.Poll(timeout, func() error {
 		var problems []string
 		sets := make([]map[string]bool, len(agents))
 		for i, a := range agents {
@@ -251,16 +253,17 @@ func checkListingsAgree(t *testing.T, agents []*agentProc, acked map[string]stri
 					agents[0].name, agents[i].name, agents[0].name, firstN(onlyA, 5), agents[i].name, firstN(onlyB, 5)))
 			}
 		}
-		if len(problems) == 0 {
-			t.Logf("every node lists the same %d cases (%d acknowledged)", len(sets[0]), len(acked))
-			return
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "\n"))
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("listings do not agree after %s:\n%s", timeout, strings.Join(problems, "\n"))
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		agreed = len(sets[0])
+		return nil
+	})
+	if err != nil {
+		t.Errorf("listings do not agree after %s:\n%v", timeout, err)
+		return
 	}
+	t.Logf("every node lists the same %d cases (%d acknowledged)", agreed, len(acked))
 }
 
 // setDiff returns the sorted members of a that b lacks.
@@ -385,7 +388,7 @@ func TestRestartedSeedNodeRejoins(t *testing.T) {
 	seed := nodes[0]
 	seed.kill()
 	waitUntil(t, 20*time.Second, "the survivors to see "+seed.name+" dead", func() bool {
-		var m membersView
+		var m api.MembersView
 		if err := getJSON(nodes[1].baseURL()+"/v1/members", &m); err != nil {
 			return false
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/api"
 )
 
 // badConfigDeadline is how long an agent with a bad configuration may take to give up.
@@ -241,7 +243,7 @@ func TestAgentConfigSources(t *testing.T) {
 			a.waitHealthy(20 * time.Second)
 
 			wantSite := siteOf[strongest]
-			var m membersView
+			var m api.MembersView
 			if err := getJSON(a.baseURL()+"/v1/members", &m); err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +265,7 @@ func TestAgentConfigSources(t *testing.T) {
 			if !found {
 				t.Errorf("GET /v1/members does not list the node itself: %+v", m)
 			}
-			var sv sitesView
+			var sv api.SitesView
 			if err := getJSON(a.baseURL()+"/v1/sites", &sv); err != nil {
 				t.Fatal(err)
 			}

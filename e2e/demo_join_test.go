@@ -27,14 +27,14 @@ func checkRetryAfterTheCaseLeft(t *testing.T, communityURL, township string) {
 		"applicant": map[string]string{"name": "李梅", "id_number": "630102198506151227", "phone": "13909710001"},
 		"materials": []any{},
 	})
-	post := func() (int, caseAnswer) {
+	post := func() (int, api.Case) {
 		t.Helper()
 		resp, err := httpClient.Post(communityURL+"/v1/cases", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatalf("POST /v1/cases: %v", err)
 		}
 		defer resp.Body.Close()
-		var c caseAnswer
+		var c api.Case
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode/100 == 2 {
 			if err := json.Unmarshal(b, &c); err != nil {
@@ -136,13 +136,7 @@ func checkGridJSONNamesTheGrid(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g struct {
-		Grid  string `json:"grid"`
-		Nodes []struct {
-			Node string `json:"node"`
-			Raft string `json:"raft"`
-		} `json:"nodes"`
-	}
+	var g gridFile
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}

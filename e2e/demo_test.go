@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/testgrid"
 )
 
 // demoPorts is how many consecutive ports `govgrid demo` uses (4 per node, 11 nodes) and the 4
@@ -130,8 +132,10 @@ func (d *demoProc) exited() bool {
 	}
 }
 
-// gridFile is DIR/grid.json.
+// gridFile is DIR/grid.json, the demo's contract with its users, read as they read it (the
+// demo's own type is in package main, and a test of the file must not follow a change of it).
 type gridFile struct {
+	Grid  string `json:"grid"`
 	Nodes []struct {
 		Node   string `json:"node"`
 		Site   string `json:"site"`
@@ -139,6 +143,7 @@ type gridFile struct {
 		Parent string `json:"parent"`
 		HTTP   string `json:"http"`
 		GRPC   string `json:"grpc"`
+		Raft   string `json:"raft"`
 		Gossip string `json:"gossip"`
 		PID    int    `json:"pid"`
 	} `json:"nodes"`
@@ -148,26 +153,28 @@ type gridFile struct {
 // demo exits or timeout passes first.
 func waitGridJSON(t *testing.T, d *demoProc, dir string, timeout time.Duration) (gridFile, time.Duration) {
 	t.Helper()
-	start := time.Now()
 	path := filepath.Join(dir, "grid.json")
-	for {
+	var g gridFile
+	took, err := testgrid.Poll(timeout, func() error {
 		if d.exited() {
 			t.Fatalf("govgrid demo exited (%v) before writing grid.json", d.state)
 		}
-		if b, err := os.ReadFile(path); err == nil {
-			var g gridFile
-			if err := json.Unmarshal(b, &g); err != nil {
-				t.Fatalf("grid.json: %v in %s", err, b)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
 			}
-			return g, time.Since(start)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
+			return err
 		}
-		if time.Since(start) > timeout {
-			t.Fatalf("no grid.json in %s after %s", dir, timeout)
+		if err := json.Unmarshal(b, &g); err != nil {
+			t.Fatalf("grid.json: %v in %s", err, b)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no grid.json in %s after %s", dir, timeout)
 	}
+	return g, took
 }
 
 // pidAlive reports whether pid is a running process (not gone, not a zombie).

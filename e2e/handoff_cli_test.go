@@ -7,24 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// cliCase is the part of `govgrid case get` output the handoff CLI test looks at.
-type cliCase struct {
-	Number     string `json:"number"`
-	HolderSite string `json:"holder_site"`
-	Transit    *struct {
-		HandoffID string `json:"handoff_id"`
-		ToSite    string `json:"to_site"`
-	} `json:"transit"`
-	History []struct {
-		Type   string `json:"type"`
-		Site   string `json:"site"`
-		Actor  string `json:"actor"`
-		Note   string `json:"note"`
-		ToSite string `json:"to_site"`
-	} `json:"history"`
-}
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/casework"
+)
 
 // siteLine returns the line of `govgrid sites` output that shows site, or "".
 func siteLine(out, site string) string {
@@ -62,7 +48,7 @@ func TestHandoffCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := mustCLI(t, nil, "case", "submit", file, "--addr", comm)
-	var submitted cliCase
+	var submitted api.Case
 	if err := json.Unmarshal([]byte(r.stdout), &submitted); err != nil || submitted.Number == "" {
 		t.Fatalf("case submit does not print a case with a number (%v): %s", err, r)
 	}
@@ -81,18 +67,18 @@ func TestHandoffCLI(t *testing.T) {
 	}
 
 	// The township takes it: poll `case get` there until it is the holder.
-	var held cliCase
+	var held api.Case
 	r, took := pollCLI(t, 10*time.Second, "`govgrid case get` at the township to show it holding "+number, func(r cliResult) bool {
-		held = cliCase{}
+		held = api.Case{}
 		return json.Unmarshal([]byte(r.stdout), &held) == nil && held.HolderSite == townSite && held.Transit == nil
 	}, nil, "case", "get", number, "--addr", town)
 	t.Logf("the township holds %s %s after the escalation", number, took.Round(time.Millisecond))
 	var escalated, received bool
 	for _, e := range held.History {
 		switch e.Type {
-		case "escalated":
+		case casework.EventEscalated:
 			escalated = e.Site == commSite && e.ToSite == townSite && e.Actor == "e2e-clerk" && e.Note == "需街道审核"
-		case "received":
+		case casework.EventReceived:
 			received = e.Site == townSite
 		}
 	}

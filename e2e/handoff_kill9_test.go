@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 )
 
@@ -35,7 +36,7 @@ func submitDecided(ctx context.Context, baseURL, title string) (string, error) {
 	if resp.StatusCode != http.StatusCreated {
 		return "", fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
-	var c caseAnswer
+	var c api.Case
 	if err := json.Unmarshal(body, &c); err != nil || c.Number == "" {
 		return "", fmt.Errorf("201 without a case: %s", body)
 	}
@@ -44,24 +45,14 @@ func submitDecided(ctx context.Context, baseURL, title string) (string, error) {
 
 // outboxDepth is the number of handoffs waiting at the site of the agent at baseURL.
 func outboxDepth(baseURL, site string) (int, error) {
-	var v struct {
-		Sites []struct {
-			Site   string `json:"site"`
-			Outbox []struct {
-				Depth int `json:"depth"`
-			} `json:"outbox"`
-		} `json:"sites"`
-	}
+	var v api.SitesView
 	if err := getJSON(baseURL+"/v1/sites", &v); err != nil {
 		return 0, err
 	}
+	s, _ := v.Find(site)
 	n := 0
-	for _, s := range v.Sites {
-		if s.Site == site {
-			for _, o := range s.Outbox {
-				n += o.Depth
-			}
-		}
+	for _, o := range s.Outbox {
+		n += o.Depth
 	}
 	return n, nil
 }
@@ -163,7 +154,7 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("GET %s at the district: %d %v", number, status, err)
 		}
-		var c casework.Case
+		var c api.Case
 		if err := json.Unmarshal(body, &c); err != nil {
 			t.Fatal(err)
 		}

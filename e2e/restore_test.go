@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/api"
 )
 
 // TestSiteRestoreFromParent loses a community's only node with its disk (SIGKILL, data dir
@@ -33,9 +35,7 @@ func TestSiteRestoreFromParent(t *testing.T) {
 		held[c.Number] = true
 	}
 	waitUntil(t, 30*time.Second, "the township to mirror the community's 20 cases", func() bool {
-		var page struct {
-			Cases []caseAnswer `json:"cases"`
-		}
+		var page api.SubtreePage
 		err := getJSON(township.baseURL()+"/v1/cases?scope=subtree&site="+commSite+"&page_size=100", &page)
 		return err == nil && len(page.Cases) == 20
 	})
