@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 )
 
@@ -55,18 +56,14 @@ func (r *run) check() {
 func (r *run) waitOutboxesEmpty() {
 	r.g.Eventually(drainTimeout, func() error {
 		for _, name := range r.nodes {
-			var v sitesView
+			var v api.SitesView
 			if err := getJSON(checkClient, r.addr[name], "/v1/sites", &v); err != nil {
 				return err
 			}
-			for _, s := range v.Sites {
-				if s.Site != r.siteOf[name] {
-					continue
-				}
-				for _, o := range s.Outbox {
-					if o.Depth > 0 {
-						return fmt.Errorf("%s still has %d handoffs waiting for %s", name, o.Depth, o.ToSite)
-					}
+			own, _ := v.Find(r.siteOf[name])
+			for _, o := range own.Outbox {
+				if o.Depth > 0 {
+					return fmt.Errorf("%s still has %d handoffs waiting for %s", name, o.Depth, o.ToSite)
 				}
 			}
 		}
@@ -87,10 +84,7 @@ func (r *run) listLocal(name string) (map[string]heldCase, error) {
 	out := map[string]heldCase{}
 	token := ""
 	for {
-		var page struct {
-			Cases         []casework.Case `json:"cases"`
-			NextPageToken string          `json:"next_page_token"`
-		}
+		var page api.CasePage
 		path := "/v1/cases?scope=local&page_size=500&page_token=" + url.QueryEscape(token)
 		if err := getJSON(checkClient, r.addr[name], path, &page); err != nil {
 			return nil, err

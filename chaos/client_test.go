@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -178,13 +179,6 @@ func (c *client) read(number string) *casework.Case {
 	return nil
 }
 
-// moveBody is the body of escalate, relay, handdown and return.
-type moveBody struct {
-	ToSite string `json:"to_site,omitempty"`
-	Reason string `json:"reason,omitempty"`
-	Actor  string `json:"actor,omitempty"`
-}
-
 // move reads where a case is and, if it is not in transit, moves it one step along the tree
 // through a node of the site that holds it.
 func (c *client) move(number string) {
@@ -198,11 +192,11 @@ func (c *client) move(number string) {
 		c.r.violation("GET %s shows holder %q, not a site of the grid", number, holder)
 		return
 	}
-	var choices []moveBody
+	var choices []api.MoveRequest
 	var verbs []string
 	add := func(verb, to string) {
 		verbs = append(verbs, verb)
-		choices = append(choices, moveBody{ToSite: to})
+		choices = append(choices, api.MoveRequest{ToSite: to})
 	}
 	from := cs.CameFrom()
 	if site.Parent != "" {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/testgrid"
@@ -136,7 +137,7 @@ func (r *run) startGrid() {
 		}
 	}
 	r.g.Eventually(30*time.Second, func() error {
-		var v sitesView
+		var v api.SitesView
 		if err := getJSON(checkClient, r.addr[r.siteNodes("cd")[0]], "/v1/sites", &v); err != nil {
 			return err
 		}
@@ -281,20 +282,6 @@ func (r *run) summary() string {
 // checkClient is the test's own HTTP client for setup and the final checks: a node that hangs
 // fails a check instead of the test.
 var checkClient = &http.Client{Timeout: 10 * time.Second}
-
-// sitesView is the part of GET /v1/sites the test reads.
-type sitesView struct {
-	Sites []struct {
-		Site       string `json:"site"`
-		Parent     string `json:"parent"`
-		Leader     string `json:"leader"`
-		Registered bool   `json:"registered"`
-		Outbox     []struct {
-			ToSite string `json:"to_site"`
-			Depth  int    `json:"depth"`
-		} `json:"outbox"`
-	} `json:"sites"`
-}
 
 // getJSON GETs path from the node at addr into out; anything but 200 is an error.
 func getJSON(c *http.Client, addr, path string, out any) error {
