@@ -5,16 +5,19 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/govgrid
 DEMO_DIR ?= demo-grid
 BASE_PORT ?= 17000
+# staticcheck runs with `go run`, fetched through the module proxy: it stays out of go.mod.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test test-short chaos demo bench lint proto image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/govgrid
 
-# Every test: unit, in-process grid, and end-to-end with the real binary. The race detector is
-# on: the project is all concurrency.
+# Every test: unit, in-process grid, and end-to-end with the real binary, after vet, staticcheck
+# and gofmt. The race detector is on: the project is all concurrency.
 test:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m ./...
@@ -39,6 +42,7 @@ bench: build
 
 lint:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l . ; exit 1)
 
 # Regenerates api/govgridpb from govgrid.proto (needs protoc; installs the Go plugins).
