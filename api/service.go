@@ -29,43 +29,46 @@ type CaseService interface {
 	ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error)
 }
 
+// refusals maps the code of a refusal (sitestate.Error) to its HTTP status and gRPC code; the
+// errors Status recognises by type map through it too.
+var refusals = map[string]struct {
+	http int
+	grpc codes.Code
+}{
+	sitestate.CodeInvalid:     {http.StatusBadRequest, codes.InvalidArgument},
+	sitestate.CodeNotFound:    {http.StatusNotFound, codes.NotFound},
+	sitestate.CodeConflict:    {http.StatusConflict, codes.FailedPrecondition},
+	sitestate.CodeExhausted:   {http.StatusServiceUnavailable, codes.ResourceExhausted},
+	sitestate.CodeForbidden:   {http.StatusForbidden, codes.PermissionDenied},
+	sitestate.CodeTooLarge:    {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
+	sitestate.CodeUnavailable: {http.StatusServiceUnavailable, codes.Unavailable},
+}
+
 // Status classifies err for both front ends: the HTTP status, the gRPC code and a short
-// machine-readable code for the JSON body.
+// machine-readable code for the JSON body. A refusal with a code it does not know is internal.
 func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
 	var fe casework.FieldErrors
 	var re *sitestate.Error
 	var ce *casework.ConflictError
 	switch {
 	case errors.As(err, &ce):
-		return http.StatusConflict, codes.FailedPrecondition, sitestate.CodeConflict
+		code = sitestate.CodeConflict
 	case errors.As(err, &fe):
-		return http.StatusBadRequest, codes.InvalidArgument, sitestate.CodeInvalid
+		code = sitestate.CodeInvalid
 	case errors.As(err, &re):
-		switch re.Code {
-		case sitestate.CodeInvalid:
-			return http.StatusBadRequest, codes.InvalidArgument, re.Code
-		case sitestate.CodeNotFound:
-			return http.StatusNotFound, codes.NotFound, re.Code
-		case sitestate.CodeConflict:
-			return http.StatusConflict, codes.FailedPrecondition, re.Code
-		case sitestate.CodeExhausted:
-			return http.StatusServiceUnavailable, codes.ResourceExhausted, re.Code
-		case sitestate.CodeForbidden:
-			return http.StatusForbidden, codes.PermissionDenied, re.Code
-		case sitestate.CodeTooLarge:
-			return http.StatusRequestEntityTooLarge, codes.ResourceExhausted, re.Code
-		case sitestate.CodeUnavailable:
-			return http.StatusServiceUnavailable, codes.Unavailable, re.Code
-		}
+		code = re.Code
 	case errors.Is(err, sitestate.ErrNotFound):
-		return http.StatusNotFound, codes.NotFound, sitestate.CodeNotFound
+		code = sitestate.CodeNotFound
 	case errors.Is(err, replication.ErrNoLeader), errors.Is(err, replication.ErrNotLeader),
 		errors.Is(err, replication.ErrClosed):
-		return http.StatusServiceUnavailable, codes.Unavailable, "unavailable"
+		code = sitestate.CodeUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, codes.DeadlineExceeded, "timeout"
 	case errors.Is(err, context.Canceled):
 		return 499, codes.Canceled, "canceled"
+	}
+	if r, ok := refusals[code]; ok {
+		return r.http, r.grpc, code
 	}
 	return http.StatusInternalServerError, codes.Internal, "internal"
 }
