@@ -52,11 +52,7 @@ func newAgentCommand() *cobra.Command {
 		Short: "Run a node that serves one site",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := loadSettings(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			cfg, leave, err := nodeConfig(v)
+			cfg, leave, err := agentConfig(cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -117,6 +113,16 @@ func loadSettings(fs *pflag.FlagSet) (*viper.Viper, error) {
 		}
 	}
 	return v, nil
+}
+
+// agentConfig is the node's configuration from the agent's settings (agentFlags, see
+// loadSettings), and whether it leaves the grid for good on SIGTERM (--leave-on-terminate).
+func agentConfig(fs *pflag.FlagSet) (node.Config, bool, error) {
+	v, err := loadSettings(fs)
+	if err != nil {
+		return node.Config{}, false, err
+	}
+	return nodeConfig(v)
 }
 
 func nodeConfig(v *viper.Viper) (node.Config, bool, error) {

@@ -35,11 +35,7 @@ node with the site's usual agent settings (--site, --tier, --parent, --join, ...
 		if !*fromParent {
 			return errors.New("--from-parent is required: a site is restored from its parent's mirror")
 		}
-		v, err := loadSettings(cmd.Flags())
-		if err != nil {
-			return err
-		}
-		cfg, leave, err := nodeConfig(v)
+		cfg, leave, err := agentConfig(cmd.Flags())
 		if err != nil {
 			return err
 		}
