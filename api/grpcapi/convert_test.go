@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api/apitest"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/casework"
@@ -16,13 +17,13 @@ import (
 func acceptedCase(t *testing.T) *casework.Case {
 	t.Helper()
 	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{
-		Number: testNumber, Site: testSite, At: testAt,
-		QueryCodeHash: casework.HashQueryCode("req-1", testCode),
+		Number: apitest.Number, Site: apitest.Site, At: apitest.At,
+		QueryCodeHash: casework.HashQueryCode("req-1", apitest.QueryCode),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.QueryCode = testCode
+	c.QueryCode = apitest.QueryCode
 	return c
 }
 
@@ -31,24 +32,24 @@ func acceptedCase(t *testing.T) *casework.Case {
 func fullCase() *casework.Case {
 	at := time.Date(2026, 11, 25, 9, 30, 0, 123456789, time.UTC)
 	return &casework.Case{
-		Number: testNumber, Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理",
+		Number: apitest.Number, Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理",
 		Description: "满半年", Applicant: casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
 		Materials: []casework.Material{
 			{Name: "身份证复印件", Digest: strings.Repeat("ab", 32), Pages: 2},
 			{Name: "租房合同", Digest: strings.Repeat("cd", 32), Pages: 10000},
 		},
-		Status: "assigned", HolderSite: "cd-dgdj", OriginSite: testSite, DecideTier: "district",
-		Version: 2, QueryCode: testCode, QueryCodeHash: strings.Repeat("e", 64), RequestID: "req-1",
+		Status: "assigned", HolderSite: "cd-dgdj", OriginSite: apitest.Site, DecideTier: "district",
+		Version: 2, QueryCode: apitest.QueryCode, QueryCodeHash: strings.Repeat("e", 64), RequestID: "req-1",
 		CreatedAt: at, UpdatedAt: at.Add(time.Hour),
 		History: []casework.Event{
-			{Seq: 1, Type: "received", At: at, Site: testSite, Actor: "clerk-07", Note: "window 3",
-				FromStatus: "draft", ToStatus: "submitted", FromSite: "cd-dgdj-ngj-a", ToSite: testSite,
+			{Seq: 1, Type: "received", At: at, Site: apitest.Site, Actor: "clerk-07", Note: "window 3",
+				FromStatus: "draft", ToStatus: "submitted", FromSite: "cd-dgdj-ngj-a", ToSite: apitest.Site,
 				PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)},
 			{Seq: 2, Type: "escalated", At: at.Add(time.Hour), Site: "cd-dgdj", Actor: "lead-2", Note: "to the district",
 				FromStatus: "submitted", ToStatus: "assigned", FromSite: "cd-dgdj", ToSite: "cd",
 				PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64)},
 		},
-		Transit: &casework.Transit{HandoffID: casework.HandoffID(testNumber, 2), To: "cd", Move: casework.MoveEscalate,
+		Transit: &casework.Transit{HandoffID: casework.HandoffID(apitest.Number, 2), To: "cd", Move: casework.MoveEscalate,
 			Since: at.Add(time.Hour + 1)},
 	}
 }
@@ -171,7 +172,7 @@ func TestCaseProtoRoundTripKeepsHistoryVerifiable(t *testing.T) {
 func TestCaseProtoRoundTripNoMaterials(t *testing.T) {
 	req := validRequest()
 	req.Materials = nil
-	c, err := casework.Accept(grpcapi.SubmissionFromProto(req), casework.Acceptance{Number: testNumber, Site: testSite, At: testAt})
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(req), casework.Acceptance{Number: apitest.Number, Site: apitest.Site, At: apitest.At})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +224,12 @@ func TestSubmissionProtoRoundTrip(t *testing.T) {
 	}
 }
 
-// departed is acceptedCase moved out of testSite to testParent: locked, with a move event.
+// departed is acceptedCase moved out of apitest.Site to apitest.Parent: locked, with a move event.
 func departed(t *testing.T, m casework.Move) *casework.Case {
 	t.Helper()
 	c := acceptedCase(t)
-	if _, err := c.Depart(casework.Departure{Move: m, Site: testSite, To: testParent, Actor: "lead-2",
-		Reason: "超出本级权限", At: testAt.Add(time.Hour)}); err != nil {
+	if _, err := c.Depart(casework.Departure{Move: m, Site: apitest.Site, To: apitest.Parent, Actor: "lead-2",
+		Reason: "超出本级权限", At: apitest.At.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -240,13 +241,13 @@ func TestCaseProtoTransitAndSites(t *testing.T) {
 			c := departed(t, m)
 			p := grpcapi.CaseToProto(c)
 			tr := p.GetTransit()
-			if tr.GetHandoffId() != casework.HandoffID(testNumber, 2) || tr.GetToSite() != testParent ||
-				tr.GetMove() != string(m) || tr.GetSince() != testAt.Add(time.Hour).UnixNano() {
+			if tr.GetHandoffId() != casework.HandoffID(apitest.Number, 2) || tr.GetToSite() != apitest.Parent ||
+				tr.GetMove() != string(m) || tr.GetSince() != apitest.At.Add(time.Hour).UnixNano() {
 				t.Errorf("proto transit %v", tr)
 			}
 			last := p.GetHistory()[len(p.GetHistory())-1]
-			if last.GetFromSite() != testSite || last.GetToSite() != testParent {
-				t.Errorf("proto event from %q to %q, want %q to %q", last.GetFromSite(), last.GetToSite(), testSite, testParent)
+			if last.GetFromSite() != apitest.Site || last.GetToSite() != apitest.Parent {
+				t.Errorf("proto event from %q to %q, want %q to %q", last.GetFromSite(), last.GetToSite(), apitest.Site, apitest.Parent)
 			}
 			if first := p.GetHistory()[0]; first.GetFromSite() != "" || first.GetToSite() != "" {
 				t.Errorf("the submission event got sites: %v", first)
@@ -271,7 +272,7 @@ func TestCaseProtoTransitAndSites(t *testing.T) {
 
 func TestCaseProtoNoTransit(t *testing.T) {
 	c := departed(t, casework.MoveEscalate)
-	if err := c.Arrive(c.Transit.HandoffID, testParent, testAt.Add(2*time.Hour)); err != nil {
+	if err := c.Arrive(c.Transit.HandoffID, apitest.Parent, apitest.At.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	p := grpcapi.CaseToProto(c)
@@ -282,7 +283,7 @@ func TestCaseProtoNoTransit(t *testing.T) {
 	if got.Transit != nil {
 		t.Errorf("a case not in transit came back with %+v", got.Transit)
 	}
-	if got.HolderSite != testParent || got.CameFrom() != testSite {
+	if got.HolderSite != apitest.Parent || got.CameFrom() != apitest.Site {
 		t.Errorf("holder %q, came from %q", got.HolderSite, got.CameFrom())
 	}
 	if err := got.VerifyHistory(); err != nil {
@@ -290,7 +291,7 @@ func TestCaseProtoNoTransit(t *testing.T) {
 	}
 
 	// A transit without a time travels as 0 and comes back zero.
-	c.Transit = &casework.Transit{HandoffID: "x#1", To: testParent, Move: casework.MoveRelay}
+	c.Transit = &casework.Transit{HandoffID: "x#1", To: apitest.Parent, Move: casework.MoveRelay}
 	if got := overTheWire(t, c); got.Transit == nil || !got.Transit.Since.IsZero() || *got.Transit != *c.Transit {
 		t.Errorf("transit %+v, want %+v", got.Transit, c.Transit)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,20 +17,8 @@ import (
 	"github.com/govgrid/govgrid/sitestate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
-
-// The site, case and time the fake case service answers with.
-const (
-	testParent = apitest.Parent
-	testSite   = apitest.Site
-	testNumber = apitest.Number
-	testCode   = apitest.QueryCode
-)
-
-var testAt = apitest.At
 
 type env struct {
 	cases  *apitest.Cases
@@ -42,25 +29,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{cases: apitest.NewCases()}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	grpcapi.Register(srv, e.cases)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-		<-done
-	})
+	conn := apitest.ServeGRPC(t, func(s *grpc.Server) { grpcapi.Register(s, e.cases) })
 	e.client = pb.NewCasesClient(conn)
 	return e
 }
@@ -96,8 +65,8 @@ func TestSubmitCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GetNumber() != testNumber || got.GetStatus() != "submitted" || got.GetQueryCode() != testCode ||
-		got.GetHolderSite() != testSite || got.GetVersion() != 1 || len(got.GetHistory()) != 1 {
+	if got.GetNumber() != apitest.Number || got.GetStatus() != "submitted" || got.GetQueryCode() != apitest.QueryCode ||
+		got.GetHolderSite() != apitest.Site || got.GetVersion() != 1 || len(got.GetHistory()) != 1 {
 		t.Errorf("answer %v", got)
 	}
 	subs := e.cases.Calls().Submits
@@ -111,8 +80,8 @@ func TestSubmitCase(t *testing.T) {
 	if err := c.VerifyHistory(); err != nil {
 		t.Errorf("VerifyHistory on the answer: %v", err)
 	}
-	if !c.CreatedAt.Equal(testAt) {
-		t.Errorf("created_at %v, want %v", c.CreatedAt, testAt)
+	if !c.CreatedAt.Equal(apitest.At) {
+		t.Errorf("created_at %v, want %v", c.CreatedAt, apitest.At)
 	}
 }
 
@@ -200,11 +169,11 @@ func TestGetCaseErrors(t *testing.T) {
 		{"malformed", "abc", nil, codes.InvalidArgument, false},
 		{"empty", "", nil, codes.InvalidArgument, false},
 		{"bad date", "cd-20261332-000001", nil, codes.InvalidArgument, false},
-		{"not found", testNumber, nil, codes.NotFound, true},
-		{"refused not found", testNumber, &sitestate.Error{Code: sitestate.CodeNotFound, Message: "no case"}, codes.NotFound, true},
-		{"no leader", testNumber, replication.ErrNoLeader, codes.Unavailable, true},
-		{"closed", testNumber, replication.ErrClosed, codes.Unavailable, true},
-		{"canceled", testNumber, context.Canceled, codes.Canceled, true},
+		{"not found", apitest.Number, nil, codes.NotFound, true},
+		{"refused not found", apitest.Number, &sitestate.Error{Code: sitestate.CodeNotFound, Message: "no case"}, codes.NotFound, true},
+		{"no leader", apitest.Number, replication.ErrNoLeader, codes.Unavailable, true},
+		{"closed", apitest.Number, replication.ErrClosed, codes.Unavailable, true},
+		{"canceled", apitest.Number, context.Canceled, codes.Canceled, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,12 +272,12 @@ func TestListCasesMasksIdentityNumbersAndRefusesBadFilters(t *testing.T) {
 
 func TestListSubtreeOverGRPC(t *testing.T) {
 	e := newEnv(t)
-	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{Number: testNumber, Site: testSite, At: testAt})
+	c, err := casework.Accept(grpcapi.SubmissionFromProto(validRequest()), casework.Acceptance{Number: apitest.Number, Site: apitest.Site, At: apitest.At})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.cases.Page = &sitestate.Page{Cases: []*casework.Case{c}, NextPageToken: "tok2"}
-	resp, err := e.client.ListCases(ctx(t), &pb.ListCasesRequest{Scope: "subtree", Site: testSite, Tier: "community", Status: "submitted", PageSize: 5})
+	resp, err := e.client.ListCases(ctx(t), &pb.ListCasesRequest{Scope: "subtree", Site: apitest.Site, Tier: "community", Status: "submitted", PageSize: 5})
 	if err != nil || len(resp.GetCases()) != 1 || resp.GetCases()[0].GetHistory() != nil || resp.GetNextPageToken() != "tok2" {
 		t.Fatalf("subtree listing: %v %v", resp, err)
 	}
@@ -319,7 +288,7 @@ func TestListSubtreeOverGRPC(t *testing.T) {
 	if len(calls.Subtrees) != 1 || len(calls.Lists) != 0 {
 		t.Fatalf("ListSubtree called %d times, ListCases %d, want ListSubtree once", len(calls.Subtrees), len(calls.Lists))
 	}
-	if f := calls.Subtrees[0]; f.Site != testSite || f.Tier != "community" || f.Status != casework.StatusSubmitted || f.Limit != 5 {
+	if f := calls.Subtrees[0]; f.Site != apitest.Site || f.Tier != "community" || f.Status != casework.StatusSubmitted || f.Limit != 5 {
 		t.Errorf("filter passed on: %+v", f)
 	}
 	for _, bad := range []*pb.ListCasesRequest{{Scope: "all"}, {Tier: "community"}, {Scope: "subtree", Tier: "province"}, {Scope: "subtree", Site: "Bad_Site"}} {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/govgrid/govgrid/api/apitest"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/casework"
@@ -22,14 +23,14 @@ func TestMoveCase(t *testing.T) {
 		want casework.Departure
 		to   string
 	}{
-		{"escalate", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate", Reason: "超出本级权限", Actor: "clerk-07"},
-			casework.Departure{Move: casework.MoveEscalate, Reason: "超出本级权限", Actor: "clerk-07"}, testParent},
-		{"handdown", &pb.MoveCaseRequest{Number: testNumber, Move: "handdown", ToSite: "cd-dgdj-ngj-a", Reason: "三日内办结", Actor: "lead-2"},
+		{"escalate", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate", Reason: "超出本级权限", Actor: "clerk-07"},
+			casework.Departure{Move: casework.MoveEscalate, Reason: "超出本级权限", Actor: "clerk-07"}, apitest.Parent},
+		{"handdown", &pb.MoveCaseRequest{Number: apitest.Number, Move: "handdown", ToSite: "cd-dgdj-ngj-a", Reason: "三日内办结", Actor: "lead-2"},
 			casework.Departure{Move: casework.MoveHandDown, To: "cd-dgdj-ngj-a", Reason: "三日内办结", Actor: "lead-2"}, "cd-dgdj-ngj-a"},
-		{"return", &pb.MoveCaseRequest{Number: testNumber, Move: "return", ToSite: "cd-dgdj-ngj-b", Reason: "材料不全"},
+		{"return", &pb.MoveCaseRequest{Number: apitest.Number, Move: "return", ToSite: "cd-dgdj-ngj-b", Reason: "材料不全"},
 			casework.Departure{Move: casework.MoveReturn, To: "cd-dgdj-ngj-b", Reason: "材料不全"}, "cd-dgdj-ngj-b"},
-		{"relay", &pb.MoveCaseRequest{Number: testNumber, Move: "relay"},
-			casework.Departure{Move: casework.MoveRelay}, testParent},
+		{"relay", &pb.MoveCaseRequest{Number: apitest.Number, Move: "relay"},
+			casework.Departure{Move: casework.MoveRelay}, apitest.Parent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,21 +40,21 @@ func TestMoveCase(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls := e.cases.Calls().Moves
-			if len(calls) != 1 || calls[0].Number != testNumber || !reflect.DeepEqual(calls[0].Departure, tt.want) {
-				t.Fatalf("the service got %+v, want one call for %s with %+v", calls, testNumber, tt.want)
+			if len(calls) != 1 || calls[0].Number != apitest.Number || !reflect.DeepEqual(calls[0].Departure, tt.want) {
+				t.Fatalf("the service got %+v, want one call for %s with %+v", calls, apitest.Number, tt.want)
 			}
 			tr := got.GetTransit()
-			if tr.GetHandoffId() != casework.HandoffID(testNumber, 2) || tr.GetToSite() != tt.to || tr.GetMove() != tt.req.GetMove() {
+			if tr.GetHandoffId() != casework.HandoffID(apitest.Number, 2) || tr.GetToSite() != tt.to || tr.GetMove() != tt.req.GetMove() {
 				t.Errorf("transit %v", tr)
 			}
-			if got.GetNumber() != testNumber || got.GetHolderSite() != testSite || got.GetVersion() != 2 {
+			if got.GetNumber() != apitest.Number || got.GetHolderSite() != apitest.Site || got.GetVersion() != 2 {
 				t.Errorf("answer %v", got)
 			}
 			c := grpcapi.CaseFromProto(got)
 			if err := c.VerifyHistory(); err != nil {
 				t.Errorf("VerifyHistory on the answer: %v", err)
 			}
-			if last := c.History[len(c.History)-1]; last.FromSite != testSite || last.ToSite != tt.to || last.Note != tt.want.Reason {
+			if last := c.History[len(c.History)-1]; last.FromSite != apitest.Site || last.ToSite != tt.to || last.Note != tt.want.Reason {
 				t.Errorf("last event %+v", last)
 			}
 		})
@@ -61,7 +62,7 @@ func TestMoveCase(t *testing.T) {
 }
 
 func TestMoveCaseErrors(t *testing.T) {
-	transit := &casework.ConflictError{Reason: "case " + testNumber + " is in transit to cd-dgdj"}
+	transit := &casework.ConflictError{Reason: "case " + apitest.Number + " is in transit to cd-dgdj"}
 	tests := []struct {
 		name   string
 		req    *pb.MoveCaseRequest
@@ -73,21 +74,21 @@ func TestMoveCaseErrors(t *testing.T) {
 		{"malformed number", &pb.MoveCaseRequest{Number: "abc", Move: "escalate"}, nil, codes.InvalidArgument, "number: ", false},
 		{"no number", &pb.MoveCaseRequest{Move: "escalate"}, nil, codes.InvalidArgument, "number: ", false},
 		{"bad number and bad move", &pb.MoveCaseRequest{Number: "abc", Move: "close"}, nil, codes.InvalidArgument, "number: ", false},
-		{"unknown move", &pb.MoveCaseRequest{Number: testNumber, Move: "close"}, nil, codes.InvalidArgument, "move: ", false},
-		{"no move", &pb.MoveCaseRequest{Number: testNumber}, nil, codes.InvalidArgument, "move: ", false},
-		{"move in capitals", &pb.MoveCaseRequest{Number: testNumber, Move: "Escalate"}, nil, codes.InvalidArgument, "move: ", false},
-		{"in transit", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, transit, codes.FailedPrecondition, transit.Reason, true},
-		{"wrapped conflict", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, fmt.Errorf("depart: %w", transit),
+		{"unknown move", &pb.MoveCaseRequest{Number: apitest.Number, Move: "close"}, nil, codes.InvalidArgument, "move: ", false},
+		{"no move", &pb.MoveCaseRequest{Number: apitest.Number}, nil, codes.InvalidArgument, "move: ", false},
+		{"move in capitals", &pb.MoveCaseRequest{Number: apitest.Number, Move: "Escalate"}, nil, codes.InvalidArgument, "move: ", false},
+		{"in transit", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate"}, transit, codes.FailedPrecondition, transit.Reason, true},
+		{"wrapped conflict", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate"}, fmt.Errorf("depart: %w", transit),
 			codes.FailedPrecondition, "depart: " + transit.Reason, true},
-		{"refused conflict", &pb.MoveCaseRequest{Number: testNumber, Move: "return"},
+		{"refused conflict", &pb.MoveCaseRequest{Number: apitest.Number, Move: "return"},
 			&sitestate.Error{Code: sitestate.CodeConflict, Message: "no site to return it to"}, codes.FailedPrecondition, "no site to return it to", true},
-		{"unknown site", &pb.MoveCaseRequest{Number: testNumber, Move: "handdown", ToSite: "x"},
+		{"unknown site", &pb.MoveCaseRequest{Number: apitest.Number, Move: "handdown", ToSite: "x"},
 			&sitestate.Error{Code: sitestate.CodeNotFound, Message: "unknown site x"}, codes.NotFound, "unknown site x", true},
-		{"not held", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, sitestate.ErrNotFound, codes.NotFound, "", true},
-		{"field errors", &pb.MoveCaseRequest{Number: testNumber, Move: "handdown"},
+		{"not held", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate"}, sitestate.ErrNotFound, codes.NotFound, "", true},
+		{"field errors", &pb.MoveCaseRequest{Number: apitest.Number, Move: "handdown"},
 			casework.FieldErrors{{Field: "to_site", Reason: "is required"}}, codes.InvalidArgument, "invalid request: to_site: ", true},
-		{"no leader", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, replication.ErrNoLeader, codes.Unavailable, "", true},
-		{"other", &pb.MoveCaseRequest{Number: testNumber, Move: "escalate"}, errors.New("boom"), codes.Internal, "boom", true},
+		{"no leader", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate"}, replication.ErrNoLeader, codes.Unavailable, "", true},
+		{"other", &pb.MoveCaseRequest{Number: apitest.Number, Move: "escalate"}, errors.New("boom"), codes.Internal, "boom", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

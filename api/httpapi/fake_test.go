@@ -9,16 +9,6 @@ import (
 	"github.com/govgrid/govgrid/tier"
 )
 
-// The site, case and time the fake case service (apitest.Cases) answers with.
-const (
-	testSite   = apitest.Site
-	testParent = apitest.Parent
-	testNumber = apitest.Number
-	testCode   = apitest.QueryCode
-)
-
-var testAt = apitest.At
-
 // fakeNode is an httpapi.NodeInfo.
 type fakeNode struct {
 	ready  bool
@@ -52,31 +42,31 @@ func (n *fakeNode) Members() *api.MembersView { return testMembers() }
 // Sites answers testSites.
 func (n *fakeNode) Sites() *api.SitesView { return testSites() }
 
-// testMembers is a gossip view of one node of testSite.
+// testMembers is a gossip view of one node of apitest.Site.
 func testMembers() *api.MembersView {
 	return &api.MembersView{Node: "n1", Members: []api.Member{{
-		Name: "n1", Addr: "10.0.0.1:7946", Status: "alive", Since: testAt.UTC(), Site: testSite, Tier: tier.Community,
-		Parent: testParent, HTTP: "10.0.0.1:8080", GRPC: "10.0.0.1:9090", Raft: "10.0.0.1:7000", Version: "v1",
-		Meta: api.GossipMeta{Site: testSite, Tier: tier.Community, Parent: testParent, GRPC: "10.0.0.1:9090",
+		Name: "n1", Addr: "10.0.0.1:7946", Status: "alive", Since: apitest.At.UTC(), Site: apitest.Site, Tier: tier.Community,
+		Parent: apitest.Parent, HTTP: "10.0.0.1:8080", GRPC: "10.0.0.1:9090", Raft: "10.0.0.1:7000", Version: "v1",
+		Meta: api.GossipMeta{Site: apitest.Site, Tier: tier.Community, Parent: apitest.Parent, GRPC: "10.0.0.1:9090",
 			Raft: "10.0.0.1:7000", HTTP: "10.0.0.1:8080", Version: "v1"},
 	}}}
 }
 
-// testSites is the tree as a node of testParent sees it: its own site (with its outbox, retired)
-// and its child testSite (with how far testParent has mirrored it).
+// testSites is the tree as a node of apitest.Parent sees it: its own site (with its outbox, retired)
+// and its child apitest.Site (with how far apitest.Parent has mirrored it).
 func testSites() *api.SitesView {
 	return &api.SitesView{Sites: []api.SiteView{
-		{Site: testParent, Tier: tier.Township, Parent: "cd", Leader: "p1", Health: "degraded", Registered: true,
+		{Site: apitest.Parent, Tier: tier.Township, Parent: "cd", Leader: "p1", Health: "degraded", Registered: true,
 			Nodes: []api.SiteNode{
 				{Name: "p1", Status: "alive", HTTP: "10.0.0.1:8080", GRPC: "10.0.0.1:9090"},
 				{Name: "p2", Status: "dead"},
 			},
 			Outbox:  []api.OutboxView{{ToSite: "cd", Depth: 3, OldestSeconds: 1.5}},
-			Retired: &sitestate.RetiredState{Retired: true, Reason: "merged into cd", Since: testAt.UTC()},
+			Retired: &sitestate.RetiredState{Retired: true, Reason: "merged into cd", Since: apitest.At.UTC()},
 		},
-		{Site: testSite, Tier: tier.Community, Parent: testParent, Health: "down", Registered: true,
+		{Site: apitest.Site, Tier: tier.Community, Parent: apitest.Parent, Health: "down", Registered: true,
 			Nodes: []api.SiteNode{{Name: "n1", Status: "unknown"}},
-			Feed:  &api.FeedView{Cursor: 40, Head: 42, LagKnown: true, LagEntries: ptr(uint64(2)), LagSeconds: ptr(0.25), AppliedAt: testAt.UTC(), HeardAt: ptr(testAt.UTC()), StreamUp: true},
+			Feed:  &api.FeedView{Cursor: 40, Head: 42, LagKnown: true, LagEntries: ptr(uint64(2)), LagSeconds: ptr(0.25), AppliedAt: apitest.At.UTC(), HeardAt: ptr(apitest.At.UTC()), StreamUp: true},
 		},
 		{Site: "cd", Tier: tier.District, Health: "healthy", Nodes: []api.SiteNode{{Name: "d1", Status: "alive"}}},
 	}}

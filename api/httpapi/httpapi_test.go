@@ -97,13 +97,13 @@ func TestSubmitCaseCreated(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("status %d, want 201; body %s", rec.Code, rec.Body)
 	}
-	if got, want := rec.Header().Get("Location"), "/v1/cases/"+testNumber; got != want {
+	if got, want := rec.Header().Get("Location"), "/v1/cases/"+apitest.Number; got != want {
 		t.Errorf("Location %q, want %q", got, want)
 	}
 	m := decodeMap(t, rec)
 	for k, want := range map[string]any{
-		"number": testNumber, "status": "submitted", "holder_site": testSite, "origin_site": testSite,
-		"query_code": testCode, "kind": "application", "item_code": "QT-0010", "version": 1.0,
+		"number": apitest.Number, "status": "submitted", "holder_site": apitest.Site, "origin_site": apitest.Site,
+		"query_code": apitest.QueryCode, "kind": "application", "item_code": "QT-0010", "version": 1.0,
 	} {
 		if m[k] != want {
 			t.Errorf("%s = %v, want %v", k, m[k], want)
@@ -343,14 +343,14 @@ func TestSubmitCaseWriteTimeout(t *testing.T) {
 
 func TestGetCase(t *testing.T) {
 	e := newEnv(t)
-	stored := apitest.StoredCase(testNumber, "630102199001011234")
+	stored := apitest.StoredCase(apitest.Number, "630102199001011234")
 	e.cases.Put(stored)
-	rec := e.do("GET", "/v1/cases/"+testNumber, nil)
+	rec := e.do("GET", "/v1/cases/"+apitest.Number, nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
 	}
 	m := decodeMap(t, rec)
-	if m["number"] != testNumber || m["status"] != "submitted" || m["holder_site"] != testSite {
+	if m["number"] != apitest.Number || m["status"] != "submitted" || m["holder_site"] != apitest.Site {
 		t.Errorf("body %s", rec.Body)
 	}
 	for _, k := range []string{"query_code_hash", "request_id", "query_code"} {
@@ -368,7 +368,7 @@ func TestGetCase(t *testing.T) {
 	if err := c.VerifyHistory(); err != nil {
 		t.Errorf("VerifyHistory: %v", err)
 	}
-	if gets := e.cases.Calls().Gets; !slices.Equal(gets, []string{testNumber}) {
+	if gets := e.cases.Calls().Gets; !slices.Equal(gets, []string{apitest.Number}) {
 		t.Errorf("GetCase calls %q", gets)
 	}
 }
@@ -383,11 +383,11 @@ func TestGetCaseErrors(t *testing.T) {
 		called   bool
 		noLeader bool
 	}{
-		{"unknown", testNumber, nil, 404, "not_found", true, false},
-		{"refused not found", testNumber, &sitestate.Error{Code: sitestate.CodeNotFound, Message: "no case " + testNumber}, 404, "not_found", true, false},
-		{"wrapped not found", testNumber, fmt.Errorf("read: %w", sitestate.ErrNotFound), 404, "not_found", true, false},
-		{"no leader", testNumber, replication.ErrNoLeader, 503, "unavailable", true, true},
-		{"deadline", testNumber, context.DeadlineExceeded, 504, "timeout", true, false},
+		{"unknown", apitest.Number, nil, 404, "not_found", true, false},
+		{"refused not found", apitest.Number, &sitestate.Error{Code: sitestate.CodeNotFound, Message: "no case " + apitest.Number}, 404, "not_found", true, false},
+		{"wrapped not found", apitest.Number, fmt.Errorf("read: %w", sitestate.ErrNotFound), 404, "not_found", true, false},
+		{"no leader", apitest.Number, replication.ErrNoLeader, 503, "unavailable", true, true},
+		{"deadline", apitest.Number, context.DeadlineExceeded, 504, "timeout", true, false},
 		{"malformed", "abc", nil, 400, "invalid", false, false},
 		{"bad date", "cd-20261325-000001", nil, 400, "invalid", false, false},
 		{"short sequence", "cd-20261125-0001", nil, 400, "invalid", false, false},
@@ -632,11 +632,11 @@ func TestMembersAndSites(t *testing.T) {
 	if want := testMembers(); !reflect.DeepEqual(&members, want) {
 		t.Errorf("members %+v, want %+v", members, want)
 	}
-	if !strings.Contains(rec.Body.String(), `"meta":{"s":"`+testSite+`","t":"community"`) {
+	if !strings.Contains(rec.Body.String(), `"meta":{"s":"`+apitest.Site+`","t":"community"`) {
 		t.Errorf("members without gossip's short keys under meta: %s", rec.Body)
 	}
 	rec = e.do("GET", "/v1/sites", nil)
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"site":"`+testSite+`"`) {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"site":"`+apitest.Site+`"`) {
 		t.Errorf("sites: %d %s", rec.Code, rec.Body)
 	}
 	var sites api.SitesView
@@ -660,7 +660,7 @@ func TestRoutes(t *testing.T) {
 		method, target string
 		status         int
 	}{
-		{"DELETE", "/v1/cases/" + testNumber, http.StatusMethodNotAllowed},
+		{"DELETE", "/v1/cases/" + apitest.Number, http.StatusMethodNotAllowed},
 		{"PUT", "/v1/cases", http.StatusMethodNotAllowed},
 		{"GET", "/v1/nothing", http.StatusNotFound},
 		{"GET", "/metrics", http.StatusNotFound}, // no Metrics handler configured
@@ -693,7 +693,7 @@ func FuzzSubmitCaseBody(f *testing.F) {
 			if n != 1 {
 				t.Fatalf("201 with %d service calls", n)
 			}
-			if rec.Header().Get("Location") != "/v1/cases/"+testNumber {
+			if rec.Header().Get("Location") != "/v1/cases/"+apitest.Number {
 				t.Fatalf("201 without Location")
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:

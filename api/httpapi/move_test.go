@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/govgrid/govgrid/api/apitest"
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
@@ -40,7 +41,7 @@ func TestMoveCaseAccepted(t *testing.T) {
 		to   string             // where the answer's transit goes
 	}{
 		{"escalate with an opinion", casework.MoveEscalate, `{"reason":"超出本级权限","actor":"clerk-07"}`,
-			casework.Departure{Move: casework.MoveEscalate, Reason: "超出本级权限", Actor: "clerk-07"}, testParent},
+			casework.Departure{Move: casework.MoveEscalate, Reason: "超出本级权限", Actor: "clerk-07"}, apitest.Parent},
 		{"escalate naming the parent", casework.MoveEscalate, `{"to_site":"cd-dgdj","reason":"r"}`,
 			casework.Departure{Move: casework.MoveEscalate, To: "cd-dgdj", Reason: "r"}, "cd-dgdj"},
 		{"handdown with instructions", casework.MoveHandDown, `{"to_site":"cd-dgdj-ngj-a","instructions":"三日内办结","actor":"lead-2"}`,
@@ -50,14 +51,14 @@ func TestMoveCaseAccepted(t *testing.T) {
 		{"return with a reason", casework.MoveReturn, `{"to_site":"cd-dgdj-ngj-b","reason":"材料不全","actor":"clerk-09"}`,
 			casework.Departure{Move: casework.MoveReturn, To: "cd-dgdj-ngj-b", Reason: "材料不全", Actor: "clerk-09"}, "cd-dgdj-ngj-b"},
 		{"relay with nothing", casework.MoveRelay, `{}`,
-			casework.Departure{Move: casework.MoveRelay}, testParent},
+			casework.Departure{Move: casework.MoveRelay}, apitest.Parent},
 		{"empty strings", casework.MoveRelay, `{"to_site":"","reason":"","instructions":"","actor":""}`,
-			casework.Departure{Move: casework.MoveRelay}, testParent},
+			casework.Departure{Move: casework.MoveRelay}, apitest.Parent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			rec := e.do("POST", moveTarget(testNumber, tt.move), strings.NewReader(tt.body))
+			rec := e.do("POST", moveTarget(apitest.Number, tt.move), strings.NewReader(tt.body))
 			if rec.Code != http.StatusAccepted {
 				t.Fatalf("status %d, want 202; body %s", rec.Code, rec.Body)
 			}
@@ -68,8 +69,8 @@ func TestMoveCaseAccepted(t *testing.T) {
 			if len(calls) != 1 {
 				t.Fatalf("MoveCase called %d times, want 1", len(calls))
 			}
-			if calls[0].Number != testNumber || !reflect.DeepEqual(calls[0].Departure, tt.want) {
-				t.Errorf("the service got %q %+v, want %q %+v", calls[0].Number, calls[0].Departure, testNumber, tt.want)
+			if calls[0].Number != apitest.Number || !reflect.DeepEqual(calls[0].Departure, tt.want) {
+				t.Errorf("the service got %q %+v, want %q %+v", calls[0].Number, calls[0].Departure, apitest.Number, tt.want)
 			}
 			if !calls[0].Deadline {
 				t.Errorf("MoveCase ran without the write timeout")
@@ -85,19 +86,19 @@ func TestMoveCaseAccepted(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil {
 				t.Fatal(err)
 			}
-			if c.Number != testNumber || c.HolderSite != testSite || c.Version != 2 {
+			if c.Number != apitest.Number || c.HolderSite != apitest.Site || c.Version != 2 {
 				t.Errorf("answer %s", rec.Body)
 			}
-			wantTransit := casework.Transit{HandoffID: casework.HandoffID(testNumber, 2), To: tt.to, Move: tt.move}
+			wantTransit := casework.Transit{HandoffID: casework.HandoffID(apitest.Number, 2), To: tt.to, Move: tt.move}
 			if c.Transit == nil {
 				t.Fatalf("the answer has no transit: %s", rec.Body)
 			}
 			if got := *c.Transit; got.HandoffID != wantTransit.HandoffID || got.To != wantTransit.To ||
-				got.Move != wantTransit.Move || !got.Since.Equal(testAt.Add(3600e9)) {
+				got.Move != wantTransit.Move || !got.Since.Equal(apitest.At.Add(3600e9)) {
 				t.Errorf("transit %+v, want %+v", got, wantTransit)
 			}
 			last := c.History[len(c.History)-1]
-			if last.FromSite != testSite || last.ToSite != tt.to || last.Note != tt.want.Reason || last.Actor != tt.want.Actor {
+			if last.FromSite != apitest.Site || last.ToSite != tt.to || last.Note != tt.want.Reason || last.Actor != tt.want.Actor {
 				t.Errorf("last event %+v", last)
 			}
 			if err := c.VerifyHistory(); err != nil {
@@ -119,16 +120,16 @@ func TestMoveCaseRejected(t *testing.T) {
 		{"bad date", "cd-20261325-000001", `{}`, 400, []string{"number"}},
 		{"short sequence", "cd-20261125-0001", `{}`, 400, []string{"number"}},
 		{"bad number and bad body", "abc", `{"x":1}`, 400, []string{"number"}},
-		{"malformed JSON", testNumber, `{"reason":`, 400, nil},
-		{"not an object", testNumber, `["reason"]`, 400, nil},
-		{"wrong type", testNumber, `{"reason":1}`, 400, nil},
-		{"unknown field", testNumber, `{"to":"cd-dgdj"}`, 400, nil},
-		{"unknown field besides known ones", testNumber, `{"reason":"r","opinion":"o"}`, 400, nil},
-		{"empty body", testNumber, ``, 400, nil},
-		{"trailing garbage", testNumber, `{} x`, 400, nil},
-		{"two objects", testNumber, `{}{}`, 400, nil},
-		{"reason and instructions", testNumber, `{"to_site":"cd-dgdj-ngj-a","reason":"r","instructions":"i"}`, 400, []string{"instructions"}},
-		{"too large", testNumber, `{"reason":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`, 413, nil},
+		{"malformed JSON", apitest.Number, `{"reason":`, 400, nil},
+		{"not an object", apitest.Number, `["reason"]`, 400, nil},
+		{"wrong type", apitest.Number, `{"reason":1}`, 400, nil},
+		{"unknown field", apitest.Number, `{"to":"cd-dgdj"}`, 400, nil},
+		{"unknown field besides known ones", apitest.Number, `{"reason":"r","opinion":"o"}`, 400, nil},
+		{"empty body", apitest.Number, ``, 400, nil},
+		{"trailing garbage", apitest.Number, `{} x`, 400, nil},
+		{"two objects", apitest.Number, `{}{}`, 400, nil},
+		{"reason and instructions", apitest.Number, `{"to_site":"cd-dgdj-ngj-a","reason":"r","instructions":"i"}`, 400, []string{"instructions"}},
+		{"too large", apitest.Number, `{"reason":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`, 413, nil},
 	}
 	for _, tt := range tests {
 		for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
@@ -155,7 +156,7 @@ func TestMoveCaseRejected(t *testing.T) {
 }
 
 func TestMoveCaseServiceErrors(t *testing.T) {
-	transit := &casework.ConflictError{Reason: "case " + testNumber + " is in transit to cd-dgdj: it is locked until cd-dgdj takes or refuses it"}
+	transit := &casework.ConflictError{Reason: "case " + apitest.Number + " is in transit to cd-dgdj: it is locked until cd-dgdj takes or refuses it"}
 	tests := []struct {
 		name       string
 		err        error
@@ -167,13 +168,13 @@ func TestMoveCaseServiceErrors(t *testing.T) {
 	}{
 		{"in transit", transit, 409, "conflict", transit.Reason, nil, false},
 		{"wrapped conflict", fmt.Errorf("depart: %w", transit), 409, "conflict", "depart: " + transit.Reason, nil, false},
-		{"handed on", &sitestate.Error{Code: sitestate.CodeConflict, Message: "case " + testNumber + " was handed on to cd-dgdj: only the holder changes it"},
-			409, "conflict", "case " + testNumber + " was handed on to cd-dgdj: only the holder changes it", nil, false},
+		{"handed on", &sitestate.Error{Code: sitestate.CodeConflict, Message: "case " + apitest.Number + " was handed on to cd-dgdj: only the holder changes it"},
+			409, "conflict", "case " + apitest.Number + " was handed on to cd-dgdj: only the holder changes it", nil, false},
 		{"unknown site", &sitestate.Error{Code: sitestate.CodeNotFound, Message: "unknown site x"}, 404, "not_found", "unknown site x", nil, false},
 		{"no such case", sitestate.ErrNotFound, 404, "not_found", "no such case", nil, false},
 		{"wrapped no such case", fmt.Errorf("%w: case not here", sitestate.ErrNotFound), 404, "not_found", "no such case", nil, false},
-		{"not a neighbour", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "site x is not a child of " + testSite}, 400, "invalid",
-			"site x is not a child of " + testSite, nil, false},
+		{"not a neighbour", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "site x is not a child of " + apitest.Site}, 400, "invalid",
+			"site x is not a child of " + apitest.Site, nil, false},
 		{"refused fields", &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid request",
 			Fields: casework.FieldErrors{{Field: "reason", Reason: "is too long"}}}, 400, "invalid", "invalid request", []string{"reason"}, false},
 		{"field errors", casework.FieldErrors{{Field: "to_site", Reason: "is required"}}, 400, "invalid", "", []string{"to_site"}, false},
@@ -185,7 +186,7 @@ func TestMoveCaseServiceErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.cases.MoveErr = tt.err
-			rec := e.do("POST", moveTarget(testNumber, casework.MoveHandDown), strings.NewReader(`{"to_site":"x","instructions":"i"}`))
+			rec := e.do("POST", moveTarget(apitest.Number, casework.MoveHandDown), strings.NewReader(`{"to_site":"x","instructions":"i"}`))
 			b := decodeError(t, rec, tt.status)
 			if b.Error.Code != tt.code {
 				t.Errorf("code %q, want %q", b.Error.Code, tt.code)
@@ -212,11 +213,11 @@ func TestMoveCaseRoutes(t *testing.T) {
 		method, target string
 		status         int
 	}{
-		{"GET", moveTarget(testNumber, casework.MoveEscalate), http.StatusMethodNotAllowed},
-		{"PUT", moveTarget(testNumber, casework.MoveReturn), http.StatusMethodNotAllowed},
-		{"POST", "/v1/cases/" + testNumber + "/close", http.StatusNotFound},
-		{"POST", "/v1/cases/" + testNumber + "/Escalate", http.StatusNotFound},
-		{"POST", "/v1/cases/" + testNumber + "/escalate/again", http.StatusNotFound},
+		{"GET", moveTarget(apitest.Number, casework.MoveEscalate), http.StatusMethodNotAllowed},
+		{"PUT", moveTarget(apitest.Number, casework.MoveReturn), http.StatusMethodNotAllowed},
+		{"POST", "/v1/cases/" + apitest.Number + "/close", http.StatusNotFound},
+		{"POST", "/v1/cases/" + apitest.Number + "/Escalate", http.StatusNotFound},
+		{"POST", "/v1/cases/" + apitest.Number + "/escalate/again", http.StatusNotFound},
 		{"GET", "/v1/site/retire", http.StatusMethodNotAllowed},
 	} {
 		if rec := e.do(tt.method, tt.target, strings.NewReader(`{}`)); rec.Code != tt.status {
