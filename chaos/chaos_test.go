@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/testgrid"
 	"go.uber.org/goleak"
 )
 
@@ -79,18 +80,7 @@ func loadSettings(t *testing.T) settings {
 }
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The HTTP client's idle connections belong to the process, not to a node.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// memberlist.Shutdown does not wait for a probe already in flight; it ends at its
-		// ack timeout (half a second) on its own.
-		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
-		// netfault's late duplicates are sent in the background up to MaxDelay after the call,
-		// and time out on their own.
-		goleak.IgnoreAnyFunction("github.com/govgrid/govgrid/netfault.(*Faults).UnaryClientInterceptor.func1.1"),
-	)
+	goleak.VerifyTestMain(m, testgrid.IgnoreLeaks()...)
 }
 
 // TestChaos runs the grid under faults (see the package doc). It starts this test binary again
