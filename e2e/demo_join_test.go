@@ -128,20 +128,12 @@ func checkDemoCanBeJoined(t *testing.T, logPath, districtURL string) {
 	})
 }
 
-// checkGridJSONNamesTheGrid checks what a joining node needs from grid.json: the grid's label
-// and each node's Raft address.
-func checkGridJSONNamesTheGrid(t *testing.T, path string) {
+// checkGridJSONNamesTheGrid checks what a joining node needs from grid.json (g, as
+// waitGridJSON read it): the grid's label and each node's Raft address.
+func checkGridJSONNamesTheGrid(t *testing.T, g gridFile) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g gridFile
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
 	if g.Grid == "" {
-		t.Errorf("grid.json names no grid (the gossip label a joining node needs): %s", b)
+		t.Errorf("grid.json names no grid (the gossip label a joining node needs): %+v", g)
 	}
 	for _, n := range g.Nodes {
 		if n.Raft == "" {

@@ -295,7 +295,7 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 		t.Fatalf("POST /v1/cases to %s: status %d: %v", cnode.Node, status, err)
 	}
 	t.Logf("case %s written on %s", c.Number, cnode.Node)
-	checkGridJSONNamesTheGrid(t, filepath.Join(dir, "grid.json"))
+	checkGridJSONNamesTheGrid(t, g)
 	checkRetryAfterTheCaseLeft(t, "http://"+cnode.HTTP, cnode.Parent)
 	checkDemoCanBeJoined(t, d.logPath, "http://"+g.Nodes[0].HTTP)
 	stopDemoProc(t, d, g)
