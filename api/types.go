@@ -38,7 +38,8 @@ type Member struct {
 	Meta GossipMeta `json:"meta"`
 }
 
-// GossipMeta is a node's gossip metadata as it travels (see node.Meta).
+// GossipMeta is a node's gossip metadata as it travels (see node.Meta). Its keys are short
+// because memberlist refuses (panics on) metadata over 512 bytes.
 type GossipMeta struct {
 	Site    string    `json:"s"`
 	Tier    tier.Tier `json:"t"`
@@ -47,7 +48,9 @@ type GossipMeta struct {
 	Raft    string    `json:"r"`
 	HTTP    string    `json:"h"`
 	Version string    `json:"v,omitempty"`
-	Leaving bool      `json:"l,omitempty"`
+	// Leaving is set when the node is leaving for good: its site leader removes it from Raft.
+	// (memberlist's leave events do not say whether a node left or died.)
+	Leaving bool `json:"l,omitempty"`
 }
 
 // SitesView is GET /v1/sites: the site tree as the answering node knows it.
