@@ -155,6 +155,9 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	var acked [32]byte
 	var sent time.Time
 	for {
+		if n.restoring() && !n.restoreFromParent(stop) {
+			return // a backup was restored meanwhile: finish it first
+		}
 		n.reconcileMembers()
 		acked, sent = n.registerUpward(acked, sent)
 		select {
