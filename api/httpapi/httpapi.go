@@ -54,7 +54,7 @@ type Config struct {
 	ConfigDocs ConfigService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
-	Metrics    http.Handler
+	Metrics http.Handler
 	// Console serves the web console at /; nil serves none.
 	Console http.Handler
 	Logger  *slog.Logger
