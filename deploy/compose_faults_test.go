@@ -82,8 +82,8 @@ func composeFaults(t *testing.T, g *composeGrid) {
 }
 
 // village4G is `tc qdisc add dev eth0 root netem delay 300ms 30ms loss 10%` in the community's
-// namespace; where the kernel has no netem, 10% loss each way with iptables instead (and no
-// delay), said in the log.
+// namespace; where the kernel has no netem, the same delay and loss on what the community sends
+// to the grid, made with NFQUEUE (slowlink_test.go), said in the log.
 func village4G(t *testing.T, ns *netns) func() {
 	q := &netem{ns: ns, args: []string{"delay", "300ms", "30ms", "loss", "10%"}}
 	err := q.install(t)
@@ -97,11 +97,10 @@ func village4G(t *testing.T, ns *netns) func() {
 	if !errors.Is(err, errNoNetem) {
 		t.Fatalf("netem in %s: %v", ns.service, err)
 	}
-	t.Logf("%v: emulating the 4G link with 10%% loss each way (iptables statistic), without its 300 ms delay", err)
-	f := randomLoss(ns, 0.10)
-	f.install(t)
+	t.Logf("%v: the 4G link's 300 ms ± 30 ms and 10%% loss are made with NFQUEUE instead", err)
+	link := startSlowLink(t, ns, 300*time.Millisecond, 30*time.Millisecond, 0.10)
 	return func() {
-		if err := f.Off(); err != nil {
+		if err := link.Stop(); err != nil {
 			t.Errorf("heal: %v", err)
 		}
 	}

@@ -43,7 +43,7 @@ var errNoNetem = errors.New("the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM
 // netns is one container of the compose project, entered from the host by its PID.
 type netns struct {
 	service   string
-	container string       // container ID
+	container string       // container ID; "" for a namespace the test made itself
 	pid       int          // its init process, whose network namespace the rules go into
 	iface     string       // its interface in the grid's subnet
 	addr      netip.Addr   // its address there
@@ -213,6 +213,10 @@ func (ns *netns) sockets(peer netip.Addr) string {
 // gone reports whether the container's namespace (the one the rules went into) has gone: the
 // container stopped or was restarted under a new process, and its rules went with it.
 func (ns *netns) gone() bool {
+	if ns.container == "" { // a namespace of the test's own (unshare): gone with its process
+		_, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", ns.pid))
+		return err != nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pid, err := containerPID(ctx, ns.container)
@@ -248,12 +252,6 @@ var (
 	// oneWayOut: what the container sends to the grid vanishes; what it is sent arrives.
 	oneWayOut = func(ns *netns) *uplinkFault {
 		return &uplinkFault{ns: ns, name: "one-way cut (outbound dropped)", out: [][]string{{"-j", "DROP"}}}
-	}
-	// randomLoss drops each packet to or from the grid with probability p, both ways: the
-	// loss half of a bad 4G link, where the kernel has no netem.
-	randomLoss = func(ns *netns, p float64) *uplinkFault {
-		r := [][]string{{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(p, 'f', 3, 64), "-j", "DROP"}}
-		return &uplinkFault{ns: ns, name: fmt.Sprintf("%.0f%% loss", p*100), in: r, out: r}
 	}
 )
 

@@ -26,6 +26,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// This binary is also the slow link's delayer and its probe, run inside a namespace.
+	maybeRunDelayer()
+	maybeRunProbe()
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -120,11 +120,13 @@ func (n *Node) monitorLeadership() {
 	}
 }
 
-// leaderLoop is the leader-only work (establish; it returns on revoke): first finish a restore
-// of the site if one is due, then keep the site's Raft membership in line with gossip and the
-// site registered with its parent, while the workers deliver its handoffs (runOutbox), mirror
-// its children's feeds (runMirror), trim its feed at the district (trimFeed), pull
-// configuration from its parent (syncConfig) and prune its tables (pruneTables).
+// leaderLoop is the leader-only work (establish; it returns on revoke). The site's Raft
+// membership is kept in line with gossip from the start (keepMembers), so the other nodes of a
+// site being restored join it and can finish the restore if this leader is lost. Then it
+// finishes a restore of the site if one is due, and keeps the site registered with its parent,
+// while the workers deliver its handoffs (runOutbox), mirror its children's feeds (runMirror),
+// trim its feed at the district (trimFeed), pull configuration from its parent (syncConfig) and
+// prune its tables (pruneTables).
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	// Like Consul's leader: first apply everything the previous leaders committed, so that
 	// reads here and the workers below see the whole state.
@@ -138,41 +140,66 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	n.caughtUp.Store(true)
 	defer n.caughtUp.Store(false)
 	defer n.links.reset() // what a leader heard of its links goes with its leadership
-	if n.restoring() && !n.restoreFromParent(stop) {
-		return
-	}
 	var workers sync.WaitGroup
-	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig, n.pruneTables} {
+	defer workers.Wait()
+	run := func(work func(<-chan struct{})) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
 			work(stop)
 		}()
 	}
-	defer workers.Wait()
+	membersChanged := make(chan struct{}, 1)
+	run(func(stop <-chan struct{}) { n.keepMembers(stop, membersChanged) })
+	if n.restoring() && !n.restoreFromParent(stop) {
+		return
+	}
+	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig, n.pruneTables} {
+		run(work)
+	}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	var acked [32]byte
 	var sent time.Time
 	for {
-		n.reconcileMembers()
+		if n.restoring() && !n.restoreFromParent(stop) {
+			return // a backup was restored meanwhile: finish it first
+		}
 		acked, sent = n.registerUpward(acked, sent)
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
-		case <-n.gossip.changed:
+		case <-membersChanged:
 		case <-n.registryChanged:
 		}
 	}
 }
 
+// keepMembers reconciles the site's Raft membership with gossip whenever gossip changes (and
+// every 2 s), and nudges changed when it added or removed a node.
+func (n *Node) keepMembers(stop <-chan struct{}, changed chan struct{}) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if n.reconcileMembers() {
+			nudge(changed)
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		case <-n.gossip.changed:
+		}
+	}
+}
+
 // reconcileMembers adds every alive node of this site that Raft lacks, and removes nodes that
-// left the grid or stayed failed longer than ReapAfter.
-func (n *Node) reconcileMembers() {
+// left the grid or stayed failed longer than ReapAfter. It reports whether it changed anything.
+func (n *Node) reconcileMembers() (changed bool) {
 	servers, err := n.raft.Servers()
 	if err != nil {
-		return
+		return false
 	}
 	inRaft := map[string]raft.Server{}
 	for _, s := range servers {
@@ -188,13 +215,18 @@ func (n *Node) reconcileMembers() {
 			n.logger.Info("adding node to the site", "member", m.Name, "raft", m.Meta.Raft)
 			if err := n.raft.AddVoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
 				n.logger.Warn("could not add node", "member", m.Name, "error", err)
+			} else {
+				changed = true
 			}
 		case known && m.Status == "left",
 			known && m.Status == "dead" && time.Since(m.Since) > n.cfg.ReapAfter:
 			n.logger.Info("removing node from the site", "member", m.Name, "status", m.Status)
 			if err := n.raft.RemoveServer(raftID(m.Name)); err != nil {
 				n.logger.Warn("could not remove node", "member", m.Name, "error", err)
+			} else {
+				changed = true
 			}
 		}
 	}
+	return changed
 }

@@ -217,6 +217,7 @@ func (n *Node) startServers() {
 			Cases:      &caseService{n: n},
 			Node:       n,
 			ConfigDocs: configService{n},
+			Backups:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,
 			Pprof:      n.cfg.Pprof,

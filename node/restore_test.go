@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
@@ -125,5 +126,83 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 	held := waitHeld(t, g, fresh, back, "cd-dgdj", 20*time.Second)
 	if err := held.VerifyHistory(); err != nil || held.History[len(held.History)-1].Type != casework.EventReceived {
 		t.Fatalf("history after the restore and a return: %v %v", err, eventTypes(held))
+	}
+}
+
+// TestRestoreInterruptedByALeaderChangeIsFinished loses a three-node community with its disks.
+// The fresh node that restores it cannot reach the parent at first, so the restore is begun and
+// not finished when the site's two other fresh nodes join it (they are taken in during the
+// restore, and refuse cases like it). Then that node is lost too: the new leader finishes the
+// restore from what was committed (issue 9, point 4). Afterwards every node has the community's
+// cases back, and its new numbers are in the restore reserve.
+func TestRestoreInterruptedByALeaderChangeIsFinished(t *testing.T) {
+	spec := testgrid.Spec{Sites: []testgrid.Site{
+		{Code: "cd", Tier: tier.District, Nodes: 1},
+		{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 1},
+		{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 3},
+	}}
+	g := testgrid.New(t, spec)
+	township, community := g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
+	waitRegistered(t, g, township, map[string]string{"cd-dgdj-ngj": "cd-dgdj"}, 20*time.Second)
+	var numbers []string
+	for i := range 6 {
+		numbers = append(numbers, submitDecided(t, community, i, "").Number)
+	}
+	for _, n := range numbers {
+		waitMirrored(t, g, township, n, 30*time.Second)
+	}
+
+	for _, n := range g.SiteNodes("cd-dgdj-ngj") {
+		g.Kill(n.Name())
+	}
+	site := testgrid.Site{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1}
+	g.Partition("ngj-new-1", township.Name())
+	cfg := g.Config(site, "ngj-new-1")
+	cfg.RestoreFromParent = true
+	first := g.StartConfig(cfg)
+	g.Eventually(30*time.Second, func() error {
+		if g.Leader("cd-dgdj-ngj") != first {
+			return fmt.Errorf("the restoring node does not lead its site yet")
+		}
+		if st, err := first.State().Restored(); err != nil || !st.Restoring {
+			return fmt.Errorf("the restore has not begun: %+v %v", st, err)
+		}
+		return nil
+	})
+	others := []*node.Node{g.Start(site, "ngj-new-2"), g.Start(site, "ngj-new-3")}
+	g.Eventually(30*time.Second, func() error {
+		for _, n := range others {
+			if !n.Restoring() {
+				return fmt.Errorf("%s has not joined the restoring site", n.Name())
+			}
+		}
+		return nil
+	})
+	if !first.Restoring() {
+		t.Fatal("the restore ended while the parent was cut off")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := others[0].State().SubmitCase(ctx, testgrid.Submission(70)); err == nil {
+		t.Fatal("a node of a site being restored accepted a case")
+	}
+
+	g.Kill(first.Name())
+	g.Eventually(60*time.Second, func() error {
+		for _, n := range others {
+			if n.Restoring() {
+				return fmt.Errorf("%s: still restoring", n.Name())
+			}
+			for _, number := range numbers {
+				if _, err := n.State().GetCase(number); err != nil {
+					return fmt.Errorf("%s lacks %s: %v", n.Name(), number, err)
+				}
+			}
+		}
+		return nil
+	})
+	c := submitDecided(t, g.WaitLeader("cd-dgdj-ngj"), 71, "")
+	if _, _, seq, _ := casework.ParseNumber(c.Number); seq < 900_000 {
+		t.Fatalf("the restored community issued %s: numbers of its restore day start at 900000", c.Number)
 	}
 }

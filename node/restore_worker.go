@@ -78,9 +78,11 @@ func (n *Node) restoreOnce(stop <-chan struct{}) error {
 		}
 	}
 	from := restoreSource{n: n, ctx: ctx}
-	parent, err := from.export(n.cfg.Parent, true)
-	if err != nil {
-		return fmt.Errorf("from the parent %s: %w", n.cfg.Parent, err)
+	parent := &exported{}
+	if n.cfg.Parent != "" {
+		if parent, err = from.export(n.cfg.Parent, true); err != nil {
+			return fmt.Errorf("from the parent %s: %w", n.cfg.Parent, err)
+		}
 	}
 	// The children: the parent's registry names them; gossip may show more (not registered yet).
 	children := parent.children
@@ -106,7 +108,7 @@ func (n *Node) restoreOnce(stop <-chan struct{}) error {
 	if err := n.state.FinishRestore(ctx, parent.feedCursor, retired, newestDocs(config)); err != nil {
 		return err
 	}
-	n.logger.Info("site restored from its neighbours' mirrors", "parent", n.cfg.Parent, "children", len(children), "cases", from.done)
+	n.logger.Info("site restored: what its neighbours knew is back", "parent", n.cfg.Parent, "children", len(children), "cases", from.done)
 	return nil
 }
 

@@ -116,3 +116,11 @@ func (l *Local) Restore(rc io.ReadCloser) error {
 
 // Close closes the state database.
 func (l *Local) Close() error { return l.fsm.close() }
+
+// WriteForTest writes a key outside any command, standing for state an earlier version left
+// behind. Only tests use it.
+func (l *Local) WriteForTest(key, value []byte) error {
+	l.fsm.mu.RLock()
+	defer l.fsm.mu.RUnlock()
+	return l.fsm.db.Update(func(txn *badger.Txn) error { return txn.Set(key, value) })
+}

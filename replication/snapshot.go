@@ -124,6 +124,22 @@ func loadSnapshot(r io.Reader, dir string, logger *slog.Logger) error {
 }
 
 func readSnapshot(r io.Reader, db *badger.DB) error {
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	if err := readSnapshotPairs(r, wb.Set); err != nil {
+		return err
+	}
+	return wb.Flush()
+}
+
+// checkSnapshot reads a snapshot stream through and checks its count and checksum.
+func checkSnapshot(r io.Reader) error {
+	return readSnapshotPairs(r, func(k, v []byte) error { return nil })
+}
+
+// readSnapshotPairs hands every key and value of a snapshot stream to fn, then checks the
+// stream's count and checksum: fn has seen everything only if it returns nil.
+func readSnapshotPairs(r io.Reader, fn func(key, value []byte) error) error {
 	crc := crc32.New(crcTable)
 	br := bufio.NewReaderSize(r, 256<<10)
 	tr := io.TeeReader(br, crc)
@@ -132,8 +148,6 @@ func readSnapshot(r io.Reader, db *badger.DB) error {
 		return errors.New("not a govgrid state snapshot")
 	}
 	byteReader := teeByteReader{tr}
-	wb := db.NewWriteBatch()
-	defer wb.Cancel()
 	var count uint64
 	for {
 		key, end, err := readField(byteReader, tr)
@@ -147,7 +161,7 @@ func readSnapshot(r io.Reader, db *badger.DB) error {
 		if err != nil || end {
 			return errors.New("snapshot truncated inside a pair")
 		}
-		if err := wb.Set(key, val); err != nil {
+		if err := fn(key, val); err != nil {
 			return err
 		}
 		count++
@@ -167,7 +181,7 @@ func readSnapshot(r io.Reader, db *badger.DB) error {
 	if binary.BigEndian.Uint32(sum[:]) != want {
 		return errors.New("snapshot checksum mismatch")
 	}
-	return wb.Flush()
+	return nil
 }
 
 // maxSnapshotField bounds one key or value so that a corrupt length cannot exhaust memory.

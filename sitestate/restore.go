@@ -237,12 +237,19 @@ func (m *machine) restoreCase(tx *replication.Tx, site string, cs *casework.Case
 	if err := restoreRefusals(tx, site, cs); err != nil {
 		return err
 	}
-	meta, seen, err := getMirrorMeta(tx, cs.Number)
+	// What this site knows as its own part in the case: the copy it holds, or the handoff its
+	// stub names. A record no newer than that is old news (another source's copy, a retried
+	// batch, or a copy from before the site handed the case on). The mirror does not count: a
+	// feed may have brought the newest record (one on its way here) before this restore did.
+	known, err := restoredVersion(tx, cs.Number)
 	if err != nil {
 		return err
 	}
-	if seen && meta.Version >= cs.Version {
-		return nil // as new as what was restored already (another neighbour's copy, or a retried batch)
+	if cs.Version <= known {
+		if _, err := m.mirror(tx, &FeedEntry{Origin: cs.HolderSite, At: cs.UpdatedAt, Case: cs, QueryCode: code}, "restore", nil); err != nil {
+			return err
+		}
+		return nil
 	}
 	old, held, err := getCase(tx, cs.Number)
 	if err != nil {
@@ -255,6 +262,16 @@ func (m *machine) restoreCase(tx *replication.Tx, site string, cs *casework.Case
 			tx.Emit(outboxRemoved(old.Transit.HandoffID))
 		}
 	}
+	if cs.Transit != nil && cs.Transit.To == site {
+		// On its way to this site: its source may have settled the handoff (its answer came
+		// before the loss, or the backup is older than it), so take the case in now; a copy
+		// delivered again is answered as a duplicate by the version.
+		if err := cs.Arrive(cs.Transit.HandoffID, site, tx.At()); err != nil {
+			m.logger.Warn("not taking in a case restored in transit to this site", "number", cs.Number, "error", err)
+		} else {
+			tx.Emit(counted{handoffsIn: 1})
+		}
+	}
 	if cs.HolderSite == site {
 		tx.Delete(stubKey(cs.Number))
 		indexCase(tx, cs)
@@ -264,13 +281,21 @@ func (m *machine) restoreCase(tx *replication.Tx, site string, cs *casework.Case
 		return m.storeCase(tx, cs, site, code)
 	}
 	// Not held here: keep a copy, and point to where this site last sent it.
-	tx.Delete(caseKey(cs.Number))
+	if held {
+		if err := unholdMirror(tx, cs.Number); err != nil { // its mirror record referred to the held copy
+			return err
+		}
+		tx.Delete(caseKey(cs.Number))
+	}
 	e := FeedEntry{Origin: cs.HolderSite, At: cs.UpdatedAt, Case: cs, QueryCode: code}
-	if accepted, err := m.mirror(tx, &e, "restore", nil); err != nil || !accepted {
+	accepted, err := m.mirror(tx, &e, "restore", nil)
+	if err != nil {
 		return err
 	}
-	if err := appendFeed(tx, cs.Number); err != nil {
-		return err
+	if accepted {
+		if err := appendFeed(tx, cs.Number); err != nil {
+			return err
+		}
 	}
 	for i := len(cs.History) - 1; i >= 0; i-- {
 		e := cs.History[i]
@@ -280,6 +305,28 @@ func (m *machine) restoreCase(tx *replication.Tx, site string, cs *casework.Case
 	}
 	tx.Delete(stubKey(cs.Number))
 	return nil
+}
+
+// restoredVersion is the version of a case this site holds, or of the handoff its stub names
+// (0 when it has neither).
+func restoredVersion(tx *replication.Tx, number string) (uint64, error) {
+	c, held, err := getCase(tx, number)
+	if err != nil || held {
+		if held {
+			return c.Version, nil
+		}
+		return 0, err
+	}
+	var st Stub
+	found, err := getJSON(tx, stubKey(number), &st)
+	if err != nil || !found {
+		return 0, err
+	}
+	_, v, err := casework.ParseHandoffID(st.HandoffID)
+	if err != nil {
+		return 0, nil
+	}
+	return v, nil
 }
 
 // restoreRefusals puts back the handoffs site refused, from the case's history (the refusal

@@ -300,3 +300,23 @@ func getOne[T any](s *State, key []byte) (*T, error) {
 
 // ExportState returns every key and value of this node's state (tests and diagnostics).
 func (s *State) ExportState() (map[string][]byte, error) { return s.b.ExportState() }
+
+// Fresh reports whether this site holds and mirrors no case: a backup may be restored into it
+// without throwing anything away.
+func (s *State) Fresh() (bool, error) {
+	fresh := true
+	err := s.view(func(txn *badger.Txn) error {
+		for _, prefix := range [][]byte{prefixCase, prefixMirror, prefixStub} {
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix, opts.PrefetchValues = prefix, false
+			it := txn.NewIterator(opts)
+			it.Rewind()
+			if it.Valid() {
+				fresh = false
+			}
+			it.Close()
+		}
+		return nil
+	})
+	return fresh, err
+}

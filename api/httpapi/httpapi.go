@@ -52,7 +52,9 @@ type Config struct {
 	Node  NodeInfo
 	// ConfigDocs serves /v1/config; nil serves none.
 	ConfigDocs ConfigService
-	Metrics    http.Handler
+	// Backups serves /v1/snapshot; nil serves none.
+	Backups BackupService
+	Metrics http.Handler
 	// Console serves the web console at /; nil serves none.
 	Console http.Handler
 	Logger  *slog.Logger
@@ -90,6 +92,10 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/config/{path...}", s.getConfig)
 		mux.HandleFunc("PUT /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, false) })
 		mux.HandleFunc("DELETE /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, true) })
+	}
+	if cfg.Backups != nil {
+		mux.HandleFunc("GET /v1/snapshot", s.saveBackup)
+		mux.HandleFunc("POST /v1/snapshot/restore", s.restoreBackup)
 	}
 	mux.HandleFunc("POST /v1/site/retire", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, true) })
 	mux.HandleFunc("POST /v1/site/reinstate", func(w http.ResponseWriter, r *http.Request) { s.retire(w, r, false) })
