@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/testgrid"
 	"golang.org/x/sys/unix"
 )
 
@@ -389,11 +390,8 @@ func TestSlowLinkDelaysPackets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// unshare has made the namespace once the holder's differs from ours.
-	for ns.notHost() != nil {
-		if ctx.Err() != nil {
-			t.Fatal("unshare -n made no namespace")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := testgrid.Poll(30*time.Second, ns.notHost); err != nil {
+		t.Fatalf("unshare -n made no namespace: %v", err)
 	}
 	if _, err := ns.exec(ctx, ipPath, "link", "set", "lo", "up"); err != nil {
 		t.Fatal(err)

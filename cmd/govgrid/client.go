@@ -54,12 +54,7 @@ func call(addr, method, path string, body, out any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &apiError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status}
-		var body api.ErrorBody
-		if json.Unmarshal(data, &body) == nil {
-			e.ErrorDetail = body.Error
-		}
-		return e
+		return newAPIError(method, path, resp, data)
 	}
 	if out == nil {
 		return nil
@@ -74,6 +69,16 @@ type apiError struct {
 	Status       int
 	StatusText   string // "409 Conflict"
 	api.ErrorDetail
+}
+
+// newAPIError is the error of resp, a non-2xx answer to method path whose body is data.
+func newAPIError(method, path string, resp *http.Response, data []byte) *apiError {
+	e := &apiError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status}
+	var body api.ErrorBody
+	if json.Unmarshal(data, &body) == nil {
+		e.ErrorDetail = body.Error
+	}
+	return e
 }
 
 func (e *apiError) Error() string {

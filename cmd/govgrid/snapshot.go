@@ -67,19 +67,10 @@ func atLeader(method, addr, path string, body func() io.Reader) (*http.Response,
 	return nil, fmt.Errorf("%s %s: the leader moved twice; try again", method, path)
 }
 
+// answerError is the error of resp, a non-2xx answer to method path.
 func answerError(resp *http.Response, method, path string) error {
 	data, _ := io.ReadAll(resp.Body)
-	e := &apiError{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status}
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(data, &body) == nil {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-	}
-	return e
+	return newAPIError(method, path, resp, data)
 }
 
 func newSnapshotSaveCommand() *cobra.Command {
