@@ -41,8 +41,7 @@ func (s *server) atLeader(w http.ResponseWriter, r *http.Request) bool {
 // saveBackup streams a backup of the site (GET /v1/snapshot). A backup holds every case with its
 // applicant's identity, so until accounts exist it is served only to the node's own host.
 func (s *server) saveBackup(w http.ResponseWriter, r *http.Request) {
-	if !fromLoopback(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "backups are taken only from the node's own host", nil)
+	if !fromOwnHost(w, r, "backups are taken only from the node's own host") {
 		return
 	}
 	if !s.atLeader(w, r) {
@@ -60,8 +59,7 @@ func (s *server) saveBackup(w http.ResponseWriter, r *http.Request) {
 // restoreBackup replaces the site's state with the backup in the body
 // (POST /v1/snapshot/restore?force=true); only from the node's own host.
 func (s *server) restoreBackup(w http.ResponseWriter, r *http.Request) {
-	if !fromLoopback(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "backups are restored only from the node's own host", nil)
+	if !fromOwnHost(w, r, "backups are restored only from the node's own host") {
 		return
 	}
 	if !s.atLeader(w, r) {

@@ -128,8 +128,7 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 // leave makes the node leave for good. Until accounts exist it is taken only from the node's
 // own host (loopback), the way `govgrid leave` on that host calls it.
 func (s *server) leave(w http.ResponseWriter, r *http.Request) {
-	if !fromLoopback(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "leave is accepted only from the node's own host", nil)
+	if !fromOwnHost(w, r, "leave is accepted only from the node's own host") {
 		return
 	}
 	s.cfg.Node.LeaveAsync()
@@ -165,8 +164,7 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 
 // retire retires the node's site or reinstates it; like leave, only from the node's own host.
 func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
-	if !fromLoopback(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "retire and reinstate are accepted only from the node's own host", nil)
+	if !fromOwnHost(w, r, "retire and reinstate are accepted only from the node's own host") {
 		return
 	}
 	var req api.RetireRequest
@@ -205,8 +203,7 @@ func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
 // putConfig changes a document of this site's (the body is its JSON value) or removes it. Until
 // accounts exist it is taken only from the node's own host, like leave.
 func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
-	if !fromLoopback(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "configuration is changed only from the node's own host until accounts exist", nil)
+	if !fromOwnHost(w, r, "configuration is changed only from the node's own host until accounts exist") {
 		return
 	}
 	path := r.PathValue("path")
@@ -239,6 +236,17 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// fromOwnHost reports whether r comes from the node's own host (loopback), and answers 403
+// with msg when it does not: what changes a node or reads all of its cases is taken only from
+// there until accounts exist.
+func fromOwnHost(w http.ResponseWriter, r *http.Request, msg string) bool {
+	if fromLoopback(r) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "forbidden", msg, nil)
+	return false
 }
 
 func fromLoopback(r *http.Request) bool {
