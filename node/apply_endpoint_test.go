@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api/apitest"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // The unit tests of the Cluster endpoints build each endpoint from small fakes of the narrow
@@ -35,26 +33,7 @@ const (
 // client of it. Only the endpoints set in cs may be called.
 func serveCluster(t *testing.T, cs *clusterServer) pb.ClusterClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	pb.RegisterClusterServer(srv, cs)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-		<-done
-	})
-	return pb.NewClusterClient(conn)
+	return pb.NewClusterClient(apitest.ServeGRPC(t, func(s *grpc.Server) { pb.RegisterClusterServer(s, cs) }))
 }
 
 // testContext is a context that ends with the test, or after ten seconds.

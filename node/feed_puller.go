@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/internal/metric"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,22 +43,15 @@ type feedMetrics struct {
 }
 
 func newFeedMetrics(reg prometheus.Registerer) *feedMetrics {
-	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"child"})
+	f := metric.With(reg)
+	return &feedMetrics{
+		lagEntries: f.GaugeVec("govgrid_feed_lag_entries", "Entries of a child's feed not yet mirrored here (leader only; absent while the lag is not known).", "child"),
+		lagSeconds: f.GaugeVec("govgrid_feed_lag_seconds", "How far this site's mirror of a child is behind it, in seconds (leader only; absent while the lag is not known).", "child"),
+		lagKnown:   f.GaugeVec("govgrid_feed_lag_known", "1 when the child was heard within its feed's silence window, 0 when not: its lag is then unknown (leader only).", "child"),
+		silent:     f.GaugeVec("govgrid_feed_silent_seconds", "Seconds since this site last heard a child's feed, an entry or a heartbeat (since it leads, if never; leader only).", "child"),
+		streamUp:   f.GaugeVec("govgrid_feed_stream_up", "1 while the feed stream from a child is open (leader only).", "child"),
+		applied:    f.CounterVec("govgrid_feed_entries_mirrored_total", "Feed entries of a child committed into this site's mirror.", "child"),
 	}
-	m := &feedMetrics{
-		lagEntries: gauge("govgrid_feed_lag_entries", "Entries of a child's feed not yet mirrored here (leader only; absent while the lag is not known)."),
-		lagSeconds: gauge("govgrid_feed_lag_seconds", "How far this site's mirror of a child is behind it, in seconds (leader only; absent while the lag is not known)."),
-		lagKnown:   gauge("govgrid_feed_lag_known", "1 when the child was heard within its feed's silence window, 0 when not: its lag is then unknown (leader only)."),
-		silent:     gauge("govgrid_feed_silent_seconds", "Seconds since this site last heard a child's feed, an entry or a heartbeat (since it leads, if never; leader only)."),
-		streamUp:   gauge("govgrid_feed_stream_up", "1 while the feed stream from a child is open (leader only)."),
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "govgrid_feed_entries_mirrored_total",
-			Help: "Feed entries of a child committed into this site's mirror.",
-		}, []string{"child"}),
-	}
-	reg.MustRegister(m.lagEntries, m.lagSeconds, m.lagKnown, m.silent, m.streamUp, m.applied)
-	return m
 }
 
 // publish sets the gauges of every child from the committed cursors and what the leader heard.

@@ -133,17 +133,7 @@ func TestSubtreeListingAndLag(t *testing.T) {
 		submitDecided(t, []*node.Node{ngj, bgj}[i%2], i, "")
 	}
 	submitDecided(t, township, 6, "")
-	var list struct {
-		Cases []struct {
-			Number     string `json:"number"`
-			HolderSite string `json:"holder_site"`
-			Mirror     struct {
-				Origin     string    `json:"origin"`
-				MirroredAt time.Time `json:"mirrored_at"`
-			} `json:"mirror"`
-		} `json:"cases"`
-		NextPageToken string `json:"next_page_token"`
-	}
+	var list api.SubtreePage
 	g.Eventually(20*time.Second, func() error {
 		list.Cases = nil
 		testgrid.GetJSON(t, district, "/v1/cases?scope=subtree&tier=community&page_size=10", &list)

@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/internal/backoff"
+	"github.com/govgrid/govgrid/internal/metric"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -51,35 +52,15 @@ type handoffMetrics struct {
 }
 
 func newHandoffMetrics(reg prometheus.Registerer) *handoffMetrics {
-	m := &handoffMetrics{
-		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "govgrid_handoff_outbox_depth",
-			Help: "Handoffs committed at this site and not yet settled, by target site (leader only).",
-		}, []string{"target"}),
-		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "govgrid_handoff_outbox_oldest_seconds",
-			Help: "Age of the oldest unsettled handoff, by target site (leader only): a stuck handoff shows here.",
-		}, []string{"target"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "govgrid_handoff_delivery_seconds",
-			Help:    "Time from committing a handoff at this site to its target's answer.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
-		}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoff_retries_total",
-			Help: "Deliveries that failed (target unreachable, no leader, timeout) and will be retried.",
-		}),
-		refusals: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoff_refusals_total",
-			Help: "Handoffs from this site that their target refused; the case was unlocked with the reason.",
-		}),
+	f := metric.With(reg)
+	return &handoffMetrics{
+		depth:    f.GaugeVec("govgrid_handoff_outbox_depth", "Handoffs committed at this site and not yet settled, by target site (leader only).", "target"),
+		oldest:   f.GaugeVec("govgrid_handoff_outbox_oldest_seconds", "Age of the oldest unsettled handoff, by target site (leader only): a stuck handoff shows here.", "target"),
+		latency:  f.Histogram("govgrid_handoff_delivery_seconds", "Time from committing a handoff at this site to its target's answer.", 0.001, 2, 18),
+		retries:  f.Counter("govgrid_handoff_retries_total", "Deliveries that failed (target unreachable, no leader, timeout) and will be retried."),
+		refusals: f.Counter("govgrid_handoff_refusals_total", "Handoffs from this site that their target refused; the case was unlocked with the reason."),
+		failing:  f.GaugeVec("govgrid_handoff_target_failing_seconds", "How long deliveries to a target site with handoffs waiting have failed, in seconds; 0 while it answers (leader only).", "target"),
 	}
-	m.failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "govgrid_handoff_target_failing_seconds",
-		Help: "How long deliveries to a target site with handoffs waiting have failed, in seconds; 0 while it answers (leader only).",
-	}, []string{"target"})
-	reg.MustRegister(m.depth, m.oldest, m.latency, m.retries, m.refusals, m.failing)
-	return m
 }
 
 // runOutbox is leader work: it loads the committed outbox into memory, keeps a sender running

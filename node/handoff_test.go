@@ -69,20 +69,6 @@ func eventTypes(c *casework.Case) []casework.EventType {
 	return out
 }
 
-type moveBody struct {
-	ToSite       string `json:"to_site,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-	Instructions string `json:"instructions,omitempty"`
-	Actor        string `json:"actor,omitempty"`
-}
-
-type errorAnswer struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 	g := testgrid.New(t, fourSites)
 	district, township := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj")
@@ -109,7 +95,7 @@ func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 
 	// The district hands it down to the township with instructions, and the township returns it.
 	var moved casework.Case
-	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", moveBody{ToSite: "cd-dgdj", Instructions: "请街道核实现场", Actor: "区中心 李明"}, &moved); code != http.StatusAccepted {
+	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", api.MoveRequest{ToSite: "cd-dgdj", Instructions: "请街道核实现场", Actor: "区中心 李明"}, &moved); code != http.StatusAccepted {
 		t.Fatalf("handdown: %d", code)
 	}
 	if moved.Transit == nil || moved.Transit.Move != casework.MoveHandDown {
@@ -117,11 +103,11 @@ func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 	}
 	// While in transit, the holder may not change it.
 	// While in transit (or once handed on), the district may not change it.
-	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", moveBody{ToSite: "cd-dgdj"}, nil); code != http.StatusConflict {
+	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", api.MoveRequest{ToSite: "cd-dgdj"}, nil); code != http.StatusConflict {
 		t.Fatalf("second handdown: %d, want 409", code)
 	}
 	waitHeld(t, g, township, c.Number, "cd-dgdj", 20*time.Second)
-	if code := testgrid.PostJSON(t, township, "/v1/cases/"+c.Number+"/return", moveBody{Reason: "核实完毕，退回区中心", Actor: "街道 王芳"}, nil); code != http.StatusAccepted {
+	if code := testgrid.PostJSON(t, township, "/v1/cases/"+c.Number+"/return", api.MoveRequest{Reason: "核实完毕，退回区中心", Actor: "街道 王芳"}, nil); code != http.StatusAccepted {
 		t.Fatalf("return: %d", code)
 	}
 	back := waitHeld(t, g, ngj, c.Number, "cd", 20*time.Second)
@@ -148,25 +134,25 @@ func TestMovesFollowTheRules(t *testing.T) {
 		n      *node.Node
 		number string
 		verb   string
-		body   moveBody
+		body   api.MoveRequest
 		want   int
 	}{
-		{"district has no parent", district, atDistrict.Number, "escalate", moveBody{Reason: "x"}, http.StatusBadRequest},
-		{"hand down to a grandchild", district, atDistrict.Number, "handdown", moveBody{ToSite: "cd-dgdj-ngj"}, http.StatusBadRequest},
-		{"hand down to a sibling", ngj, local.Number, "handdown", moveBody{ToSite: "cd-dgdj-bgj"}, http.StatusBadRequest},
-		{"hand down to the parent", ngj, local.Number, "handdown", moveBody{ToSite: "cd-dgdj"}, http.StatusBadRequest},
-		{"hand down to an unknown site", district, atDistrict.Number, "handdown", moveBody{ToSite: "cd-nowhere"}, http.StatusNotFound},
-		{"hand down without a target", district, atDistrict.Number, "handdown", moveBody{}, http.StatusBadRequest},
-		{"escalate past the parent", ngj, local.Number, "escalate", moveBody{ToSite: "cd"}, http.StatusBadRequest},
-		{"return a case accepted here", ngj, local.Number, "return", moveBody{}, http.StatusConflict},
-		{"relay a case accepted here", ngj, local.Number, "relay", moveBody{}, http.StatusConflict},
-		{"a case another site holds", township, local.Number, "escalate", moveBody{}, http.StatusNotFound},
-		{"an unknown case", ngj, "cd-dgdj-ngj-20261125-999999", "escalate", moveBody{}, http.StatusNotFound},
-		{"not a case number", ngj, "nonsense", "escalate", moveBody{}, http.StatusBadRequest},
+		{"district has no parent", district, atDistrict.Number, "escalate", api.MoveRequest{Reason: "x"}, http.StatusBadRequest},
+		{"hand down to a grandchild", district, atDistrict.Number, "handdown", api.MoveRequest{ToSite: "cd-dgdj-ngj"}, http.StatusBadRequest},
+		{"hand down to a sibling", ngj, local.Number, "handdown", api.MoveRequest{ToSite: "cd-dgdj-bgj"}, http.StatusBadRequest},
+		{"hand down to the parent", ngj, local.Number, "handdown", api.MoveRequest{ToSite: "cd-dgdj"}, http.StatusBadRequest},
+		{"hand down to an unknown site", district, atDistrict.Number, "handdown", api.MoveRequest{ToSite: "cd-nowhere"}, http.StatusNotFound},
+		{"hand down without a target", district, atDistrict.Number, "handdown", api.MoveRequest{}, http.StatusBadRequest},
+		{"escalate past the parent", ngj, local.Number, "escalate", api.MoveRequest{ToSite: "cd"}, http.StatusBadRequest},
+		{"return a case accepted here", ngj, local.Number, "return", api.MoveRequest{}, http.StatusConflict},
+		{"relay a case accepted here", ngj, local.Number, "relay", api.MoveRequest{}, http.StatusConflict},
+		{"a case another site holds", township, local.Number, "escalate", api.MoveRequest{}, http.StatusNotFound},
+		{"an unknown case", ngj, "cd-dgdj-ngj-20261125-999999", "escalate", api.MoveRequest{}, http.StatusNotFound},
+		{"not a case number", ngj, "nonsense", "escalate", api.MoveRequest{}, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := caseState(t, tc.n)
-			var e errorAnswer
+			var e api.ErrorBody
 			if code := testgrid.PostJSON(t, tc.n, "/v1/cases/"+tc.number+"/"+tc.verb, tc.body, &e); code != tc.want {
 				t.Fatalf("%s %s at %s: %d, want %d", tc.verb, tc.number, tc.n.Site(), code, tc.want)
 			}
@@ -178,7 +164,7 @@ func TestMovesFollowTheRules(t *testing.T) {
 
 	// Once moved, the source keeps only a pointer: a second move there is a conflict naming
 	// the holder.
-	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", moveBody{Reason: "需街道协调", Actor: "社区 赵敏"}, nil); code != http.StatusAccepted {
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", api.MoveRequest{Reason: "需街道协调", Actor: "社区 赵敏"}, nil); code != http.StatusAccepted {
 		t.Fatalf("escalate: %d", code)
 	}
 	waitHeld(t, g, ngj, local.Number, "cd-dgdj", 20*time.Second)
@@ -188,7 +174,7 @@ func TestMovesFollowTheRules(t *testing.T) {
 		}
 		return nil
 	})
-	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", moveBody{}, nil); code != http.StatusConflict {
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+local.Number+"/escalate", api.MoveRequest{}, nil); code != http.StatusConflict {
 		t.Fatalf("escalate a handed-on case: %d, want 409", code)
 	}
 	// GET of a number that never existed is 404 everywhere.
@@ -241,7 +227,7 @@ func TestRetiredTargetRefusesAndTheCaseIsUnlocked(t *testing.T) {
 	if err := township.SetRetired(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
-	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+c.Number+"/escalate", moveBody{Reason: "再次上报"}, nil); code != http.StatusAccepted {
+	if code := testgrid.PostJSON(t, ngj, "/v1/cases/"+c.Number+"/escalate", api.MoveRequest{Reason: "再次上报"}, nil); code != http.StatusAccepted {
 		t.Fatalf("escalate after reinstatement: %d", code)
 	}
 	waitHeld(t, g, ngj, c.Number, "cd-dgdj", 20*time.Second)

@@ -4,23 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/govgrid/govgrid/tier"
+	"github.com/govgrid/govgrid/api"
 )
 
-// Meta is what a node tells the grid about itself through gossip. Field names are short because
-// memberlist refuses (panics on) metadata over 512 bytes.
-type Meta struct {
-	Site    string    `json:"s"`
-	Tier    tier.Tier `json:"t"`
-	Parent  string    `json:"p,omitempty"`
-	GRPC    string    `json:"g"`
-	Raft    string    `json:"r"`
-	HTTP    string    `json:"h"`
-	Version string    `json:"v,omitempty"`
-	// Leaving is set when the node is leaving for good: its site leader removes it from Raft.
-	// (memberlist's leave events do not say whether a node left or died.)
-	Leaving bool `json:"l,omitempty"`
-}
+// Meta is what a node tells the grid about itself through gossip: the wire type of
+// GET /v1/members' "meta" (api.GossipMeta, where its fields are described). Its keys are short
+// because memberlist refuses (panics on) metadata over 512 bytes.
+type Meta api.GossipMeta
 
 // MetaMaxSize is memberlist's limit on node metadata; MaxVersion bounds the version string so
 // that the largest allowed values still fit (TestMetaAtItsSizeLimit).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
@@ -48,7 +49,7 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 	}
 	waitOutboxesEmpty(t, g, []string{"cd", "cd-dgdj", "cd-dgdj-ngj"}, 30*time.Second)
 	back := numbers[1] // decided by the township: held there now
-	if code := testgrid.PostJSON(t, township, "/v1/cases/"+back+"/handdown", moveBody{ToSite: "cd-dgdj-ngj", Instructions: "请社区补充材料"}, nil); code != 202 {
+	if code := testgrid.PostJSON(t, township, "/v1/cases/"+back+"/handdown", api.MoveRequest{ToSite: "cd-dgdj-ngj", Instructions: "请社区补充材料"}, nil); code != 202 {
 		t.Fatalf("handdown: %d", code)
 	}
 	waitOutboxesEmpty(t, g, []string{"cd", "cd-dgdj", "cd-dgdj-ngj"}, 30*time.Second)
@@ -120,7 +121,7 @@ func TestLostCommunityIsRestoredFromItsParent(t *testing.T) {
 		}
 		return nil
 	})
-	if code := testgrid.PostJSON(t, fresh, "/v1/cases/"+back+"/return", moveBody{Reason: "材料已补充"}, nil); code != 202 {
+	if code := testgrid.PostJSON(t, fresh, "/v1/cases/"+back+"/return", api.MoveRequest{Reason: "材料已补充"}, nil); code != 202 {
 		t.Fatalf("return after the restore: %d", code)
 	}
 	held := waitHeld(t, g, fresh, back, "cd-dgdj", 20*time.Second)

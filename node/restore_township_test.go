@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/testgrid"
@@ -61,7 +62,7 @@ func TestLostTownshipIsRestoredExactly(t *testing.T) {
 	// Cut off from the district, the township hands a case down; the community takes it.
 	g.Partition(township.Name(), district.Name())
 	down := submitDecided(t, township, 60, "")
-	if code := testgrid.PostJSON(t, township, "/v1/cases/"+down.Number+"/handdown", moveBody{ToSite: "cd-dgdj-ngj", Instructions: "请社区核实"}, nil); code != 202 {
+	if code := testgrid.PostJSON(t, township, "/v1/cases/"+down.Number+"/handdown", api.MoveRequest{ToSite: "cd-dgdj-ngj", Instructions: "请社区核实"}, nil); code != 202 {
 		t.Fatalf("handdown: %d", code)
 	}
 	waitOutboxesEmpty(t, g, []string{"cd-dgdj"}, 20*time.Second)

@@ -2,7 +2,6 @@ package sitestate
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -210,24 +209,6 @@ func (s *site) mirrorOf(child *site, entries []FeedEntry) *Answer {
 		raw[i] = b
 	}
 	return s.apply(cmdMirror, &mirrorCommand{Child: child.code, Entries: raw, Head: uint64(len(entries))})
-}
-
-// pullAll mirrors everything of child's feed past parent's cursor.
-//
-//lint:ignore U1000 unused since it was written (f3caaca): its owner keeps or deletes it
-func pullAll(t *testing.T, parent, child *site) {
-	t.Helper()
-	cur, err := parent.st.FeedCursors()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, head, err := child.st.ReadFeed(cur[child.code].Cursor+1, 1<<20, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parent.st.MirrorChild(context.Background(), child.code, raw, head); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func assertStateUnchanged(t *testing.T, s *site, before map[string][]byte) {

@@ -1,6 +1,9 @@
 package sitestate
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/govgrid/govgrid/internal/metric"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics count the site's committed work, on every node of the site.
 type metrics struct {
@@ -10,22 +13,10 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		casesAccepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_cases_accepted_total",
-			Help: "Cases opened at this site (counted by the FSM on every node of the site).",
-		}),
-		handoffsApplied: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoffs_received_total",
-			Help: "Handoffs this site took in (each handoff id once, however often it was delivered).",
-		}),
-		handoffsRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "govgrid_handoffs_refused_by_target_total",
-			Help: "Handoffs this site refused as their target.",
-		}),
+	f := metric.With(reg)
+	return &metrics{
+		casesAccepted:   f.Counter("govgrid_cases_accepted_total", "Cases opened at this site (counted by the FSM on every node of the site)."),
+		handoffsApplied: f.Counter("govgrid_handoffs_received_total", "Handoffs this site took in (each handoff id once, however often it was delivered)."),
+		handoffsRefused: f.Counter("govgrid_handoffs_refused_by_target_total", "Handoffs this site refused as their target."),
 	}
-	if reg != nil {
-		reg.MustRegister(m.casesAccepted, m.handoffsApplied, m.handoffsRefused)
-	}
-	return m
 }
