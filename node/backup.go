@@ -78,7 +78,7 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader, force bool) (*rep
 			return nil, err
 		}
 		if !fresh {
-			return nil, sitestate.Errorf(sitestate.CodeConflict, "site %s holds or mirrors cases: a backup is restored into a fresh site (or with force, throwing them away)", n.cfg.Site)
+			return nil, sitestate.Errorf(sitestate.CodeConflict, "site %s holds cases or handed some on: a backup is restored into a fresh site (or with force, throwing them away)", n.cfg.Site)
 		}
 	}
 	if !n.raft.IsLeader() {

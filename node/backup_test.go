@@ -34,12 +34,7 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	}
 
 	// The backup, asked of a follower: it answers with a redirect to the leader.
-	var follower string
-	for _, n := range g.SiteNodes("cd") {
-		if n.Name() != district.Name() {
-			follower = n.Addrs().HTTP
-		}
-	}
+	follower := g.Follower("cd").Addrs().HTTP
 	resp, err := http.Get("http://" + follower + "/v1/snapshot")
 	if err != nil {
 		t.Fatal(err)
@@ -72,19 +67,7 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /v1/snapshot/restore: %d %s", resp.StatusCode, body)
 	}
-	g.Eventually(60*time.Second, func() error {
-		for _, n := range g.SiteNodes("cd") {
-			if n.Restoring() {
-				return fmt.Errorf("%s: still restoring", n.Name())
-			}
-			for _, number := range before {
-				if _, err := n.State().GetCase(number); err != nil {
-					return fmt.Errorf("%s lacks %s from the backup: %v", n.Name(), number, err)
-				}
-			}
-		}
-		return nil
-	})
+	waitRestored(t, g, g.SiteNodes("cd"), before, 60*time.Second)
 	// The case that climbed after the backup is held by the district again, once.
 	held := waitHeld(t, g, g.WaitLeader("cd"), after.Number, "cd", 30*time.Second)
 	if err := held.VerifyHistory(); err != nil {

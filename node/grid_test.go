@@ -196,13 +196,7 @@ func TestGridsWithDifferentKeysNeverMerge(t *testing.T) {
 func TestFailedNodeIsReapedFromItsSite(t *testing.T) {
 	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 3}},
 		Configure: func(c *node.Config) { c.ReapAfter = 2 * time.Second }})
-	leader := g.WaitLeader("cd")
-	var victim string
-	for _, n := range g.SiteNodes("cd") {
-		if n != leader {
-			victim = n.Name()
-		}
-	}
+	victim, leader := g.Follower("cd").Name(), g.WaitLeader("cd")
 	g.Kill(victim)
 	g.Eventually(45*time.Second, func() error {
 		servers, err := leader.Raft().Servers()
@@ -220,13 +214,7 @@ func TestFailedNodeIsReapedFromItsSite(t *testing.T) {
 
 func TestNodeBackAtNewAddressIsReAdded(t *testing.T) {
 	g := testgrid.New(t, district3)
-	leader := g.WaitLeader("cd")
-	var moved string
-	for _, n := range g.SiteNodes("cd") {
-		if n != leader {
-			moved = n.Name()
-		}
-	}
+	moved, leader := g.Follower("cd").Name(), g.WaitLeader("cd")
 	g.Kill(moved)
 	// A renumbered machine comes back after the grid has seen it fail; until then memberlist
 	// rightly refuses a second address for a live name.

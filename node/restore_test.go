@@ -189,8 +189,18 @@ func TestRestoreInterruptedByALeaderChangeIsFinished(t *testing.T) {
 	}
 
 	g.Kill(first.Name())
-	g.Eventually(60*time.Second, func() error {
-		for _, n := range others {
+	waitRestored(t, g, others, numbers, 60*time.Second)
+	c := submitDecided(t, g.WaitLeader("cd-dgdj-ngj"), 71, "")
+	if _, _, seq, _ := casework.ParseNumber(c.Number); seq < 900_000 {
+		t.Fatalf("the restored community issued %s: numbers of its restore day start at 900000", c.Number)
+	}
+}
+
+// waitRestored waits until none of nodes is restoring and each has every case of numbers.
+func waitRestored(t *testing.T, g *testgrid.Grid, nodes []*node.Node, numbers []string, timeout time.Duration) {
+	t.Helper()
+	g.Eventually(timeout, func() error {
+		for _, n := range nodes {
 			if n.Restoring() {
 				return fmt.Errorf("%s: still restoring", n.Name())
 			}
@@ -202,8 +212,4 @@ func TestRestoreInterruptedByALeaderChangeIsFinished(t *testing.T) {
 		}
 		return nil
 	})
-	c := submitDecided(t, g.WaitLeader("cd-dgdj-ngj"), 71, "")
-	if _, _, seq, _ := casework.ParseNumber(c.Number); seq < 900_000 {
-		t.Fatalf("the restored community issued %s: numbers of its restore day start at 900000", c.Number)
-	}
 }

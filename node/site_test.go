@@ -151,13 +151,7 @@ func TestRestartedSiteKeepsEverything(t *testing.T) {
 
 func TestLeavingNodeIsRemovedFromItsSite(t *testing.T) {
 	g := testgrid.New(t, district3)
-	leader := g.WaitLeader("cd")
-	var leaving *node.Node
-	for _, n := range g.SiteNodes("cd") {
-		if n != leader {
-			leaving = n
-		}
-	}
+	leaving, leader := g.Follower("cd"), g.WaitLeader("cd")
 	if err := leaving.Leave(); err != nil {
 		t.Fatal(err)
 	}

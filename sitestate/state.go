@@ -301,12 +301,13 @@ func getOne[T any](s *State, key []byte) (*T, error) {
 // ExportState returns every key and value of this node's state (tests and diagnostics).
 func (s *State) ExportState() (map[string][]byte, error) { return s.b.ExportState() }
 
-// Fresh reports whether this site holds and mirrors no case: a backup may be restored into it
-// without throwing anything away.
+// Fresh reports whether this site holds no case and has handed none on: a backup may be
+// restored into it without throwing away anything only it knows. Its mirror does not count: a
+// fresh site mirrors its children within seconds, and the restore asks them again.
 func (s *State) Fresh() (bool, error) {
 	fresh := true
 	err := s.view(func(txn *badger.Txn) error {
-		for _, prefix := range [][]byte{prefixCase, prefixMirror, prefixStub} {
+		for _, prefix := range [][]byte{prefixCase, prefixStub} {
 			opts := badger.DefaultIteratorOptions
 			opts.Prefix, opts.PrefetchValues = prefix, false
 			it := txn.NewIterator(opts)

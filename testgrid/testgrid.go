@@ -216,6 +216,20 @@ func (g *Grid) WaitLeader(site string) *node.Node {
 	return leader
 }
 
+// Follower waits for the site's leader and returns another running node of the site (the
+// test fails if it has none).
+func (g *Grid) Follower(site string) *node.Node {
+	g.t.Helper()
+	leader := g.WaitLeader(site)
+	for _, n := range g.SiteNodes(site) {
+		if n != leader {
+			return n
+		}
+	}
+	g.t.Fatalf("site %s has no node but its leader", site)
+	return nil
+}
+
 // Kill stops a node abruptly: no leave, no goodbye to its site. Its data stays for Restart.
 func (g *Grid) Kill(name string) {
 	g.t.Helper()
