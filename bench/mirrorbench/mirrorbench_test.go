@@ -20,6 +20,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
 )
 
@@ -262,13 +263,13 @@ func TestSynthFeedProtocol(t *testing.T) {
 			}
 			next++
 		}
-		if n := len(batch.GetEntries()); n == 0 || n > feedBatch || size > feedBatchSize {
+		if n := len(batch.GetEntries()); n == 0 || n > node.FeedBatchEntries || size > node.FeedBatchBytes {
 			t.Fatalf("batch of %d entries, %d bytes", n, size)
 		}
 		switch unacked := next - 1 - acked; {
-		case unacked > feedWindow:
+		case unacked > node.FeedWindow:
 			t.Fatalf("%d entries unacknowledged", unacked)
-		case unacked == feedWindow || next > total:
+		case unacked == node.FeedWindow || next > total:
 			// The window is full: nothing more comes until the parent acknowledges.
 			select {
 			case b := <-batches:
@@ -318,7 +319,7 @@ func TestBatchSizeLimit(t *testing.T) {
 	for _, e := range b1.GetEntries() {
 		size += len(e)
 	}
-	if size > feedBatchSize || carry == nil || next != uint64(len(b1.GetEntries()))+1 || len(b1.GetEntries()) < 100 {
+	if size > node.FeedBatchBytes || carry == nil || next != uint64(len(b1.GetEntries()))+1 || len(b1.GetEntries()) < 100 {
 		t.Fatalf("first batch: %d entries, %d bytes, next %d, carry %d bytes", len(b1.GetEntries()), size, next, len(carry))
 	}
 	b2, err := s.batch(&next, &carry, 1)
