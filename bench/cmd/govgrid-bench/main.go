@@ -4,16 +4,17 @@
 // Every cell (system × nodes × concurrency) gets freshly started servers with empty data on
 // 127.0.0.1, a warmup, and a measured window of closed-loop 1 KiB writes:
 //
-//	go run ./bench/cmd/govgrid-bench --systems etcd,postgres --duration 3s --warmup 1s
+//	cd bench && go run ./cmd/govgrid-bench --systems etcd,postgres --duration 3s --warmup 1s
 //
-// Progress goes to stderr; the report goes to stdout (and, with --json, to a file).
+// bench/ is a module of its own (github.com/govgrid/govgrid/bench, with the product's module
+// replaced by ../), so that the baselines' clients (etcd's, pgx, zap) stay out of the product's
+// go.mod. Progress goes to stderr; the report goes to stdout (and, with --json, to a file).
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/govgrid/govgrid/bench/joinbench"
 	"os"
 	"os/signal"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govgrid/govgrid/bench/joinbench"
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
@@ -98,7 +101,7 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("govgrid-bench", flag.ContinueOnError)
-	fs.StringVar(&o.govgrid, "govgrid", "./bin/govgrid", "path of the govgrid binary")
+	fs.StringVar(&o.govgrid, "govgrid", "../bin/govgrid", "path of the govgrid binary (the default is where `make build` puts it, seen from bench/)")
 	fs.StringVar(&o.etcd, "etcd", "etcd", "path of the etcd server binary")
 	fs.StringVar(&o.pgBinDir, "pg-bin-dir", "", "directory of initdb and postgres (default: from PATH or /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&o.workDir, "workdir", "", "parent directory for the servers' data (default: $TMPDIR); it should be on the disk you mean to measure")

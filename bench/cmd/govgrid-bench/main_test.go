@@ -50,7 +50,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(o.systems, ",") != "etcd,postgres" || o.duration != 3*time.Second || o.warmup != 2*time.Second ||
-		!equal(o.concurrency, []int{1, 16, 64}) || !equal(o.nodes, []int{1, 3}) || !o.memory || o.govgrid != "./bin/govgrid" {
+		!equal(o.concurrency, []int{1, 16, 64}) || !equal(o.nodes, []int{1, 3}) || !o.memory || o.govgrid != "../bin/govgrid" {
 		t.Errorf("unexpected options %+v", o)
 	}
 	for _, bad := range [][]string{{"--systems", "redis"}, {"--concurrency", "0"}, {"--duration", "0s"}, {"extra"}} {
