@@ -39,7 +39,7 @@ demo: build
 
 # The benchmark tables of the README: govgrid against etcd 3.4 and PostgreSQL 15, same run, then
 # the in-process grid benchmarks (join, handoffs, feeds, convergence after a silent cut). BENCH
-# adds flags, e.g. BENCH='--converge-only --converge-quick'.
+# adds flags, e.g. BENCH='--only converge --converge-quick' (see govgrid-bench -h).
 BENCH ?=
 bench: build
 	cd bench && $(GO) run ./cmd/govgrid-bench --govgrid ../$(BIN) --json ../bench-results.json $(BENCH)

@@ -79,7 +79,8 @@ type Config struct {
 	Dir string
 	// Progress, if set, receives a line per phase and per cycle.
 	Progress io.Writer
-	// Logger receives the nodes' logs; nil discards them.
+	// Logger receives the nodes' logs, and the benchmark's own events (each cut, each
+	// healing, each convergence) to read them by; nil discards them.
 	Logger *slog.Logger
 }
 

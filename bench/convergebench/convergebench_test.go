@@ -48,8 +48,8 @@ func TestRunQuick(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Print(&out, res)
-	for _, want := range []string{"## Convergence after a silent cut", "| 2 cycles of a 8s cut", "| cycles: p99 (2 converged) |", "≤ 10s",
-		"| cycles not converged within the timeout | 0 of 2 | 0 | yes |", "| a day, time-compressed into a ", "1100 cases at the community, 150 escalated"} {
+	for _, want := range []string{"## Convergence after a silent cut", "| 2 cycles, each cut for 8s", "| cycles: p99 (2 converged) |", "≤ 10s",
+		"| cycles not converged within the timeout | 0 of 2 | 0 | yes |", "| a day, time-compressed into one cut of ", "1100 cases at the community, 150 escalated"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -145,12 +145,12 @@ func TestPrint(t *testing.T) {
 	Print(&out, r)
 	s := out.String()
 	for _, want := range []string{
-		"| 20 cycles of a 1m0s cut (each: 6 cases at the community, 2 escalated; 4 at the township, 2 handed down): time to converge after healing, p50 | 3.00 s | | |",
+		"| 20 cycles, each cut for 1m0s (6 cases at the community, 2 escalated; 4 at the township, 2 handed down): time to converge after healing, p50 | 3.00 s | | |",
 		"| cycles: p99 (19 converged) | 12.00 s | ≤ 10s | **no** |",
 		"| cycles not converged within the timeout | 1 of 20 | 0 | **no** |",
 		"- cycle 5: not converged: district's mirror: 3 of 10",
 		"with 20 cycles the p99 is the slowest",
-		"| a day, time-compressed into a 3m0s cut (2000 cases at the community, 300 escalated; 200 at the township, 100 handed down): time to converge | 4.00 s | ≤ 10s | yes |",
+		"| a day, time-compressed into one cut of 3m0s (2000 cases at the community, 300 escalated; 200 at the township, 100 handed down): time to converge | 4.00 s | ≤ 10s | yes |",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)

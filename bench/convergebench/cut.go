@@ -73,6 +73,7 @@ type cutState struct {
 func (g *grid) cutAndHeal(ctx context.Context, p plan) (cases []want, owed cutState, cut time.Duration, healAt time.Time, err error) {
 	g.tg.BlackholeNode(g.community.Name())
 	cutAt := time.Now()
+	g.log.Info("convergebench: the community is black-holed", "node", g.community.Name(), "cut", p.cut)
 	healed := false
 	defer func() {
 		if !healed {
@@ -95,6 +96,8 @@ func (g *grid) cutAndHeal(ctx context.Context, p plan) (cases []want, owed cutSt
 	owed = g.owed()
 	g.tg.Heal()
 	healAt, healed = time.Now(), true
+	g.log.Info("convergebench: healed", "after", healAt.Sub(cutAt), "cases", len(cases), "feed_behind", owed.feedBehind,
+		"outbox_up", owed.outboxUp, "outbox_down", owed.outboxDown)
 	return cases, owed, healAt.Sub(cutAt), healAt, nil
 }
 
@@ -146,10 +149,12 @@ func (g *grid) converge(ctx context.Context, cases []want, healAt time.Time, tim
 	for {
 		err := w.poll(healAt)
 		if err == nil {
+			g.log.Info("convergebench: " + w.describe())
 			return w.Convergence, nil
 		}
 		if time.Since(healAt) > timeout {
 			w.Missing = err.Error()
+			g.log.Info("convergebench: " + w.describe())
 			return w.Convergence, nil
 		}
 		select {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -34,6 +35,7 @@ const requestTimeout = 10 * time.Second
 // grid is a running benchmark grid.
 type grid struct {
 	tg        *testgrid.Grid
+	log       *slog.Logger // the benchmark's events
 	township  *node.Node
 	community *node.Node
 	http      *http.Client
@@ -50,7 +52,10 @@ func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
 		testgrid.Site{Code: communitySite, Tier: tier.Community, Parent: townshipSite, Nodes: 1},
 	))
 	g := &grid{tg: tg, township: tg.SiteNodes(townshipSite)[0], community: tg.SiteNodes(communitySite)[0],
-		http: &http.Client{Timeout: requestTimeout}}
+		http: &http.Client{Timeout: requestTimeout}, log: slog.New(slog.DiscardHandler)}
+	if cfg.Logger != nil {
+		g.log = cfg.Logger.With("convergebench", true)
+	}
 	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		if err := benchkit.Listed(g.township, map[string]bool{communitySite: true}); err != nil {
 			return err

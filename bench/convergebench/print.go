@@ -3,6 +3,7 @@ package convergebench
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
@@ -12,11 +13,11 @@ import (
 // Print writes r as a markdown section: one table with the target, then notes.
 func Print(w io.Writer, r Result) {
 	fmt.Fprintln(w, "\n## Convergence after a silent cut: community ↔ township")
-	fmt.Fprintf(w, "\n- grid: %s; the community black-holed from every other node (testgrid.BlackholeNode: nothing refused, nothing arrives)\n", r.Grid)
+	fmt.Fprintf(w, "\n- grid: %s; the community black-holed from every other node (testgrid.BlackholeNode: nothing refused, nothing arrives); the nodes, the clerks' calls and the watcher share this machine's %d CPUs\n", r.Grid, runtime.NumCPU())
 	fmt.Fprintln(w, "\n| measurement | result | target | met |")
 	fmt.Fprintln(w, "|---|---:|---:|---|")
 	if c := r.Cycles; c != nil {
-		fmt.Fprintf(w, "| %d cycles of a %v cut (each: %d cases at the community, %d escalated; %d at the township, %d handed down): time to converge after healing, p50 | %s | | |\n",
+		fmt.Fprintf(w, "| %d cycles, each cut for %v (%d cases at the community, %d escalated; %d at the township, %d handed down): time to converge after healing, p50 | %s | | |\n",
 			c.Cycles, c.Cut, c.CommunityCases, c.Escalate, c.TownshipCases, c.HandDown, benchkit.FmtDur(c.Converge.P50))
 		fmt.Fprintf(w, "| cycles: p99 (%d converged) | %s | ≤ %v | %s |\n", c.Converge.Count, benchkit.FmtDur(c.Converge.P99), TargetConverge, benchkit.YesNo(c.Met))
 		fmt.Fprintf(w, "| cycles: max | %s | | |\n", benchkit.FmtDur(c.Converge.Max))
@@ -31,7 +32,7 @@ func Print(w io.Writer, r Result) {
 		if d.Missing != "" {
 			conv = "not converged"
 		}
-		fmt.Fprintf(w, "| a day, time-compressed into a %v cut (%d cases at the community, %d escalated; %d at the township, %d handed down): time to converge | %s | ≤ %v | %s |\n",
+		fmt.Fprintf(w, "| a day, time-compressed into one cut of %v (%d cases at the community, %d escalated; %d at the township, %d handed down): time to converge | %s | ≤ %v | %s |\n",
 			d.Cut.Round(time.Second), d.CommunityCases, d.Escalated, d.TownshipCases, d.HandedDown, conv, TargetConverge, benchkit.YesNo(d.Met))
 		fmt.Fprintf(w, "| day: parts: handoffs delivered; township's mirror; district's mirror | %s; %s; %s | | |\n",
 			benchkit.FmtDur(d.Handoffs), benchkit.FmtDur(d.Township), benchkit.FmtDur(d.District))
