@@ -151,9 +151,11 @@ type Dist = benchkit.Dist
 // Result is everything one run measured; a run that did not happen is nil.
 type Result struct {
 	// Grid describes the grid.
-	Grid   string        `json:"grid"`
+	Grid string `json:"grid"`
+	// Cycles are the cut/heal cycles, Day the day, time-compressed.
 	Cycles *CyclesResult `json:"cycles,omitempty"`
 	Day    *DayResult    `json:"day,omitempty"`
+	// Target is TargetConverge.
 	Target time.Duration `json:"target_ns"`
 }
 
