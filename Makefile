@@ -14,16 +14,22 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/govgrid
 
 # Every test: unit, in-process grid, and end-to-end with the real binary, after vet, staticcheck
-# and gofmt. The race detector is on: the project is all concurrency.
+# and gofmt. The race detector is on: the project is all concurrency. bench/ is a module of its
+# own (its dependencies stay out of the product's go.mod), which ./... does not reach: its vet
+# and tests run on their own lines.
 test:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd bench && $(GO) run $(STATICCHECK) ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd bench && $(GO) test -race -count=1 -timeout 10m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
+	cd bench && $(GO) test -short -count=1 ./...
 
 # The robustness test of ./chaos run longer than in `make test` (40 s there): a grid under kills,
 # partitions and message faults, with retrying clients, checked at the end. SEED repeats a
@@ -36,13 +42,17 @@ chaos:
 demo: build
 	$(BIN) demo --dir $(DEMO_DIR) --base-port $(BASE_PORT)
 
-# The benchmark table of the README: govgrid against etcd 3.4 and PostgreSQL 15, same run.
+# The benchmark tables of the README: govgrid against etcd 3.4 and PostgreSQL 15, same run, then
+# the in-process grid benchmarks (join, handoffs, feeds, convergence after a silent cut). BENCH
+# adds flags, e.g. BENCH='--only converge --converge-quick' (see govgrid-bench -h).
+BENCH ?=
 bench: build
-	$(GO) run ./bench/cmd/govgrid-bench --govgrid ./$(BIN) --json bench-results.json
+	cd bench && $(GO) run ./cmd/govgrid-bench --govgrid ../$(BIN) --json ../bench-results.json $(BENCH)
 
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l . ; exit 1)
 
 # Regenerates api/govgridpb from govgrid.proto (needs protoc; installs the Go plugins).

@@ -1,9 +1,6 @@
 package testgrid
 
-import (
-	"testing"
-	"time"
-)
+import "time"
 
 // The deadline polls every test of the module shares (the in-process grid's, and e2e's and
 // deploy's against processes and containers): a test waits for a condition, never for a
@@ -12,7 +9,7 @@ import (
 // Eventually polls cond every 20 ms until it returns nil, failing t with cond's last error
 // when timeout passes; it returns how long that took. cond runs on the calling goroutine, so it
 // may itself fail t at once (a process that exited, say).
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) time.Duration {
+func Eventually(t T, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
 	took, err := poll(20*time.Millisecond, timeout, cond)
 	if err != nil {

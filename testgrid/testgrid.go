@@ -8,7 +8,8 @@
 //	leader := g.WaitLeader("cd")
 //	g.Kill(leader.Name())
 //
-// Nodes stop when the test ends.
+// Nodes stop when the test ends. New takes a T, which *testing.T satisfies; benchmarks run outside
+// go test pass an adapter of their own (bench/internal/benchkit) and set Spec.ProductionTimings.
 package testgrid
 
 import (
@@ -21,7 +22,6 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
@@ -46,11 +46,29 @@ type Spec struct {
 	GridName string
 	// Configure, if set, adjusts each node's config before it starts.
 	Configure func(*node.Config)
+	// ProductionTimings keeps node.DefaultConfig's timings (Raft's timeouts unscaled, the
+	// gossip profile's push-pull interval, the default reconnect and dead-node reclaim
+	// intervals) instead of the shortened ones that make tests fast: for benchmarks that
+	// measure what an operator would see. The grid still sets what it must: addresses, data
+	// directories, the gossip label and join address, and the links every node dials through.
+	ProductionTimings bool
+}
+
+// T is what a grid needs of whoever runs it: *testing.T and *testing.B satisfy it (as does any
+// testing.TB), and so does the adapter the benchmarks use outside go test. Fatalf must stop the
+// caller's goroutine, as testing.T's does (runtime.Goexit); Cleanup's functions run, last
+// registered first, when the caller is done; TempDir returns a new directory each call.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
 }
 
 // Grid is a running test grid.
 type Grid struct {
-	t    testing.TB
+	t    T
 	spec Spec
 
 	base  string // parent of every node's data directory
@@ -66,8 +84,9 @@ type member struct {
 	node *node.Node // nil while killed
 }
 
-// New starts every node of spec and waits until every site has a leader.
-func New(t testing.TB, spec Spec) *Grid {
+// New starts every node of spec and waits until every site has a leader. The nodes stop, and
+// their data directories (under t.TempDir) go, when t's cleanups run.
+func New(t T, spec Spec) *Grid {
 	t.Helper()
 	if spec.GridName == "" {
 		spec.GridName = "testgrid"
@@ -93,7 +112,7 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	cfg.Name, cfg.Site, cfg.Tier, cfg.Parent = name, s.Code, s.Tier, s.Parent
 	dir, err := os.MkdirTemp(g.base, name+"-")
 	if err != nil {
-		g.t.Fatal(err)
+		g.t.Fatalf("%v", err)
 	}
 	cfg.DataDir = dir
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -102,15 +121,17 @@ func (g *Grid) Config(s Site, name string) node.Config {
 		cfg.BootstrapExpect = max(s.Nodes, 1)
 	}
 	cfg.GridName = g.spec.GridName
-	cfg.RaftTimeScale = 0.3
 	cfg.Logger = testLogger(g.t, name)
 	cfg.Network = network{allow: g.links.allowFor(name)}
 	cfg.PeerCalls = g.links.faultsFor(name).UnaryClientInterceptor()
-	cfg.ReconnectInterval = time.Second
-	// A gossip message lost while the test machine is busy is repaired by the next full state
-	// exchange: every 2 s here instead of memberlist's 30 s.
-	cfg.GossipPushPull = 2 * time.Second
-	cfg.DeadNodeReclaim = time.Second
+	if !g.spec.ProductionTimings {
+		cfg.RaftTimeScale = 0.3
+		cfg.ReconnectInterval = time.Second
+		// A gossip message lost while the test machine is busy is repaired by the next full
+		// state exchange: every 2 s here instead of memberlist's 30 s.
+		cfg.GossipPushPull = 2 * time.Second
+		cfg.DeadNodeReclaim = time.Second
+	}
 	if first := g.firstAlive(); first != nil {
 		cfg.Join = []string{first.Addrs().Gossip}
 	}
@@ -309,11 +330,11 @@ func Submission(i int) *casework.Submission {
 
 // PostJSON sends body as JSON to a node's HTTP API and decodes the answer into out (if not nil),
 // returning the status code.
-func PostJSON(t testing.TB, n *node.Node, path string, body, out any) int {
+func PostJSON(t T, n *node.Node, path string, body, out any) int {
 	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	resp, err := http.Post("http://"+n.Addrs().HTTP+path, "application/json", bytes.NewReader(b))
 	if err != nil {
@@ -323,7 +344,7 @@ func PostJSON(t testing.TB, n *node.Node, path string, body, out any) int {
 }
 
 // GetJSON fetches path from a node's HTTP API into out (if not nil), returning the status code.
-func GetJSON(t testing.TB, n *node.Node, path string, out any) int {
+func GetJSON(t T, n *node.Node, path string, out any) int {
 	t.Helper()
 	resp, err := http.Get("http://" + n.Addrs().HTTP + path)
 	if err != nil {
@@ -332,12 +353,12 @@ func GetJSON(t testing.TB, n *node.Node, path string, out any) int {
 	return decode(t, resp, out)
 }
 
-func decode(t testing.TB, resp *http.Response, out any) int {
+func decode(t T, resp *http.Response, out any) int {
 	t.Helper()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if out != nil && resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -348,16 +369,16 @@ func decode(t testing.TB, resp *http.Response, out any) int {
 }
 
 // testLogger writes a node's logs to the test log when GOVGRID_TEST_LOG is set, else nowhere.
-func testLogger(t testing.TB, name string) *slog.Logger {
+func testLogger(t T, name string) *slog.Logger {
 	if os.Getenv("GOVGRID_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", name)
 }
 
-type testWriter struct{ t testing.TB }
+type testWriter struct{ t T }
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
 	return len(p), nil
 }

@@ -18,20 +18,19 @@ const queueWorkers = 64
 // drainPoll is how often the drain checks the community's outbox: one key read.
 const drainPoll = 5 * time.Millisecond
 
-// drain cuts the first community off from the township (gRPC, Raft and gossip, both ways),
-// submits cfg.Drain township-decided cases there, which queue in its outbox, heals the link and
-// times until the outbox is empty. It then checks that the township holds every one of them.
+// drain cuts the first community off from the township (testgrid's Partition: gRPC, Raft and
+// gossip, both ways, loudly), submits cfg.Drain township-decided cases there, which queue in its
+// outbox, heals the link and times until the outbox is empty. It then checks that the township
+// holds every one of them.
 func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	res := &DrainResult{Cases: cfg.Drain, Target: TargetDrain}
 	community, township := g.communities[0], g.township
-	g.cutCommunity.cut(township)
-	g.cutTownship.cut(community)
+	g.tg.Partition(community.Name(), township.Name())
 	cutAt := time.Now()
 	healed := false
 	defer func() {
 		if !healed {
-			g.cutCommunity.heal()
-			g.cutTownship.heal()
+			g.tg.Heal()
 		}
 	}()
 	benchkit.Progress(cfg.Progress, "handoff: drain, %s cut off from %s; queueing %d township-decided cases", community.Site(), township.Site(), cfg.Drain)
@@ -88,8 +87,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 		}
 	}
 	benchkit.Progress(cfg.Progress, "handoff: healing the link")
-	g.cutCommunity.heal()
-	g.cutTownship.heal()
+	g.tg.Heal()
 	healAt := time.Now()
 	healed = true
 	res.Cut = healAt.Sub(cutAt)

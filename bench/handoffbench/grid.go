@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
@@ -30,93 +26,38 @@ const (
 // communitySite names the i-th community (0-based).
 func communitySite(i int) string { return fmt.Sprintf("%s-c%02d", townshipSite, i+1) }
 
-// grid is the running benchmark grid.
+// grid is the running benchmark grid: the test grid harness (testgrid), with production
+// timings.
 type grid struct {
-	nodes       []*node.Node // every node, in start order
+	tg          *testgrid.Grid
+	nodes       int // how many nodes the grid started
 	district    []*node.Node
 	township    *node.Node
 	communities []*node.Node // one node each; communities[0] is the one the drain cuts off
-	// cutCommunity and cutTownship are the links policies of communities[0] and the township.
-	cutCommunity, cutTownship *cutter
-	http                      *http.Client
+	http        *http.Client
 }
-
-// cutter is a netfault.Allow that refuses a set of addresses while a cut is on. Reading it is
-// one atomic load, so the links it guards cost nothing measurable while they are up.
-type cutter struct {
-	blocked atomic.Pointer[map[string]bool]
-}
-
-func (c *cutter) allow(addr string) bool {
-	m := c.blocked.Load()
-	return m == nil || !(*m)[addr]
-}
-
-// cut refuses every address of peer (gRPC, Raft, gossip) until heal.
-func (c *cutter) cut(peer *node.Node) {
-	a := peer.Addrs()
-	c.blocked.Store(&map[string]bool{a.GRPC: true, a.Raft: true, a.Gossip: true})
-}
-
-func (c *cutter) heal() { c.blocked.Store(nil) }
 
 // startGrid starts the district, the township and the communities, and waits until every site
 // has a leader every node of it can reach, and the township's and the district's registries
-// list every site beneath them. A grid is returned (to be closed) even on an error.
-func startGrid(ctx context.Context, cfg Config) (*grid, error) {
-	g := &grid{cutCommunity: new(cutter), cutTownship: new(cutter), http: &http.Client{Timeout: 5 * time.Second}}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	start := func(name, site string, t tier.Tier, parent string, expect int, links *cutter) (*node.Node, error) {
-		c := node.DefaultConfig()
-		c.Name, c.Site, c.Tier, c.Parent = name, site, t, parent
-		c.DataDir = filepath.Join(cfg.Dir, name)
-		c.HTTPAddr, c.GRPCAddr, c.RaftAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		c.GridName = "handoffbench"
-		c.BootstrapExpect = expect
-		c.Logger = logger
-		if links != nil {
-			c.Network = testgrid.Network(links.allow)
-		}
-		if len(g.nodes) > 0 {
-			c.Join = []string{g.nodes[0].Addrs().Gossip}
-		}
-		n, err := node.New(c)
-		if err != nil {
-			return nil, fmt.Errorf("handoffbench: start %s: %w", name, err)
-		}
-		g.nodes = append(g.nodes, n)
-		return n, nil
-	}
-	for i := range districtNodes {
-		n, err := start(fmt.Sprintf("cd-%d", i+1), districtSite, tier.District, "", districtNodes, nil)
-		if err != nil {
-			return g, err
-		}
-		g.district = append(g.district, n)
-	}
-	var err error
-	if g.township, err = start("dgdj-1", townshipSite, tier.Township, districtSite, 1, g.cutTownship); err != nil {
-		return g, err
-	}
-	for i := range cfg.Communities {
-		var links *cutter
-		if i == 0 {
-			links = g.cutCommunity
-		}
-		n, err := start(fmt.Sprintf("c%02d-1", i+1), communitySite(i), tier.Community, townshipSite, 1, links)
-		if err != nil {
-			return g, err
-		}
-		g.communities = append(g.communities, n)
+// list every site beneath them. The nodes stop when t's cleanups run.
+func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
+	sites := []testgrid.Site{
+		{Code: districtSite, Tier: tier.District, Nodes: districtNodes},
+		{Code: townshipSite, Tier: tier.Township, Parent: districtSite, Nodes: 1},
 	}
 	children := map[string]bool{}
 	for i := range cfg.Communities {
+		sites = append(sites, testgrid.Site{Code: communitySite(i), Tier: tier.Community, Parent: townshipSite, Nodes: 1})
 		children[communitySite(i)] = true
 	}
-	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
+	tg := testgrid.New(t, benchkit.GridSpec("handoffbench", cfg.Logger, nil, sites...))
+	g := &grid{tg: tg, nodes: districtNodes + 1 + cfg.Communities, http: &http.Client{Timeout: 5 * time.Second}}
+	g.district = tg.SiteNodes(districtSite)
+	g.township = tg.SiteNodes(townshipSite)[0]
+	for i := range cfg.Communities {
+		g.communities = append(g.communities, tg.SiteNodes(communitySite(i))[0])
+	}
+	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		for _, site := range [][]*node.Node{g.district, {g.township}, g.communities} {
 			for _, n := range site {
 				if ok, why := n.Ready(); !ok {
@@ -151,24 +92,7 @@ func mergeKeys(m map[string]bool, more ...string) map[string]bool {
 }
 
 // districtLeader is the district node that leads its site, or nil.
-func (g *grid) districtLeader() *node.Node {
-	for _, n := range g.district {
-		if n.Raft().IsLeader() {
-			return n
-		}
-	}
-	return nil
-}
-
-// close stops every node, all at once.
-func (g *grid) close() {
-	var wg sync.WaitGroup
-	for _, n := range g.nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = n.Close() }()
-	}
-	wg.Wait()
-}
+func (g *grid) districtLeader() *node.Node { return g.tg.Leader(districtSite) }
 
 // waitQuiet waits until no community and not the township has a handoff waiting, so that one
 // phase's leftovers do not run into the next.

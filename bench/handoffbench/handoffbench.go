@@ -9,10 +9,10 @@
 //     township queue in the community's outbox, the link heals, and the time until the outbox is
 //     empty (every case held by the township) is measured.
 //
-// The grid runs in this process (node.New on 127.0.0.1, ports chosen by the OS, real Raft,
-// gossip and gRPC, production Raft timings): a 3-node district, a 1-node township and 1-node
-// communities under it. Links are cut through node.Config.Links, which only the community and the
-// township used by the drain get.
+// The grid runs in this process, started by the test grid harness (testgrid: node.New on
+// 127.0.0.1, ports chosen by the OS, real Raft, gossip and gRPC) with production timings: a
+// 3-node district, a 1-node township and 1-node communities under it. The drain cuts its link
+// with testgrid's Partition (a loud cut of gRPC, Raft and gossip, both ways) and Heal.
 package handoffbench
 
 import (
@@ -227,44 +227,47 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return res, err
 	}
+	err = benchkit.WithT(cfg.Dir, nil, func(t *benchkit.T) error { return run(ctx, t, cfg, &res) })
+	return res, err
+}
+
+// run is Run on a grid whose nodes stop when t's cleanups run.
+func run(ctx context.Context, t *benchkit.T, cfg Config, res *Result) error {
 	t0 := time.Now()
-	g, err := startGrid(ctx, cfg)
-	if g != nil {
-		defer g.close()
-	}
+	g, err := startGrid(ctx, t, cfg)
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Grid = fmt.Sprintf("district %d nodes, township 1 node, %d communities of 1 node", districtNodes, cfg.Communities)
 	res.Setup = time.Since(t0)
-	benchkit.Progress(cfg.Progress, "handoff: grid of %d nodes ready in %v", len(g.nodes), res.Setup.Round(time.Millisecond))
+	benchkit.Progress(cfg.Progress, "handoff: grid of %d nodes ready in %v", g.nodes, res.Setup.Round(time.Millisecond))
 
 	lat, err := g.relayLatency(ctx, cfg)
 	res.Latency = lat
 	if err != nil {
-		return res, err
+		return err
 	}
 	benchkit.Progress(cfg.Progress, "handoff: relay p50 %v, p99 %v, max %v over %d cases",
 		lat.Total.P50, lat.Total.P99, lat.Total.Max, lat.Total.Count)
 	if err := g.waitQuiet(ctx, time.Minute); err != nil {
-		return res, err
+		return err
 	}
 
 	tp, err := g.throughput(ctx, cfg)
 	res.Throughput = tp
 	if err != nil {
-		return res, err
+		return err
 	}
 	benchkit.Progress(cfg.Progress, "handoff: township committed %.0f arrivals/s (district %.0f/s)", tp.TownshipPerSec, tp.DistrictPerSec)
 	if err := g.waitQuiet(ctx, time.Minute); err != nil {
-		return res, err
+		return err
 	}
 
 	dr, err := g.drain(ctx, cfg)
 	res.Drain = dr
 	if err != nil {
-		return res, err
+		return err
 	}
 	benchkit.Progress(cfg.Progress, "handoff: %d queued handoffs drained in %v (first after %v)", dr.Cases, dr.Drained.Round(time.Millisecond), dr.FirstArrival.Round(time.Millisecond))
-	return res, nil
+	return nil
 }

@@ -137,22 +137,6 @@ func TestPosition(t *testing.T) {
 	}
 }
 
-func TestCutter(t *testing.T) {
-	var c cutter
-	if !c.allow("127.0.0.1:1") {
-		t.Fatal("a fresh cutter refuses")
-	}
-	m := map[string]bool{"127.0.0.1:1": true}
-	c.blocked.Store(&m)
-	if c.allow("127.0.0.1:1") || !c.allow("127.0.0.1:2") {
-		t.Fatal("cut applies to the wrong addresses")
-	}
-	c.heal()
-	if !c.allow("127.0.0.1:1") {
-		t.Fatal("healed cutter refuses")
-	}
-}
-
 func TestPrintWithoutPhases(t *testing.T) {
 	var out bytes.Buffer
 	Print(&out, Result{Grid: "g", Latency: &LatencyResult{InFlight: 50, Total: Dist{Count: 10, P50: 5 * time.Millisecond, P99: 60 * time.Millisecond, Max: 70 * time.Millisecond}}})

@@ -1,20 +1,21 @@
 // Package joinbench measures how long an operator waits, after starting a new community node,
 // until the district's tree lists it: the grid issue's "time to listed" benchmark. The pool is
-// in-process nodes (real gossip, Raft, gRPC on loopback), each community its own site.
+// in-process nodes (real gossip, Raft, gRPC on loopback), each community its own site, started
+// by the test grid harness (testgrid) with production timings.
 package joinbench
 
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -57,75 +58,54 @@ func Run(cfg Config) (res Result, err error) {
 		return res, fmt.Errorf("joinbench: pool must be at least %d and samples at least 1", townships+2)
 	}
 	res = Result{Pool: cfg.Pool, Profile: cfg.Profile}
-	var nodes []*node.Node
-	defer func() {
-		for _, n := range slices.Backward(nodes) {
-			n.Close()
-		}
-	}()
-	start := func(name, site string, t tier.Tier, parent string) (*node.Node, error) {
-		c := node.DefaultConfig()
-		c.Name, c.Site, c.Tier, c.Parent = name, site, t, parent
-		c.DataDir = filepath.Join(cfg.Dir, name)
-		c.HTTPAddr, c.GRPCAddr, c.RaftAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		c.GridName, c.GossipProfile = "joinbench", cfg.Profile
-		c.Logger = slog.New(slog.DiscardHandler)
-		if len(nodes) > 0 {
-			c.Join = []string{nodes[0].Addrs().Gossip}
-		}
-		n, err := node.New(c)
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
-		return n, nil
+	err = benchkit.WithT(cfg.Dir, nil, func(t *benchkit.T) error { return run(t, cfg, &res) })
+	return res, err
+}
+
+// run is Run on a pool, started by the test grid harness with production timings, whose nodes
+// stop when t's cleanups run.
+func run(t *benchkit.T, cfg Config, res *Result) error {
+	township := func(i int) string { return fmt.Sprintf("t%02d", i%townships) }
+	sites := []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 1}}
+	for i := range townships {
+		sites = append(sites, testgrid.Site{Code: township(i), Tier: tier.Township, Parent: "cd", Nodes: 1})
+	}
+	for i := 0; len(sites) < cfg.Pool; i++ {
+		sites = append(sites, testgrid.Site{Code: fmt.Sprintf("%s-c%03d", township(i), i), Tier: tier.Community, Parent: township(i), Nodes: 1})
 	}
 	t0 := time.Now()
-	district, err := start("cd-1", "cd", tier.District, "")
-	if err != nil {
-		return res, err
-	}
-	for i := range townships {
-		if _, err := start(fmt.Sprintf("t%02d-1", i), fmt.Sprintf("t%02d", i), tier.Township, "cd"); err != nil {
-			return res, err
-		}
-	}
-	for i := 0; len(nodes) < cfg.Pool; i++ {
-		if _, err := start(fmt.Sprintf("c%03d-1", i), fmt.Sprintf("t%02d-c%03d", i%townships, i), tier.Community, fmt.Sprintf("t%02d", i%townships)); err != nil {
-			return res, err
-		}
-	}
+	g := testgrid.New(t, benchkit.GridSpec("joinbench", nil, func(c *node.Config) { c.GossipProfile = cfg.Profile }, sites...))
+	district := g.SiteNodes("cd")[0]
 	// The pool is ready when the district lists every site of it (one node per site).
 	if err := waitListed(district, cfg.Pool, 5*time.Minute); err != nil {
-		return res, fmt.Errorf("joinbench: pool of %d never fully registered: %w", cfg.Pool, err)
+		return fmt.Errorf("joinbench: pool of %d never fully registered: %w", cfg.Pool, err)
 	}
 	res.StartPool = time.Since(t0)
 	progress(cfg.Progress, "pool of %d nodes registered at the district in %v", cfg.Pool, res.StartPool.Round(time.Millisecond))
 
 	for s := range cfg.Samples {
-		site := fmt.Sprintf("t%02d-new%02d", s%townships, s)
+		site := testgrid.Site{Code: fmt.Sprintf("%s-new%02d", township(s), s), Tier: tier.Community, Parent: township(s), Nodes: 1}
 		begin := time.Now()
-		if _, err := start(fmt.Sprintf("new%02d-1", s), site, tier.Community, fmt.Sprintf("t%02d", s%townships)); err != nil {
-			return res, err
-		}
-		if err := waitSite(district, site, time.Minute); err != nil {
-			return res, err
+		g.Start(site, fmt.Sprintf("new%02d-1", s))
+		if err := waitSite(district, site.Code, time.Minute); err != nil {
+			return err
 		}
 		res.Samples = append(res.Samples, time.Since(begin))
-		progress(cfg.Progress, "  new community %s listed after %v", site, res.Samples[s].Round(time.Millisecond))
+		progress(cfg.Progress, "  new community %s listed after %v", site.Code, res.Samples[s].Round(time.Millisecond))
 	}
 	sorted := slices.Clone(res.Samples)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	res.Median, res.Max = sorted[len(sorted)/2], sorted[len(sorted)-1]
 
+	nodes := uint64(cfg.Pool + cfg.Samples)
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	res.HeapPerNode = ms.HeapInuse / uint64(len(nodes))
+	res.HeapPerNode = ms.HeapInuse / nodes
 	if rss, err := selfRSS(); err == nil {
-		res.RSSPerNode = rss / uint64(len(nodes))
+		res.RSSPerNode = rss / nodes
 	}
-	return res, nil
+	return nil
 }
 
 func waitListed(district *node.Node, want int, timeout time.Duration) error {

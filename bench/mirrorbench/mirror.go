@@ -12,7 +12,9 @@ import (
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/systems"
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -42,7 +44,16 @@ func synthCount(cases, townships, i int) uint64 {
 
 // runMirror starts a 1-node district, loads its mirror from synthetic townships' feeds, times
 // subtree listings over HTTP and reads the process's memory.
-func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
+func runMirror(ctx context.Context, cfg Config) (res *MirrorResult, err error) {
+	err = benchkit.WithT(filepath.Join(cfg.Dir, "mirror"), nil, func(t *benchkit.T) error {
+		res, err = measureMirror(ctx, t, cfg)
+		return err
+	})
+	return res, err
+}
+
+// measureMirror is runMirror with a district that stops when t's cleanups run.
+func measureMirror(ctx context.Context, t *benchkit.T, cfg Config) (*MirrorResult, error) {
 	res := &MirrorResult{Cases: cfg.MirrorCases, Townships: cfg.MirrorTownships, Communities: cfg.MirrorCommunities, PageSize: cfg.PageSize, ListFor: cfg.ListFor, TargetRSS: TargetRSS}
 	pid := os.Getpid()
 	// The baseline is this process before the district exists: whatever earlier phases left,
@@ -55,23 +66,16 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 	}
 	benchkit.Progress(cfg.Progress, "feeds: mirror: baseline VmRSS %s; starting a 1-node district", benchkit.MiB(res.Baseline.RSS))
 
-	c := node.DefaultConfig()
-	c.Name, c.Site, c.Tier = mirrorDistrict+"-1", mirrorDistrict, tier.District
-	c.DataDir = filepath.Join(cfg.Dir, "mirror", c.Name)
-	c.HTTPAddr, c.GRPCAddr, c.RaftAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	c.GridName, c.Logger = mirrorGrid, cfg.Logger
-	started := time.Now()
-	district, err := node.New(c)
-	if err != nil {
-		return res, fmt.Errorf("mirrorbench: start the district: %w", err)
-	}
+	// The synthetic townships stop after the district (cleanups run last registered first).
 	var townships []*synthTownship
-	defer func() {
-		_ = district.Close()
+	t.Cleanup(func() {
 		for _, s := range townships {
 			s.close()
 		}
-	}()
+	})
+	started := time.Now()
+	grid := testgrid.New(t, benchkit.GridSpec(mirrorGrid, cfg.Logger, nil, testgrid.Site{Code: mirrorDistrict, Tier: tier.District, Nodes: 1}))
+	district := grid.SiteNodes(mirrorDistrict)[0]
 	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
 		if !district.Raft().IsLeader() {
 			return fmt.Errorf("the district does not lead its site yet")
@@ -88,7 +92,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 	totals := map[string]uint64{}
 	for i := range cfg.MirrorTownships {
 		g := &generator{site: synthSite(i), index: i, townships: cfg.MirrorTownships, total: synthCount(cfg.MirrorCases, cfg.MirrorTownships, i),
-			base: base, step: step, loc: c.Location}
+			base: base, step: step, loc: casework.GridLocation()}
 		for j := range cfg.MirrorCommunities {
 			g.communities = append(g.communities, synthCommunity(i, j))
 		}
@@ -176,7 +180,7 @@ func runMirror(ctx context.Context, cfg Config) (*MirrorResult, error) {
 	if res.Collected, err = systems.ReadMem(pid); err != nil {
 		return res, err
 	}
-	if res.DataDisk, res.DataApparent, err = systems.DirSize(c.DataDir); err != nil {
+	if res.DataDisk, res.DataApparent, err = systems.DirSize(district.DataPath()); err != nil {
 		return res, fmt.Errorf("mirrorbench: size the district's data: %w", err)
 	}
 	res.RSS = res.Listed.RSS - res.Baseline.RSS

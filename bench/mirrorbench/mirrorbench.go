@@ -10,12 +10,14 @@
 //     them from synthetic townships, then subtree listings by status (with paging and filters)
 //     are timed over HTTP and the process's resident memory is read.
 //
-// Everything runs in this process: node.New on 127.0.0.1, ports chosen by the OS, real Raft,
-// gossip and gRPC with production Raft timings. The visibility grid is a 1-node district, 2
-// townships of 1 node and 8 communities of 1 node (4 per township).
+// Everything runs in this process, the nodes started by the test grid harness (testgrid:
+// node.New on 127.0.0.1, ports chosen by the OS, real Raft, gossip and gRPC) with production
+// timings. The visibility grid is a 1-node district, 2 townships of 1 node and 8 communities of
+// 1 node (4 per township).
 //
 // The synthetic townships of the mirror phase are not nodes: each is a gRPC server implementing
-// only Cluster.Feed (the protocol of node.ServeFeed, generating valid entries on the fly), a
+// only Cluster.Feed (the protocol of node's feed endpoint, with node's FeedBatchEntries,
+// FeedBatchBytes, FeedWindow and FeedHeartbeat, generating valid entries on the fly), a
 // memberlist member of the district's gossip pool advertising that server as a township node,
 // and one Cluster.RegisterSites call, as a township's leader makes. The district cannot tell
 // them from real townships: its own leader runs one puller per registered child, finds the

@@ -20,6 +20,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
 )
 
@@ -262,33 +263,46 @@ func TestSynthFeedProtocol(t *testing.T) {
 			}
 			next++
 		}
-		if n := len(batch.GetEntries()); n == 0 || n > feedBatch || size > feedBatchSize {
+		if n := len(batch.GetEntries()); n == 0 || n > node.FeedBatchEntries || size > node.FeedBatchBytes {
 			t.Fatalf("batch of %d entries, %d bytes", n, size)
 		}
 		switch unacked := next - 1 - acked; {
-		case unacked > feedWindow:
+		case unacked > node.FeedWindow:
 			t.Fatalf("%d entries unacknowledged", unacked)
-		case unacked == feedWindow || next > total:
-			// The window is full: nothing more comes until the parent acknowledges.
-			select {
-			case b := <-batches:
-				t.Fatalf("a batch of %d entries beyond the window", len(b.GetEntries()))
-			case <-time.After(200 * time.Millisecond):
+		case unacked == node.FeedWindow || next > total:
+			// The window is full: no entry comes until the parent acknowledges (a heartbeat,
+			// an empty batch every node.FeedHeartbeat, may).
+			quiet := time.After(200 * time.Millisecond)
+		wait:
+			for {
+				select {
+				case b := <-batches:
+					if len(b.GetEntries()) > 0 {
+						t.Fatalf("a batch of %d entries beyond the window", len(b.GetEntries()))
+					}
+				case <-quiet:
+					break wait
+				}
 			}
 			acked = next - 1
 			stream.Send(&pb.FeedAck{Cursor: acked})
 		}
 	}
 	stream.CloseSend()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, io.EOF) {
-			t.Fatalf("after closing: %v", err)
+	for ended := false; !ended; {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("after closing: %v", err)
+			}
+			ended = true
+		case b := <-batches:
+			if len(b.GetEntries()) > 0 { // a heartbeat may still come
+				t.Fatalf("a batch of %d entries after the head", len(b.GetEntries()))
+			}
+		case <-ctx.Done():
+			t.Fatal("the stream did not end")
 		}
-	case b := <-batches:
-		t.Fatalf("a batch of %d entries after the head", len(b.GetEntries()))
-	case <-ctx.Done():
-		t.Fatal("the stream did not end")
 	}
 
 	// A new stream from a cursor resumes right after it.
@@ -318,7 +332,7 @@ func TestBatchSizeLimit(t *testing.T) {
 	for _, e := range b1.GetEntries() {
 		size += len(e)
 	}
-	if size > feedBatchSize || carry == nil || next != uint64(len(b1.GetEntries()))+1 || len(b1.GetEntries()) < 100 {
+	if size > node.FeedBatchBytes || carry == nil || next != uint64(len(b1.GetEntries()))+1 || len(b1.GetEntries()) < 100 {
 		t.Fatalf("first batch: %d entries, %d bytes, next %d, carry %d bytes", len(b1.GetEntries()), size, next, len(carry))
 	}
 	b2, err := s.batch(&next, &carry, 1)

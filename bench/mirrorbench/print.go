@@ -7,6 +7,7 @@ import (
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/systems"
+	"github.com/govgrid/govgrid/node"
 )
 
 // Print writes r as a markdown section: one table with the targets, then notes.
@@ -85,8 +86,8 @@ func printVisibilityNotes(w io.Writer, v *VisibilityResult) {
 }
 
 func printMirrorNotes(w io.Writer, m *MirrorResult) {
-	fmt.Fprintf(w, "- mirror: each synthetic township is a gRPC server serving Cluster.Feed as node.ServeFeed does (batches of ≤ %d entries / %d KiB, ≤ %d unacknowledged), a gossip member advertising it, and one Cluster.RegisterSites; its entries are generated on the fly (casework.Accept, applications and grievances over %d item codes, 1–3 materials, mean %d bytes of JSON), two of every %d held by each community and one by the township\n",
-		feedBatch, feedBatchSize>>10, feedWindow, len(items), m.EntryBytes, 2*m.Communities+1)
+	fmt.Fprintf(w, "- mirror: each synthetic township is a gRPC server serving Cluster.Feed as node's feed endpoint does (batches of ≤ %d entries / %d KiB, ≤ %d unacknowledged), a gossip member advertising it, and one Cluster.RegisterSites; its entries are generated on the fly (casework.Accept, applications and grievances over %d item codes, 1–3 materials, mean %d bytes of JSON), two of every %d held by each community and one by the township\n",
+		node.FeedBatchEntries, node.FeedBatchBytes>>10, node.FeedWindow, len(items), m.EntryBytes, 2*m.Communities+1)
 	if m.Load > 0 {
 		fmt.Fprintf(w, "- mirror load: from the registrations until every township's cursor at the district reached its head; %d entries served (%d reconnects); generating them took %s of this process's CPU\n",
 			m.Served, m.Reconnects, benchkit.FmtDur(m.GenerateCPU))

@@ -23,15 +23,6 @@ import (
 	"github.com/govgrid/govgrid/tier"
 )
 
-// The feed protocol's sizes, as node.ServeFeed uses them: a synthetic township serves its feed
-// the way a real one would.
-const (
-	feedBatch     = 256
-	feedBatchSize = 512 << 10
-	feedWindow    = 4 * feedBatch
-	feedHeartbeat = 2 * time.Second
-)
-
 // unusedRaftAddr is the Raft address a synthetic township's member advertises: gossip metadata
 // requires one, and no node ever dials another site's Raft address. Port 1 refuses at once.
 const unusedRaftAddr = "127.0.0.1:1"
@@ -129,9 +120,15 @@ func (s *synthTownship) close() {
 	s.wg.Wait()
 }
 
-// Feed serves the generated feed to the parent, following node.ServeFeed: the parent's first
-// message names its cursor, batches follow in order, at most feedWindow entries ahead of the
-// last acknowledgement, and an empty batch (the head) every feedHeartbeat while nothing is sent.
+// Feed serves the generated feed to the parent with the protocol of node's feed endpoint
+// (node/feed_endpoint.go) and its sizes: the parent's first message names its cursor, batches
+// of at most node.FeedBatchEntries entries and node.FeedBatchBytes bytes follow in order, at most
+// node.FeedWindow entries ahead of the last acknowledgement, and an empty batch (the head) every
+// node.FeedHeartbeat while nothing is sent. It is a copy of that endpoint's loop, not the
+// endpoint itself: node does not export the endpoint (it serves only the node's own
+// sitestate.State), and serving a real State would mean committing every case through a
+// township's Raft first, which is the work this benchmark leaves out. Trimming and resyncs,
+// which the load never needs, are left out.
 func (s *synthTownship) Feed(stream pb.Cluster_FeedServer) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -168,12 +165,12 @@ func (s *synthTownship) Feed(stream pb.Cluster_FeedServer) error {
 	}()
 	next := first.GetCursor() + 1
 	var carry []byte // an entry built but left out of the last batch for its size
-	heartbeat := time.NewTicker(feedHeartbeat)
+	heartbeat := time.NewTicker(node.FeedHeartbeat)
 	defer heartbeat.Stop()
 	for {
-		room := int64(feedWindow) - (int64(next) - 1 - int64(acked.Load()))
+		room := int64(node.FeedWindow) - (int64(next) - 1 - int64(acked.Load()))
 		if room > 0 && next <= s.gen.total {
-			batch, err := s.batch(&next, &carry, int(min(room, feedBatch)))
+			batch, err := s.batch(&next, &carry, int(min(room, node.FeedBatchEntries)))
 			if err != nil {
 				return status.Error(codes.Internal, err.Error())
 			}
@@ -199,7 +196,7 @@ func (s *synthTownship) Feed(stream pb.Cluster_FeedServer) error {
 	}
 }
 
-// batch builds the next batch from *next on: at most max entries and feedBatchSize bytes (but
+// batch builds the next batch from *next on: at most max entries and node.FeedBatchBytes bytes (but
 // at least one entry). An entry that would overflow the size is kept in *carry for the next one.
 func (s *synthTownship) batch(next *uint64, carry *[]byte, max int) (*pb.FeedBatch, error) {
 	t0 := time.Now()
@@ -218,7 +215,7 @@ func (s *synthTownship) batch(next *uint64, carry *[]byte, max int) (*pb.FeedBat
 				return nil, err
 			}
 		}
-		if size+len(b) > feedBatchSize && len(batch.Entries) > 0 {
+		if size+len(b) > node.FeedBatchBytes && len(batch.Entries) > 0 {
 			*carry = b
 			break
 		}

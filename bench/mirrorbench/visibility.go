@@ -14,6 +14,7 @@ import (
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
+	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -36,56 +37,35 @@ func communitySite(i, townships int) string {
 
 // visGrid is the running visibility grid.
 type visGrid struct {
-	nodes       []*node.Node
 	district    *node.Node
 	townships   []*node.Node
 	communities []*node.Node
 }
 
-// startVisGrid starts the district, the townships and the communities (one node each) and waits
-// until each site has a leader and the district's registry lists every site. A grid is
-// returned (to be closed) even on an error.
-func startVisGrid(ctx context.Context, cfg Config) (*visGrid, error) {
-	g := &visGrid{}
-	start := func(name, site string, t tier.Tier, parent string) (*node.Node, error) {
-		c := node.DefaultConfig()
-		c.Name, c.Site, c.Tier, c.Parent = name, site, t, parent
-		c.DataDir = filepath.Join(cfg.Dir, "visibility", name)
-		c.HTTPAddr, c.GRPCAddr, c.RaftAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		c.GridName, c.Logger = mirrorGrid, cfg.Logger
-		if len(g.nodes) > 0 {
-			c.Join = []string{g.nodes[0].Addrs().Gossip}
-		}
-		n, err := node.New(c)
-		if err != nil {
-			return nil, fmt.Errorf("mirrorbench: start %s: %w", name, err)
-		}
-		g.nodes = append(g.nodes, n)
-		return n, nil
-	}
-	var err error
-	if g.district, err = start(visDistrict+"-1", visDistrict, tier.District, ""); err != nil {
-		return g, err
-	}
+// startVisGrid starts the district, the townships and the communities (one node each) with the
+// test grid harness and production timings, and waits until each site has a leader and the
+// district's registry lists every site. The nodes stop when t's cleanups run.
+func startVisGrid(ctx context.Context, t *benchkit.T, cfg Config) (*visGrid, error) {
+	sites := []testgrid.Site{{Code: visDistrict, Tier: tier.District, Nodes: 1}}
 	want := map[string]bool{}
 	for i := range cfg.Townships {
-		n, err := start(fmt.Sprintf("t%d-1", i+1), townshipSite(i), tier.Township, visDistrict)
-		if err != nil {
-			return g, err
-		}
-		g.townships = append(g.townships, n)
-		want[n.Site()] = true
+		sites = append(sites, testgrid.Site{Code: townshipSite(i), Tier: tier.Township, Parent: visDistrict, Nodes: 1})
+		want[townshipSite(i)] = true
 	}
 	for i := range cfg.Communities {
-		n, err := start(fmt.Sprintf("c%02d-1", i+1), communitySite(i, cfg.Townships), tier.Community, townshipSite(i%cfg.Townships))
-		if err != nil {
-			return g, err
-		}
-		g.communities = append(g.communities, n)
-		want[n.Site()] = true
+		sites = append(sites, testgrid.Site{Code: communitySite(i, cfg.Townships), Tier: tier.Community, Parent: townshipSite(i % cfg.Townships), Nodes: 1})
+		want[communitySite(i, cfg.Townships)] = true
 	}
-	err = benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
-		for _, n := range g.nodes {
+	tg := testgrid.New(t, benchkit.GridSpec(mirrorGrid, cfg.Logger, nil, sites...))
+	g := &visGrid{district: tg.SiteNodes(visDistrict)[0]}
+	for i := range cfg.Townships {
+		g.townships = append(g.townships, tg.SiteNodes(townshipSite(i))[0])
+	}
+	for i := range cfg.Communities {
+		g.communities = append(g.communities, tg.SiteNodes(communitySite(i, cfg.Townships))[0])
+	}
+	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
+		for _, n := range append(append([]*node.Node{g.district}, g.townships...), g.communities...) {
 			if ok, why := n.Ready(); !ok {
 				return fmt.Errorf("%s not ready: %s", n.Name(), why)
 			}
@@ -96,15 +76,6 @@ func startVisGrid(ctx context.Context, cfg Config) (*visGrid, error) {
 		return g, fmt.Errorf("mirrorbench: grid not ready: %w", err)
 	}
 	return g, nil
-}
-
-func (g *visGrid) close() {
-	var wg sync.WaitGroup
-	for _, n := range g.nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = n.Close() }()
-	}
-	wg.Wait()
 }
 
 // pendingCase is a case accepted at a community and not yet seen in the district's mirror.
@@ -217,14 +188,22 @@ func (w *watcher) waitDrained(ctx context.Context, measuredOnly bool, timeout ti
 }
 
 // runVisibility builds the grid and measures the visibility lag under cfg.Rate.
-func runVisibility(ctx context.Context, cfg Config) (*VisibilityResult, error) {
+func runVisibility(ctx context.Context, cfg Config) (res *VisibilityResult, err error) {
+	err = benchkit.WithT(filepath.Join(cfg.Dir, "visibility"), nil, func(t *benchkit.T) error {
+		res, err = measureVisibility(ctx, t, cfg)
+		return err
+	})
+	return res, err
+}
+
+// measureVisibility is runVisibility on a grid whose nodes stop when t's cleanups run.
+func measureVisibility(ctx context.Context, t *benchkit.T, cfg Config) (*VisibilityResult, error) {
 	res := &VisibilityResult{Rate: cfg.Rate, Warmup: cfg.Warmup, Target: TargetVisibilityP99, Townships: cfg.Townships, Communities: cfg.Communities,
 		Grid: fmt.Sprintf("district 1 node, %d townships of 1 node, %d communities of 1 node (%d per township)",
 			cfg.Townships, cfg.Communities, (cfg.Communities+cfg.Townships-1)/cfg.Townships)}
 	benchkit.Progress(cfg.Progress, "feeds: visibility: starting an in-process grid (%s)", res.Grid)
 	t0 := time.Now()
-	g, err := startVisGrid(ctx, cfg)
-	defer g.close()
+	g, err := startVisGrid(ctx, t, cfg)
 	if err != nil {
 		return res, err
 	}

@@ -4,16 +4,17 @@
 // Every cell (system × nodes × concurrency) gets freshly started servers with empty data on
 // 127.0.0.1, a warmup, and a measured window of closed-loop 1 KiB writes:
 //
-//	go run ./bench/cmd/govgrid-bench --systems etcd,postgres --duration 3s --warmup 1s
+//	cd bench && go run ./cmd/govgrid-bench --systems etcd,postgres --duration 3s --warmup 1s
 //
-// Progress goes to stderr; the report goes to stdout (and, with --json, to a file).
+// bench/ is a module of its own (github.com/govgrid/govgrid/bench, with the product's module
+// replaced by ../), so that the baselines' clients (etcd's, pgx, zap) stay out of the product's
+// go.mod. Progress goes to stderr; the report goes to stdout (and, with --json, to a file).
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/govgrid/govgrid/bench/joinbench"
 	"os"
 	"os/signal"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govgrid/govgrid/bench/joinbench"
 
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
@@ -61,7 +64,15 @@ type options struct {
 	mirrorTownships    int
 	mirrorPages        int
 	mirrorListFor      time.Duration
+	// converge runs the convergence benchmark (in-process grid, silent cuts) with these sizes.
+	converge convergeOptions
+	// cells is false when --only leaves out the systems' table (and with it the memory
+	// measurement, which needs govgrid among the systems).
+	cells bool
 }
+
+// benchmarks are the names --only takes.
+var benchmarks = []string{"systems", "memory", "join", "handoff", "feeds", "converge"}
 
 var knownSystems = []string{"govgrid", "etcd", "postgres"}
 
@@ -84,6 +95,7 @@ func main() {
 	}
 	printHandoff(os.Stdout, rep)
 	printFeeds(os.Stdout, rep)
+	printConverge(os.Stdout, rep)
 	if opts.jsonPath != "" {
 		if err := writeJSON(opts.jsonPath, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
@@ -98,7 +110,7 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("govgrid-bench", flag.ContinueOnError)
-	fs.StringVar(&o.govgrid, "govgrid", "./bin/govgrid", "path of the govgrid binary")
+	fs.StringVar(&o.govgrid, "govgrid", "../bin/govgrid", "path of the govgrid binary (the default is where `make build` puts it, seen from bench/)")
 	fs.StringVar(&o.etcd, "etcd", "etcd", "path of the etcd server binary")
 	fs.StringVar(&o.pgBinDir, "pg-bin-dir", "", "directory of initdb and postgres (default: from PATH or /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&o.workDir, "workdir", "", "parent directory for the servers' data (default: $TMPDIR); it should be on the disk you mean to measure")
@@ -127,16 +139,26 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.mirrorTownships, "mirror-townships", mirrorbench.Defaults.MirrorTownships, "synthetic townships whose feeds carry the mirror's cases (4 communities each)")
 	fs.IntVar(&o.mirrorPages, "mirror-pages", mirrorbench.Defaults.ListPages, "subtree listing requests per kind of listing, at least (pages followed, random first pages per filter)")
 	fs.DurationVar(&o.mirrorListFor, "mirror-list-for", mirrorbench.Defaults.ListFor, "least time the subtree listings go on for (over a minute takes in one of the district's value-log collections)")
+	o.converge.register(fs)
+	only := fs.String("only", "", "comma-separated benchmarks to run, leaving out the rest whatever their flags say: "+strings.Join(benchmarks, ", ")+" (empty: every one its flags turn on)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	o.converge.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.converge.set[f.Name] = true })
+	o.cells = true
 	var err error
 	if strings.TrimSpace(*joinPools) != "" {
 		if o.joinPools, err = intList(*joinPools); err != nil {
 			return o, fmt.Errorf("--join-pools: %w", err)
+		}
+	}
+	if strings.TrimSpace(*only) != "" {
+		if err := o.restrictTo(*only); err != nil {
+			return o, fmt.Errorf("--only: %w", err)
 		}
 	}
 	if o.concurrency, err = intList(*conc); err != nil {
@@ -183,7 +205,37 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("feeds benchmark: %w", err)
 		}
 	}
+	if o.converge.run {
+		if err := o.converge.config("dir", nil).Validate(); err != nil {
+			return o, fmt.Errorf("convergence benchmark: %w", err)
+		}
+	}
 	return o, nil
+}
+
+// restrictTo turns off every benchmark not named in the comma-separated list.
+func (o *options) restrictTo(list string) error {
+	on := map[string]bool{}
+	for _, b := range strings.Split(list, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if !slices.Contains(benchmarks, b) {
+			return fmt.Errorf("unknown benchmark %q (want %s)", b, strings.Join(benchmarks, ", "))
+		}
+		on[b] = true
+	}
+	o.cells = on["systems"]
+	o.memory = o.memory && on["memory"]
+	if !on["join"] {
+		o.joinPools = nil
+	}
+	o.handoff = o.handoff && on["handoff"]
+	o.visibility = o.visibility && on["feeds"]
+	o.mirror = o.mirror && on["feeds"]
+	o.converge.run = o.converge.run && on["converge"]
+	return nil
 }
 
 // intList parses "1,16,64" into positive integers.
@@ -215,6 +267,9 @@ func run(ctx context.Context, o options) *report {
 		Warmup:   o.warmup,
 	}
 	for _, sys := range o.systems {
+		if !o.cells {
+			break
+		}
 		nodes := o.nodes
 		if sys == "postgres" {
 			nodes = []int{1}
@@ -230,7 +285,7 @@ func run(ctx context.Context, o options) *report {
 	}
 	switch {
 	case !o.memory:
-		rep.MemorySkipped = "--memory=false"
+		rep.MemorySkipped = "turned off (--memory=false, or not in --only)"
 	case !slices.Contains(o.systems, "govgrid"):
 		rep.MemorySkipped = "govgrid is not in --systems"
 	case ctx.Err() != nil:
@@ -262,6 +317,9 @@ func run(ctx context.Context, o options) *report {
 	}
 	if (o.visibility || o.mirror) && ctx.Err() == nil {
 		runFeeds(ctx, o, rep)
+	}
+	if o.converge.run && ctx.Err() == nil {
+		runConverge(ctx, o, rep)
 	}
 	return rep
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/convergebench"
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/loadgen"
 	"github.com/govgrid/govgrid/bench/mirrorbench"
@@ -50,7 +51,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(o.systems, ",") != "etcd,postgres" || o.duration != 3*time.Second || o.warmup != 2*time.Second ||
-		!equal(o.concurrency, []int{1, 16, 64}) || !equal(o.nodes, []int{1, 3}) || !o.memory || o.govgrid != "./bin/govgrid" {
+		!equal(o.concurrency, []int{1, 16, 64}) || !equal(o.nodes, []int{1, 3}) || !o.memory || o.govgrid != "../bin/govgrid" {
 		t.Errorf("unexpected options %+v", o)
 	}
 	for _, bad := range [][]string{{"--systems", "redis"}, {"--concurrency", "0"}, {"--duration", "0s"}, {"extra"}} {
@@ -259,6 +260,94 @@ func TestPrintFeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"feeds":{"visibility":{`, `"lag":{"count":10000,"p50_ns":40000000,"p99_ns":120000000`, `"target_met":true`, `"feeds_error":"mirrorbench: after`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+}
+
+func TestParseConvergeFlags(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.converge.config("dir", nil)
+	d := convergebench.Defaults
+	if !o.converge.run || c.Cycles != d.Cycles || c.Cut != d.Cut || c.DayCases != d.DayCases || c.DayCut != d.DayCut || c.Dir != "dir" || c.Validate() != nil {
+		t.Errorf("converge defaults %+v", c)
+	}
+	o, err = parseFlags([]string{"--converge-quick", "--converge-cut", "3s", "--converge-day=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := convergebench.Quick
+	if c := o.converge.config("d", nil); c.Cycles != q.Cycles || c.Cut != 3*time.Second || c.Day || c.DayCases != q.DayCases || c.Gap != q.Gap {
+		t.Errorf("quick with flags %+v", c)
+	}
+	o, err = parseFlags([]string{"--converge-cycles", "25", "--converge-cut", "90s", "--converge-day-cases", "3000", "--converge-day-escalate", "500", "--converge-day-cut", "5m", "--converge-gap", "0s", "--converge-timeout", "3m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.converge.config("d", nil); c.Cycles != 25 || c.Cut != 90*time.Second || c.DayCases != 3000 || c.DayEscalate != 500 || c.DayCut != 5*time.Minute || c.Gap != 0 || c.Timeout != 3*time.Minute {
+		t.Errorf("converge config from flags %+v", c)
+	}
+	for _, bad := range [][]string{{"--converge-cut", "0s"}, {"--converge-cycles", "-1"}, {"--converge-day-escalate", "3000"}, {"--converge-cycles", "0", "--converge-day=false"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+	if o, err := parseFlags([]string{"--converge=false", "--converge-cut", "0s"}); err != nil || o.converge.run {
+		t.Errorf("--converge=false: %v, %v", o.converge.run, err)
+	}
+}
+
+func TestOnly(t *testing.T) {
+	o, err := parseFlags([]string{"--only", "converge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cells || o.memory || len(o.joinPools) > 0 || o.handoff || o.visibility || o.mirror || !o.converge.run {
+		t.Errorf("--only converge: %+v", o)
+	}
+	o, err = parseFlags([]string{"--only", "systems, feeds", "--mirror=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.cells || o.memory || len(o.joinPools) > 0 || o.handoff || !o.visibility || o.mirror || o.converge.run {
+		t.Errorf("--only systems,feeds --mirror=false: %+v", o)
+	}
+	if _, err := parseFlags([]string{"--only", "etcd"}); err == nil {
+		t.Error("--only accepted an unknown benchmark")
+	}
+	var buf bytes.Buffer
+	printReport(&buf, &report{MemorySkipped: "turned off"})
+	if strings.Contains(buf.String(), "| system |") || !strings.Contains(buf.String(), "No system was measured") {
+		t.Errorf("a report without cells:\n%s", buf.String())
+	}
+}
+
+func TestPrintConverge(t *testing.T) {
+	var buf bytes.Buffer
+	printConverge(&buf, &report{})
+	if buf.Len() != 0 {
+		t.Errorf("a run without the convergence benchmark printed %q", buf.String())
+	}
+	r := &report{
+		Converge: &convergebench.Result{Grid: "g", Target: convergebench.TargetConverge, Cycles: &convergebench.CyclesResult{Cycles: 20, Cut: time.Minute,
+			Converge: convergebench.Dist{Count: 20, P50: 3 * time.Second, P99: 8 * time.Second, Max: 8 * time.Second}, Met: true}},
+		ConvergeError: "convergebench: day: boom",
+	}
+	printConverge(&buf, r)
+	for _, want := range []string{"## Convergence after a silent cut", "| cycles: p99 (20 converged) | 8.00 s | ≤ 10s | yes |", "convergence benchmark failed: convergebench: day: boom"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"converge":{"grid":"g","cycles":{"cycles":20`, `"converge":{"count":20,"p50_ns":3000000000,"p99_ns":8000000000`, `"target_met":true`, `"converge_error":"convergebench: day: boom"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON lacks %s: %s", want, b)
 		}

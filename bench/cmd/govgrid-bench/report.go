@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/govgrid/govgrid/bench/joinbench"
 	"io"
 	"maps"
 	"os"
@@ -17,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/joinbench"
+
+	"github.com/govgrid/govgrid/bench/convergebench"
 	"github.com/govgrid/govgrid/bench/handoffbench"
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/bench/loadgen"
@@ -45,6 +47,11 @@ type report struct {
 	// measured before the failure.
 	Feeds      *mirrorbench.Result `json:"feeds,omitempty"`
 	FeedsError string              `json:"feeds_error,omitempty"`
+	// Converge is the convergence benchmark (time to converge after a silent cut, over cycles
+	// and over a compressed day); with ConvergeError it holds what was measured before the
+	// failure.
+	Converge      *convergebench.Result `json:"converge,omitempty"`
+	ConvergeError string                `json:"converge_error,omitempty"`
 }
 
 // cell is one system × nodes × concurrency measurement.
@@ -83,6 +90,9 @@ func describeMachine(o options) machine {
 	}
 	m.DataFS = fsType(m.DataDir)
 	for _, sys := range o.systems {
+		if !o.cells && !(o.memory && sys == "govgrid") {
+			continue // not run: no version to show
+		}
 		switch sys {
 		case "etcd":
 			m.Versions[sys] = firstLine(o.etcd, "--version")
@@ -163,8 +173,18 @@ func printReport(w io.Writer, r *report) {
 	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
 		fmt.Fprintf(bw, "- %s: %s\n", k, m.Versions[k])
 	}
-	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase)\n\n", r.Warmup, r.Duration)
+	if len(r.Cells) == 0 {
+		fmt.Fprintln(bw, "\nNo system was measured (the table of systems was left out, or interrupted before its first cell).")
+	} else {
+		printCells(bw, r)
+	}
 
+	printMemory(bw, r)
+}
+
+// printCells writes the table of systems and its notes.
+func printCells(bw io.Writer, r *report) {
+	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase)\n\n", r.Warmup, r.Duration)
 	fmt.Fprintln(bw, "| system | nodes | concurrency | ops/s | p50 | p99 | govgrid/etcd (ops, p99) | govgrid/postgres (ops, p99) |")
 	fmt.Fprintln(bw, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	var notes []string
@@ -196,7 +216,10 @@ func printReport(w io.Writer, r *report) {
 	for _, n := range notes {
 		fmt.Fprintf(bw, "- %s\n", n)
 	}
+}
 
+// printMemory writes govgrid's memory footprint, or why it was not measured.
+func printMemory(bw io.Writer, r *report) {
 	if r.MemorySkipped != "" {
 		fmt.Fprintf(bw, "\nMemory measurement skipped: %s.\n", r.MemorySkipped)
 	}

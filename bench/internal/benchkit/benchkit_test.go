@@ -3,6 +3,10 @@ package benchkit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +87,42 @@ func TestPollApplied(t *testing.T) {
 		if moved[i] != want[i] {
 			t.Fatalf("moved %v, want %v", moved, want)
 		}
+	}
+}
+
+func TestWithT(t *testing.T) {
+	dir := t.TempDir()
+	var order []string
+	var log strings.Builder
+	err := WithT(dir, &log, func(bt *T) error {
+		bt.Cleanup(func() { order = append(order, "first") })
+		bt.Cleanup(func() { order = append(order, "second") })
+		d := bt.TempDir()
+		if !strings.HasPrefix(d, dir) {
+			return fmt.Errorf("TempDir %s is not under %s", d, dir)
+		}
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			return fmt.Errorf("TempDir %s: %v", d, err)
+		}
+		bt.Logf("hello %d", 1)
+		bt.Fatalf("stop at %d", 7)
+		order = append(order, "after Fatalf")
+		return nil
+	})
+	if err == nil || err.Error() != "stop at 7" {
+		t.Fatalf("WithT returned %v, want the Fatalf's message", err)
+	}
+	if strings.Join(order, ",") != "second,first" {
+		t.Fatalf("cleanups ran %v, want the last registered first and nothing after Fatalf", order)
+	}
+	if log.String() != "hello 1\n" {
+		t.Fatalf("log %q", log.String())
+	}
+	want := errors.New("plain")
+	if err := WithT(dir, nil, func(*T) error { return want }); err != want {
+		t.Fatalf("WithT returned %v, want f's error", err)
+	}
+	if err := WithT(dir, nil, func(*T) error { runtime.Goexit(); return nil }); !errors.Is(err, errGoexit) {
+		t.Fatalf("WithT after a bare Goexit returned %v", err)
 	}
 }
