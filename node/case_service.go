@@ -190,6 +190,7 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 		if err == nil {
 			return grpcapi.CaseFromProto(pc), nil
 		}
+		n.peers.forgetIfTimedOut(conn, err)
 		if err = fromStatus(err); errors.Is(err, sitestate.ErrNotFound) {
 			return nil, err
 		}

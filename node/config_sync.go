@@ -55,8 +55,12 @@ func (n *Node) pullConfig() (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := pb.NewClusterClient(conn).ConfigSince(ctx, &pb.ConfigSinceRequest{FromSite: n.cfg.Site, Known: known})
-	if err != nil || len(resp.GetDocs()) == 0 {
+	if err != nil {
+		n.peers.forgetIfTimedOut(conn, err)
 		return false, err
+	}
+	if len(resp.GetDocs()) == 0 {
+		return false, nil
 	}
 	// The documents pass through undecoded: the state reads them.
 	if err := n.state.SyncConfig(ctx, resp.GetDocs()); err != nil {

@@ -217,6 +217,7 @@ func (n *Node) pullOnce(stop <-chan struct{}, child string) error {
 				select {
 				case <-stop:
 				default:
+					n.peers.forget(conn)
 					return fmt.Errorf("the feed of %s was silent for %v: dialling again", child, n.timings.feedSilence)
 				}
 			}

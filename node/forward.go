@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -62,6 +63,29 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
+// forget closes c and drops it from the cache, if it is still there, so that the next call to
+// its peer dials afresh. Callers forget a connection on which a stream fell silent or a call ran
+// out of time: after a silent cut such a connection may be dead at the other end while this
+// end waits for gRPC's keepalive (up to 15 s) to notice, and a fresh dial works at once.
+func (p *peers) forget(c *grpc.ClientConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, cached := range p.conns {
+		if cached == c {
+			delete(p.conns, addr)
+			c.Close()
+			return
+		}
+	}
+}
+
+// forgetIfTimedOut forgets c when err says the call ran out of time.
+func (p *peers) forgetIfTimedOut(c *grpc.ClientConn, err error) {
+	if status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+		p.forget(c)
+	}
+}
+
 func (p *peers) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -94,6 +118,7 @@ func (f *forwarder) Forward(ctx context.Context, leader raft.ServerID, cmd []byt
 	}
 	resp, err := pb.NewClusterClient(conn).Apply(ctx, &pb.ApplyRequest{Command: cmd})
 	if err != nil {
+		f.peers.forgetIfTimedOut(conn, err)
 		return nil, fromStatus(err)
 	}
 	return resp.GetResult(), nil

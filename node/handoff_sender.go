@@ -279,6 +279,7 @@ func (n *Node) deliver(to string, batch []sitestate.OutboxEntry, prefer string) 
 		resp, err := pb.NewClusterClient(conn).Handoff(ctx, req)
 		cancel()
 		if err != nil {
+			n.peers.forgetIfTimedOut(conn, err)
 			lastErr = fmt.Errorf("%s: %w", m.Name, err)
 			continue
 		}

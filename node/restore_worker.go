@@ -248,6 +248,7 @@ func (n *Node) callLeader(site string, fn func(c pb.ClusterClient) error) error 
 		if err == nil {
 			return nil
 		}
+		n.peers.forgetIfTimedOut(conn, err)
 		lastErr = fmt.Errorf("%s: %w", m.Name, err)
 		if status.Code(err) != codes.Unavailable {
 			return lastErr
