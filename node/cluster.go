@@ -9,7 +9,7 @@ type clusterServer struct {
 	unimplemented
 	*applyEndpoint
 	*handoffEndpoint
-	*feedEndpoint
+	*FeedServer
 	*configEndpoint
 	*registryEndpoint
 	*exportEndpoint
@@ -21,7 +21,7 @@ func (n *Node) clusterServer() *clusterServer {
 	return &clusterServer{
 		applyEndpoint:    &applyEndpoint{node: n.cfg.Name, site: site, raft: n.raft},
 		handoffEndpoint:  &handoffEndpoint{site: site, tree: n, restoring: n.restoring, state: n.state},
-		feedEndpoint:     &feedEndpoint{site: site, parent: n.cfg.Parent, stop: n.stop, logger: n.logger, state: n.state},
+		FeedServer:       &FeedServer{Site: site, Parent: n.cfg.Parent, Stop: n.stop, Logger: n.logger, Source: n.state},
 		configEndpoint:   &configEndpoint{site: site, tree: n, state: n.state},
 		registryEndpoint: &registryEndpoint{site: site, parent: n.cfg.Parent, tier: n.cfg.Tier, state: n.state},
 		exportEndpoint:   &exportEndpoint{site: site, parent: n.cfg.Parent, tree: n, raft: n.raft, state: n.state},

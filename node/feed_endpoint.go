@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -13,21 +14,29 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// feedState is what the feed endpoint needs of the site's state.
-type feedState interface {
+// FeedSource is what a site's feed is served from (FeedServer): the site's state in a node; in
+// the benchmarks, a generated feed.
+type FeedSource interface {
+	// ReadFeed returns up to max entries from position from on, at most maxBytes of them (but
+	// at least one), and the feed's head; a sitestate.Error with CodeConflict when from was
+	// trimmed.
 	ReadFeed(from uint64, max, maxBytes int) ([][]byte, uint64, error)
+	// MirrorSnapshot sends the site's whole mirror in pieces of at most maxBytes, from one
+	// consistent view, and returns the feed position the view was taken at (a resync).
 	MirrorSnapshot(maxBytes int, send func(entries [][]byte) error) (uint64, error)
+	// FeedHead is the newest position; FeedChanged is closed when the feed grows.
 	FeedHead() (uint64, error)
 	FeedChanged() <-chan struct{}
+	// TrimFeed drops the entries up to upto, which the parent has committed.
 	TrimFeed(ctx context.Context, upto uint64) error
 }
 
-// feedEndpoint serves Cluster.Feed: this site's feed, streamed to its parent.
-type feedEndpoint struct {
-	site, parent string
-	stop         <-chan struct{} // closed when the node stops
-	logger       *slog.Logger
-	state        feedState
+// FeedServer serves Cluster.Feed: a site's feed, streamed to its parent.
+type FeedServer struct {
+	Site, Parent string
+	Stop         <-chan struct{} // closed when the node stops
+	Logger       *slog.Logger
+	Source       FeedSource
 	// trimming is set while a trim runs, so a stream of acknowledgements starts one at a time.
 	trimming atomic.Bool
 }
@@ -36,13 +45,13 @@ type feedEndpoint struct {
 // sends batches in order, at most FeedWindow entries past the last acknowledgement, and
 // heartbeats while the feed is quiet. What the parent acknowledges it has committed, so this
 // node trims it (every feedTrimEvery): through the site's Raft, whichever node serves the stream.
-func (e *feedEndpoint) Feed(stream pb.Cluster_FeedServer) error {
+func (e *FeedServer) Feed(stream pb.Cluster_FeedServer) error {
 	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
-	if e.parent == "" || first.GetFromSite() != e.parent {
-		return status.Errorf(codes.PermissionDenied, "site %s serves its feed only to its parent %q, not to %q", e.site, e.parent, first.GetFromSite())
+	if e.Parent == "" || first.GetFromSite() != e.Parent {
+		return status.Errorf(codes.PermissionDenied, "site %s serves its feed only to its parent %q, not to %q", e.Site, e.Parent, first.GetFromSite())
 	}
 	var acked atomic.Uint64
 	acked.Store(first.GetCursor())
@@ -70,11 +79,11 @@ func (e *feedEndpoint) Feed(stream pb.Cluster_FeedServer) error {
 			lastTrim = time.Now()
 			e.trim(acked.Load())
 		}
-		changed := e.state.FeedChanged()
+		changed := e.Source.FeedChanged()
 		var entries [][]byte
 		var head uint64
 		if room := FeedWindow - (int64(next) - 1 - int64(acked.Load())); room > 0 {
-			entries, head, err = e.state.ReadFeed(next, int(min(room, FeedBatchEntries)), FeedBatchBytes)
+			entries, head, err = e.Source.ReadFeed(next, int(min(room, FeedBatchEntries)), FeedBatchBytes)
 			if isTrimmed(err) {
 				// The parent stands before what this site keeps (it was restored, or lost its
 				// cursor): send it the whole mirror instead, then go on from where it was taken.
@@ -97,14 +106,17 @@ func (e *feedEndpoint) Feed(stream pb.Cluster_FeedServer) error {
 		select {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
-		case <-e.stop:
+		case <-e.Stop:
 			return status.Error(codes.Unavailable, "node stopping")
 		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil // the parent closed its side: the stream ends cleanly
+			}
 			return err
 		case <-changed:
 		case <-ackCh:
 		case <-heartbeat.C:
-			head, err := e.state.FeedHead()
+			head, err := e.Source.FeedHead()
 			if err != nil {
 				return feedStatus(err)
 			}
@@ -117,8 +129,8 @@ func (e *feedEndpoint) Feed(stream pb.Cluster_FeedServer) error {
 
 // resync streams a snapshot of this site's mirror to the parent, one batch per acknowledgement,
 // and returns the feed position to go on from.
-func (e *feedEndpoint) resync(stream pb.Cluster_FeedServer, ackCh <-chan struct{}, recvErr <-chan error) (uint64, error) {
-	e.logger.Info("the parent stands before the oldest feed entry kept: sending it the whole mirror", "parent", e.parent)
+func (e *FeedServer) resync(stream pb.Cluster_FeedServer, ackCh <-chan struct{}, recvErr <-chan error) (uint64, error) {
+	e.Logger.Info("the parent stands before the oldest feed entry kept: sending it the whole mirror", "parent", e.Parent)
 	select { // an acknowledgement from before counts for nothing here
 	case <-ackCh:
 	default:
@@ -139,11 +151,11 @@ func (e *feedEndpoint) resync(stream pb.Cluster_FeedServer, ackCh <-chan struct{
 			return err
 		case <-stream.Context().Done():
 			return stream.Context().Err()
-		case <-e.stop:
+		case <-e.Stop:
 			return status.Error(codes.Unavailable, "node stopping")
 		}
 	}
-	head, err := e.state.MirrorSnapshot(FeedBatchBytes, func(entries [][]byte) error {
+	head, err := e.Source.MirrorSnapshot(FeedBatchBytes, func(entries [][]byte) error {
 		if err := flush(); err != nil {
 			return err
 		}
@@ -170,7 +182,7 @@ func isTrimmed(err error) bool {
 }
 
 // trim drops, in the background, the feed entries the parent has committed.
-func (e *feedEndpoint) trim(upto uint64) {
+func (e *FeedServer) trim(upto uint64) {
 	if upto == 0 || !e.trimming.CompareAndSwap(false, true) {
 		return
 	}
@@ -178,8 +190,8 @@ func (e *feedEndpoint) trim(upto uint64) {
 		defer e.trimming.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := e.state.TrimFeed(ctx, upto); err != nil {
-			e.logger.Debug("could not trim the feed; the next acknowledgement tries again", "upto", upto, "error", err)
+		if err := e.Source.TrimFeed(ctx, upto); err != nil {
+			e.Logger.Debug("could not trim the feed; the next acknowledgement tries again", "upto", upto, "error", err)
 		}
 	}()
 }

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// fakeFeed is a feedState whose feed holds the entries trimmed+1 to head, each the text of its
+// fakeFeed is a FeedSource whose feed holds the entries trimmed+1 to head, each the text of its
 // position, and whose mirror is snapshot (in batches). It records what the endpoint asks, and
 // notes every read reaching past the window of the last acknowledgement the test sent (acked).
 type fakeFeed struct {
@@ -117,8 +117,8 @@ func (f *fakeFeed) check(t *testing.T) {
 
 // serveFeed serves the feed endpoint of epSite (whose parent is parent) over state.
 func serveFeed(t *testing.T, parent string, state *fakeFeed, stop <-chan struct{}) pb.ClusterClient {
-	return serveCluster(t, &clusterServer{feedEndpoint: &feedEndpoint{
-		site: epSite, parent: parent, stop: stop, logger: slog.New(slog.DiscardHandler), state: state,
+	return serveCluster(t, &clusterServer{FeedServer: &FeedServer{
+		Site: epSite, Parent: parent, Stop: stop, Logger: slog.New(slog.DiscardHandler), Source: state,
 	}})
 }
 

@@ -91,7 +91,7 @@ func boolGauge(b bool) float64 {
 
 // trimFeed is leader work at the district, which has no parent to serve its feed to: drop the
 // feed entries older than the last trim. (Other sites trim what their parent acknowledged, from
-// the node that serves the parent's stream: see feedEndpoint.)
+// the node that serves the parent's stream: see FeedServer.)
 func (n *Node) trimFeed(stop <-chan struct{}) {
 	if n.cfg.Parent != "" {
 		return

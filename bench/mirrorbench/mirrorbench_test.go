@@ -188,7 +188,7 @@ func TestGenerator(t *testing.T) {
 // serveFeed starts a synthetic township's Feed service alone (no gossip) and returns a client.
 func serveFeed(t *testing.T, g *generator) pb.ClusterClient {
 	t.Helper()
-	s := &synthTownship{parent: "cd", member: "m", gen: g}
+	s := newSynthTownship(g, "cd")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -322,26 +322,26 @@ func TestSynthFeedProtocol(t *testing.T) {
 }
 
 func TestBatchSizeLimit(t *testing.T) {
-	s := &synthTownship{gen: testGenerator(2000)}
-	next, carry := uint64(1), []byte(nil)
-	b1, err := s.batch(&next, &carry, 2000)
-	if err != nil {
-		t.Fatal(err)
+	f := &generatedFeed{s: &synthTownship{gen: testGenerator(2000)}}
+	b1, head, err := f.ReadFeed(1, 2000, node.FeedBatchBytes)
+	if err != nil || head != 2000 {
+		t.Fatal(head, err)
 	}
 	size := 0
-	for _, e := range b1.GetEntries() {
+	for _, e := range b1 {
 		size += len(e)
 	}
-	if size > node.FeedBatchBytes || carry == nil || next != uint64(len(b1.GetEntries()))+1 || len(b1.GetEntries()) < 100 {
-		t.Fatalf("first batch: %d entries, %d bytes, next %d, carry %d bytes", len(b1.GetEntries()), size, next, len(carry))
+	if size > node.FeedBatchBytes || f.carry == nil || len(b1) < 100 {
+		t.Fatalf("first batch: %d entries, %d bytes, carry %d bytes", len(b1), size, len(f.carry))
 	}
-	b2, err := s.batch(&next, &carry, 1)
+	next := uint64(len(b1)) + 1
+	b2, _, err := f.ReadFeed(next, 1, node.FeedBatchBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var e sitestate.FeedEntry
-	if err := json.Unmarshal(b2.GetEntries()[0], &e); err != nil || e.Seq != uint64(len(b1.GetEntries()))+1 || carry != nil {
-		t.Fatalf("second batch starts at %d (%v), carry %d bytes", e.Seq, err, len(carry))
+	if err := json.Unmarshal(b2[0], &e); err != nil || e.Seq != next || f.carry != nil {
+		t.Fatalf("second batch starts at %d (%v), carry %d bytes", e.Seq, err, len(f.carry))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,9 +15,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/node"
@@ -41,17 +40,25 @@ type synthTownship struct {
 	list *memberlist.Memberlist
 	wg   sync.WaitGroup
 
-	served  atomic.Uint64 // entries sent, re-sent ones included
+	feed    *node.FeedServer
+	served  atomic.Uint64 // entries read for sending, re-sent ones included
 	bytes   atomic.Uint64 // bytes of those entries
 	genNS   atomic.Int64  // time spent building and encoding entries
 	streams atomic.Int32  // feed streams opened
-	acked   atomic.Uint64 // highest cursor the parent acknowledged
+}
+
+// newSynthTownship is a township serving gen's feed to parent, not yet started.
+func newSynthTownship(gen *generator, parent string) *synthTownship {
+	s := &synthTownship{parent: parent, member: gen.site + "-synthetic", gen: gen}
+	s.feed = &node.FeedServer{Site: gen.site, Parent: parent, Stop: make(chan struct{}),
+		Logger: slog.New(slog.DiscardHandler), Source: &generatedFeed{s: s}}
+	return s
 }
 
 // startSynthTownship starts the township's gRPC server and gossip member and joins the grid
 // through join (a gossip address). gridName must be the grid's gossip label.
 func startSynthTownship(gen *generator, parent, gridName, join string) (*synthTownship, error) {
-	s := &synthTownship{parent: parent, member: gen.site + "-synthetic", gen: gen}
+	s := newSynthTownship(gen, parent)
 	var err error
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -120,122 +127,66 @@ func (s *synthTownship) close() {
 	s.wg.Wait()
 }
 
-// Feed serves the generated feed to the parent with the protocol of node's feed endpoint
-// (node/feed_endpoint.go) and its sizes: the parent's first message names its cursor, batches
-// of at most node.FeedBatchEntries entries and node.FeedBatchBytes bytes follow in order, at most
-// node.FeedWindow entries ahead of the last acknowledgement, and an empty batch (the head) every
-// node.FeedHeartbeat while nothing is sent. It is a copy of that endpoint's loop, not the
-// endpoint itself: node does not export the endpoint (it serves only the node's own
-// sitestate.State), and serving a real State would mean committing every case through a
-// township's Raft first, which is the work this benchmark leaves out. Trimming and resyncs,
-// which the load never needs, are left out.
+// Feed serves the generated feed to the parent with node's own feed server (node.FeedServer):
+// the same protocol, batch sizes, window and heartbeats as a township's.
 func (s *synthTownship) Feed(stream pb.Cluster_FeedServer) error {
-	first, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	if first.GetFromSite() != s.parent {
-		return status.Errorf(codes.PermissionDenied, "site %s serves its feed only to its parent %q, not to %q", s.gen.site, s.parent, first.GetFromSite())
-	}
-	if first.GetCursor() > s.gen.total {
-		return status.Errorf(codes.FailedPrecondition, "cursor %d is beyond the feed's head %d", first.GetCursor(), s.gen.total)
-	}
 	s.streams.Add(1)
-	var acked atomic.Uint64
-	acked.Store(first.GetCursor())
-	s.noteAcked(first.GetCursor())
-	ackCh := make(chan struct{}, 1)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			a, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			if c := a.GetCursor(); c > acked.Load() {
-				acked.Store(c)
-				s.noteAcked(c)
-				select {
-				case ackCh <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	next := first.GetCursor() + 1
-	var carry []byte // an entry built but left out of the last batch for its size
-	heartbeat := time.NewTicker(node.FeedHeartbeat)
-	defer heartbeat.Stop()
-	for {
-		room := int64(node.FeedWindow) - (int64(next) - 1 - int64(acked.Load()))
-		if room > 0 && next <= s.gen.total {
-			batch, err := s.batch(&next, &carry, int(min(room, node.FeedBatchEntries)))
-			if err != nil {
-				return status.Error(codes.Internal, err.Error())
-			}
-			if err := stream.Send(batch); err != nil {
-				return err
-			}
-			continue
-		}
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		case <-ackCh:
-		case <-heartbeat.C:
-			if err := stream.Send(&pb.FeedBatch{Head: s.gen.total}); err != nil {
-				return err
-			}
-		}
-	}
+	return s.feed.Feed(stream)
 }
 
-// batch builds the next batch from *next on: at most max entries and node.FeedBatchBytes bytes (but
-// at least one entry). An entry that would overflow the size is kept in *carry for the next one.
-func (s *synthTownship) batch(next *uint64, carry *[]byte, max int) (*pb.FeedBatch, error) {
+// generatedFeed is the synthetic township's feed as a node.FeedSource: entry n is built and
+// encoded when it is read. The feed is whole from the start: it never grows, is never trimmed,
+// and keeps no mirror to resync a parent from (the load never needs one).
+type generatedFeed struct {
+	s  *synthTownship
+	mu sync.Mutex
+	// carry is an entry built but left out of the last read for its size, at carrySeq.
+	carrySeq uint64
+	carry    []byte
+}
+
+func (f *generatedFeed) ReadFeed(from uint64, max, maxBytes int) ([][]byte, uint64, error) {
 	t0 := time.Now()
-	defer func() { s.genNS.Add(int64(time.Since(t0))) }()
-	batch := &pb.FeedBatch{Head: s.gen.total}
+	defer func() { f.s.genNS.Add(int64(time.Since(t0))) }()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	total := f.s.gen.total
+	var entries [][]byte
 	size := 0
-	for len(batch.Entries) < max && *next <= s.gen.total {
-		b := *carry
-		*carry = nil
-		if b == nil {
-			e, err := s.gen.entry(*next)
+	for seq := from; len(entries) < max && seq <= total; seq++ {
+		b := f.carry
+		if f.carrySeq != seq || b == nil {
+			e, err := f.s.gen.entry(seq)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if b, err = json.Marshal(e); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
-		if size+len(b) > node.FeedBatchBytes && len(batch.Entries) > 0 {
-			*carry = b
+		f.carry = nil
+		if size+len(b) > maxBytes && len(entries) > 0 {
+			f.carrySeq, f.carry = seq, b
 			break
 		}
 		size += len(b)
-		batch.Entries = append(batch.Entries, b)
-		*next++
+		entries = append(entries, b)
 	}
-	s.served.Add(uint64(len(batch.Entries)))
-	s.bytes.Add(uint64(size))
-	return batch, nil
+	f.s.served.Add(uint64(len(entries)))
+	f.s.bytes.Add(uint64(size))
+	return entries, total, nil
 }
 
-func (s *synthTownship) noteAcked(c uint64) {
-	for {
-		old := s.acked.Load()
-		if c <= old || s.acked.CompareAndSwap(old, c) {
-			return
-		}
-	}
+func (f *generatedFeed) MirrorSnapshot(int, func([][]byte) error) (uint64, error) {
+	return 0, errors.New("mirrorbench: a synthetic township keeps no mirror to resync a parent from")
 }
+
+func (f *generatedFeed) FeedHead() (uint64, error) { return f.s.gen.total, nil }
+
+// FeedChanged never fires: the generated feed does not grow.
+func (f *generatedFeed) FeedChanged() <-chan struct{} { return nil }
+
+func (f *generatedFeed) TrimFeed(context.Context, uint64) error { return nil }
 
 // metaDelegate publishes a fixed node.Meta in gossip.
 type metaDelegate []byte
