@@ -13,8 +13,7 @@ func Print(w io.Writer, r Result) {
 	fmt.Fprintln(w, "\n## Handoff: community → township → district")
 	fmt.Fprintf(w, "\n- grid: in-process nodes on 127.0.0.1 (real Raft, gossip, gRPC; production Raft timings): %s; ready in %v\n",
 		r.Grid, r.Setup.Round(100*time.Millisecond))
-	fmt.Fprintln(w, "\n| measurement | result | target | met |")
-	fmt.Fprintln(w, "|---|---:|---:|---|")
+	benchkit.TableHeader(w)
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "| relay community → township → district, %d in flight (%d cases): p50 | %s | | |\n", l.InFlight, l.Total.Count, benchkit.FmtDur(l.Total.P50))
 		fmt.Fprintf(w, "| relay: p99 | %s | ≤ %v | %s |\n", benchkit.FmtDur(l.Total.P99), TargetRelayP99, benchkit.YesNo(l.Met))

@@ -25,8 +25,7 @@ func Print(w io.Writer, r Result) {
 		fmt.Fprintf(w, "- mirror: a 1-node district (in-process node, production settings) pulling %d synthetic townships' feeds (%d communities each) through its own pullers, Raft log and FSM\n",
 			m.Townships, m.Communities)
 	}
-	fmt.Fprintln(w, "\n| measurement | result | target | met |")
-	fmt.Fprintln(w, "|---|---:|---:|---|")
+	benchkit.TableHeader(w)
 	if v != nil {
 		fmt.Fprintf(w, "| visibility lag, submit at a community → in the district's mirror, %.0f cases/s over %d communities (%d cases): p50 | %s | | |\n",
 			v.Rate, v.Communities, v.Lag.Count, benchkit.FmtDur(v.Lag.P50))

@@ -61,25 +61,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestFmtDur(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{0, "—"},
-		{420 * time.Microsecond, "420 µs"},
-		{1234 * time.Microsecond, "1.23 ms"},
-		{12345 * time.Microsecond, "12.3 ms"},
-		{123456 * time.Microsecond, "123 ms"},
-		{2 * time.Second, "2000 ms"},
-	}
-	for _, tt := range tests {
-		if got := fmtDur(tt.d); got != tt.want {
-			t.Errorf("fmtDur(%v) = %q, want %q", tt.d, got, tt.want)
-		}
-	}
-}
-
 func TestRatios(t *testing.T) {
 	gg := &loadgen.Result{OpsPerSec: 500, P99: 4 * time.Millisecond}
 	tests := []struct {

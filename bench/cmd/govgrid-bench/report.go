@@ -201,7 +201,7 @@ func printCells(bw io.Writer, r *report) {
 			vsPG = ratios(res, r.find("postgres", 1, c.Concurrency))
 		}
 		fmt.Fprintf(bw, "| %s | %d | %d | %.0f | %s | %s | %s | %s |\n",
-			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, fmtDur(res.P50), fmtDur(res.P99), vsEtcd, vsPG)
+			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, benchkit.FmtMillis(res.P50), benchkit.FmtMillis(res.P99), vsEtcd, vsPG)
 		if res.Elapsed < r.Duration {
 			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d: interrupted after %v of %v", c.System, c.Nodes, c.Concurrency, res.Elapsed.Round(time.Millisecond), r.Duration))
 		}
@@ -231,7 +231,7 @@ func printMemory(bw io.Writer, r *report) {
 		if mem.Load.Ops+mem.Load.Errors > 0 {
 			l := mem.Load
 			fmt.Fprintf(bw, "- load: %d cases with %d clients in %v (%.0f cases/s, p50 %s, p99 %s, %d errors)\n",
-				mem.Cases, memoryConcurrency, l.Elapsed.Round(time.Millisecond), l.OpsPerSec, fmtDur(l.P50), fmtDur(l.P99), l.Errors)
+				mem.Cases, memoryConcurrency, l.Elapsed.Round(time.Millisecond), l.OpsPerSec, benchkit.FmtMillis(l.P50), benchkit.FmtMillis(l.P99), l.Errors)
 		}
 		if mem.LoadedRSS > 0 {
 			fmt.Fprintf(bw, "- after loading %d cases: %s%s\n", mem.Cases, benchkit.RSSParts(mem.LoadedRSS, mem.LoadedRSSAnon, mem.LoadedRSSFile), unsettled(mem.LoadSettled))
@@ -284,23 +284,6 @@ func ratios(gg, other *loadgen.Result) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f×, %.2f×", gg.OpsPerSec/other.OpsPerSec, float64(gg.P99)/float64(other.P99))
-}
-
-// fmtDur shows a latency with about three significant digits.
-func fmtDur(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	switch {
-	case d == 0:
-		return "—"
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.0f µs", ms*1000)
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", ms)
-	case d < 100*time.Millisecond:
-		return fmt.Sprintf("%.1f ms", ms)
-	default:
-		return fmt.Sprintf("%.0f ms", ms)
-	}
 }
 
 func unsettled(settled bool) string {

@@ -36,6 +36,17 @@ func TestFormat(t *testing.T) {
 			t.Errorf("FmtDur(%v) = %q, want %q", d, got, want)
 		}
 	}
+	for d, want := range map[time.Duration]string{0: "—", 420 * time.Microsecond: "420 µs", 1234 * time.Microsecond: "1.23 ms",
+		12345 * time.Microsecond: "12.3 ms", 123456 * time.Microsecond: "123 ms", 2 * time.Second: "2000 ms"} {
+		if got := FmtMillis(d); got != want {
+			t.Errorf("FmtMillis(%v) = %q, want %q", d, got, want)
+		}
+	}
+	var head strings.Builder
+	TableHeader(&head)
+	if head.String() != "\n| measurement | result | target | met |\n|---|---:|---:|---|\n" {
+		t.Errorf("TableHeader: %q", head.String())
+	}
 	if got := YesNo(true) + " " + YesNo(false); got != "yes **no**" {
 		t.Errorf("YesNo: %q", got)
 	}

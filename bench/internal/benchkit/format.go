@@ -2,6 +2,7 @@ package benchkit
 
 import (
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -13,8 +14,18 @@ func YesNo(ok bool) string {
 	return "**no**"
 }
 
-// FmtDur shows a duration with about three significant digits, "—" for zero.
+// FmtDur shows a duration with about three significant digits, in seconds from one second on
+// (FmtMillis below it), "—" for zero.
 func FmtDur(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2f s", float64(d)/float64(time.Millisecond)/1000)
+	}
+	return FmtMillis(d)
+}
+
+// FmtMillis shows a latency with about three significant digits, in microseconds below a
+// millisecond and in milliseconds from there on (a second is "1000 ms"), "—" for zero.
+func FmtMillis(d time.Duration) string {
 	ms := float64(d) / float64(time.Millisecond)
 	switch {
 	case d == 0:
@@ -25,11 +36,16 @@ func FmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2f ms", ms)
 	case d < 100*time.Millisecond:
 		return fmt.Sprintf("%.1f ms", ms)
-	case d < time.Second:
-		return fmt.Sprintf("%.0f ms", ms)
 	default:
-		return fmt.Sprintf("%.2f s", ms/1000)
+		return fmt.Sprintf("%.0f ms", ms)
 	}
+}
+
+// TableHeader writes the head of a benchmark's results table, after a blank line: the
+// measurement, its result, its target and whether it was met.
+func TableHeader(w io.Writer) {
+	fmt.Fprintln(w, "\n| measurement | result | target | met |")
+	fmt.Fprintln(w, "|---|---:|---:|---|")
 }
 
 // MiB shows a byte count in mebibytes with one decimal.
