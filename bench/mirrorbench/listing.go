@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 )
@@ -25,20 +26,6 @@ type lister struct {
 	// started is when the district started: the slowest request's time is told from it.
 	started time.Time
 	client  *http.Client
-}
-
-// listedCase is the part of a listed case the checks look at.
-type listedCase struct {
-	Number     string `json:"number"`
-	Kind       string `json:"kind"`
-	ItemCode   string `json:"item_code"`
-	Status     string `json:"status"`
-	HolderSite string `json:"holder_site"`
-}
-
-type listResponse struct {
-	Cases         []listedCase `json:"cases"`
-	NextPageToken string       `json:"next_page_token"`
 }
 
 // run times four listings, all of submitted cases in the subtree: the first ListPages pages,
@@ -69,7 +56,7 @@ func (l *lister) run(ctx context.Context, cfg Config) []ListingResult {
 		} else {
 			clear(seen)
 		}
-		resp := paging.get(l, q, func(c listedCase) error {
+		resp := paging.get(l, q, func(c api.MirroredCase) error {
 			if seen[c.Number] {
 				return fmt.Errorf("%s listed twice while paging", c.Number)
 			}
@@ -86,7 +73,7 @@ func (l *lister) run(ctx context.Context, cfg Config) []ListingResult {
 		*listing
 		param string
 		value func() string
-		check func(v string, c listedCase) bool
+		check func(v string, c api.MirroredCase) bool
 	}
 	filters := []filtered{
 		{newListing("by status and kind, first page from a random time"), "kind", func() string {
@@ -94,13 +81,13 @@ func (l *lister) run(ctx context.Context, cfg Config) []ListingResult {
 				return string(casework.KindGrievance)
 			}
 			return string(casework.KindApplication)
-		}, func(v string, c listedCase) bool { return c.Kind == v }},
+		}, func(v string, c api.MirroredCase) bool { return string(c.Kind) == v }},
 		{newListing("by status and site (one community), first page from a random time"), "site", func() string {
 			return l.communities[rng.IntN(len(l.communities))]
-		}, func(v string, c listedCase) bool { return c.HolderSite == v }},
+		}, func(v string, c api.MirroredCase) bool { return c.HolderSite == v }},
 		{newListing("by status and item code, first page from a random time"), "item_code", func() string {
 			return items[rng.IntN(len(items))].code
-		}, func(v string, c listedCase) bool { return c.ItemCode == v }},
+		}, func(v string, c api.MirroredCase) bool { return c.ItemCode == v }},
 	}
 	sample := func(f filtered) {
 		q := l.query(status)
@@ -108,7 +95,7 @@ func (l *lister) run(ctx context.Context, cfg Config) []ListingResult {
 		q.Set(f.param, v)
 		at := l.from.Add(time.Duration(rng.Int64N(int64(l.to.Sub(l.from)) + 1)))
 		q.Set("to", at.UTC().Format(time.RFC3339Nano))
-		f.get(l, q, func(c listedCase) error {
+		f.get(l, q, func(c api.MirroredCase) error {
 			if !f.check(v, c) {
 				return fmt.Errorf("%s=%s listed %s (kind %s, item %s, site %s)", f.param, v, c.Number, c.Kind, c.ItemCode, c.HolderSite)
 			}
@@ -159,7 +146,7 @@ func newListing(name string) *listing {
 // get makes one request, times it until its body is read, and checks the answer: status 200,
 // submitted cases only, each passing check, and a full page whenever a next page is announced.
 // It returns nil after a failure.
-func (ls *listing) get(l *lister, q url.Values, check func(listedCase) error) *listResponse {
+func (ls *listing) get(l *lister, q url.Values, check func(api.MirroredCase) error) *api.SubtreePage {
 	path := "/v1/cases?" + q.Encode()
 	if ls.res.Example == "" {
 		ls.res.Example = path
@@ -185,7 +172,7 @@ func (ls *listing) get(l *lister, q url.Values, check func(listedCase) error) *l
 	if elapsed > ls.slowest {
 		ls.slowest, ls.res.SlowestAt = elapsed, t0.Sub(l.started)
 	}
-	var page listResponse
+	var page api.SubtreePage
 	if err := json.Unmarshal(body, &page); err != nil {
 		ls.fail(fmt.Errorf("GET %s: undecodable answer: %w", path, err))
 		return nil
@@ -196,7 +183,7 @@ func (ls *listing) get(l *lister, q url.Values, check func(listedCase) error) *l
 		return nil
 	}
 	for _, c := range page.Cases {
-		if c.Status != string(casework.StatusSubmitted) {
+		if c.Status != casework.StatusSubmitted {
 			ls.fail(fmt.Errorf("GET %s: %s has status %q", path, c.Number, c.Status))
 			return nil
 		}
