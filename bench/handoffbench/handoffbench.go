@@ -80,29 +80,9 @@ var Defaults = Config{
 	DrainTimeout: 2 * time.Minute,
 }
 
+// withDefaults is c with its zero fields, but Warmup and Partition, taken from Defaults.
 func (c Config) withDefaults() Config {
-	d := Defaults
-	if c.InFlight == 0 {
-		c.InFlight = d.InFlight
-	}
-	if c.Duration == 0 {
-		c.Duration = d.Duration
-	}
-	if c.Communities == 0 {
-		c.Communities = d.Communities
-	}
-	if c.Submitters == 0 {
-		c.Submitters = d.Submitters
-	}
-	if c.Backlog == 0 {
-		c.Backlog = d.Backlog
-	}
-	if c.Drain == 0 {
-		c.Drain = d.Drain
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = d.DrainTimeout
-	}
+	benchkit.FillZero(&c, Defaults, "Warmup", "Partition")
 	return c
 }
 

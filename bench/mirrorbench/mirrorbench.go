@@ -130,27 +130,10 @@ var Defaults = Config{
 	ListFor:           65 * time.Second,
 }
 
+// withDefaults is c with its zero fields taken from Defaults, but for the phases (Visibility,
+// Mirror) and the times whose zero means none (Warmup, QuietMax, ListFor).
 func (c Config) withDefaults() Config {
-	d := Defaults
-	for _, f := range []struct{ v, d *int }{
-		{&c.Townships, &d.Townships}, {&c.Communities, &d.Communities}, {&c.MirrorCases, &d.MirrorCases},
-		{&c.MirrorTownships, &d.MirrorTownships}, {&c.MirrorCommunities, &d.MirrorCommunities},
-		{&c.ListPages, &d.ListPages}, {&c.ListSamples, &d.ListSamples}, {&c.PageSize, &d.PageSize},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	for _, f := range []struct{ v, d *time.Duration }{
-		{&c.Duration, &d.Duration}, {&c.SettleTimeout, &d.SettleTimeout}, {&c.MirrorSpan, &d.MirrorSpan}, {&c.LoadTimeout, &d.LoadTimeout},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	if c.Rate == 0 {
-		c.Rate = d.Rate
-	}
+	benchkit.FillZero(&c, Defaults, "Visibility", "Mirror", "Warmup", "QuietMax", "ListFor")
 	return c
 }
 
