@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 )
 
 // plan is what happens during one cut.
@@ -81,7 +83,7 @@ func (g *grid) cutAndHeal(ctx context.Context, p plan) (cases []want, owed cutSt
 		}
 	}()
 	for _, s := range p.steps() {
-		if err := sleepUntil(ctx, cutAt.Add(s.at)); err != nil {
+		if err := benchkit.SleepUntil(ctx, cutAt.Add(s.at)); err != nil {
 			return cases, owed, 0, healAt, err
 		}
 		c, err := g.act(s)
@@ -90,7 +92,7 @@ func (g *grid) cutAndHeal(ctx context.Context, p plan) (cases []want, owed cutSt
 		}
 		cases = append(cases, c)
 	}
-	if err := sleepUntil(ctx, cutAt.Add(p.cut)); err != nil {
+	if err := benchkit.SleepUntil(ctx, cutAt.Add(p.cut)); err != nil {
 		return cases, owed, 0, healAt, err
 	}
 	owed = g.owed()
@@ -163,22 +165,6 @@ func (g *grid) converge(ctx context.Context, cases []want, healAt time.Time, tim
 			return w.Convergence, ctx.Err()
 		case <-t.C:
 		}
-	}
-}
-
-// sleepUntil waits until t or until ctx ends.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
 	}
 }
 

@@ -37,7 +37,7 @@ func runCycles(ctx context.Context, cfg Config) (*CyclesResult, error) {
 			if err != nil {
 				return err
 			}
-			if err := sleepUntil(ctx, time.Now().Add(cfg.Gap)); err != nil {
+			if err := benchkit.SleepUntil(ctx, time.Now().Add(cfg.Gap)); err != nil {
 				return err
 			}
 		}

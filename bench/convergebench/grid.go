@@ -16,15 +16,13 @@ import (
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/testgrid"
-	"github.com/govgrid/govgrid/tier"
 )
 
-// The grid's sites.
+// The grid's sites: benchkit's township grid, with one community.
 const (
-	districtSite  = "cd"
-	townshipSite  = "cd-dgdj"
+	districtSite  = benchkit.DistrictSite
+	townshipSite  = benchkit.TownshipSite
 	communitySite = "cd-dgdj-ngj"
-	districtNodes = 3
 )
 
 const gridDescription = "district 3 nodes, township 1 node, community 1 node (in process, production timings)"
@@ -46,26 +44,13 @@ type grid struct {
 // the feed streams and the community's connections are up, for the cuts to catch. The nodes
 // stop when t's cleanups run.
 func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
-	tg := testgrid.New(t, benchkit.GridSpec("convergebench", cfg.Logger, nil,
-		testgrid.Site{Code: districtSite, Tier: tier.District, Nodes: districtNodes},
-		testgrid.Site{Code: townshipSite, Tier: tier.Township, Parent: districtSite, Nodes: 1},
-		testgrid.Site{Code: communitySite, Tier: tier.Community, Parent: townshipSite, Nodes: 1},
-	))
+	tg := testgrid.New(t, benchkit.GridSpec("convergebench", cfg.Logger, nil, benchkit.TownshipSites(communitySite)...))
 	g := &grid{tg: tg, township: tg.SiteNodes(townshipSite)[0], community: tg.SiteNodes(communitySite)[0],
 		http: &http.Client{Timeout: requestTimeout}, log: slog.New(slog.DiscardHandler)}
 	if cfg.Logger != nil {
 		g.log = cfg.Logger.With("convergebench", true)
 	}
-	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
-		if err := benchkit.Listed(g.township, map[string]bool{communitySite: true}); err != nil {
-			return err
-		}
-		if d := g.district(); d == nil {
-			return fmt.Errorf("the district has no leader")
-		} else {
-			return benchkit.Listed(d, map[string]bool{townshipSite: true, communitySite: true})
-		}
-	})
+	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error { return benchkit.TownshipListed(tg, communitySite) })
 	if err != nil {
 		return g, fmt.Errorf("convergebench: grid not ready: %w", err)
 	}

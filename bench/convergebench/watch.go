@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
 )
@@ -142,7 +142,7 @@ func (w *watch) heldVersion(c want) uint64 {
 		holder = w.g.township
 	}
 	got, err := holder.State().GetCase(c.number)
-	if err != nil || !heldBy(got, c.holder) {
+	if err != nil || !benchkit.HeldBy(got, c.holder) {
 		return 0
 	}
 	return got.Version
@@ -159,15 +159,10 @@ func (w *watch) mirrored(state *sitestate.State, i int) string {
 	switch {
 	case err != nil:
 		return c.number + ": " + err.Error()
-	case !heldBy(rec.Case, c.holder) || rec.Case.Version != w.version[i]:
+	case !benchkit.HeldBy(rec.Case, c.holder) || rec.Case.Version != w.version[i]:
 		return fmt.Sprintf("%s at version %d held by %s, want version %d held by %s", c.number, rec.Case.Version, rec.Case.HolderSite, w.version[i], c.holder)
 	}
 	return ""
-}
-
-// heldBy reports whether c is held by site, not in transit.
-func heldBy(c *casework.Case, site string) bool {
-	return c != nil && c.HolderSite == site && c.Transit == nil
 }
 
 func stateOf(n *node.Node) *sitestate.State {

@@ -82,7 +82,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	benchkit.Progress(cfg.Progress, "handoff: %d handoffs queued in %v", res.Queued, res.Queue.Round(time.Millisecond))
 	if wait := time.Until(cutAt.Add(cfg.Partition)); wait > 0 {
 		benchkit.Progress(cfg.Progress, "handoff: keeping the link cut for %v more", wait.Round(time.Millisecond))
-		if err := sleep(ctx, wait); err != nil {
+		if err := benchkit.SleepUntil(ctx, cutAt.Add(cfg.Partition)); err != nil {
 			return res, err
 		}
 	}
@@ -94,7 +94,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 	lastReport := healAt
 	err = benchkit.Until(ctx, cfg.DrainTimeout, drainPoll, func() error {
 		if res.FirstArrival == 0 {
-			if c, err := township.State().GetCase(numbers[0]); err == nil && heldAt(c, township.Site()) {
+			if c, err := township.State().GetCase(numbers[0]); err == nil && benchkit.HeldBy(c, township.Site()) {
 				res.FirstArrival = time.Since(healAt)
 			}
 		}
@@ -120,7 +120,7 @@ func (g *grid) drain(ctx context.Context, cfg Config) (*DrainResult, error) {
 		res.FirstArrival = res.Drained // drained between two polls
 	}
 	for _, number := range numbers {
-		if c, err := township.State().GetCase(number); err == nil && heldAt(c, township.Site()) {
+		if c, err := township.State().GetCase(number); err == nil && benchkit.HeldBy(c, township.Site()) {
 			res.Held++
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,11 +17,10 @@ import (
 	"github.com/govgrid/govgrid/tier"
 )
 
-// The grid's sites.
+// The grid's sites: benchkit's township grid.
 const (
-	districtSite  = "cd"
-	townshipSite  = "cd-dgdj"
-	districtNodes = 3
+	districtSite = benchkit.DistrictSite
+	townshipSite = benchkit.TownshipSite
 )
 
 // communitySite names the i-th community (0-based).
@@ -41,54 +41,27 @@ type grid struct {
 // has a leader every node of it can reach, and the township's and the district's registries
 // list every site beneath them. The nodes stop when t's cleanups run.
 func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
-	sites := []testgrid.Site{
-		{Code: districtSite, Tier: tier.District, Nodes: districtNodes},
-		{Code: townshipSite, Tier: tier.Township, Parent: districtSite, Nodes: 1},
-	}
-	children := map[string]bool{}
+	var communities []string
 	for i := range cfg.Communities {
-		sites = append(sites, testgrid.Site{Code: communitySite(i), Tier: tier.Community, Parent: townshipSite, Nodes: 1})
-		children[communitySite(i)] = true
+		communities = append(communities, communitySite(i))
 	}
-	tg := testgrid.New(t, benchkit.GridSpec("handoffbench", cfg.Logger, nil, sites...))
-	g := &grid{tg: tg, nodes: districtNodes + 1 + cfg.Communities, http: &http.Client{Timeout: 5 * time.Second}}
+	tg := testgrid.New(t, benchkit.GridSpec("handoffbench", cfg.Logger, nil, benchkit.TownshipSites(communities...)...))
+	g := &grid{tg: tg, nodes: benchkit.DistrictNodes + 1 + cfg.Communities, http: &http.Client{Timeout: 5 * time.Second}}
 	g.district = tg.SiteNodes(districtSite)
 	g.township = tg.SiteNodes(townshipSite)[0]
-	for i := range cfg.Communities {
-		g.communities = append(g.communities, tg.SiteNodes(communitySite(i))[0])
+	for _, c := range communities {
+		g.communities = append(g.communities, tg.SiteNodes(c)[0])
 	}
 	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
-		for _, site := range [][]*node.Node{g.district, {g.township}, g.communities} {
-			for _, n := range site {
-				if ok, why := n.Ready(); !ok {
-					return fmt.Errorf("%s not ready: %s", n.Name(), why)
-				}
-			}
-		}
-		if err := benchkit.Listed(g.township, children); err != nil {
+		if err := benchkit.Ready(append(append(slices.Clone(g.district), g.township), g.communities...)...); err != nil {
 			return err
 		}
-		leader := g.districtLeader()
-		if leader == nil {
-			return fmt.Errorf("the district has no leader")
-		}
-		return benchkit.Listed(leader, mergeKeys(children, townshipSite))
+		return benchkit.TownshipListed(tg, communities...)
 	})
 	if err != nil {
 		return g, fmt.Errorf("handoffbench: grid not ready: %w", err)
 	}
 	return g, nil
-}
-
-func mergeKeys(m map[string]bool, more ...string) map[string]bool {
-	out := map[string]bool{}
-	for k := range m {
-		out[k] = true
-	}
-	for _, k := range more {
-		out[k] = true
-	}
-	return out
 }
 
 // districtLeader is the district node that leads its site, or nil.
@@ -150,17 +123,10 @@ const (
 	metricRefused  = "govgrid_handoffs_refused_by_target_total"
 )
 
-// submission returns a valid submission to be decided by tier decide; i makes its title unique.
+// submission returns a valid submission (testgrid's) to be decided by tier decide; i makes its
+// title unique.
 func submission(i int, decide tier.Tier) *casework.Submission {
-	return &casework.Submission{
-		Kind: casework.KindApplication, ItemCode: "GA-001", Title: fmt.Sprintf("户籍证明 %d", i),
-		Description: "开具户籍证明", Actor: "窗口 3", DecideTier: string(decide),
-		Applicant: &casework.Applicant{Name: "张三", IDNumber: "630102199001011234", Phone: "13800000000"},
-		Materials: []casework.Material{{Name: "身份证复印件"}},
-	}
-}
-
-// heldAt reports whether c is held by site and not in transit.
-func heldAt(c *casework.Case, site string) bool {
-	return c != nil && c.HolderSite == site && c.Transit == nil
+	sub := testgrid.Submission(i)
+	sub.DecideTier = string(decide)
+	return sub
 }

@@ -218,7 +218,7 @@ func run(ctx context.Context, t *benchkit.T, cfg Config, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.Grid = fmt.Sprintf("district %d nodes, township 1 node, %d communities of 1 node", districtNodes, cfg.Communities)
+	res.Grid = fmt.Sprintf("district %d nodes, township 1 node, %d communities of 1 node", benchkit.DistrictNodes, cfg.Communities)
 	res.Setup = time.Since(t0)
 	benchkit.Progress(cfg.Progress, "handoff: grid of %d nodes ready in %v", g.nodes, res.Setup.Round(time.Millisecond))
 

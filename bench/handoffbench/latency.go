@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
@@ -37,9 +38,11 @@ type watcher struct {
 	node *node.Node
 	site string
 
+	// added is set when a case is added, for the next scan (benchkit.PollApplied).
+	added atomic.Bool
+
 	mu      sync.Mutex
 	waiting map[string]chan arrival // guarded by mu
-	added   bool                    // guarded by mu: cases were added since the last scan
 }
 
 func newWatcher(n *node.Node) *watcher {
@@ -51,8 +54,8 @@ func (w *watcher) wait(number string) <-chan arrival {
 	ch := make(chan arrival, 1)
 	w.mu.Lock()
 	w.waiting[number] = ch
-	w.added = true
 	w.mu.Unlock()
+	w.added.Store(true)
 	return ch
 }
 
@@ -66,13 +69,8 @@ func (w *watcher) forget(number string) {
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
 	var numbers []string
-	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, func(moved bool) {
+	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, &w.added, func() {
 		w.mu.Lock()
-		if !moved && !w.added {
-			w.mu.Unlock()
-			return
-		}
-		w.added = false
 		numbers = numbers[:0]
 		for n := range w.waiting {
 			numbers = append(numbers, n)
@@ -80,7 +78,7 @@ func (w *watcher) run(stop <-chan struct{}) {
 		w.mu.Unlock()
 		for _, number := range numbers {
 			c, err := w.node.State().GetCase(number)
-			if err != nil || !heldAt(c, w.site) {
+			if err != nil || !benchkit.HeldBy(c, w.site) {
 				continue
 			}
 			now := time.Now()
@@ -106,11 +104,7 @@ func (g *grid) relayLatency(ctx context.Context, cfg Config) (*LatencyResult, er
 	}
 	community := g.communities[0]
 	w := newWatcher(leader)
-	stop := make(chan struct{})
-	var watchDone sync.WaitGroup
-	watchDone.Add(1)
-	go func() { defer watchDone.Done(); w.run(stop) }()
-	defer func() { close(stop); watchDone.Wait() }()
+	defer benchkit.Background(w.run)()
 
 	benchkit.Progress(cfg.Progress, "handoff: relay latency, %d in flight from %s to %s, %v warmup + %v", cfg.InFlight, community.Site(), districtSite, cfg.Warmup, cfg.Duration)
 	start := time.Now()

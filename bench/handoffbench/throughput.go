@@ -103,12 +103,12 @@ func (g *grid) throughput(ctx context.Context, cfg Config) (*ThroughputResult, e
 		submit.Wait()
 		scrape.Wait()
 	}
-	if err := sleep(ctx, cfg.Warmup); err != nil {
+	if err := benchkit.SleepUntil(ctx, time.Now().Add(cfg.Warmup)); err != nil {
 		stopAll()
 		return res, err
 	}
 	t1, town1, dist1 := time.Now(), read(g.township, metricReceived), read(district, metricReceived)
-	if err := sleep(ctx, cfg.Duration); err != nil {
+	if err := benchkit.SleepUntil(ctx, time.Now().Add(cfg.Duration)); err != nil {
 		stopAll()
 		return res, err
 	}
@@ -150,14 +150,4 @@ func (g *grid) throughput(ctx context.Context, cfg Config) (*ThroughputResult, e
 		return res, fmt.Errorf("handoffbench: %d handoffs refused in the throughput phase", res.Refused)
 	}
 	return res, nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

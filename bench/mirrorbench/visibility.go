@@ -65,10 +65,8 @@ func startVisGrid(ctx context.Context, t *benchkit.T, cfg Config) (*visGrid, err
 		g.communities = append(g.communities, tg.SiteNodes(communitySite(i, cfg.Townships))[0])
 	}
 	err := benchkit.Until(ctx, time.Minute, 20*time.Millisecond, func() error {
-		for _, n := range append(append([]*node.Node{g.district}, g.townships...), g.communities...) {
-			if ok, why := n.Ready(); !ok {
-				return fmt.Errorf("%s not ready: %s", n.Name(), why)
-			}
+		if err := benchkit.Ready(append(append([]*node.Node{g.district}, g.townships...), g.communities...)...); err != nil {
+			return err
 		}
 		return benchkit.Listed(g.district, want)
 	})
@@ -97,10 +95,11 @@ type pendingCase struct {
 // one missing: a scan costs one lookup per case found plus one per community.
 type watcher struct {
 	node *node.Node
+	// added is set when a case is added, for the next scan (benchkit.PollApplied).
+	added atomic.Bool
 
 	mu      sync.Mutex
 	pending []map[string]*pendingCase // guarded by mu: per community, by number
-	added   bool                      // guarded by mu
 	seen    []*pendingCase            // guarded by mu
 }
 
@@ -115,8 +114,8 @@ func newWatcher(district *node.Node, communities int) *watcher {
 func (w *watcher) add(p *pendingCase) {
 	w.mu.Lock()
 	w.pending[p.community][p.number] = p
-	w.added = true
 	w.mu.Unlock()
+	w.added.Store(true)
 }
 
 // waiting counts the pending cases (the measured ones only, with measuredOnly).
@@ -137,13 +136,8 @@ func (w *watcher) waiting(measuredOnly bool) int {
 // run scans until stop is closed.
 func (w *watcher) run(stop <-chan struct{}) {
 	var order [][]*pendingCase
-	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, func(moved bool) {
+	benchkit.PollApplied(stop, PollInterval, w.node.Raft().AppliedIndex, &w.added, func() {
 		w.mu.Lock()
-		if !moved && !w.added {
-			w.mu.Unlock()
-			return
-		}
-		w.added = false
 		order = order[:0]
 		for _, m := range w.pending {
 			ps := make([]*pendingCase, 0, len(m))
@@ -208,11 +202,7 @@ func measureVisibility(ctx context.Context, t *benchkit.T, cfg Config) (*Visibil
 		return res, err
 	}
 	w := newWatcher(g.district, len(g.communities))
-	stop := make(chan struct{})
-	var watching sync.WaitGroup
-	watching.Add(1)
-	go func() { defer watching.Done(); w.run(stop) }()
-	defer func() { close(stop); watching.Wait() }()
+	defer benchkit.Background(w.run)()
 
 	// One case per community, waited for at the district: every puller is connected before
 	// anything is timed (a puller starts when its child is registered, up to 2 s later).

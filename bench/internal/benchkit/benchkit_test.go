@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/govgrid/govgrid/casework"
 )
 
 func TestSummarise(t *testing.T) {
@@ -72,32 +76,66 @@ func TestUntil(t *testing.T) {
 }
 
 func TestPollApplied(t *testing.T) {
+	// The applied index of each tick; woken is set at tick 3, stop closed at the last tick.
+	index := []uint64{0, 0, 1, 1, 2, 2}
 	stop := make(chan struct{})
-	index := []uint64{0, 0, 1, 1, 2}
-	var moved []bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		i := 0
-		PollApplied(stop, time.Millisecond, func() uint64 { return index[min(i, len(index)-1)] }, func(m bool) {
-			if i == len(index) {
-				return // a tick that raced the closed stop
-			}
-			moved = append(moved, m)
-			if i++; i == len(index) {
-				close(stop)
-			}
-		})
-	}()
-	<-done
-	want := []bool{false, false, true, false, true}
-	if len(moved) != len(want) {
-		t.Fatalf("moved %v, want %v", moved, want)
-	}
-	for i := range want {
-		if moved[i] != want[i] {
-			t.Fatalf("moved %v, want %v", moved, want)
+	var woken atomic.Bool
+	tick := -1
+	applied := func() uint64 {
+		tick++
+		switch tick {
+		case 3:
+			woken.Store(true)
+		case len(index) - 1:
+			close(stop)
 		}
+		return index[min(tick, len(index)-1)]
+	}
+	var scans []int
+	PollApplied(stop, time.Millisecond, applied, &woken, func() { scans = append(scans, tick) })
+	if want := []int{2, 3, 4}; !slices.Equal(scans, want) {
+		t.Fatalf("scanned at ticks %v, want %v (the index moved, woken, the index moved)", scans, want)
+	}
+	if woken.Load() {
+		t.Fatal("woken was not cleared by the scan it caused")
+	}
+}
+
+func TestBackground(t *testing.T) {
+	var stopped atomic.Bool
+	stop := Background(func(stop <-chan struct{}) {
+		<-stop
+		stopped.Store(true)
+	})
+	stop()
+	if !stopped.Load() {
+		t.Fatal("stop returned before f did")
+	}
+}
+
+func TestSleepUntil(t *testing.T) {
+	if err := SleepUntil(context.Background(), time.Now().Add(-time.Second)); err != nil {
+		t.Fatalf("a time past: %v", err)
+	}
+	start := time.Now()
+	if err := SleepUntil(context.Background(), start.Add(20*time.Millisecond)); err != nil || time.Since(start) < 20*time.Millisecond {
+		t.Fatalf("returned %v after %v, want nil after 20ms", err, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := SleepUntil(ctx, time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an ended context: %v", err)
+	}
+}
+
+func TestHeldBy(t *testing.T) {
+	c := &casework.Case{HolderSite: "cd"}
+	if !HeldBy(c, "cd") || HeldBy(c, "cd-dgdj") || HeldBy(nil, "cd") {
+		t.Fatal("HeldBy misreads the holder")
+	}
+	c.Transit = &casework.Transit{}
+	if HeldBy(c, "cd") {
+		t.Fatal("a case in transit counts as held")
 	}
 }
 
