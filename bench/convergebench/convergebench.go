@@ -33,7 +33,6 @@ package convergebench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -248,33 +247,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.Grid = gridDescription
 	res.Target = TargetConverge
-	var errs []error
-	if cfg.Cycles > 0 {
-		c, err := runCycles(ctx, cfg)
-		res.Cycles = c
-		if err != nil {
-			benchkit.Progress(cfg.Progress, "converge: cycles: %v", err)
-			errs = append(errs, err)
-		}
-	}
-	if cfg.Day && ctx.Err() == nil {
-		d, err := runDay(ctx, cfg)
-		res.Day = d
-		if err != nil {
-			benchkit.Progress(cfg.Progress, "converge: day: %v", err)
-			errs = append(errs, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	return res, errors.Join(errs...)
-}
-
-// fmtErr is err's message, "" for nil.
-func fmtErr(err error) string {
-	if err == nil {
-		return ""
-	}
-	return fmt.Sprint(err)
+	err = benchkit.RunPhases(ctx, cfg.Progress, "converge",
+		benchkit.NewPhase("cycles", cfg.Cycles > 0, &res.Cycles, cfg.runCycles),
+		benchkit.NewPhase("day", cfg.Day, &res.Day, cfg.runDay))
+	return res, err
 }

@@ -3,23 +3,16 @@ package convergebench
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
-	"github.com/govgrid/govgrid/testgrid"
 )
 
 // runCycles measures cfg.Cycles cut/heal cycles on a grid of their own.
-func runCycles(ctx context.Context, cfg Config) (*CyclesResult, error) {
+func (cfg Config) runCycles(ctx context.Context) (*CyclesResult, error) {
 	res := &CyclesResult{Cycles: cfg.Cycles, Cut: cfg.Cut, Gap: cfg.Gap,
 		CommunityCases: cfg.CommunityCases, Escalate: cfg.Escalate, TownshipCases: cfg.TownshipCases, HandDown: cfg.HandDown}
-	err := benchkit.WithT(filepath.Join(cfg.Dir, "cycles"), nil, func(t *benchkit.T) error {
-		benchkit.Progress(cfg.Progress, "converge: starting a grid (%s)", gridDescription)
-		g, err := startGrid(ctx, t, cfg)
-		if err != nil {
-			return err
-		}
+	err := onGrid(ctx, cfg, "cycles", "converge: ", func(g *grid) error {
 		benchkit.Progress(cfg.Progress, "converge: %d cycles: a %v silent cut of the community (%d cases accepted there, %d escalated; %d at the township, %d handed down), healed, then %v up",
 			cfg.Cycles, cfg.Cut, cfg.CommunityCases, cfg.Escalate, cfg.TownshipCases, cfg.HandDown, cfg.Gap)
 		var all []want
@@ -42,11 +35,7 @@ func runCycles(ctx context.Context, cfg Config) (*CyclesResult, error) {
 			}
 		}
 		res.summarise()
-		_, err = testgrid.Poll(settleTimeout, func() error { return g.settle(all) })
-		res.Settled = fmtErr(err)
-		if res.Settled != "" {
-			benchkit.Progress(cfg.Progress, "converge: the final check over the HTTP API failed: %s", res.Settled)
-		}
+		res.Settled = g.settled(cfg.Progress, "converge: ", all)
 		res.Met = res.Failed == 0 && res.Converge.Count > 0 && res.Converge.P99 <= TargetConverge && res.Settled == ""
 		return nil
 	})

@@ -3,26 +3,15 @@ package convergebench
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
-	"github.com/govgrid/govgrid/testgrid"
 )
 
-// settleTimeout bounds the wait for the final check over the HTTP API once the state has
-// converged (it reads the same state, so it should hold at once).
-const settleTimeout = 30 * time.Second
-
 // runDay measures the day, time-compressed, on a grid of its own.
-func runDay(ctx context.Context, cfg Config) (*DayResult, error) {
+func (cfg Config) runDay(ctx context.Context) (*DayResult, error) {
 	res := &DayResult{}
-	err := benchkit.WithT(filepath.Join(cfg.Dir, "day"), nil, func(t *benchkit.T) error {
-		benchkit.Progress(cfg.Progress, "converge: day: starting a grid (%s)", gridDescription)
-		g, err := startGrid(ctx, t, cfg)
-		if err != nil {
-			return err
-		}
+	err := onGrid(ctx, cfg, "day", "converge: day: ", func(g *grid) error {
 		benchkit.Progress(cfg.Progress, "converge: day: a silent cut of at least %v: %d cases accepted at the community, %d escalated; %d at the township, %d handed down",
 			cfg.DayCut, cfg.DayCases, cfg.DayEscalate, cfg.DayTownshipCases, cfg.DayHandDown)
 		p := plan{cut: cfg.DayCut, communityCases: cfg.DayCases, escalate: cfg.DayEscalate,
@@ -56,11 +45,7 @@ func runDay(ctx context.Context, cfg Config) (*DayResult, error) {
 			return err
 		}
 		if conv.Missing == "" {
-			_, err := testgrid.Poll(settleTimeout, func() error { return g.settle(cases) })
-			res.Settled = fmtErr(err)
-			if err != nil {
-				benchkit.Progress(cfg.Progress, "converge: day: the final check over the HTTP API failed: %v", err)
-			}
+			res.Settled = g.settled(cfg.Progress, "converge: day: ", cases)
 		}
 		res.Met = conv.Missing == "" && conv.Converged <= TargetConverge && res.Settled == ""
 		return nil

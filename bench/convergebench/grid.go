@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
@@ -66,6 +67,19 @@ func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
 	return g, nil
 }
 
+// onGrid runs f on a grid of its own (startGrid) whose data is under cfg.Dir/name and whose
+// nodes stop when f returns; label starts the progress line that says it is starting.
+func onGrid(ctx context.Context, cfg Config, name, label string, f func(g *grid) error) error {
+	return benchkit.WithT(filepath.Join(cfg.Dir, name), nil, func(t *benchkit.T) error {
+		benchkit.Progress(cfg.Progress, "%sstarting a grid (%s)", label, gridDescription)
+		g, err := startGrid(ctx, t, cfg)
+		if err != nil {
+			return err
+		}
+		return f(g)
+	})
+}
+
 // district is the district's leader, or nil.
 func (g *grid) district() *node.Node { return g.tg.Leader(districtSite) }
 
@@ -117,6 +131,21 @@ func (g *grid) post(n *node.Node, path string, body any, want int, out any) erro
 		}
 	}
 	return nil
+}
+
+// settleTimeout bounds the wait for the final check over the HTTP API once the state has
+// converged (it reads the same state, so it should hold at once).
+const settleTimeout = 30 * time.Second
+
+// settled polls settle until it holds, for settleTimeout at most, and returns "" when it held,
+// else what was still wrong, which it also writes to progress after label.
+func (g *grid) settled(progress io.Writer, label string, cases []want) string {
+	_, err := testgrid.Poll(settleTimeout, func() error { return g.settle(cases) })
+	if err != nil {
+		benchkit.Progress(progress, "%sthe final check over the HTTP API failed: %v", label, err)
+		return err.Error()
+	}
+	return ""
 }
 
 // settle checks over the HTTP API that every case is listed exactly once by every ancestor,

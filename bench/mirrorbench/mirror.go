@@ -44,12 +44,10 @@ func synthCount(cases, townships, i int) uint64 {
 
 // runMirror starts a 1-node district, loads its mirror from synthetic townships' feeds, times
 // subtree listings over HTTP and reads the process's memory.
-func runMirror(ctx context.Context, cfg Config) (res *MirrorResult, err error) {
-	err = benchkit.WithT(filepath.Join(cfg.Dir, "mirror"), nil, func(t *benchkit.T) error {
-		res, err = measureMirror(ctx, t, cfg)
-		return err
+func (cfg Config) runMirror(ctx context.Context) (*MirrorResult, error) {
+	return benchkit.Measure(filepath.Join(cfg.Dir, "mirror"), func(t *benchkit.T) (*MirrorResult, error) {
+		return measureMirror(ctx, t, cfg)
 	})
-	return res, err
 }
 
 // measureMirror is runMirror with a district that stops when t's cleanups run.

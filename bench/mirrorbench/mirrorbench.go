@@ -332,25 +332,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	var errs []error
-	if cfg.Visibility {
-		v, err := runVisibility(ctx, cfg)
-		res.Visibility = v
-		if err != nil {
-			benchkit.Progress(cfg.Progress, "feeds: visibility: %v", err)
-			errs = append(errs, err)
-		}
-	}
-	if cfg.Mirror && ctx.Err() == nil {
-		m, err := runMirror(ctx, cfg)
-		res.Mirror = m
-		if err != nil {
-			benchkit.Progress(cfg.Progress, "feeds: mirror: %v", err)
-			errs = append(errs, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	return res, errors.Join(errs...)
+	err = benchkit.RunPhases(ctx, cfg.Progress, "feeds",
+		benchkit.NewPhase("visibility", cfg.Visibility, &res.Visibility, cfg.runVisibility),
+		benchkit.NewPhase("mirror", cfg.Mirror, &res.Mirror, cfg.runMirror))
+	return res, err
 }

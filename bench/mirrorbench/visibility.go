@@ -182,12 +182,10 @@ func (w *watcher) waitDrained(ctx context.Context, measuredOnly bool, timeout ti
 }
 
 // runVisibility builds the grid and measures the visibility lag under cfg.Rate.
-func runVisibility(ctx context.Context, cfg Config) (res *VisibilityResult, err error) {
-	err = benchkit.WithT(filepath.Join(cfg.Dir, "visibility"), nil, func(t *benchkit.T) error {
-		res, err = measureVisibility(ctx, t, cfg)
-		return err
+func (cfg Config) runVisibility(ctx context.Context) (*VisibilityResult, error) {
+	return benchkit.Measure(filepath.Join(cfg.Dir, "visibility"), func(t *benchkit.T) (*VisibilityResult, error) {
+		return measureVisibility(ctx, t, cfg)
 	})
-	return res, err
 }
 
 // measureVisibility is runVisibility on a grid whose nodes stop when t's cleanups run.
