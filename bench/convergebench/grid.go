@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/bench/internal/benchkit"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
@@ -85,9 +86,7 @@ func (g *grid) district() *node.Node { return g.tg.Leader(districtSite) }
 
 // submit accepts a case at n over its HTTP API and returns its number; i makes it unique.
 func (g *grid) submit(n *node.Node, i int) (string, error) {
-	var c struct {
-		Number string `json:"number"`
-	}
+	var c api.Case
 	if err := g.post(n, "/v1/cases", testgrid.Submission(i), http.StatusCreated, &c); err != nil {
 		return "", err
 	}
@@ -96,13 +95,13 @@ func (g *grid) submit(n *node.Node, i int) (string, error) {
 
 // escalate escalates a case the community holds to the township, as a clerk does.
 func (g *grid) escalate(number string) error {
-	body := map[string]string{"reason": "需街道协调", "actor": "社区 网格员"}
+	body := api.MoveRequest{Reason: "需街道协调", Actor: "社区 网格员"}
 	return g.post(g.community, "/v1/cases/"+url.PathEscape(number)+"/"+string(casework.MoveEscalate), body, http.StatusAccepted, nil)
 }
 
 // handDown hands a case the township holds down to the community.
 func (g *grid) handDown(number string) error {
-	body := map[string]string{"to_site": communitySite, "instructions": "请社区核实", "actor": "街道 办事员"}
+	body := api.MoveRequest{ToSite: communitySite, Instructions: "请社区核实", Actor: "街道 办事员"}
 	return g.post(g.township, "/v1/cases/"+url.PathEscape(number)+"/"+string(casework.MoveHandDown), body, http.StatusAccepted, nil)
 }
 
