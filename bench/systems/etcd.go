@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -125,16 +124,10 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (_ *Target, err error) {
 // etcdHealthy checks an etcd /health endpoint: 200 and {"health":"true"} (the member sees a
 // leader).
 func etcdHealthy(ctx context.Context, hc *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, body, err := httpGet(ctx, hc, url)
 	if err != nil {
 		return err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var h struct {
 		Health string `json:"health"`
 	}

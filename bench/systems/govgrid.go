@@ -133,23 +133,6 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 	return t, nil
 }
 
-// httpOK checks that GET url answers 200.
-func httpOK(ctx context.Context, hc *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return nil
-}
-
 // caseGen builds SubmitCase requests whose protobuf encoding is about size bytes.
 type caseGen struct {
 	description string
