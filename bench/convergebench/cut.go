@@ -103,26 +103,21 @@ func (g *grid) cutAndHeal(ctx context.Context, p plan) (cases []want, owed cutSt
 	return cases, owed, healAt.Sub(cutAt), healAt, nil
 }
 
-// act carries out one step and says where its case must end up.
+// act carries out one step and says where its case must end up: accepted at one side, and if
+// the step moves it, escalated to the township or handed down to the community.
 func (g *grid) act(s step) (want, error) {
+	at, here, there, move := g.township, townshipSite, communitySite, g.handDown
 	if s.community {
-		number, err := g.submit(g.community, s.seq)
-		if err != nil {
-			return want{}, err
-		}
-		if !s.move {
-			return want{number: number, holder: communitySite}, nil
-		}
-		return want{number: number, holder: townshipSite, escalated: true}, g.escalate(number)
+		at, here, there, move = g.community, communitySite, townshipSite, g.escalate
 	}
-	number, err := g.submit(g.township, s.seq)
+	number, err := g.submit(at, s.seq)
 	if err != nil {
 		return want{}, err
 	}
 	if !s.move {
-		return want{number: number, holder: townshipSite}, nil
+		return want{number: number, holder: here}, nil
 	}
-	return want{number: number, holder: communitySite, handedDown: true}, g.handDown(number)
+	return want{number: number, holder: there, escalated: s.community, handedDown: !s.community}, move(number)
 }
 
 // owed reads what the grid owes just before healing.
