@@ -3,30 +3,22 @@ package convergebench
 import (
 	"bytes"
 	"context"
-	"strings"
+	"io"
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchtest"
 	"github.com/govgrid/govgrid/node"
 )
 
 // TestRunQuick runs the benchmark in its quick mode: it must converge and find every case,
 // whatever the times (they are the benchmark's to report, not this test's to judge).
 func TestRunQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts grids of in-process nodes and cuts them")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	cfg := Quick
-	cfg.Dir = t.TempDir()
-	var log bytes.Buffer
-	cfg.Progress = &log
-	res, err := Run(ctx, cfg)
-	t.Log("\n" + log.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := benchtest.Run(t, 5*time.Minute, func(ctx context.Context, progress io.Writer) (Result, error) {
+		cfg.Dir, cfg.Progress = t.TempDir(), progress
+		return Run(ctx, cfg)
+	})
 	c := res.Cycles
 	if c == nil || len(c.Samples) != cfg.Cycles || c.Failed != 0 || c.Converge.Count != cfg.Cycles || c.Settled != "" {
 		t.Fatalf("cycles %+v", c)
@@ -48,12 +40,8 @@ func TestRunQuick(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Print(&out, res)
-	for _, want := range []string{"## Convergence after a silent cut", "| 2 cycles, each cut for 8s", "| cycles: p99 (2 converged) |", "≤ 10s",
-		"| cycles not converged within the timeout | 0 of 2 | 0 | yes |", "| a day, time-compressed into one cut of ", "1100 cases at the community, 150 escalated"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q", want)
-		}
-	}
+	benchtest.Contains(t, "report", out.String(), "## Convergence after a silent cut", "| 2 cycles, each cut for 8s", "| cycles: p99 (2 converged) |", "≤ 10s",
+		"| cycles not converged within the timeout | 0 of 2 | 0 | yes |", "| a day, time-compressed into one cut of ", "1100 cases at the community, 150 escalated")
 	t.Log("\n" + out.String())
 }
 
@@ -106,13 +94,14 @@ func TestPicked(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	for name, c := range map[string]Config{"defaults": Defaults, "quick": Quick} {
-		c.Dir = "x"
-		if err := c.Validate(); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
+	quick := Quick
+	quick.Dir = "x"
+	if err := quick.Validate(); err != nil {
+		t.Errorf("quick: %v", err)
 	}
-	for name, bad := range map[string]func(*Config){
+	good := Defaults
+	good.Dir = "x"
+	benchtest.Rejects(t, good, Config.Validate, map[string]func(*Config){
 		"no dir":                   func(c *Config) { c.Dir = "" },
 		"nothing to run":           func(c *Config) { c.Cycles, c.Day = 0, false },
 		"no cut":                   func(c *Config) { c.Cut = 0 },
@@ -122,14 +111,7 @@ func TestValidate(t *testing.T) {
 		"no day cut":               func(c *Config) { c.DayCut = 0 },
 		"more escalated in a day":  func(c *Config) { c.DayEscalate = c.DayCases + 1 },
 		"no community cases a day": func(c *Config) { c.DayCases = 0 },
-	} {
-		c := Defaults
-		c.Dir = "x"
-		bad(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
+	})
 }
 
 func TestPrint(t *testing.T) {
@@ -143,19 +125,14 @@ func TestPrint(t *testing.T) {
 	r.Cycles.Samples[4].Missing = "district's mirror: 3 of 10"
 	var out bytes.Buffer
 	Print(&out, r)
-	s := out.String()
-	for _, want := range []string{
+	benchtest.Contains(t, "report", out.String(),
 		"| 20 cycles, each cut for 1m0s (6 cases at the community, 2 escalated; 4 at the township, 2 handed down): time to converge after healing, p50 | 3.00 s | | |",
 		"| cycles: p99 (19 converged) | 12.00 s | ≤ 10s | **no** |",
 		"| cycles not converged within the timeout | 1 of 20 | 0 | **no** |",
 		"- cycle 5: not converged: district's mirror: 3 of 10",
 		"with 20 cycles the p99 is the slowest",
 		"| a day, time-compressed into one cut of 3m0s (2000 cases at the community, 300 escalated; 200 at the township, 100 handed down): time to converge | 4.00 s | ≤ 10s | yes |",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("report lacks %q:\n%s", want, s)
-		}
-	}
+	)
 	if rankP99(20) != 20 || rankP99(100) != 99 || rankP99(200) != 198 || rankP99(1) != 1 {
 		t.Errorf("rankP99: %d %d %d %d", rankP99(20), rankP99(100), rankP99(200), rankP99(1))
 	}

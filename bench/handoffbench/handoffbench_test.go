@@ -4,30 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/govgrid/govgrid/bench/internal/benchtest"
 	"github.com/govgrid/govgrid/casework"
 )
 
 func TestRunSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a grid of in-process nodes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	res, err := Run(ctx, Config{
-		InFlight: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
-		Communities: 2, Submitters: 2, Backlog: 64, Drain: 50,
-		Dir: t.TempDir(), Progress: &log,
+	res := benchtest.Run(t, 2*time.Minute, func(ctx context.Context, progress io.Writer) (Result, error) {
+		return Run(ctx, Config{
+			InFlight: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
+			Communities: 2, Submitters: 2, Backlog: 64, Drain: 50,
+			Dir: t.TempDir(), Progress: progress,
+		})
 	})
-	t.Log("\n" + log.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := res.Latency
 	if l == nil || l.Total.Count == 0 || l.Total.P50 <= 0 || l.Total.P99 < l.Total.P50 || l.Total.Max < l.Total.P99 || l.Errors != 0 {
 		t.Fatalf("relay latency %+v", l)
@@ -48,21 +42,15 @@ func TestRunSmall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Print(&out, res)
-	for _, want := range []string{"## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 50ms", "through one township, 2 communities × 2 submitters", "| drain 50 queued handoffs after a ", "≤ 10s"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
-		}
-	}
+	benchtest.Contains(t, "report", out.String(), "## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 50ms",
+		"through one township, 2 communities × 2 submitters", "| drain 50 queued handoffs after a ", "≤ 10s")
 	t.Log("\n" + out.String())
 }
 
 func TestConfigValidate(t *testing.T) {
 	good := Defaults
 	good.Dir = os.TempDir()
-	if err := good.Validate(); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	for name, bad := range map[string]func(*Config){
+	benchtest.Rejects(t, good, Config.Validate, map[string]func(*Config){
 		"no dir":           func(c *Config) { c.Dir = "" },
 		"negative warmup":  func(c *Config) { c.Warmup = -time.Second },
 		"no in flight":     func(c *Config) { c.InFlight = -1 },
@@ -71,13 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		"no backlog":       func(c *Config) { c.Backlog = -1 },
 		"no drain timeout": func(c *Config) { c.DrainTimeout = -time.Second },
 		"negative cut":     func(c *Config) { c.Partition = -time.Second },
-	} {
-		c := good
-		bad(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
+	})
 	// Zero sizes take the defaults; a zero warmup stays zero.
 	c := Config{Dir: "x"}.withDefaults()
 	if c.InFlight != 50 || c.Drain != 10000 || c.Duration != 10*time.Second || c.Warmup != 0 || c.Communities != 2 || c.Partition != 0 {
@@ -141,11 +123,7 @@ func TestPrintWithoutPhases(t *testing.T) {
 	var out bytes.Buffer
 	Print(&out, Result{Grid: "g", Latency: &LatencyResult{InFlight: 50, Total: Dist{Count: 10, P50: 5 * time.Millisecond, P99: 60 * time.Millisecond, Max: 70 * time.Millisecond}}})
 	s := out.String()
-	for _, want := range []string{"| 60.0 ms | ≤ 50ms | **no** |", "| 5.00 ms | | |"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("report lacks %q:\n%s", want, s)
-		}
-	}
+	benchtest.Contains(t, "report", s, "| 60.0 ms | ≤ 50ms | **no** |", "| 5.00 ms | | |")
 	if strings.Contains(s, "drain") || strings.Contains(s, "through one township") {
 		t.Errorf("report shows phases that did not run:\n%s", s)
 	}

@@ -19,28 +19,21 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/bench/internal/benchtest"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/sitestate"
 )
 
 func TestRunSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts grids of in-process nodes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	res, err := Run(ctx, Config{
-		Visibility: true, Rate: 100, Townships: 1, Communities: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
-		Mirror: true, MirrorCases: 3000, MirrorTownships: 2, MirrorCommunities: 2, ListPages: 5, ListSamples: 4,
-		ListFor: 300 * time.Millisecond, QuietMax: 10 * time.Second,
-		Dir: t.TempDir(), Progress: &log,
+	res := benchtest.Run(t, 2*time.Minute, func(ctx context.Context, progress io.Writer) (Result, error) {
+		return Run(ctx, Config{
+			Visibility: true, Rate: 100, Townships: 1, Communities: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
+			Mirror: true, MirrorCases: 3000, MirrorTownships: 2, MirrorCommunities: 2, ListPages: 5, ListSamples: 4,
+			ListFor: 300 * time.Millisecond, QuietMax: 10 * time.Second,
+			Dir: t.TempDir(), Progress: progress,
+		})
 	})
-	t.Log("\n" + log.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	v := res.Visibility
 	if v == nil || v.Offered != 100 || v.Accepted != 100 || v.Errors != 0 || v.Unseen != 0 || v.Lag.Count != 100 ||
 		v.Lag.P50 <= 0 || v.Lag.P99 < v.Lag.P50 || v.Lag.Max < v.Lag.P99 || v.Target != TargetVisibilityP99 {
@@ -76,23 +69,16 @@ func TestRunSmall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Print(&out, res)
-	for _, want := range []string{"## Feeds", "| visibility lag, submit at a community → in the district's mirror, 100 cases/s over 2 communities (100 cases): p50 |",
+	benchtest.Contains(t, "report", out.String(), "## Feeds", "| visibility lag, submit at a community → in the district's mirror, 100 cases/s over 2 communities (100 cases): p50 |",
 		"| visibility lag: p99 |", "≤ 1s", "| mirror: 3,000 cases loaded through feeds |", "| subtree listing by status, next_page_token followed 5 pages deep, pages of 50",
-		"≤ 50ms (p99)", "| district node RSS with 3,000 cases mirrored, after the listings (process VmRSS − baseline) |", "≤ 1024.0 MiB"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
-		}
-	}
+		"≤ 50ms (p99)", "| district node RSS with 3,000 cases mirrored, after the listings (process VmRSS − baseline) |", "≤ 1024.0 MiB")
 	t.Log("\n" + out.String())
 }
 
 func TestConfigValidate(t *testing.T) {
 	good := Defaults
 	good.Dir = os.TempDir()
-	if err := good.Validate(); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	for name, bad := range map[string]func(*Config){
+	benchtest.Rejects(t, good, Config.Validate, map[string]func(*Config){
 		"no dir":           func(c *Config) { c.Dir = "" },
 		"no phase":         func(c *Config) { c.Visibility, c.Mirror = false, false },
 		"no rate":          func(c *Config) { c.Rate = -1 },
@@ -105,13 +91,7 @@ func TestConfigValidate(t *testing.T) {
 		"negative quiet":   func(c *Config) { c.QuietMax = -time.Second },
 		"negative list":    func(c *Config) { c.ListFor = -time.Second },
 		"numbers overflow": func(c *Config) { c.MirrorCases, c.MirrorTownships, c.MirrorCommunities = 20_000_000, 1, 4 },
-	} {
-		c := good
-		bad(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
+	})
 	// A phase that does not run is not checked.
 	c := good
 	c.Visibility, c.Rate = false, -1
@@ -364,11 +344,7 @@ func TestPrintPartial(t *testing.T) {
 	Print(&out, Result{Visibility: &VisibilityResult{Rate: 500, Communities: 8, Offered: 10000, Accepted: 9000, MaxSlip: 30 * time.Millisecond,
 		Lag: Dist{Count: 9000, P50: 80 * time.Millisecond, P99: 1500 * time.Millisecond, Max: 2 * time.Second}, Target: TargetVisibilityP99}})
 	s := out.String()
-	for _, want := range []string{"| visibility lag: p99 | 1.50 s | ≤ 1s | **no** |", "**not sustained**", "did not sustain 500 cases/s**: 9000 of 10000 offered cases accepted"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("report lacks %q:\n%s", want, s)
-		}
-	}
+	benchtest.Contains(t, "report", s, "| visibility lag: p99 | 1.50 s | ≤ 1s | **no** |", "**not sustained**", "did not sustain 500 cases/s**: 9000 of 10000 offered cases accepted")
 	if strings.Contains(s, "loaded through feeds") || strings.Contains(s, "| subtree listing") || strings.Contains(s, "RSS") {
 		t.Errorf("report shows a phase that did not run:\n%s", s)
 	}
