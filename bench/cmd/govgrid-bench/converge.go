@@ -74,38 +74,16 @@ func (c convergeOptions) config(dir string, progress io.Writer) convergebench.Co
 // runConverge runs the convergence benchmark in a temporary directory under --workdir.
 func runConverge(ctx context.Context, o options, rep *report) {
 	logf("converge: a community silently cut from its township, healed, timed to convergence")
-	dir, err := os.MkdirTemp(o.workDir, "govgrid-converge-")
-	if err != nil {
-		rep.ConvergeError = err.Error()
-		return
-	}
-	defer os.RemoveAll(dir)
-	cfg := o.converge.config(dir, os.Stderr)
-	if o.converge.log != "" {
-		f, err := os.Create(o.converge.log)
-		if err != nil {
-			rep.ConvergeError = err.Error()
-			return
+	rep.Converge, rep.ConvergeError = runInWorkDir(o, "converge", func(dir string) (convergebench.Result, error) {
+		cfg := o.converge.config(dir, os.Stderr)
+		if o.converge.log != "" {
+			f, err := os.Create(o.converge.log)
+			if err != nil {
+				return convergebench.Result{}, err
+			}
+			defer f.Close()
+			cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
-		defer f.Close()
-		cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	res, err := convergebench.Run(ctx, cfg)
-	if res.Cycles != nil || res.Day != nil {
-		rep.Converge = &res
-	}
-	if err != nil {
-		rep.ConvergeError = err.Error()
-		logf("converge: %v", err)
-	}
-}
-
-// printConverge writes the convergence benchmark's section, or why it failed.
-func printConverge(w io.Writer, r *report) {
-	if r.Converge != nil {
-		convergebench.Print(w, *r.Converge)
-	}
-	if r.ConvergeError != "" {
-		fmt.Fprintln(w, "\nconvergence benchmark failed:", r.ConvergeError)
-	}
+		return convergebench.Run(ctx, cfg)
+	}, func(r convergebench.Result) bool { return r.Cycles != nil || r.Day != nil })
 }

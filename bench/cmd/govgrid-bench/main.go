@@ -93,9 +93,7 @@ func main() {
 	if rep.JoinError != "" {
 		fmt.Println("\njoin benchmark failed:", rep.JoinError)
 	}
-	printHandoff(os.Stdout, rep)
-	printFeeds(os.Stdout, rep)
-	printConverge(os.Stdout, rep)
+	printSections(os.Stdout, rep)
 	if opts.jsonPath != "" {
 		if err := writeJSON(opts.jsonPath, rep); err != nil {
 			fmt.Fprintln(os.Stderr, "govgrid-bench:", err)
@@ -327,20 +325,9 @@ func run(ctx context.Context, o options) *report {
 // runFeeds runs the feeds benchmark in a temporary directory under --workdir.
 func runFeeds(ctx context.Context, o options, rep *report) {
 	logf("feeds: visibility lag and the district's mirror")
-	dir, err := os.MkdirTemp(o.workDir, "govgrid-feeds-")
-	if err != nil {
-		rep.FeedsError = err.Error()
-		return
-	}
-	defer os.RemoveAll(dir)
-	res, err := mirrorbench.Run(ctx, o.feedsConfig(dir))
-	if res.Visibility != nil || res.Mirror != nil {
-		rep.Feeds = &res
-	}
-	if err != nil {
-		rep.FeedsError = err.Error()
-		logf("feeds: %v", err)
-	}
+	rep.Feeds, rep.FeedsError = runInWorkDir(o, "feeds", func(dir string) (mirrorbench.Result, error) {
+		return mirrorbench.Run(ctx, o.feedsConfig(dir))
+	}, func(r mirrorbench.Result) bool { return r.Visibility != nil || r.Mirror != nil })
 }
 
 // feedsConfig sizes the feeds benchmark from the flags.
@@ -356,20 +343,9 @@ func (o options) feedsConfig(dir string) mirrorbench.Config {
 // runHandoff runs the handoff benchmark in a temporary directory under --workdir.
 func runHandoff(ctx context.Context, o options, rep *report) {
 	logf("handoff: starting an in-process grid")
-	dir, err := os.MkdirTemp(o.workDir, "govgrid-handoff-")
-	if err != nil {
-		rep.HandoffError = err.Error()
-		return
-	}
-	defer os.RemoveAll(dir)
-	res, err := handoffbench.Run(ctx, o.handoffConfig(dir))
-	if res.Latency != nil {
-		rep.Handoff = &res
-	}
-	if err != nil {
-		rep.HandoffError = err.Error()
-		logf("handoff: %v", err)
-	}
+	rep.Handoff, rep.HandoffError = runInWorkDir(o, "handoff", func(dir string) (handoffbench.Result, error) {
+		return handoffbench.Run(ctx, o.handoffConfig(dir))
+	}, func(r handoffbench.Result) bool { return r.Latency != nil })
 }
 
 // handoffConfig sizes the handoff benchmark from the flags.

@@ -248,26 +248,6 @@ func printMemory(bw io.Writer, r *report) {
 	}
 }
 
-// printHandoff writes the handoff benchmark's section, or why it failed.
-func printHandoff(w io.Writer, r *report) {
-	if r.Handoff != nil {
-		handoffbench.Print(w, *r.Handoff)
-	}
-	if r.HandoffError != "" {
-		fmt.Fprintln(w, "\nhandoff benchmark failed:", r.HandoffError)
-	}
-}
-
-// printFeeds writes the feeds benchmark's section, or why it failed.
-func printFeeds(w io.Writer, r *report) {
-	if r.Feeds != nil {
-		mirrorbench.Print(w, *r.Feeds)
-	}
-	if r.FeedsError != "" {
-		fmt.Fprintln(w, "\nfeeds benchmark failed:", r.FeedsError)
-	}
-}
-
 // find returns the result of a cell, or nil.
 func (r *report) find(system string, nodes, concurrency int) *loadgen.Result {
 	for _, c := range r.Cells {
