@@ -29,20 +29,12 @@ type EtcdConfig struct {
 // member's endpoint and spreads requests over them.
 func StartEtcd(ctx context.Context, cfg EtcdConfig) (_ *Target, err error) {
 	n := max(cfg.Nodes, 1)
-	bin, err := lookBinary(cfg.Binary, "etcd")
-	if err != nil {
-		return nil, err
-	}
-	t, err := newTarget("etcd", n, cfg.Common)
+	t, bin, ports, err := newCluster("etcd", cfg.Binary, n, 2, cfg.Common)
 	if err != nil {
 		return nil, err
 	}
 	defer t.closeOnError(&err)
 
-	ports, err := FreePorts(2 * n)
-	if err != nil {
-		return nil, err
-	}
 	names := make([]string, n)
 	clientURLs := make([]string, n)
 	peerURLs := make([]string, n)

@@ -42,20 +42,12 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 	if cfg.Tier == "" {
 		cfg.Tier = "district"
 	}
-	bin, err := lookBinary(cfg.Binary, "govgrid")
-	if err != nil {
-		return nil, err
-	}
-	t, err := newTarget("govgrid", n, cfg.Common)
+	t, bin, ports, err := newCluster("govgrid", cfg.Binary, n, 4, cfg.Common)
 	if err != nil {
 		return nil, err
 	}
 	defer t.closeOnError(&err)
 
-	ports, err := FreePorts(4 * n)
-	if err != nil {
-		return nil, err
-	}
 	type node struct{ name, http, grpc, raft, gossip string }
 	nodes := make([]node, n)
 	for i := range nodes {

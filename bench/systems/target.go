@@ -80,6 +80,23 @@ func (t *Target) closeOnError(err *error) {
 	}
 }
 
+// newCluster prepares a cluster of nodes servers of system: it resolves binary (system's name
+// on PATH when ""), creates the target with its temporary directory (newTarget) and finds
+// portsPerNode free ports for each node. On an error it leaves nothing behind.
+func newCluster(system, binary string, nodes, portsPerNode int, c Common) (t *Target, bin string, ports []int, err error) {
+	if bin, err = lookBinary(binary, system); err != nil {
+		return nil, "", nil, err
+	}
+	if t, err = newTarget(system, nodes, c); err != nil {
+		return nil, "", nil, err
+	}
+	if ports, err = FreePorts(portsPerNode * nodes); err != nil {
+		_ = t.Close()
+		return nil, "", nil, err
+	}
+	return t, bin, ports, nil
+}
+
 // newTarget creates the target and its temporary directory, which Close removes unless keep.
 func newTarget(system string, nodes int, c Common) (*Target, error) {
 	dir, err := os.MkdirTemp(c.WorkDir, "govgrid-bench-"+system+"-")
