@@ -1,7 +1,6 @@
 package convergebench
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"testing"
@@ -38,11 +37,8 @@ func TestRunQuick(t *testing.T) {
 	if d.FeedBehind <= node.FeedWindow || d.OutboxUp != cfg.DayEscalate || d.OutboxDown != cfg.DayHandDown {
 		t.Errorf("day owed %d feed entries, %d handoffs up, %d down at healing", d.FeedBehind, d.OutboxUp, d.OutboxDown)
 	}
-	var out bytes.Buffer
-	Print(&out, res)
-	benchtest.Contains(t, "report", out.String(), "## Convergence after a silent cut", "| 2 cycles, each cut for 8s", "| cycles: p99 (2 converged) |", "≤ 10s",
+	benchtest.Printed(t, Print, res, "## Convergence after a silent cut", "| 2 cycles, each cut for 8s", "| cycles: p99 (2 converged) |", "≤ 10s",
 		"| cycles not converged within the timeout | 0 of 2 | 0 | yes |", "| a day, time-compressed into one cut of ", "1100 cases at the community, 150 escalated")
-	t.Log("\n" + out.String())
 }
 
 func TestSteps(t *testing.T) {
@@ -123,9 +119,7 @@ func TestPrint(t *testing.T) {
 			Convergence: Convergence{Converged: 4 * time.Second}, Met: true},
 	}
 	r.Cycles.Samples[4].Missing = "district's mirror: 3 of 10"
-	var out bytes.Buffer
-	Print(&out, r)
-	benchtest.Contains(t, "report", out.String(),
+	benchtest.Printed(t, Print, r,
 		"| 20 cycles, each cut for 1m0s (6 cases at the community, 2 escalated; 4 at the township, 2 handed down): time to converge after healing, p50 | 3.00 s | | |",
 		"| cycles: p99 (19 converged) | 12.00 s | ≤ 10s | **no** |",
 		"| cycles not converged within the timeout | 1 of 20 | 0 | **no** |",

@@ -2,7 +2,6 @@ package handoffbench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -15,12 +14,13 @@ import (
 )
 
 func TestRunSmall(t *testing.T) {
+	cfg := Config{
+		InFlight: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
+		Communities: 2, Submitters: 2, Backlog: 64, Drain: 50,
+	}
 	res := benchtest.Run(t, 2*time.Minute, func(ctx context.Context, progress io.Writer) (Result, error) {
-		return Run(ctx, Config{
-			InFlight: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
-			Communities: 2, Submitters: 2, Backlog: 64, Drain: 50,
-			Dir: t.TempDir(), Progress: progress,
-		})
+		cfg.Dir, cfg.Progress = t.TempDir(), progress
+		return Run(ctx, cfg)
 	})
 	l := res.Latency
 	if l == nil || l.Total.Count == 0 || l.Total.P50 <= 0 || l.Total.P99 < l.Total.P50 || l.Total.Max < l.Total.P99 || l.Errors != 0 {
@@ -40,11 +40,8 @@ func TestRunSmall(t *testing.T) {
 		d.FirstArrival > d.Drained || d.PerSec <= 0 {
 		t.Fatalf("drain %+v", d)
 	}
-	var out bytes.Buffer
-	Print(&out, res)
-	benchtest.Contains(t, "report", out.String(), "## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 50ms",
+	benchtest.Printed(t, Print, res, "## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 50ms",
 		"through one township, 2 communities × 2 submitters", "| drain 50 queued handoffs after a ", "≤ 10s")
-	t.Log("\n" + out.String())
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -120,10 +117,8 @@ func TestPosition(t *testing.T) {
 }
 
 func TestPrintWithoutPhases(t *testing.T) {
-	var out bytes.Buffer
-	Print(&out, Result{Grid: "g", Latency: &LatencyResult{InFlight: 50, Total: Dist{Count: 10, P50: 5 * time.Millisecond, P99: 60 * time.Millisecond, Max: 70 * time.Millisecond}}})
-	s := out.String()
-	benchtest.Contains(t, "report", s, "| 60.0 ms | ≤ 50ms | **no** |", "| 5.00 ms | | |")
+	s := benchtest.Printed(t, Print, Result{Grid: "g", Latency: &LatencyResult{InFlight: 50, Total: Dist{Count: 10, P50: 5 * time.Millisecond, P99: 60 * time.Millisecond, Max: 70 * time.Millisecond}}},
+		"| 60.0 ms | ≤ 50ms | **no** |", "| 5.00 ms | | |")
 	if strings.Contains(s, "drain") || strings.Contains(s, "through one township") {
 		t.Errorf("report shows phases that did not run:\n%s", s)
 	}

@@ -26,13 +26,14 @@ import (
 )
 
 func TestRunSmall(t *testing.T) {
+	cfg := Config{
+		Visibility: true, Rate: 100, Townships: 1, Communities: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
+		Mirror: true, MirrorCases: 3000, MirrorTownships: 2, MirrorCommunities: 2, ListPages: 5, ListSamples: 4,
+		ListFor: 300 * time.Millisecond, QuietMax: 10 * time.Second,
+	}
 	res := benchtest.Run(t, 2*time.Minute, func(ctx context.Context, progress io.Writer) (Result, error) {
-		return Run(ctx, Config{
-			Visibility: true, Rate: 100, Townships: 1, Communities: 2, Warmup: 200 * time.Millisecond, Duration: time.Second,
-			Mirror: true, MirrorCases: 3000, MirrorTownships: 2, MirrorCommunities: 2, ListPages: 5, ListSamples: 4,
-			ListFor: 300 * time.Millisecond, QuietMax: 10 * time.Second,
-			Dir: t.TempDir(), Progress: progress,
-		})
+		cfg.Dir, cfg.Progress = t.TempDir(), progress
+		return Run(ctx, cfg)
 	})
 	v := res.Visibility
 	if v == nil || v.Offered != 100 || v.Accepted != 100 || v.Errors != 0 || v.Unseen != 0 || v.Lag.Count != 100 ||
@@ -67,12 +68,9 @@ func TestRunSmall(t *testing.T) {
 	if m.Listings[0].Cases != 50*m.Listings[0].Requests {
 		t.Errorf("paging returned %d cases over %d pages of 50", m.Listings[0].Cases, m.Listings[0].Requests)
 	}
-	var out bytes.Buffer
-	Print(&out, res)
-	benchtest.Contains(t, "report", out.String(), "## Feeds", "| visibility lag, submit at a community → in the district's mirror, 100 cases/s over 2 communities (100 cases): p50 |",
+	benchtest.Printed(t, Print, res, "## Feeds", "| visibility lag, submit at a community → in the district's mirror, 100 cases/s over 2 communities (100 cases): p50 |",
 		"| visibility lag: p99 |", "≤ 1s", "| mirror: 3,000 cases loaded through feeds |", "| subtree listing by status, next_page_token followed 5 pages deep, pages of 50",
 		"≤ 50ms (p99)", "| district node RSS with 3,000 cases mirrored, after the listings (process VmRSS − baseline) |", "≤ 1024.0 MiB")
-	t.Log("\n" + out.String())
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -341,10 +339,9 @@ func TestPrintPartial(t *testing.T) {
 	if out.Len() != 0 {
 		t.Fatalf("an empty result printed %q", out.String())
 	}
-	Print(&out, Result{Visibility: &VisibilityResult{Rate: 500, Communities: 8, Offered: 10000, Accepted: 9000, MaxSlip: 30 * time.Millisecond,
-		Lag: Dist{Count: 9000, P50: 80 * time.Millisecond, P99: 1500 * time.Millisecond, Max: 2 * time.Second}, Target: TargetVisibilityP99}})
-	s := out.String()
-	benchtest.Contains(t, "report", s, "| visibility lag: p99 | 1.50 s | ≤ 1s | **no** |", "**not sustained**", "did not sustain 500 cases/s**: 9000 of 10000 offered cases accepted")
+	s := benchtest.Printed(t, Print, Result{Visibility: &VisibilityResult{Rate: 500, Communities: 8, Offered: 10000, Accepted: 9000, MaxSlip: 30 * time.Millisecond,
+		Lag: Dist{Count: 9000, P50: 80 * time.Millisecond, P99: 1500 * time.Millisecond, Max: 2 * time.Second}, Target: TargetVisibilityP99}},
+		"| visibility lag: p99 | 1.50 s | ≤ 1s | **no** |", "**not sustained**", "did not sustain 500 cases/s**: 9000 of 10000 offered cases accepted")
 	if strings.Contains(s, "loaded through feeds") || strings.Contains(s, "| subtree listing") || strings.Contains(s, "RSS") {
 		t.Errorf("report shows a phase that did not run:\n%s", s)
 	}

@@ -96,10 +96,7 @@ func TestPrintReport(t *testing.T) {
 			DataDisk: 5 << 20, DataApparent: 2 << 30,
 			Load: loadgen.Result{Ops: 100, Elapsed: time.Second, OpsPerSec: 100}},
 	}
-	var buf bytes.Buffer
-	printReport(&buf, r)
-	out := buf.String()
-	benchtest.Contains(t, "report", out,
+	out := benchtest.Printed(t, printReport, r,
 		"| govgrid | 1 | 16 | 900 | 2.00 ms | 9.00 ms | 0.50×, 3.00× | 2.00×, 0.50× |",
 		"| govgrid | 3 | 16 | failed | | | | |",
 		"| etcd | 1 | 16 | 1800 | 1.00 ms | 3.00 ms |  |  |",
@@ -265,9 +262,7 @@ func TestPrintSections(t *testing.T) {
 			Converge: convergebench.Dist{Count: 20, P50: 3 * time.Second, P99: 8 * time.Second, Max: 8 * time.Second}, Met: true}},
 		ConvergeError: "convergebench: day: boom",
 	}
-	printSections(&buf, r)
-	out := buf.String()
-	benchtest.Contains(t, "output", out,
+	out := benchtest.Printed(t, printSections, r,
 		"## Handoff", "| relay: p99 | 30.0 ms | ≤ 50ms | yes |", "handoff benchmark failed: handoffbench: drain",
 		"## Feeds", "| visibility lag: p99 | 120 ms | ≤ 1s | yes |", "feeds benchmark failed: mirrorbench: after 30m0s",
 		"## Convergence after a silent cut", "| cycles: p99 (20 converged) | 8.00 s | ≤ 10s | yes |", "convergence benchmark failed: convergebench: day: boom")

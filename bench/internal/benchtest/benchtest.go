@@ -41,6 +41,17 @@ func Contains(t testing.TB, what, got string, wants ...string) {
 	}
 }
 
+// Printed writes res with print (a benchmark's Print), reports every string of wants that the
+// report lacks (Contains), logs the report and returns it.
+func Printed[R any](t testing.TB, print func(io.Writer, R), res R, wants ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	print(&out, res)
+	Contains(t, "report", out.String(), wants...)
+	t.Log("\n" + out.String())
+	return out.String()
+}
+
 // Rejects checks that validate accepts good, and refuses good changed by each of bad (named
 // by its key).
 func Rejects[C any](t testing.TB, good C, validate func(C) error, bad map[string]func(*C)) {

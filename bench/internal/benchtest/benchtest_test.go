@@ -22,12 +22,21 @@ func (r *recorder) Errorf(format string, args ...any) {
 	r.errors = append(r.errors, fmt.Sprintf(format, args...))
 }
 func (r *recorder) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf(format, args...) }
+func (r *recorder) Log(...any)                        {}
 
 func TestContains(t *testing.T) {
 	r := &recorder{TB: t}
 	Contains(r, "report", "| a | b |", "| a |", "| c |", "b |")
 	if len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], `report lacks "| c |":`) {
 		t.Fatalf("reported %q, want the one missing string", r.errors)
+	}
+}
+
+func TestPrinted(t *testing.T) {
+	r := &recorder{TB: t}
+	got := Printed(r, func(w io.Writer, n int) { fmt.Fprintf(w, "| n | %d |\n", n) }, 4, "| n | 4 |", "| n | 5 |")
+	if got != "| n | 4 |\n" || len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], `report lacks "| n | 5 |":`) {
+		t.Fatalf("Printed returned %q and reported %q", got, r.errors)
 	}
 }
 
