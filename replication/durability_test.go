@@ -16,11 +16,20 @@ import (
 // openKVStore opens a one-node Store of the kv machine at dir and waits until it leads.
 func openKVStore(t *testing.T, dir string) *Store {
 	t.Helper()
+	return openKVStoreWith(t, dir, nil)
+}
+
+// openKVStoreWith is openKVStore with configure applied to the configuration (if not nil).
+func openKVStoreWith(t *testing.T, dir string, configure func(*Config)) *Store {
+	t.Helper()
 	cfg := DefaultConfig()
 	kvc := (&kv{}).config()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr = "n1", dir, "127.0.0.1:0"
 	cfg.Commands, cfg.Answers, cfg.Refuse, cfg.Logger = kvc.Commands, kvc.Answers, kvc.Refuse, kvc.Logger
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	if configure != nil {
+		configure(&cfg)
+	}
 	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

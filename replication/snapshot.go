@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Snapshot stream format: a magic line, then for each key/value pair uvarint(len key), key,
@@ -21,7 +22,15 @@ import (
 // badger's own Backup is not used: its Stream reads each key range in a separate transaction,
 // so under concurrent applies the result is not one point in time, and the applied index could
 // disagree with the cases beside it. One pinned read transaction is.
-const snapshotMagic = "govgrid-state-snapshot-v1\n"
+//
+// Snapshots and backups are written compressed: snapshotMagicZstd, then the whole stream above
+// (its own magic included) compressed with zstd. A site's records are JSON text that compresses
+// several times over, and a node keeps two snapshots beside its state. Uncompressed streams (of
+// earlier versions) are still read.
+const (
+	snapshotMagic     = "govgrid-state-snapshot-v1\n"
+	snapshotMagicZstd = "govgrid-state-snapshot-v2\n" // the same length as snapshotMagic
+)
 
 // restoreSuffix names the directory a restore is built in; a complete one holds restoreDone.
 const (
@@ -53,7 +62,24 @@ func (s *fsmSnapshot) Release() {
 	s.release()
 }
 
+// writeSnapshot writes every key of txn to w, compressed.
 func writeSnapshot(txn *badger.Txn, w io.Writer) error {
+	if _, err := io.WriteString(w, snapshotMagicZstd); err != nil {
+		return err
+	}
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	if err := writeSnapshotStream(txn, zw); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+// writeSnapshotStream writes every key of txn to w, uncompressed.
+func writeSnapshotStream(txn *badger.Txn, w io.Writer) error {
 	crc := crc32.New(crcTable)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
@@ -140,8 +166,17 @@ func checkSnapshot(r io.Reader) error {
 // readSnapshotPairs hands every key and value of a snapshot stream to fn, then checks the
 // stream's count and checksum: fn has seen everything only if it returns nil.
 func readSnapshotPairs(r io.Reader, fn func(key, value []byte) error) error {
-	crc := crc32.New(crcTable)
 	br := bufio.NewReaderSize(r, 256<<10)
+	if head, err := br.Peek(len(snapshotMagicZstd)); err == nil && string(head) == snapshotMagicZstd {
+		br.Discard(len(head))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 256<<10)
+	}
+	crc := crc32.New(crcTable)
 	tr := io.TeeReader(br, crc)
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(tr, magic); err != nil || string(magic) != snapshotMagic {

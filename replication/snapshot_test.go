@@ -160,6 +160,7 @@ func TestInterruptedRestoreIsFinishedOrDiscarded(t *testing.T) {
 
 func FuzzReadSnapshot(f *testing.F) {
 	f.Add([]byte(snapshotMagic))
+	f.Add([]byte(snapshotMagicZstd + "\x28\xb5\x2f\xfd"))
 	f.Add([]byte(snapshotMagic + "\x02a\x02b\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00"))
 	dir := f.TempDir()
 	db, err := openStateDB(filepath.Join(dir, "fuzz"), slog.New(slog.DiscardHandler))
@@ -170,4 +171,34 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_ = readSnapshot(bytes.NewReader(data), db) // must not panic or hang
 	})
+}
+
+// TestUncompressedSnapshotsStillRestore: snapshots and backups of earlier versions were written
+// without compression; they restore as before, to the same state as a compressed one, which is
+// several times smaller.
+func TestUncompressedSnapshotsStillRestore(t *testing.T) {
+	src := mustNewFSM(t, t.TempDir())
+	src.ApplyBatch(testLogs(t, 200))
+	want := mustExport(t, src)
+	var plain, packed bytes.Buffer
+	txn := src.db.NewTransaction(false)
+	defer txn.Discard()
+	if err := writeSnapshotStream(txn, &plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSnapshot(txn, &packed); err != nil {
+		t.Fatal(err)
+	}
+	if packed.Len() >= plain.Len() {
+		t.Fatalf("compressed %d bytes, uncompressed %d", packed.Len(), plain.Len())
+	}
+	for name, stream := range map[string][]byte{"uncompressed": plain.Bytes(), "compressed": packed.Bytes()} {
+		dst := mustNewFSM(t, t.TempDir())
+		if err := dst.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := mustExport(t, dst); !maps.EqualFunc(got, want, bytes.Equal) {
+			t.Fatalf("%s: restored %d keys, want %d", name, len(got), len(want))
+		}
+	}
 }

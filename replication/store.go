@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/govgrid/govgrid/internal/backoff"
-	"github.com/govgrid/govgrid/replication/raftbadger"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -60,9 +60,13 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	MaxAppendEntries   int
+	// MaxLogBytes bounds the Raft log on disk: past it the node snapshots early, and it keeps
+	// fewer trailing entries when they are large (a feed batch is up to 512 KiB). Raft's own
+	// bounds count entries only.
+	MaxLogBytes int64
 	// TransportTimeout bounds each Raft RPC's dial and I/O on the network transport.
 	TransportTimeout time.Duration
-	// ValueLogGCInterval is how often both badger databases reclaim value-log space.
+	// ValueLogGCInterval is how often the state's badger database reclaims value-log space.
 	ValueLogGCInterval time.Duration
 }
 
@@ -85,6 +89,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold:  32768,
 		SnapshotInterval:   2 * time.Minute,
 		TrailingLogs:       16384,
+		MaxLogBytes:        256 << 20,
 		MaxAppendEntries:   256,
 		TransportTimeout:   10 * time.Second,
 		ValueLogGCInterval: time.Minute,
@@ -110,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("replication: transport timeout must be positive")
 	case c.ValueLogGCInterval <= 0:
 		return errors.New("replication: value-log GC interval must be positive")
+	case c.MaxLogBytes < 16<<20:
+		return errors.New("replication: max log bytes must be at least 16 MiB")
 	}
 	return nil
 }
@@ -121,8 +128,8 @@ type Forwarder interface {
 }
 
 // Store is one node's replica of a replicated state machine: a Raft group member whose log
-// lives in badger and whose state lives in a second badger database, changed only by the
-// registered commands of Config.Commands.
+// lives in a write-ahead log (raft-wal) and whose state lives in a badger database, changed only
+// by the registered commands of Config.Commands.
 //
 // Open starts Raft's goroutines; Close stops them and closes both databases.
 type Store struct {
@@ -130,10 +137,17 @@ type Store struct {
 	logger    *slog.Logger
 	raft      *raft.Raft
 	fsm       *fsm
-	logStore  *raftbadger.Store
+	logStore  logStore
 	transport *raft.NetworkTransport
 	snapshots *raft.FileSnapshotStore
 	metrics   *metrics
+
+	// trailing is the TrailingLogs in force (boundLog lowers it for large entries); lastBound
+	// is when boundLog last asked for a snapshot. Both are used by the observe goroutine only.
+	trailing  uint64
+	lastBound time.Time
+	// boundSnapshot is set while an early snapshot runs.
+	boundSnapshot atomic.Bool
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -154,7 +168,7 @@ func Open(cfg Config) (*Store, error) {
 			s.closeStores()
 		}
 	}()
-	for _, d := range []string{"raft", "snapshots", "state"} {
+	for _, d := range []string{"snapshots", "state"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o750); err != nil {
 			return nil, fmt.Errorf("replication: %w", err)
 		}
@@ -173,9 +187,11 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), logger, s.metrics, mc); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	if s.logStore, err = raftbadger.New(raftbadger.DefaultConfig(filepath.Join(cfg.DataDir, "raft"))); err != nil {
-		return nil, fmt.Errorf("replication: open raft log: %w", err)
+	ls, err := openLogStore(cfg.DataDir, cfg.MaxLogBytes, logger)
+	if err != nil {
+		return nil, err
 	}
+	s.logStore = ls
 	hcl := newHCLogger(logger, "raft")
 	if s.snapshots, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hcl); err != nil {
 		return nil, fmt.Errorf("replication: open snapshots: %w", err)
@@ -292,6 +308,9 @@ func (s *Store) observe() {
 	defer t.Stop()
 	gc := time.NewTicker(s.cfg.ValueLogGCInterval)
 	defer gc.Stop()
+	bound := time.NewTicker(boundLogEvery)
+	defer bound.Stop()
+	s.trailing = s.cfg.TrailingLogs
 	for {
 		s.metrics.raftState.Set(float64(s.raft.State()))
 		select {
@@ -300,16 +319,56 @@ func (s *Store) observe() {
 		case <-t.C:
 		case <-gc.C:
 			s.collectGarbage()
+		case <-bound.C:
+			s.boundLog()
 		}
 	}
 }
 
-// collectGarbage rewrites value-log files that are mostly garbage: Raft entries below the
-// last snapshot, and case records replaced by newer versions.
-func (s *Store) collectGarbage() {
-	if err := s.logStore.RunGC(); err != nil {
-		s.logger.Warn("raft log value-log GC failed", "error", err)
+// boundLogEvery is how often boundLog looks at the log's size (tests shorten it).
+var boundLogEvery = 10 * time.Second
+
+// boundLog keeps the Raft log near MaxLogBytes on disk. Raft compacts by entry counts
+// (SnapshotThreshold, TrailingLogs), and entries range from a 1 KiB case to a 512 KiB feed batch:
+// 16,384 trailing feed batches would be 8 GiB. So the trailing entries are lowered to what fits
+// a quarter of the budget at the log's average entry size, and a log over the budget is
+// snapshotted (and so truncated) early, one at a time and at most once a minute.
+func (s *Store) boundLog() {
+	size := logBytes(s.cfg.DataDir)
+	first, err1 := s.logStore.FirstIndex()
+	last, err2 := s.logStore.LastIndex()
+	if err1 != nil || err2 != nil || last < first || size == 0 {
+		return
 	}
+	avg := max(uint64(size)/(last-first+1), 1)
+	trailing := min(max(uint64(s.cfg.MaxLogBytes/4)/avg, 64), s.cfg.TrailingLogs)
+	if trailing != s.trailing {
+		rc := raft.ReloadableConfig{TrailingLogs: trailing, SnapshotInterval: s.cfg.SnapshotInterval,
+			SnapshotThreshold: s.cfg.SnapshotThreshold, HeartbeatTimeout: s.cfg.HeartbeatTimeout, ElectionTimeout: s.cfg.ElectionTimeout}
+		if err := s.raft.ReloadConfig(rc); err != nil {
+			s.logger.Warn("could not change the trailing log entries", "trailing", trailing, "error", err)
+			return
+		}
+		s.trailing = trailing
+	}
+	if size <= s.cfg.MaxLogBytes || time.Since(s.lastBound) < 6*boundLogEvery || !s.boundSnapshot.CompareAndSwap(false, true) {
+		return
+	}
+	s.lastBound = time.Now()
+	s.logger.Info("the raft log is over its budget: snapshotting early", "bytes", size, "budget", s.cfg.MaxLogBytes,
+		"entries", last-first+1, "trailing", trailing)
+	future := s.raft.Snapshot()
+	go func() {
+		defer s.boundSnapshot.Store(false)
+		if err := future.Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			s.logger.Warn("early snapshot failed", "error", err)
+		}
+	}()
+}
+
+// collectGarbage rewrites the state's value-log files that are mostly garbage: case records
+// replaced by newer versions. (The Raft log drops whole segments as it is compacted.)
+func (s *Store) collectGarbage() {
 	if err := s.fsm.runValueLogGC(); err != nil {
 		s.logger.Warn("state value-log GC failed", "error", err)
 	}

@@ -366,10 +366,10 @@ func TestCheckFreshDataDir(t *testing.T) {
 	if err := checkFreshDataDir(dir); err != nil {
 		t.Fatalf("empty dir: %v", err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "raft", "000001.vlog"), []byte("x"), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "wal", "wal-meta.db"), []byte("x"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkFreshDataDir(dir); err == nil || !strings.Contains(err.Error(), "govgrid agent") {

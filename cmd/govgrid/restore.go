@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/spf13/cobra"
 )
 
@@ -70,12 +71,8 @@ node with the site's usual agent settings (--site, --tier, --parent, --join, ...
 // checkFreshDataDir refuses a data dir that already holds a site's state: restore is for a node
 // whose data is lost (an interrupted restore may be run again: the site records how far it got).
 func checkFreshDataDir(dir string) error {
-	entries, err := os.ReadDir(filepath.Join(dir, "raft"))
-	if errors.Is(err, os.ErrNotExist) || err == nil && len(entries) == 0 {
+	if !replication.HasLog(dir) {
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, node.RestoreMarker)); err == nil {
 		return nil
