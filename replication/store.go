@@ -23,7 +23,7 @@ import (
 type Config struct {
 	// NodeID is this node's Raft server ID (the node name).
 	NodeID string
-	// DataDir holds raft/ (log and stable store), snapshots/ and state/.
+	// DataDir holds wal/ (log and stable store), snapshots/ and state/.
 	DataDir string
 	// RaftAddr is the TCP address Raft listens on; RaftAdvertise, if set, is what peers dial.
 	RaftAddr      string
