@@ -35,12 +35,16 @@ func TestRunSmall(t *testing.T) {
 		tp.Submitted < tp.DistrictArrivals || tp.Refused != 0 || tp.Errors != 0 {
 		t.Fatalf("throughput %+v", tp)
 	}
+	o := res.OpenLoop
+	if o == nil || o.Rate != tp.TownshipPerSec/2 || o.Target != TargetOpenLoopP99 || o.Total.Count == 0 || o.Errors != 0 || o.Total.P99 < o.Total.P50 {
+		t.Fatalf("open-loop relay %+v", o)
+	}
 	d := res.Drain
 	if d == nil || d.Target != TargetDrain || l.Target != TargetRelayP99 || d.Cases != 50 || d.Queued != 50 || d.Held != 50 || d.Drained <= 0 || d.FirstArrival <= 0 ||
 		d.FirstArrival > d.Drained || d.PerSec <= 0 {
 		t.Fatalf("drain %+v", d)
 	}
-	benchtest.Printed(t, Print, res, "## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 50ms",
+	benchtest.Printed(t, Print, res, "## Handoff", "| relay community → township → district, 2 in flight", "| relay: p99 |", "≤ 15ms", "| relay, open loop: p99 |", "≤ 50ms",
 		"through one township, 2 communities × 2 submitters", "| drain 50 queued handoffs after a ", "≤ 10s")
 }
 

@@ -98,78 +98,118 @@ func (w *watcher) run(stop <-chan struct{}) {
 // Cases that complete inside the measured window (after the warmup) are recorded.
 func (g *grid) relayLatency(ctx context.Context, cfg Config) (*LatencyResult, error) {
 	res := &LatencyResult{InFlight: cfg.InFlight, Warmup: cfg.Warmup, Target: TargetRelayP99}
+	community := g.communities[0]
+	benchkit.Progress(cfg.Progress, "handoff: relay latency, %d in flight from %s to %s, %v warmup + %v", cfg.InFlight, community.Site(), districtSite, cfg.Warmup, cfg.Duration)
+	err := g.relay(ctx, cfg, res, func(from, end time.Time, w *watcher, rec *recorder) {
+		var wg sync.WaitGroup
+		for worker := range cfg.InFlight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := 0; time.Now().Before(end) && ctx.Err() == nil; seq++ {
+					t0 := time.Now()
+					a, err := relayOne(ctx, community, w, submission(worker*1_000_000+seq, tier.District))
+					if done := time.Now(); !done.Before(from) && !done.After(end) {
+						rec.add(t0, a, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	return res, err
+}
+
+// relayOpenLoop submits district-decided cases at a fixed rate, spread over the communities in
+// turn, whatever the grid's answers: each case's relay time runs from its scheduled start, so a
+// grid that falls behind shows as latency, not as a lower rate (no coordinated omission). Cases
+// scheduled inside the measured window are recorded.
+func (g *grid) relayOpenLoop(ctx context.Context, cfg Config, rate float64) (*LatencyResult, error) {
+	res := &LatencyResult{Rate: rate, Warmup: cfg.Warmup, Target: TargetOpenLoopP99}
+	if rate <= 0 {
+		return res, fmt.Errorf("handoffbench: open-loop rate must be positive")
+	}
+	benchkit.Progress(cfg.Progress, "handoff: open-loop relay at %.0f cases/s from %d communities, %v warmup + %v", rate, len(g.communities), cfg.Warmup, cfg.Duration)
+	interval := time.Duration(float64(time.Second) / rate)
+	err := g.relay(ctx, cfg, res, func(from, end time.Time, w *watcher, rec *recorder) {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := 0; ctx.Err() == nil; i++ {
+			at := start.Add(time.Duration(i) * interval)
+			if !at.Before(end) {
+				break
+			}
+			if d := time.Until(at); d > 0 {
+				time.Sleep(d)
+			}
+			community := g.communities[i%len(g.communities)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := relayOne(ctx, community, w, submission(2_000_000_000+i, tier.District))
+				if !at.Before(from) {
+					rec.add(at, a, err)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	return res, err
+}
+
+// recorder collects relay samples from many goroutines.
+type recorder struct {
+	mu                                    sync.Mutex
+	total, toTownship, toDistrict, commit []time.Duration
+	errors                                int
+	firstErr                              string
+}
+
+// add records the relay of one case that started at t0.
+func (r *recorder) add(t0 time.Time, a arrival, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.errors++; r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+		return
+	}
+	r.total = append(r.total, a.at.Sub(t0))
+	if atTownship, atDistrict, ok := arrivals(a.c); ok {
+		r.toTownship = append(r.toTownship, atTownship.Sub(t0))
+		r.toDistrict = append(r.toDistrict, atDistrict.Sub(atTownship))
+		r.commit = append(r.commit, a.at.Sub(atDistrict))
+	}
+}
+
+// relay runs load (which records what ends or starts, as it chooses, between from and end) with
+// a watcher on the district leader, and summarises what it recorded into res.
+func (g *grid) relay(ctx context.Context, cfg Config, res *LatencyResult, load func(from, end time.Time, w *watcher, rec *recorder)) error {
 	leader := g.districtLeader()
 	if leader == nil {
-		return res, fmt.Errorf("handoffbench: the district has no leader")
+		return fmt.Errorf("handoffbench: the district has no leader")
 	}
-	community := g.communities[0]
 	w := newWatcher(leader)
 	defer benchkit.Background(w.run)()
-
-	benchkit.Progress(cfg.Progress, "handoff: relay latency, %d in flight from %s to %s, %v warmup + %v", cfg.InFlight, community.Site(), districtSite, cfg.Warmup, cfg.Duration)
 	start := time.Now()
 	from, end := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration)
-	type sample struct {
-		total, toTownship, toDistrict, commit time.Duration
-		parts                                 bool // the history had both arrivals
-	}
-	samples := make([][]sample, cfg.InFlight)
-	errs := make([]int, cfg.InFlight)
-	firstErr := make([]string, cfg.InFlight)
-	var wg sync.WaitGroup
-	for worker := range cfg.InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := 0; time.Now().Before(end) && ctx.Err() == nil; seq++ {
-				sub := submission(worker*1_000_000+seq, tier.District)
-				t0 := time.Now()
-				a, err := relayOne(ctx, community, w, sub)
-				if done := time.Now(); done.Before(from) || done.After(end) {
-					continue
-				}
-				if err != nil {
-					if errs[worker]++; firstErr[worker] == "" {
-						firstErr[worker] = err.Error()
-					}
-					continue
-				}
-				s := sample{total: a.at.Sub(t0)}
-				atTownship, atDistrict, ok := arrivals(a.c)
-				if s.parts = ok; ok {
-					s.toTownship, s.toDistrict, s.commit = atTownship.Sub(t0), atDistrict.Sub(atTownship), a.at.Sub(atDistrict)
-				}
-				samples[worker] = append(samples[worker], s)
-			}
-		}()
-	}
-	wg.Wait()
+	var rec recorder
+	load(from, end, w, &rec)
 	res.Elapsed = min(max(time.Since(from), 0), cfg.Duration)
-	var total, toTownship, toDistrict, commit []time.Duration
-	for worker, ss := range samples {
-		for _, s := range ss {
-			total = append(total, s.total)
-			if s.parts {
-				toTownship, toDistrict, commit = append(toTownship, s.toTownship), append(toDistrict, s.toDistrict), append(commit, s.commit)
-			}
-		}
-		res.Errors += errs[worker]
-		if res.FirstError == "" {
-			res.FirstError = firstErr[worker]
-		}
-	}
-	res.Total, res.ToTownship, res.ToDistrict, res.Commit = benchkit.Summarise(total), benchkit.Summarise(toTownship), benchkit.Summarise(toDistrict), benchkit.Summarise(commit)
+	res.Total, res.ToTownship, res.ToDistrict, res.Commit = benchkit.Summarise(rec.total), benchkit.Summarise(rec.toTownship), benchkit.Summarise(rec.toDistrict), benchkit.Summarise(rec.commit)
+	res.Errors, res.FirstError = rec.errors, rec.firstErr
 	if res.Elapsed > 0 {
 		res.PerSec = float64(res.Total.Count) / res.Elapsed.Seconds()
 	}
-	res.Met = res.Total.Count > 0 && res.Total.P99 <= TargetRelayP99
+	res.Met = res.Total.Count > 0 && res.Total.P99 <= res.Target
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return err
 	}
 	if res.Total.Count == 0 {
-		return res, fmt.Errorf("handoffbench: no case reached the district in the window (%d errors, first: %s)", res.Errors, res.FirstError)
+		return fmt.Errorf("handoffbench: no case reached the district in the window (%d errors, first: %s)", res.Errors, res.FirstError)
 	}
-	return res, nil
+	return nil
 }
 
 // relayOne submits sub at the community and waits until the watched district holds it.

@@ -387,13 +387,53 @@ func runCell(ctx context.Context, o options, sys string, nodes, concurrency int)
 		return c
 	}
 	logf("  ready in %v; running %v + %v warmup", time.Since(t0).Round(time.Millisecond), o.duration, o.warmup)
+	cpu := measureCPU(ctx, tg.PIDs, o.warmup, o.duration)
 	res := loadgen.Run(ctx, loadgen.Config{Concurrency: concurrency, Duration: o.duration, Warmup: o.warmup}, tg.Op)
 	c.Result = &res
+	if used, err := cpu(); err != nil {
+		logf("  server CPU not measured: %v", err)
+	} else if res.Ops > 0 && res.Elapsed > 0 {
+		c.CPUPerOp = used / time.Duration(res.Ops)
+		c.CPUCores = used.Seconds() / res.Elapsed.Seconds()
+	}
 	if err := tg.Close(); err != nil {
 		logf("  stop: %v", err)
 	}
-	logf("  %.0f ops/s, p50 %v, p99 %v, %d errors", res.OpsPerSec, res.P50, res.P99, res.Errors)
+	logf("  %.0f ops/s, p50 %v, p99 %v, server CPU %v/op, %d errors", res.OpsPerSec, res.P50, res.P99, c.CPUPerOp, res.Errors)
 	return c
+}
+
+// measureCPU reads the CPU time of the processes pids (and their children) when the measured
+// window opens, warmup from now, and when it closes, duration later; the function it returns waits
+// for the second reading and gives the difference.
+func measureCPU(ctx context.Context, pids []int, warmup, duration time.Duration) func() (time.Duration, error) {
+	type reading struct {
+		used time.Duration
+		err  error
+	}
+	done := make(chan reading, 1)
+	start := time.Now()
+	go func() {
+		at := func(d time.Duration) (time.Duration, error) {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Until(start.Add(d))):
+			}
+			return systems.CPUTime(pids)
+		}
+		from, err := at(warmup)
+		if err != nil {
+			done <- reading{err: err}
+			return
+		}
+		to, err := at(warmup + duration)
+		done <- reading{to - from, err}
+	}()
+	return func() (time.Duration, error) {
+		r := <-done
+		return r.used, r.err
+	}
 }
 
 func logf(format string, args ...any) {

@@ -63,15 +63,15 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestRatios(t *testing.T) {
-	gg := &loadgen.Result{OpsPerSec: 500, P99: 4 * time.Millisecond}
+	gg := &cell{Result: &loadgen.Result{OpsPerSec: 500, P99: 4 * time.Millisecond}, CPUPerOp: 300 * time.Microsecond}
 	tests := []struct {
-		other *loadgen.Result
+		other *cell
 		want  string
 	}{
 		{nil, "—"},
-		{&loadgen.Result{}, "—"},
-		{&loadgen.Result{OpsPerSec: 1000, P99: 2 * time.Millisecond}, "0.50×, 2.00×"},
-		{&loadgen.Result{OpsPerSec: 250, P99: 8 * time.Millisecond}, "2.00×, 0.50×"},
+		{&cell{Result: &loadgen.Result{}}, "—"},
+		{&cell{Result: &loadgen.Result{OpsPerSec: 1000, P99: 2 * time.Millisecond}}, "0.50×, 2.00×"},
+		{&cell{Result: &loadgen.Result{OpsPerSec: 250, P99: 8 * time.Millisecond}, CPUPerOp: 150 * time.Microsecond}, "2.00×, 0.50×, 2.00×"},
 	}
 	for _, tt := range tests {
 		if got := ratios(gg, tt.other); got != tt.want {
@@ -86,9 +86,9 @@ func TestPrintReport(t *testing.T) {
 		Machine:  machine{NProc: 2, Versions: map[string]string{"etcd": "etcd Version: 3.4.23"}},
 		Duration: 3 * time.Second,
 		Cells: []cell{
-			{System: "govgrid", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 900, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond}},
+			{System: "govgrid", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 900, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond}, CPUPerOp: 200 * time.Microsecond, CPUCores: 0.18},
 			{System: "govgrid", Nodes: 3, Concurrency: 16, Error: "exited during startup\nlog tail"},
-			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}},
+			{System: "etcd", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 1800, P50: time.Millisecond, P99: 3 * time.Millisecond, Errors: 2, FirstError: "deadline"}, CPUPerOp: 100 * time.Microsecond, CPUCores: 0.18},
 			{System: "postgres", Nodes: 1, Concurrency: 16, Result: &loadgen.Result{Elapsed: 3 * time.Second, OpsPerSec: 450, P50: 3 * time.Millisecond, P99: 18 * time.Millisecond}},
 		},
 		Memory: &memoryResult{IdleRSS: 30 << 20, IdleRSSAnon: 20 << 20, IdleRSSFile: 10 << 20, IdleSettled: true, Cases: 100,
@@ -97,9 +97,9 @@ func TestPrintReport(t *testing.T) {
 			Load: loadgen.Result{Ops: 100, Elapsed: time.Second, OpsPerSec: 100}},
 	}
 	out := benchtest.Printed(t, printReport, r,
-		"| govgrid | 1 | 16 | 900 | 2.00 ms | 9.00 ms | 0.50×, 3.00× | 2.00×, 0.50× |",
-		"| govgrid | 3 | 16 | failed | | | | |",
-		"| etcd | 1 | 16 | 1800 | 1.00 ms | 3.00 ms |  |  |",
+		"| govgrid | 1 | 16 | 900 | 2.00 ms | 9.00 ms | 200 µs (0.18) | 0.50×, 3.00×, 2.00× | 2.00×, 0.50× |",
+		"| govgrid | 3 | 16 | failed | | | | | |",
+		"| etcd | 1 | 16 | 1800 | 1.00 ms | 3.00 ms | 100 µs (0.18) |  |  |",
 		"govgrid × 3, concurrency 16 did not start: exited during startup\n",
 		"etcd × 1, concurrency 16: 2 errors (first: deadline)",
 		"- idle after start: VmRSS 30.0 MiB (RssAnon 20.0 MiB, RssFile 10.0 MiB)\n",
@@ -121,11 +121,11 @@ func TestParseHandoffFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.handoff || o.handoffInFlight != 50 || o.handoffDrain != 10000 || o.handoffDuration != 10*time.Second || o.handoffCommunities != 2 || o.handoffPartition != 30*time.Second {
+	if !o.handoff || o.handoffInFlight != 1 || o.handoffDrain != 10000 || o.handoffDuration != 10*time.Second || o.handoffCommunities != 2 || o.handoffPartition != 30*time.Second {
 		t.Errorf("handoff defaults %+v", o)
 	}
 	c := o.handoffConfig("dir")
-	if c.InFlight != 50 || c.Drain != 10000 || c.Duration != 10*time.Second || c.Warmup != o.warmup || c.Dir != "dir" || c.Validate() != nil {
+	if c.InFlight != 1 || c.Drain != 10000 || c.Duration != 10*time.Second || c.Warmup != o.warmup || c.Dir != "dir" || c.Validate() != nil {
 		t.Errorf("handoff config %+v", c)
 	}
 	o, err = parseFlags([]string{"--handoff-inflight", "8", "--handoff-drain", "500", "--handoff-duration", "3s", "--handoff-communities", "4", "--handoff-partition", "0s", "--warmup", "1s"})
@@ -253,7 +253,7 @@ func TestPrintSections(t *testing.T) {
 	}
 	r := &report{
 		Handoff: &handoffbench.Result{Grid: "g", Latency: &handoffbench.LatencyResult{InFlight: 50,
-			Total: handoffbench.Dist{Count: 100, P50: 8 * time.Millisecond, P99: 30 * time.Millisecond, Max: 40 * time.Millisecond}, Met: true}},
+			Total: handoffbench.Dist{Count: 100, P50: 8 * time.Millisecond, P99: 30 * time.Millisecond, Max: 40 * time.Millisecond}, Target: 50 * time.Millisecond, Met: true}},
 		HandoffError: "handoffbench: drain: after 2m0s: about 10 of 10000 handoffs still queued",
 		Feeds: &mirrorbench.Result{Visibility: &mirrorbench.VisibilityResult{Rate: 500, Communities: 8, Offered: 10000, Accepted: 10000, Sustained: true,
 			Lag: mirrorbench.Dist{Count: 10000, P50: 40 * time.Millisecond, P99: 120 * time.Millisecond, Max: 300 * time.Millisecond}, Target: time.Second, Met: true}},

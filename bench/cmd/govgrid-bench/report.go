@@ -60,7 +60,12 @@ type cell struct {
 	Nodes       int             `json:"nodes"`
 	Concurrency int             `json:"concurrency"`
 	Result      *loadgen.Result `json:"result,omitempty"`
-	Error       string          `json:"error,omitempty"`
+	// CPUPerOp is the CPU time (user + system) of all the system's processes during the measured
+	// window, divided by the operations that succeeded in it; 0 when it could not be read.
+	CPUPerOp time.Duration `json:"cpu_per_op_ns,omitempty"`
+	// CPUCores is that CPU time divided by the window: how many cores the servers kept busy.
+	CPUCores float64 `json:"cpu_cores,omitempty"`
+	Error    string  `json:"error,omitempty"`
 }
 
 // machine describes where the benchmark ran.
@@ -185,23 +190,23 @@ func printReport(w io.Writer, r *report) {
 // printCells writes the table of systems and its notes.
 func printCells(bw io.Writer, r *report) {
 	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase)\n\n", r.Warmup, r.Duration)
-	fmt.Fprintln(bw, "| system | nodes | concurrency | ops/s | p50 | p99 | govgrid/etcd (ops, p99) | govgrid/postgres (ops, p99) |")
-	fmt.Fprintln(bw, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(bw, "| system | nodes | concurrency | ops/s | p50 | p99 | server CPU/op (cores) | govgrid/etcd (ops, p99, CPU/op) | govgrid/postgres (ops, p99, CPU/op) |")
+	fmt.Fprintln(bw, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var notes []string
 	for _, c := range r.Cells {
 		if c.Result == nil {
-			fmt.Fprintf(bw, "| %s | %d | %d | failed | | | | |\n", c.System, c.Nodes, c.Concurrency)
+			fmt.Fprintf(bw, "| %s | %d | %d | failed | | | | | |\n", c.System, c.Nodes, c.Concurrency)
 			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d did not start: %s", c.System, c.Nodes, c.Concurrency, firstLineOf(c.Error)))
 			continue
 		}
 		res := c.Result
 		vsEtcd, vsPG := "", ""
 		if c.System == "govgrid" {
-			vsEtcd = ratios(res, r.find("etcd", c.Nodes, c.Concurrency))
-			vsPG = ratios(res, r.find("postgres", 1, c.Concurrency))
+			vsEtcd = ratios(&c, r.find("etcd", c.Nodes, c.Concurrency))
+			vsPG = ratios(&c, r.find("postgres", 1, c.Concurrency))
 		}
-		fmt.Fprintf(bw, "| %s | %d | %d | %.0f | %s | %s | %s | %s |\n",
-			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, benchkit.FmtMillis(res.P50), benchkit.FmtMillis(res.P99), vsEtcd, vsPG)
+		fmt.Fprintf(bw, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s |\n",
+			c.System, c.Nodes, c.Concurrency, res.OpsPerSec, benchkit.FmtMillis(res.P50), benchkit.FmtMillis(res.P99), cpuCell(&c), vsEtcd, vsPG)
 		if res.Elapsed < r.Duration {
 			notes = append(notes, fmt.Sprintf("%s × %d, concurrency %d: interrupted after %v of %v", c.System, c.Nodes, c.Concurrency, res.Elapsed.Round(time.Millisecond), r.Duration))
 		}
@@ -211,7 +216,8 @@ func printCells(bw io.Writer, r *report) {
 	}
 	fmt.Fprintln(bw)
 	if slices.ContainsFunc(r.Cells, func(c cell) bool { return c.System == "govgrid" }) {
-		fmt.Fprintln(bw, "Ratios are govgrid ÷ the other system at the same nodes and concurrency (postgres: 1 node): ops above 1× and p99 below 1× favour govgrid.")
+		fmt.Fprintln(bw, "Ratios are govgrid ÷ the other system at the same nodes and concurrency (postgres: 1 node): ops above 1×, p99 and CPU/op below 1× favour govgrid.")
+		fmt.Fprintln(bw, "Server CPU/op is the user + system time of all the system's server processes (every node; postgres with its backends) during the measured window, per successful operation; in brackets, the cores they kept busy.")
 	}
 	for _, n := range notes {
 		fmt.Fprintf(bw, "- %s\n", n)
@@ -248,22 +254,34 @@ func printMemory(bw io.Writer, r *report) {
 	}
 }
 
-// find returns the result of a cell, or nil.
-func (r *report) find(system string, nodes, concurrency int) *loadgen.Result {
-	for _, c := range r.Cells {
-		if c.System == system && c.Nodes == nodes && c.Concurrency == concurrency {
-			return c.Result
+// find returns a measured cell, or nil.
+func (r *report) find(system string, nodes, concurrency int) *cell {
+	for i, c := range r.Cells {
+		if c.System == system && c.Nodes == nodes && c.Concurrency == concurrency && c.Result != nil {
+			return &r.Cells[i]
 		}
 	}
 	return nil
 }
 
-// ratios formats govgrid's throughput and p99 relative to another system's.
-func ratios(gg, other *loadgen.Result) string {
-	if other == nil || other.OpsPerSec == 0 || other.P99 == 0 {
+// ratios formats govgrid's throughput, p99 and CPU per operation relative to another system's.
+func ratios(gg, other *cell) string {
+	if other == nil || other.Result.OpsPerSec == 0 || other.Result.P99 == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f×, %.2f×", gg.OpsPerSec/other.OpsPerSec, float64(gg.P99)/float64(other.P99))
+	s := fmt.Sprintf("%.2f×, %.2f×", gg.Result.OpsPerSec/other.Result.OpsPerSec, float64(gg.Result.P99)/float64(other.Result.P99))
+	if gg.CPUPerOp > 0 && other.CPUPerOp > 0 {
+		s += fmt.Sprintf(", %.2f×", float64(gg.CPUPerOp)/float64(other.CPUPerOp))
+	}
+	return s
+}
+
+// cpuCell formats a cell's server CPU per operation and the cores it kept busy.
+func cpuCell(c *cell) string {
+	if c.CPUPerOp <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%d µs (%.2f)", c.CPUPerOp.Microseconds(), c.CPUCores)
 }
 
 func unsettled(settled bool) string {
