@@ -13,6 +13,7 @@ type raftState interface {
 	ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error)
 	HasState() (bool, error)
 	Leader() (raft.ServerID, raft.ServerAddress)
+	AppliedIndex() uint64
 }
 
 // applyEndpoint serves Cluster.Apply (a write forwarded by a follower of this site to its
@@ -31,12 +32,13 @@ func (e *applyEndpoint) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.Ap
 	return &pb.ApplyResponse{Result: res}, nil
 }
 
-// RaftStatus tells whether this node already has Raft state, and whom it follows.
+// RaftStatus tells whether this node already has Raft state, whom it follows and how far it has
+// applied the log.
 func (e *applyEndpoint) RaftStatus(ctx context.Context, _ *pb.RaftStatusRequest) (*pb.RaftStatusResponse, error) {
 	has, err := e.raft.HasState()
 	if err != nil {
 		return nil, grpcapi.Err(err)
 	}
 	leader, _ := e.raft.Leader()
-	return &pb.RaftStatusResponse{Node: e.node, Site: e.site, HasState: has, Leader: string(leader)}, nil
+	return &pb.RaftStatusResponse{Node: e.node, Site: e.site, HasState: has, Leader: string(leader), AppliedIndex: e.raft.AppliedIndex()}, nil
 }

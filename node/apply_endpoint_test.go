@@ -77,9 +77,10 @@ type fakeRaft struct {
 	applied  [][]byte
 	applyErr error
 
-	hasState bool
-	stateErr error
-	leader   raft.ServerID
+	hasState     bool
+	stateErr     error
+	leader       raft.ServerID
+	appliedIndex uint64
 }
 
 func (f *fakeRaft) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
@@ -93,6 +94,8 @@ func (f *fakeRaft) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, erro
 }
 
 func (f *fakeRaft) HasState() (bool, error) { return f.hasState, f.stateErr }
+
+func (f *fakeRaft) AppliedIndex() uint64 { return f.appliedIndex }
 
 func (f *fakeRaft) Leader() (raft.ServerID, raft.ServerAddress) {
 	return f.leader, raft.ServerAddress("10.0.0.2:7000")
@@ -152,13 +155,13 @@ func TestApplyErrors(t *testing.T) {
 }
 
 func TestRaftStatus(t *testing.T) {
-	for _, r := range []*fakeRaft{{hasState: true, leader: "n2"}, {hasState: false, leader: ""}} {
+	for _, r := range []*fakeRaft{{hasState: true, leader: "n2", appliedIndex: 42}, {hasState: false, leader: ""}} {
 		st, err := serveApply(t, r).RaftStatus(testContext(t), &pb.RaftStatusRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.GetNode() != "n1" || st.GetSite() != epSite || st.GetHasState() != r.hasState || st.GetLeader() != string(r.leader) {
-			t.Errorf("RaftStatus = %v, want node n1, site %s, has_state %v, leader %q", st, epSite, r.hasState, r.leader)
+		if st.GetNode() != "n1" || st.GetSite() != epSite || st.GetHasState() != r.hasState || st.GetLeader() != string(r.leader) || st.GetAppliedIndex() != r.appliedIndex {
+			t.Errorf("RaftStatus = %v, want node n1, site %s, has_state %v, leader %q, applied %d", st, epSite, r.hasState, r.leader, r.appliedIndex)
 		}
 	}
 	_, err := serveApply(t, &fakeRaft{stateErr: replication.ErrClosed}).RaftStatus(testContext(t), &pb.RaftStatusRequest{})

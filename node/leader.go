@@ -70,17 +70,19 @@ func (n *Node) tryBootstrap() (bool, error) {
 }
 
 func (n *Node) askRaftStatus(m Member) (has bool, leader string, err error) {
+	st, err := n.raftStatusOf(m)
+	return st.GetHasState(), st.GetLeader(), err
+}
+
+// raftStatusOf asks m's node about its Raft state, within 2 s.
+func (n *Node) raftStatusOf(m Member) (*pb.RaftStatusResponse, error) {
 	conn, err := n.peers.conn(m.Meta.GRPC)
 	if err != nil {
-		return false, "", err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := pb.NewClusterClient(conn).RaftStatus(ctx, &pb.RaftStatusRequest{})
-	if err != nil {
-		return false, "", err
-	}
-	return st.GetHasState(), st.GetLeader(), nil
+	return pb.NewClusterClient(conn).RaftStatus(ctx, &pb.RaftStatusRequest{})
 }
 
 // monitorLeadership runs the site's leader-only work while this node leads: establish on
@@ -176,30 +178,45 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	}
 }
 
-// keepMembers reconciles the site's Raft membership with gossip whenever gossip changes (and
-// every 2 s), and nudges changed when it added or removed a node.
+// keepMembers reconciles the site's Raft membership with gossip whenever gossip changes (every
+// 2 s, or every 500 ms while a new node waits to be promoted), and nudges changed when it added,
+// promoted or removed a node.
 func (n *Node) keepMembers(stop <-chan struct{}, changed chan struct{}) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
 	for {
-		if n.reconcileMembers() {
+		didChange, pending := n.reconcileMembers()
+		if didChange {
 			nudge(changed)
+		}
+		wait := 2 * time.Second
+		if pending {
+			wait = 500 * time.Millisecond
 		}
 		select {
 		case <-stop:
 			return
-		case <-tick.C:
+		case <-time.After(wait):
 		case <-n.gossip.changed:
 		}
 	}
 }
 
-// reconcileMembers adds every alive node of this site that Raft lacks, and removes nodes that
-// left the grid or stayed failed longer than ReapAfter. It reports whether it changed anything.
-func (n *Node) reconcileMembers() (changed bool) {
+// promoteLag is how many entries behind the leader's applied index a non-voter may be when it is
+// promoted to voter: about four full batches.
+const promoteLag = 1024
+
+// reconcileMembers adds every alive node of this site that Raft lacks, first as a non-voter, and
+// promotes it to voter once it follows this leader and has caught up; it removes nodes that left
+// the grid or stayed failed longer than ReapAfter. It reports whether it changed anything, and
+// whether a non-voter is still waiting to be promoted.
+//
+// Adding a voter at once (as before) let one node that gossip saw but Raft could not reach (a
+// firewalled Raft port, a wrong advertise address, a node that died a moment later) stop its
+// site: a one-node site that adds an unreachable voter needs two votes of two to commit, and
+// never again has a leader to remove it. A non-voter that never catches up costs nothing.
+func (n *Node) reconcileMembers() (changed, pending bool) {
 	servers, err := n.raft.Servers()
 	if err != nil {
-		return false
+		return false, false
 	}
 	inRaft := map[string]raft.Server{}
 	for _, s := range servers {
@@ -211,10 +228,29 @@ func (n *Node) reconcileMembers() (changed bool) {
 		}
 		s, known := inRaft[m.Name]
 		switch {
-		case m.Status == "alive" && (!known || string(s.Address) != m.Meta.Raft):
-			n.logger.Info("adding node to the site", "member", m.Name, "raft", m.Meta.Raft)
+		case m.Status == "alive" && known && s.Suffrage == raft.Voter && string(s.Address) != m.Meta.Raft:
+			// A voter back at a new address (its data kept) stays a voter.
+			n.logger.Info("moving node to its new address", "member", m.Name, "raft", m.Meta.Raft)
 			if err := n.raft.AddVoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
+				n.logger.Warn("could not move node", "member", m.Name, "error", err)
+			} else {
+				changed = true
+			}
+		case m.Status == "alive" && (!known || string(s.Address) != m.Meta.Raft):
+			n.logger.Info("adding node to the site as a non-voter until it catches up", "member", m.Name, "raft", m.Meta.Raft)
+			if err := n.raft.AddNonvoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
 				n.logger.Warn("could not add node", "member", m.Name, "error", err)
+			} else {
+				changed, pending = true, true
+			}
+		case m.Status == "alive" && s.Suffrage == raft.Nonvoter:
+			pending = true
+			if !n.nonvoterCaughtUp(m) {
+				continue
+			}
+			n.logger.Info("promoting node to voter", "member", m.Name)
+			if err := n.raft.AddVoter(raftID(m.Name), s.Address); err != nil {
+				n.logger.Warn("could not promote node", "member", m.Name, "error", err)
 			} else {
 				changed = true
 			}
@@ -228,5 +264,19 @@ func (n *Node) reconcileMembers() (changed bool) {
 			}
 		}
 	}
-	return changed
+	return changed, pending
+}
+
+// nonvoterCaughtUp tells whether m's node follows this node and has applied the log to within promoteLag
+// entries of this node's applied index.
+func (n *Node) nonvoterCaughtUp(m Member) bool {
+	st, err := n.raftStatusOf(m)
+	if err != nil {
+		n.logger.Debug("non-voter did not answer", "member", m.Name, "error", err)
+		return false
+	}
+	if st.GetLeader() != n.cfg.Name {
+		return false
+	}
+	return st.GetAppliedIndex()+promoteLag >= n.raft.AppliedIndex()
 }

@@ -177,6 +177,11 @@ func TestRestoreInterruptedByALeaderChangeIsFinished(t *testing.T) {
 				return fmt.Errorf("%s has not joined the restoring site", n.Name())
 			}
 		}
+		// New nodes join as non-voters and are promoted once they have caught up; only voters
+		// can elect the leader that finishes the restore.
+		if voters := countVoters(t, first); voters != 3 {
+			return fmt.Errorf("the restoring site has %d voters, want 3", voters)
+		}
 		return nil
 	})
 	if !first.Restoring() {

@@ -10,6 +10,7 @@ import (
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/testgrid"
+	"github.com/hashicorp/raft"
 )
 
 var district3 = testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: "district", Nodes: 3}}}
@@ -105,12 +106,8 @@ func TestSecondNodeJoinsRunningSite(t *testing.T) {
 	site.BootstrapExpect = 1
 	second := g.Start(site, "cd-2")
 	g.Eventually(20*time.Second, func() error {
-		servers, err := first.Raft().Servers()
-		if err != nil {
-			return err
-		}
-		if len(servers) != 2 {
-			return fmt.Errorf("site has %d voters, want 2", len(servers))
+		if voters := countVoters(t, first); voters != 2 {
+			return fmt.Errorf("site has %d voters, want 2", voters)
 		}
 		if _, err := second.State().GetCase(c.Number); err != nil {
 			return fmt.Errorf("the new node lacks %s: %v", c.Number, err)
@@ -120,6 +117,73 @@ func TestSecondNodeJoinsRunningSite(t *testing.T) {
 	if !first.Raft().IsLeader() {
 		t.Fatal("the joining node disturbed the site's leadership: it must not bootstrap a site of its own")
 	}
+}
+
+// TestNodeRaftCannotReachDoesNotStopItsSite starts a second node of a one-node site that gossip
+// sees alive (through another site's node, memberlist's indirect probes) but that the leader
+// cannot reach. Added as a voter at once, it would leave the site needing two votes of two: the
+// leader would step down and the site stop taking cases until the link healed. It is added as a
+// non-voter and promoted only once it follows the leader and has caught up.
+func TestNodeRaftCannotReachDoesNotStopItsSite(t *testing.T) {
+	site := testgrid.Site{Code: "cd", Tier: "district", Nodes: 1}
+	township := testgrid.Site{Code: "cd-dgdj", Tier: "township", Parent: "cd", Nodes: 1}
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{site, township}})
+	leader, relay := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj")
+	g.Blackhole(leader.Name(), "cd-2")
+	cfg := g.Config(site, "cd-2")
+	cfg.Join = []string{relay.Addrs().Gossip}
+	second := g.StartConfig(cfg)
+	g.Eventually(30*time.Second, func() error {
+		servers, err := leader.Raft().Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if s.ID == "cd-2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the leader has not taken cd-2 in: %v", servers)
+	})
+	// The site keeps its leader and keeps taking cases while cd-2 cannot be reached.
+	deadline := time.Now().Add(5 * time.Second)
+	var c *casework.Case
+	for i := 0; time.Now().Before(deadline); i++ {
+		c = submit(t, leader, i)
+	}
+	if !leader.Raft().IsLeader() {
+		t.Fatal("the leader lost its site to a node it cannot reach")
+	}
+	if voters := countVoters(t, leader); voters != 1 {
+		t.Fatalf("the site has %d voters while cd-2 cannot be reached, want 1", voters)
+	}
+
+	g.Heal()
+	g.Eventually(30*time.Second, func() error {
+		if voters := countVoters(t, leader); voters != 2 {
+			return fmt.Errorf("%d voters after healing, want 2", voters)
+		}
+		if _, err := second.State().GetCase(c.Number); err != nil {
+			return fmt.Errorf("cd-2 lacks %s: %v", c.Number, err)
+		}
+		return nil
+	})
+}
+
+// countVoters counts the voters in n's view of its site's Raft configuration.
+func countVoters(t *testing.T, n *node.Node) int {
+	t.Helper()
+	servers, err := n.Raft().Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	return voters
 }
 
 func TestRestartedSiteKeepsEverything(t *testing.T) {

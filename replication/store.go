@@ -541,24 +541,47 @@ func (s *Store) Servers() ([]raft.Server, error) {
 	return f.Configuration().Servers, nil
 }
 
-// AddVoter makes a node a voter of the site (leader only). An existing server with the same ID
-// or address but not both is removed first, so a node that came back at a new address rejoins.
+// AddVoter makes a node a voter of the site (leader only): a non-voter of the same ID and
+// address is promoted. An existing server with the same ID or address but not both is removed
+// first, so a node that came back at a new address rejoins.
 func (s *Store) AddVoter(id raft.ServerID, addr raft.ServerAddress) error {
+	if done, err := s.removeClashing(id, addr, raft.Voter); done || err != nil {
+		return err
+	}
+	return s.raft.AddVoter(id, addr, 0, 0).Error()
+}
+
+// AddNonvoter adds a node to the site as a non-voter (leader only): it receives the log but does
+// not count towards a quorum until AddVoter promotes it. A server with the same ID or address but
+// not both is removed first.
+func (s *Store) AddNonvoter(id raft.ServerID, addr raft.ServerAddress) error {
+	if done, err := s.removeClashing(id, addr, raft.Nonvoter); done || err != nil {
+		return err
+	}
+	return s.raft.AddNonvoter(id, addr, 0, 0).Error()
+}
+
+// removeClashing removes a server that has id or addr but not both. It reports done when a
+// server with both already has the wanted suffrage: there is nothing to change.
+func (s *Store) removeClashing(id raft.ServerID, addr raft.ServerAddress, want raft.ServerSuffrage) (done bool, err error) {
 	servers, err := s.Servers()
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, srv := range servers {
 		if srv.ID == id && srv.Address == addr {
-			return nil
+			if srv.Suffrage == want {
+				return true, nil
+			}
+			continue
 		}
 		if srv.ID == id || srv.Address == addr {
 			if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
-				return fmt.Errorf("replication: remove stale server %s: %w", srv.ID, err)
+				return false, fmt.Errorf("replication: remove stale server %s: %w", srv.ID, err)
 			}
 		}
 	}
-	return s.raft.AddVoter(id, addr, 0, 0).Error()
+	return false, nil
 }
 
 // RemoveServer removes a node from the site (leader only).

@@ -1052,11 +1052,14 @@ func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type RaftStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Site          string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
-	HasState      bool                   `protobuf:"varint,3,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
-	Leader        string                 `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Site     string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	HasState bool                   `protobuf:"varint,3,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	Leader   string                 `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The index of the last log entry this node has applied to its state: a leader promotes a
+	// non-voter once it follows and has caught up.
+	AppliedIndex  uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,6 +1120,13 @@ func (x *RaftStatusResponse) GetLeader() string {
 		return x.Leader
 	}
 	return ""
+}
+
+func (x *RaftStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
 }
 
 type SiteRecord struct {
@@ -2223,12 +2233,13 @@ const file_govgrid_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"'\n" +
 	"\rApplyResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\"\x13\n" +
-	"\x11RaftStatusRequest\"q\n" +
+	"\x11RaftStatusRequest\"\x96\x01\n" +
 	"\x12RaftStatusResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x1b\n" +
 	"\thas_state\x18\x03 \x01(\bR\bhasState\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\tR\x06leader\"\xbb\x01\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\"\xbb\x01\n" +
 	"\n" +
 	"SiteRecord\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
