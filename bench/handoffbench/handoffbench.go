@@ -132,7 +132,7 @@ type Result struct {
 	Throughput *ThroughputResult `json:"township_throughput,omitempty"`
 	// OpenLoop is the relay latency with cases offered at half Throughput's township rate.
 	OpenLoop *LatencyResult `json:"relay_open_loop,omitempty"`
-	Drain      *DrainResult      `json:"drain,omitempty"`
+	Drain    *DrainResult   `json:"drain,omitempty"`
 }
 
 // LatencyResult is the relay latency: submit call at the community → held at the district,
