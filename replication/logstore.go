@@ -38,16 +38,6 @@ const (
 	badgerLogDir = "raft" // the log of earlier versions, converted on the first start
 )
 
-// walStore is the WAL with its metadata database, which WAL.Close leaves open (raft-wal
-// v0.4.0): a node restarted in the same process would wait forever for the file's lock.
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-// Close closes the log, then its metadata.
-func (w walStore) Close() error { return errors.Join(w.WAL.Close(), w.meta.Close()) }
-
 // segmentBytes is the size of the log's segment files for a log of at most maxLogBytes: the log
 // is truncated a whole segment at a time, so a segment is at most a quarter of the budget (and
 // raft-wal's default, 64 MiB).
@@ -55,25 +45,29 @@ func segmentBytes(maxLogBytes int64) int {
 	return int(min(maxLogBytes/4, 64<<20))
 }
 
-// openWAL opens (or creates) the WAL in dir.
-func openWAL(dir string, maxLogBytes int64, logger *slog.Logger) (walStore, error) {
+// openWAL opens (or creates) the WAL in dir. raft-wal v0.4.1 or later: v0.4.0 left its metadata
+// database open on Close (a node restarted in the same process waited forever for the file's
+// lock) and could seal a segment without its index when Raft truncated the log's tail (a
+// follower dropping entries a new leader did not have), after which the node could not start
+// ("sealed segment has no index block", hashicorp/raft-wal#31; seen in the chaos run).
+func openWAL(dir string, maxLogBytes int64, logger *slog.Logger) (*wal.WAL, error) {
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentBytes(maxLogBytes)), wal.WithLogger(newHCLogger(logger, "wal")))
 	if err != nil {
 		meta.Close()
-		return walStore{}, fmt.Errorf("replication: open the raft log in %s: %w", dir, err)
+		return nil, fmt.Errorf("replication: open the raft log in %s: %w", dir, err)
 	}
-	return walStore{WAL: w, meta: meta}, nil
+	return w, nil
 }
 
 // openLogStore opens the node's Raft log, converting an earlier version's first.
-func openLogStore(dataDir string, maxLogBytes int64, logger *slog.Logger) (walStore, error) {
+func openLogStore(dataDir string, maxLogBytes int64, logger *slog.Logger) (*wal.WAL, error) {
 	dir := filepath.Join(dataDir, walDir)
 	if err := migrateBadgerLog(dataDir, maxLogBytes, logger); err != nil {
-		return walStore{}, err
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return walStore{}, fmt.Errorf("replication: %w", err)
+		return nil, fmt.Errorf("replication: %w", err)
 	}
 	return openWAL(dir, maxLogBytes, logger)
 }

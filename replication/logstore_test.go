@@ -144,3 +144,76 @@ func TestLogIsBoundedByBytes(t *testing.T) {
 		t.Fatalf("the state holds %d keys, want 768", got)
 	}
 }
+
+// TestLogReopensAfterItsTailWasTruncated drops the log's tail, as a follower does when a new
+// leader lacks its last entries, in the active segment and across segment files, with and without
+// appending after it, then closes and reopens the log. raft-wal v0.4.0 sealed the tail segment
+// without its index there, and the node could not start again ("sealed segment has no index
+// block": hashicorp/raft-wal#31; the chaos run met it).
+func TestLogReopensAfterItsTailWasTruncated(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from     uint64 // the tail [from, 44] is dropped
+		appendTo uint64 // then entries are appended up to here (0: none)
+	}{
+		{"last entry", 44, 0},
+		{"last entry, then more", 44, 47},
+		{"across segments", 20, 0},
+		{"across segments, then more", 20, 23},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			logger := slog.New(slog.DiscardHandler)
+			const maxLogBytes = 16 << 10 // 4 KiB segments: 44 entries of 256 bytes fill several
+			w, err := openWAL(dir, maxLogBytes, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := bytes.Repeat([]byte("x"), 256)
+			store := func(from, to, term uint64) {
+				t.Helper()
+				for i := from; i <= to; i += 4 {
+					var batch []*raft.Log
+					for j := i; j <= min(i+3, to); j++ {
+						batch = append(batch, &raft.Log{Index: j, Term: term, Type: raft.LogCommand, Data: data})
+					}
+					if err := w.StoreLogs(batch); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			store(1, 44, 1)
+			if err := w.DeleteRange(tc.from, 44); err != nil {
+				t.Fatal(err)
+			}
+			last := tc.from - 1
+			if tc.appendTo > 0 {
+				store(tc.from, tc.appendTo, 2)
+				last = tc.appendTo
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			w, err = openWAL(dir, maxLogBytes, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			gotFirst, _ := w.FirstIndex()
+			gotLast, _ := w.LastIndex()
+			if gotFirst != 1 || gotLast != last {
+				t.Fatalf("log holds [%d, %d] after reopening, want [1, %d]", gotFirst, gotLast, last)
+			}
+			for i := uint64(1); i <= last; i++ {
+				var l raft.Log
+				if err := w.GetLog(i, &l); err != nil {
+					t.Fatalf("entry %d after reopening: %v", i, err)
+				}
+				if want := uint64(1 + min(1, i/tc.from)); l.Term != want {
+					t.Fatalf("entry %d has term %d, want %d", i, l.Term, want)
+				}
+			}
+		})
+	}
+}
