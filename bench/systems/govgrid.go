@@ -23,6 +23,8 @@ type GovgridConfig struct {
 	Nodes int
 	// Site and Tier are passed to every agent; "" means "cd" and "district".
 	Site, Tier string
+	// Pprof serves Go's profiler on every node's HTTP address (Target.HTTPAddrs).
+	Pprof bool
 }
 
 // StartGovgrid starts one govgrid site of cfg.Nodes agents on 127.0.0.1: all with
@@ -74,6 +76,9 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		if i > 0 {
 			args = append(args, "--join", nodes[0].gossip)
 		}
+		if cfg.Pprof {
+			args = append(args, "--pprof")
+		}
 		p, err := startProcess(procSpec{
 			name: "govgrid " + nd.name, path: bin, args: args, dir: t.Dir,
 			logPath: filepath.Join(t.Dir, nd.name+".log"),
@@ -84,6 +89,7 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		procs = append(procs, p)
 		t.PIDs = append(t.PIDs, p.pid())
 		t.DataDirs = append(t.DataDirs, dataDir)
+		t.HTTPAddrs = append(t.HTTPAddrs, nd.http)
 	}
 
 	timeout := cfg.startTimeout()

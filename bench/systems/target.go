@@ -46,6 +46,8 @@ type Target struct {
 	// DataDirs are the nodes' data directories, one per node, in the order of PIDs (set by
 	// StartGovgrid only).
 	DataDirs []string
+	// HTTPAddrs are the nodes' HTTP API addresses, in the order of PIDs (set by StartGovgrid only).
+	HTTPAddrs []string
 	// Op writes one new record of about ValueSize bytes. It is safe for concurrent use.
 	Op loadgen.Op
 

@@ -15,8 +15,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +54,7 @@ type options struct {
 	// handoff runs the handoff benchmark (in-process grid) with these sizes.
 	handoff            bool
 	handoffInFlight    int
+	pprofDir           string
 	handoffDuration    time.Duration
 	handoffDrain       int
 	handoffPartition   time.Duration
@@ -121,6 +125,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.memoryCases, "memory-cases", 100000, "cases to load for the memory measurement")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&o.keepData, "keep-data", false, "keep the servers' data directories and logs")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of the measured window and an allocation profile of govgrid's first node, per govgrid cell, into this directory")
 	joinPools := fs.String("join-pools", "50,200", "pool sizes for the join benchmark (in-process nodes); empty skips it")
 	fs.IntVar(&o.joinSamples, "join-samples", 10, "new communities started per pool size")
 	fs.BoolVar(&o.handoff, "handoff", true, "run the handoff benchmark (in-process grid): relay latency, throughput through one township, drain after a partition")
@@ -370,7 +375,7 @@ func start(ctx context.Context, o options, sys string, nodes, concurrency int) (
 	case "postgres":
 		return systems.StartPostgres(ctx, systems.PostgresConfig{Common: o.common(), BinDir: o.pgBinDir, PoolSize: concurrency})
 	case "govgrid":
-		return systems.StartGovgrid(ctx, systems.GovgridConfig{Common: o.common(), Binary: o.govgrid, Nodes: nodes})
+		return systems.StartGovgrid(ctx, systems.GovgridConfig{Common: o.common(), Binary: o.govgrid, Nodes: nodes, Pprof: o.pprofDir != ""})
 	}
 	return nil, fmt.Errorf("unknown system %q", sys)
 }
@@ -388,7 +393,13 @@ func runCell(ctx context.Context, o options, sys string, nodes, concurrency int)
 	}
 	logf("  ready in %v; running %v + %v warmup", time.Since(t0).Round(time.Millisecond), o.duration, o.warmup)
 	cpu := measureCPU(ctx, tg.PIDs, o.warmup, o.duration)
+	profiled := func() {}
+	if o.pprofDir != "" && len(tg.HTTPAddrs) > 0 {
+		name := filepath.Join(o.pprofDir, fmt.Sprintf("%s-%dn-c%d", sys, nodes, concurrency))
+		profiled = profile(ctx, tg.HTTPAddrs[0], name, o.warmup, o.duration)
+	}
 	res := loadgen.Run(ctx, loadgen.Config{Concurrency: concurrency, Duration: o.duration, Warmup: o.warmup}, tg.Op)
+	profiled()
 	c.Result = &res
 	if used, err := cpu(); err != nil {
 		logf("  server CPU not measured: %v", err)
@@ -401,6 +412,50 @@ func runCell(ctx context.Context, o options, sys string, nodes, concurrency int)
 	}
 	logf("  %.0f ops/s, p50 %v, p99 %v, server CPU %v/op, %d errors", res.OpsPerSec, res.P50, res.P99, c.CPUPerOp, res.Errors)
 	return c
+}
+
+// profile fetches a CPU profile of the node at httpAddr over the measured window (warmup from now,
+// duration long) into name+".cpu.pprof"; the function it returns waits for it, then fetches an
+// allocation profile into name+".allocs.pprof". Failures are logged: a profile is a diagnosis.
+func profile(ctx context.Context, httpAddr, name string, warmup, duration time.Duration) func() {
+	fetch := func(path, file string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+path, nil)
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				var b []byte
+				b, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s: %s", resp.Status, b)
+				}
+				if err == nil {
+					err = os.WriteFile(file, b, 0o644)
+				}
+			}
+		}
+		if err != nil {
+			logf("  profile %s: %v", file, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		logf("  profiles: %v", err)
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(warmup):
+		}
+		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(duration.Seconds()), 1)), name+".cpu.pprof")
+	}()
+	return func() {
+		<-done
+		fetch("/debug/pprof/allocs", name+".allocs.pprof")
+	}
 }
 
 // measureCPU reads the CPU time of the processes pids (and their children) when the measured
