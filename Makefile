@@ -59,7 +59,7 @@ lint:
 proto:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
-	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./api/...
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./api/... ./sitestate/...
 
 image: build
 	docker build -f deploy/Dockerfile -t govgrid:$(VERSION) -t govgrid:latest .

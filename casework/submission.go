@@ -109,7 +109,7 @@ func checkText(fe *FieldErrors, field, v string, max int, required bool) {
 		fe.add(field, "is not valid UTF-8")
 	case required && strings.TrimSpace(v) == "":
 		fe.add(field, "is required")
-	case utf8.RuneCountInString(v) > max:
+	case len(v) > max && utf8.RuneCountInString(v) > max: // a rune takes a byte at least
 		fe.add(field, "is longer than %d characters", max)
 	}
 }

@@ -44,10 +44,10 @@ func BenchmarkApplySubmitBatch(b *testing.B) {
 		b.StopTimer()
 		logs := make([]*raft.Log, batch)
 		for j := range logs {
-			body, _ := json.Marshal(&submitCommand{Submission: benchSubmission(n), Site: "cd", Tier: tier.District, QueryCode: "123456"})
+			body, _ := encodeSubmitCommand(&submitCommand{Submission: benchSubmission(n), Site: "cd", Tier: tier.District, QueryCode: "123456"})
 			index++
 			n++
-			logs[j] = &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: replication.StampedCommand(cmdSubmitCase, body, at)}
+			logs[j] = &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: replication.StampedCommand(cmdSubmitCasePB, body, at)}
 		}
 		b.StartTimer()
 		for _, a := range local.Apply(logs) {

@@ -23,6 +23,7 @@ const (
 	cmdConfigSync    replication.CommandType = 10 // config.go
 	cmdRestore       replication.CommandType = 11 // restore.go
 	cmdPrune         replication.CommandType = 12 // prune.go
+	cmdSubmitCasePB  replication.CommandType = 13 // submit.go: cmdSubmitCase's payload as protobuf
 )
 
 // registration is one command as registered by its capability's file.
@@ -38,10 +39,19 @@ var registry []registration
 // register adds a command whose payload is the JSON of C, applied by apply. A payload that does
 // not decode is refused (the command changes nothing).
 func register[C any](t replication.CommandType, name string, apply func(m *machine, tx *replication.Tx, c *C) (*Answer, error)) {
+	registerDecoded(t, name, func(payload []byte) (*C, error) {
+		c := new(C)
+		return c, json.Unmarshal(payload, c)
+	}, apply)
+}
+
+// registerDecoded adds a command whose payload decode turns into a C, applied by apply. A payload
+// that does not decode is refused (the command changes nothing).
+func registerDecoded[C any](t replication.CommandType, name string, decode func([]byte) (*C, error), apply func(m *machine, tx *replication.Tx, c *C) (*Answer, error)) {
 	registry = append(registry, registration{t: t, name: name, apply: func(m *machine) replication.Applier {
 		return func(tx *replication.Tx, payload []byte) (any, error) {
-			c := new(C)
-			if err := json.Unmarshal(payload, c); err != nil {
+			c, err := decode(payload)
+			if err != nil {
 				return refuse(errorf(CodeInvalid, "%s command does not decode: %v", name, err)), nil
 			}
 			return apply(m, tx, c)

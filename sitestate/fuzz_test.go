@@ -68,7 +68,13 @@ func fuzzCommands(data []byte) []*raft.Log {
 			if r.n(6) == 0 {
 				sub.Applicant = nil
 			}
-			add(cmdSubmitCase, &submitCommand{Submission: sub, Site: "cd-dgdj", Tier: tier.Township, Parent: "cd", QueryCode: "123456"})
+			c := &submitCommand{Submission: sub, Site: "cd-dgdj", Tier: tier.Township, Parent: "cd", QueryCode: "123456"}
+			if r.n(2) == 0 {
+				add(cmdSubmitCase, c) // as entries of earlier versions
+			} else {
+				body, _ := encodeSubmitCommand(c)
+				add(cmdSubmitCasePB, body)
+			}
 			numbers = append(numbers, fmt.Sprintf("cd-dgdj-%s-%06d", at.In(testLoc).Format("20060102"), len(numbers)+1))
 		case 2:
 			add(cmdDepart, &departCommand{Number: number(), Move: []casework.Move{"escalate", "handdown", "return", "relay", "jump"}[r.n(5)], Site: "cd-dgdj", To: site()})
@@ -106,7 +112,7 @@ func fuzzCommands(data []byte) []*raft.Log {
 			add(cmdPrune, &pruneCommand{Requests: []string{fmt.Sprintf("req-%d", r.n(20))}, Stubs: []string{number()}, Handoffs: []string{casework.HandoffID(number(), uint64(r.n(5)))}})
 		case 13:
 			// Any command type, with any payload.
-			add(replication.CommandType(1+r.n(12)), r.bytes(48))
+			add(replication.CommandType(1+r.n(13)), r.bytes(48))
 		}
 	}
 	return logs

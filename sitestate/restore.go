@@ -3,6 +3,7 @@ package sitestate
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -205,6 +206,7 @@ func (m *machine) applyRestore(tx *replication.Tx, c *restoreCommand) (*Answer, 
 		next := max(seq+RestoreNumberMargin, restoreReserve-1)
 		tx.Set(sequenceKey(day), u32(min(next, maxDailySequence)))
 	}
+	tx.Emit(restoreChanged{})
 	return &Answer{}, putJSON(tx, keyRestored, state)
 }
 
@@ -382,11 +384,51 @@ func (s *State) FinishRestore(ctx context.Context, feedSeq uint64, retired *Reti
 	return err
 }
 
-// Restored reports whether this site is being, or was, restored.
+// Restored reports whether this site is being, or was, restored. Every request to open a case
+// asks, so the answer is kept in memory until a committed restore command or a snapshot changes it.
 func (s *State) Restored() (*RestoreState, error) {
+	if st := s.restoreCache.get(); st != nil {
+		return st, nil
+	}
+	gen := s.restoreCache.gen.Load()
 	st, err := getOne[RestoreState](s, keyRestored)
 	if errors.Is(err, ErrNotFound) {
-		return &RestoreState{}, nil
+		st, err = &RestoreState{}, nil
+	}
+	if err == nil {
+		s.restoreCache.put(gen, st)
 	}
 	return st, err
 }
+
+// restoreCache keeps the site's restore state between the commands that change it. A reader
+// that read the database before a change was committed must not leave its old answer behind:
+// every entry carries the generation it was read in, and an entry of an older generation is
+// ignored.
+type restoreCache struct {
+	gen   atomic.Uint64
+	entry atomic.Pointer[restoreCacheEntry]
+}
+
+type restoreCacheEntry struct {
+	gen uint64
+	st  RestoreState
+}
+
+// get returns a copy of the cached state, or nil.
+func (c *restoreCache) get() *RestoreState {
+	e := c.entry.Load()
+	if e == nil || e.gen != c.gen.Load() {
+		return nil
+	}
+	st := e.st
+	return &st
+}
+
+// put caches st, read in generation gen.
+func (c *restoreCache) put(gen uint64, st *RestoreState) {
+	c.entry.Store(&restoreCacheEntry{gen: gen, st: *st})
+}
+
+// invalidate forgets the cached state: a restore command was committed, or a snapshot installed.
+func (c *restoreCache) invalidate() { c.gen.Add(1) }

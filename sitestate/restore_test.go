@@ -14,6 +14,9 @@ func TestRestoringSiteTakesNoCasesOnAnyNode(t *testing.T) {
 	s, other := newSite(t, "cd-dgdj"), newSite(t, "cd-dgdj-ngj")
 	held := s.submit(1, "")
 	c := other.submit(2, "township")
+	if st, _ := s.st.Restored(); st.Restoring {
+		t.Fatal("a site never restored says it is restoring")
+	}
 	if a := s.apply(cmdRestore, &restoreCommand{Site: s.code, Begin: true, Parent: "cd"}); a.Err != nil {
 		t.Fatal(a.Err)
 	}
@@ -35,6 +38,10 @@ func TestRestoringSiteTakesNoCasesOnAnyNode(t *testing.T) {
 	}
 	if a := s.apply(cmdRestore, &restoreCommand{Site: s.code, Done: true}); a.Err != nil {
 		t.Fatal(a.Err)
+	}
+	// Restored is kept in memory between restore commands: the end must show at once.
+	if st, _ := s.st.Restored(); st.Restoring || !st.Restored {
+		t.Fatalf("after the restore's end the state says %+v", st)
 	}
 	if out := s.arrive([]Arrival{{ID: c.Transit.HandoffID, From: other.code, Record: rec}}); out[0].Outcome != OutcomeApplied {
 		t.Fatalf("the arrival after the restore: %+v", out)

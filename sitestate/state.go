@@ -62,6 +62,8 @@ type State struct {
 	b       backend
 	m       *machine
 	feedNew wake.Signal
+	// restoreCache holds what Restored last read.
+	restoreCache restoreCache
 }
 
 // backend is what the state needs of the machinery under it: a replication.Store, or a
@@ -178,6 +180,8 @@ type (
 	outboxRemoved string
 	sitesChanged  struct{}
 	feedAppended  struct{}
+	// restoreChanged: the site's restore state was written.
+	restoreChanged struct{}
 	// counted adds to the site's counters of committed work.
 	counted struct{ accepted, handoffsIn, handoffsRefused int }
 )
@@ -197,6 +201,8 @@ func (s *State) committed(effects []any) {
 			sites = true
 		case feedAppended:
 			feed = true
+		case restoreChanged:
+			s.restoreCache.invalidate()
 		case counted:
 			s.m.metrics.casesAccepted.Add(float64(e.accepted))
 			s.m.metrics.handoffsApplied.Add(float64(e.handoffsIn))
@@ -216,6 +222,7 @@ func (s *State) committed(effects []any) {
 
 // restored tells the hooks that everything may have changed (replication's OnRestore).
 func (s *State) restored() {
+	s.restoreCache.invalidate()
 	s.feedNew.Notify()
 	if s.cfg.OnSitesChanged != nil {
 		s.cfg.OnSitesChanged()
@@ -241,6 +248,11 @@ func (s *State) send(ctx context.Context, t replication.CommandType, payload any
 	if err != nil {
 		return nil, err
 	}
+	return s.sendBytes(ctx, t, body, via)
+}
+
+// sendBytes proposes a command whose payload is already encoded.
+func (s *State) sendBytes(ctx context.Context, t replication.CommandType, body []byte, via func(context.Context, []byte) (any, error)) (*Answer, error) {
 	raw, err := via(ctx, replication.NewCommand(t, body))
 	if err != nil {
 		return nil, err
