@@ -18,7 +18,7 @@ import (
 )
 
 // The Raft log and stable store live in hashicorp/raft-wal (<data-dir>/wal), as Consul's do:
-// append-only segment files, one fdatasync per appended batch, truncation by dropping whole
+// append-only segment files, one fsync per appended batch, truncation by dropping whole
 // segments. Earlier versions kept them in a synced badger database (<data-dir>/raft, package
 // raftbadger); badger syncs a write with an msync of its value log and another of its memtable's
 // log, and every entry went through its LSM tree and compactions, which cost a commit twice the
