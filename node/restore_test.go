@@ -161,7 +161,10 @@ func TestRestoreInterruptedByALeaderChangeIsFinished(t *testing.T) {
 	cfg := g.Config(site, "ngj-new-1")
 	cfg.RestoreFromParent = true
 	first := g.StartConfig(cfg)
-	g.Eventually(30*time.Second, func() error {
+	// The new node bootstraps only once gossip has declared the killed nodes of its site dead
+	// (a dead node and a partitioned one look the same): about 10 s idle, and gossip's failure
+	// detection slows down on a loaded machine (it took over 30 s with the whole suite running).
+	g.Eventually(90*time.Second, func() error {
 		if g.Leader("cd-dgdj-ngj") != first {
 			return fmt.Errorf("the restoring node does not lead its site yet")
 		}

@@ -102,8 +102,7 @@ func getMirrorMeta(r reader, number string) (mirrorMeta, bool, error) {
 
 // getMirror reads a mirror record, resolving a reference to the held case into its bytes.
 func getMirror(r reader, number string) (*storedMirror, bool, error) {
-	rec := new(storedMirror)
-	ok, err := getJSON(r, mirrorKey(number), rec)
+	rec, ok, err := getStoredMirror(r, number)
 	if err != nil || !ok {
 		return nil, ok, err
 	}
@@ -145,15 +144,14 @@ func getMirrorRecord(r reader, number string) (*MirrorRecord, bool, error) {
 
 // unholdMirror copies the held case's bytes into its mirror record: the case is leaving.
 func unholdMirror(tx *replication.Tx, number string) error {
-	rec := new(storedMirror)
-	ok, err := getJSON(tx, mirrorKey(number), rec)
+	rec, ok, err := getStoredMirror(tx, number)
 	if err != nil || !ok || !rec.Held {
 		return err
 	}
 	if err := resolveHeld(tx, rec); err != nil {
 		return err
 	}
-	return putJSON(tx, mirrorKey(number), rec)
+	return putStoredMirror(tx, number, rec)
 }
 
 // mirror keeps e's case if it is newer than this site's copy, and reports whether it was.
@@ -188,7 +186,7 @@ func (m *machine) mirror(tx *replication.Tx, e *FeedEntry, via string, caseJSON 
 		}
 		rec.Case, rec.Held, rec.Number = caseJSON, false, ""
 	}
-	if err := putJSON(tx, mirrorKey(e.Case.Number), rec); err != nil {
+	if err := putStoredMirror(tx, e.Case.Number, &rec); err != nil {
 		return false, err
 	}
 	for _, k := range mirrorIndexKeys(e.Case.Number, e.Case.Status, meta.CreatedAt) {
@@ -320,7 +318,7 @@ func (s *State) MirrorSnapshot(maxBytes int, send func(entries [][]byte) error) 
 		for it.Rewind(); it.Valid(); it.Next() {
 			number := string(it.Item().Key()[len(prefixMirror):])
 			rec := new(storedMirror)
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, rec) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeStoredMirror(v, rec) }); err != nil {
 				return fmt.Errorf("%w: mirror record %s: %v", errMalformed, number, err)
 			}
 			if err := resolveHeld(r, rec); err != nil {

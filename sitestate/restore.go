@@ -70,7 +70,7 @@ func (s *State) ExportSite(site string) (*SiteExport, error) {
 			return err
 		}
 		var err error
-		scanErr := scanJSON(txn, prefixMirror, func(stored *storedMirror) bool {
+		scanErr := scanMirror(txn, func(stored *storedMirror) bool {
 			var rec *MirrorRecord
 			if err = resolveHeld(r, stored); err == nil {
 				rec, err = stored.record()
