@@ -24,6 +24,7 @@ const (
 	cmdRestore       replication.CommandType = 11 // restore.go
 	cmdPrune         replication.CommandType = 12 // prune.go
 	cmdSubmitCasePB  replication.CommandType = 13 // submit.go: cmdSubmitCase's payload as protobuf
+	cmdConfigPutMany replication.CommandType = 14 // config.go: several of this site's documents at once
 )
 
 // registration is one command as registered by its capability's file.

@@ -43,6 +43,20 @@ type configPutCommand struct {
 	Delete bool            `json:"delete,omitempty"`
 }
 
+// configPutManyCommand changes several documents of one owner at once: all of them or, when one
+// is refused, none.
+type configPutManyCommand struct {
+	Owner   string         `json:"owner"`
+	Changes []ConfigChange `json:"changes"`
+}
+
+// ConfigChange is one change of a PutConfigMany: a document's new value, or its removal.
+type ConfigChange struct {
+	Path   string          `json:"path"`
+	Value  json.RawMessage `json:"value,omitempty"`
+	Delete bool            `json:"delete,omitempty"`
+}
+
 type configSyncCommand struct {
 	Docs []ConfigDoc `json:"docs"`
 }
@@ -50,6 +64,7 @@ type configSyncCommand struct {
 func init() {
 	register(cmdConfigPut, "config-put", (*machine).applyConfigPut)
 	register(cmdConfigSync, "config-sync", (*machine).applyConfigSync)
+	register(cmdConfigPutMany, "config-put-many", (*machine).applyConfigPutMany)
 }
 
 // ValidateConfigPath checks a document path: 1 to 200 bytes of segments of a-z 0-9 . _ -
@@ -67,28 +82,56 @@ func ValidateConfigPath(p string) error {
 }
 
 func (m *machine) applyConfigPut(tx *replication.Tx, c *configPutCommand) (*Answer, error) {
-	if err := ValidateConfigPath(c.Path); err != nil {
-		return refuse(refusal(err)), nil
+	docs, a, err := m.putConfigChanges(tx, c.Owner, []ConfigChange{{Path: c.Path, Value: c.Value, Delete: c.Delete}})
+	if a != nil || err != nil {
+		return a, err
 	}
-	if c.Owner == "" || !c.Delete && !json.Valid(c.Value) || len(c.Value) > MaxConfigValue {
-		return refuse(errorf(CodeInvalid, "a configuration change needs an owner and a JSON value of at most %d bytes", MaxConfigValue)), nil
+	return &Answer{Config: &docs[0]}, nil
+}
+
+func (m *machine) applyConfigPutMany(tx *replication.Tx, c *configPutManyCommand) (*Answer, error) {
+	docs, a, err := m.putConfigChanges(tx, c.Owner, c.Changes)
+	if a != nil || err != nil {
+		return a, err
 	}
-	v, err := getUint64(tx, configVersionKey(c.Owner))
-	if err != nil {
-		return nil, err
+	return &Answer{Configs: docs}, nil
+}
+
+// putConfigChanges checks every change and then writes them, each with the owner's next
+// version: a refusal of any writes none.
+func (m *machine) putConfigChanges(tx *replication.Tx, owner string, changes []ConfigChange) ([]ConfigDoc, *Answer, error) {
+	if owner == "" || len(changes) == 0 {
+		return nil, refuse(errorf(CodeInvalid, "a configuration change needs an owner and at least one document")), nil
 	}
-	doc := ConfigDoc{Owner: c.Owner, Path: c.Path, Version: v + 1, UpdatedAt: tx.At(), Deleted: c.Delete}
-	if !c.Delete {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, c.Value); err != nil {
-			return refuse(errorf(CodeInvalid, "value: %v", err)), nil
+	docs := make([]ConfigDoc, len(changes))
+	for i, c := range changes {
+		if err := ValidateConfigPath(c.Path); err != nil {
+			return nil, refuse(refusal(err)), nil
 		}
-		doc.Value = buf.Bytes()
+		if !c.Delete && !json.Valid(c.Value) || len(c.Value) > MaxConfigValue {
+			return nil, refuse(errorf(CodeInvalid, "%s: a configuration document is a JSON value of at most %d bytes", c.Path, MaxConfigValue)), nil
+		}
+		docs[i] = ConfigDoc{Owner: owner, Path: c.Path, UpdatedAt: tx.At(), Deleted: c.Delete}
+		if !c.Delete {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, c.Value); err != nil {
+				return nil, refuse(errorf(CodeInvalid, "%s: value: %v", c.Path, err)), nil
+			}
+			docs[i].Value = buf.Bytes()
+		}
 	}
-	if err := putConfig(tx, &doc); err != nil {
-		return nil, err
+	v, err := getUint64(tx, configVersionKey(owner))
+	if err != nil {
+		return nil, nil, err
 	}
-	return &Answer{Config: &doc}, nil
+	for i := range docs {
+		v++
+		docs[i].Version = v
+		if err := putConfig(tx, &docs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return docs, nil, nil
 }
 
 // applyConfigSync applies documents from the parent: each is kept if it is newer than this
@@ -144,6 +187,24 @@ func (s *State) PutConfig(ctx context.Context, path string, value json.RawMessag
 		return nil, err
 	}
 	return a.Config, nil
+}
+
+// PutConfigMany commits changes to several documents this site owns in one command: all of them
+// or none. The changes together must fit one command (ErrCommandTooLarge otherwise).
+func (s *State) PutConfigMany(ctx context.Context, changes []ConfigChange) ([]ConfigDoc, error) {
+	for _, c := range changes {
+		if err := ValidateConfigPath(c.Path); err != nil {
+			return nil, err
+		}
+		if !c.Delete && (len(c.Value) > MaxConfigValue || !json.Valid(c.Value)) {
+			return nil, errorf(CodeInvalid, "%s: a JSON value of at most %d bytes", c.Path, MaxConfigValue)
+		}
+	}
+	a, err := s.propose(ctx, cmdConfigPutMany, &configPutManyCommand{Owner: s.cfg.Site, Changes: changes})
+	if err != nil {
+		return nil, err
+	}
+	return a.Configs, nil
 }
 
 // SyncConfig commits documents received from the parent site: each as the JSON ConfigSince made

@@ -2,6 +2,7 @@ package sitestate
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -91,5 +92,30 @@ func TestConfigFlowsDownByOwnerVersion(t *testing.T) {
 		if d.Path == "calendar/2026" && !d.Deleted {
 			t.Fatal("deletion did not reach the community")
 		}
+	}
+}
+
+// TestConfigPutManyIsAllOrNothing: the documents of one change get consecutive versions in one
+// command; one bad document refuses the lot.
+func TestConfigPutManyIsAllOrNothing(t *testing.T) {
+	s := newSite(t, "cd")
+	res := s.apply(cmdConfigPutMany, &configPutManyCommand{Owner: "cd", Changes: []ConfigChange{
+		{Path: "catalog/items/a", Value: json.RawMessage(`{"x": 1}`)}, {Path: "catalog/items/b", Value: json.RawMessage(`2`)}}})
+	if res.Err != nil || len(res.Configs) != 2 || res.Configs[0].Version != 1 || res.Configs[1].Version != 2 || string(res.Configs[0].Value) != `{"x":1}` {
+		t.Fatalf("put many: %+v", res)
+	}
+	before := s.export()
+	for _, bad := range [][]ConfigChange{
+		{{Path: "catalog/items/c", Value: json.RawMessage(`3`)}, {Path: "Bad Path", Value: json.RawMessage(`4`)}},
+		{{Path: "catalog/items/c", Value: json.RawMessage(`3`)}, {Path: "catalog/items/d", Value: json.RawMessage(`"` + strings.Repeat("a", MaxConfigValue) + `"`)}},
+		nil,
+	} {
+		if res := s.apply(cmdConfigPutMany, &configPutManyCommand{Owner: "cd", Changes: bad}); res.Err == nil || res.Err.Code != CodeInvalid {
+			t.Fatalf("%v: %+v, want a refusal", bad, res)
+		}
+	}
+	assertStateUnchanged(t, s, before)
+	if v, err := s.st.ConfigVersions(); err != nil || v["cd"] != 2 {
+		t.Fatalf("versions %v %v", v, err)
 	}
 }

@@ -99,6 +99,11 @@ func fuzzCommands(data []byte) []*raft.Log {
 		case 7:
 			add(cmdConfigPut, &configPutCommand{Owner: site(), Path: []string{"a/b", "", "x//y", "c"}[r.n(4)], Value: json.RawMessage(r.bytes(16)), Delete: r.n(3) == 0})
 		case 8:
+			if r.n(2) == 0 {
+				add(cmdConfigPutMany, &configPutManyCommand{Owner: site(), Changes: []ConfigChange{
+					{Path: "a/b", Value: json.RawMessage(`1`)}, {Path: []string{"c", "", "d"}[r.n(3)], Value: json.RawMessage(r.bytes(8)), Delete: r.n(3) == 0}}})
+				break
+			}
 			add(cmdConfigSync, &configSyncCommand{Docs: []ConfigDoc{{Owner: site(), Path: "a/b", Version: uint64(r.n(5)), Value: json.RawMessage(`1`), Deleted: r.n(2) == 0}}})
 		case 9:
 			c := &casework.Case{Number: number(), HolderSite: site(), OriginSite: site(), Version: uint64(r.n(9)), RequestID: "req-1"}

@@ -157,8 +157,10 @@ type Answer struct {
 	Duplicate bool             `json:"duplicate,omitempty"`
 	Arrivals  []ArrivalOutcome `json:"arrivals,omitempty"`
 	Config    *ConfigDoc       `json:"config,omitempty"`
-	Cursor    *FeedCursor      `json:"cursor,omitempty"`
-	Err       *Error           `json:"error,omitempty"`
+	// Configs are the documents a config-put-many wrote.
+	Configs []ConfigDoc `json:"configs,omitempty"`
+	Cursor  *FeedCursor `json:"cursor,omitempty"`
+	Err     *Error      `json:"error,omitempty"`
 }
 
 // Refused reports whether the answer refuses its command (replication.Refusal).
