@@ -3,6 +3,7 @@ package sitestate
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -157,23 +158,40 @@ func (s *State) ListSubtree(flt SubtreeFilter) (*SubtreePage, error) {
 	}
 	page := &SubtreePage{}
 	token, err := s.walkIndex(flt.Filter, prefixMirrorTime, mirrorStatusPrefix, func(txn *badger.Txn, number string, add bool) (bool, error) {
-		rec, ok, err := getMirrorRecord(view{txn}, number)
+		stored, ok, err := getMirror(view{txn}, number)
 		if err != nil {
 			return false, err
 		}
 		if !ok {
 			return false, fmt.Errorf("%w: mirror index entry without its case %s", errMalformed, number)
 		}
-		if !flt.matches(rec.Case) || holders != nil && !holders[rec.Case.HolderSite] {
+		// A filter by site or item code passes over many records for each it keeps: it reads
+		// the few fields it tests first, and decodes the whole case only for a match.
+		var head caseHead
+		if err := json.Unmarshal(stored.Case, &head); err != nil {
+			return false, fmt.Errorf("%w: mirror record %s: %v", errMalformed, number, err)
+		}
+		if !flt.matches(&casework.Case{Kind: head.Kind, ItemCode: head.ItemCode}) || holders != nil && !holders[head.HolderSite] {
 			return false, nil
 		}
 		if add {
+			rec, err := stored.record()
+			if err != nil {
+				return false, err
+			}
 			page.Records = append(page.Records, rec)
 		}
 		return true, nil
 	})
 	page.NextPageToken = token
 	return page, err
+}
+
+// caseHead is what a subtree listing's filters test of a case.
+type caseHead struct {
+	Kind       casework.Kind `json:"kind"`
+	ItemCode   string        `json:"item_code"`
+	HolderSite string        `json:"holder_site"`
 }
 
 // holders is the set of holder sites a subtree listing keeps for a site and tier filter (nil
