@@ -2,6 +2,7 @@ package mirrorbench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func (cfg Config) runMirror(ctx context.Context) (*MirrorResult, error) {
 
 // measureMirror is runMirror with a district that stops when t's cleanups run.
 func measureMirror(ctx context.Context, t *benchkit.T, cfg Config) (*MirrorResult, error) {
-	res := &MirrorResult{Cases: cfg.MirrorCases, Townships: cfg.MirrorTownships, Communities: cfg.MirrorCommunities, PageSize: cfg.PageSize, ListFor: cfg.ListFor, TargetRSS: TargetRSS}
+	res := &MirrorResult{Cases: cfg.MirrorCases, Townships: cfg.MirrorTownships, Communities: cfg.MirrorCommunities, PageSize: cfg.PageSize, ListFor: cfg.ListFor, TargetRSS: TargetRSS, TargetAnon: TargetAnon}
 	pid := os.Getpid()
 	// The baseline is this process before the district exists: whatever earlier phases left,
 	// after a collection that hands free memory back to the OS.
@@ -183,6 +184,12 @@ func measureMirror(ctx context.Context, t *benchkit.T, cfg Config) (*MirrorResul
 	}
 	res.RSS = res.Listed.RSS - res.Baseline.RSS
 	res.RSSMet = res.RSS <= res.TargetRSS
+	res.AnonMet = res.Listed.Anon-res.Baseline.Anon <= res.TargetAnon
+	if res.CasesJSON, err = casesJSON(townships); err != nil {
+		return res, err
+	}
+	res.DiskRatio = float64(res.DataDisk) / float64(res.CasesJSON)
+	res.DiskRatioMet = res.DiskRatio <= TargetDiskRatio
 	return res, ctx.Err()
 }
 
@@ -283,4 +290,24 @@ func processCPU() (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// casesJSON is the total size of the townships' cases as the API encodes them, each case once
+// (entry n of a synthetic feed is always the same case, and no case appears twice).
+func casesJSON(townships []*synthTownship) (int64, error) {
+	var total int64
+	for _, s := range townships {
+		for seq := uint64(1); seq <= s.gen.total; seq++ {
+			e, err := s.gen.entry(seq)
+			if err != nil {
+				return 0, err
+			}
+			b, err := json.Marshal(e.Case)
+			if err != nil {
+				return 0, err
+			}
+			total += int64(len(b))
+		}
+	}
+	return total, nil
 }

@@ -47,6 +47,12 @@ const (
 	TargetListP99 = 50 * time.Millisecond
 	// TargetRSS is the most the district node's resident memory may be with the mirror loaded.
 	TargetRSS = 1 << 30
+	// TargetAnon is the most of that resident memory the process may own (RssAnon, issue 12);
+	// the rest is badger's mapped files, page cache the kernel takes back under pressure.
+	TargetAnon = 256 << 20
+	// TargetDiskRatio is the most the district's data directory may be, on disk, per byte of
+	// the mirrored cases as API JSON (issue 12).
+	TargetDiskRatio = 1.5
 )
 
 // Config sizes one run. Zero sizes take the values of Defaults; Visibility and Mirror choose the
@@ -295,6 +301,14 @@ type MirrorResult struct {
 	// DataDisk and DataApparent size the district's data directory after the listings.
 	DataDisk     int64 `json:"data_dir_disk_bytes"`
 	DataApparent int64 `json:"data_dir_apparent_bytes"`
+	// CasesJSON is the total size of the mirrored cases as the API's JSON (each case once, as
+	// GET /v1/cases/{number} encodes it), what DataDisk is judged against: DiskRatio is
+	// DataDisk ÷ CasesJSON, at most TargetDiskRatio (issue 12).
+	CasesJSON    int64   `json:"cases_json_bytes"`
+	DiskRatio    float64 `json:"data_dir_disk_to_json"`
+	DiskRatioMet bool    `json:"data_dir_disk_target_met"`
+	TargetAnon   int64   `json:"target_rss_anon_bytes"`
+	AnonMet      bool    `json:"rss_anon_target_met"`
 	// RSS is the district's resident memory as judged: Listed VmRSS − Baseline, the district
 	// holding the mirror and serving listings. Peak and Loaded are reported beside it.
 	RSS       int64 `json:"district_rss_bytes"`

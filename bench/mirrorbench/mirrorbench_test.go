@@ -47,7 +47,7 @@ func TestRunSmall(t *testing.T) {
 	m := res.Mirror
 	if m == nil || m.Mirrored != 3000 || m.Load <= 0 || m.PerSec <= 0 || m.Served < 3000 || m.EntryBytes < 500 ||
 		m.Baseline.RSS <= 0 || m.Loaded.RSS <= 0 || m.Listed.RSS <= 0 || m.QuietWait < 2*time.Second || m.Collected.RSS <= 0 || m.RSS != m.Listed.RSS-m.Baseline.RSS ||
-		m.DataDisk <= 0 || m.HeapInuse == 0 {
+		m.DataDisk <= 0 || m.HeapInuse == 0 || m.CasesJSON < 3000*500 || m.DiskRatio <= 0 {
 		t.Fatalf("mirror %+v", m)
 	}
 	if len(m.Listings) != 4 {

@@ -47,6 +47,12 @@ func Print(w io.Writer, r Result) {
 		if m.Listed.RSS > 0 {
 			fmt.Fprintf(w, "| district node RSS with %s cases mirrored, after the listings (process VmRSS − baseline) | %s (anon %s, file %s) | ≤ %s | %s |\n",
 				thousands(m.Cases), benchkit.MiB(m.RSS), benchkit.MiB(m.Listed.Anon-m.Baseline.Anon), benchkit.MiB(m.Listed.File-m.Baseline.File), benchkit.MiB(m.TargetRSS), benchkit.YesNo(m.RSSMet))
+			fmt.Fprintf(w, "| district node RssAnon with %s cases mirrored (− baseline) | %s | ≤ %s | %s |\n",
+				thousands(m.Cases), benchkit.MiB(m.Listed.Anon-m.Baseline.Anon), benchkit.MiB(m.TargetAnon), benchkit.YesNo(m.AnonMet))
+		}
+		if m.CasesJSON > 0 {
+			fmt.Fprintf(w, "| district data directory on disk ÷ the mirrored cases as API JSON (%s) | %s, %.2f× | ≤ %.1f× | %s |\n",
+				benchkit.MiB(m.CasesJSON), benchkit.MiB(m.DataDisk), m.DiskRatio, TargetDiskRatio, benchkit.YesNo(m.DiskRatioMet))
 		}
 	}
 	fmt.Fprintln(w)
