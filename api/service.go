@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/catalog"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
 	"google.golang.org/grpc/codes"
@@ -50,7 +51,10 @@ func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
 	var fe casework.FieldErrors
 	var re *sitestate.Error
 	var ce *casework.ConflictError
+	var cp catalog.Problems
 	switch {
+	case errors.As(err, &cp):
+		code = sitestate.CodeInvalid
 	case errors.As(err, &ce):
 		code = sitestate.CodeConflict
 	case errors.As(err, &fe):

@@ -240,3 +240,12 @@ type ErrorDetail struct {
 	// Fields lists, for an invalid request, every field found wrong and why.
 	Fields casework.FieldErrors `json:"fields,omitempty"`
 }
+
+// CatalogImport says what an import into the catalogue changed.
+type CatalogImport struct {
+	Departments int `json:"departments"`
+	Items       int `json:"items"`
+	// Changed is how many documents were written: an item already in force as given is left
+	// alone, so importing the same file twice writes nothing the second time.
+	Changed int `json:"changed"`
+}

@@ -42,6 +42,8 @@ type Node struct {
 	meta     Meta
 	peers    *peers
 	registry *prometheus.Registry
+	// catalog is the catalogue in force here, rebuilt when the configuration changes.
+	catalog catalogCache
 
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server
@@ -217,6 +219,7 @@ func (n *Node) startServers() {
 			Cases:      &caseService{n: n},
 			Node:       n,
 			ConfigDocs: configService{n},
+			Catalog:    n,
 			Backups:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,

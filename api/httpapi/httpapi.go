@@ -17,6 +17,7 @@ import (
 
 	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/catalog"
 	"github.com/govgrid/govgrid/sitestate"
 )
 
@@ -52,6 +53,8 @@ type Config struct {
 	Node  NodeInfo
 	// ConfigDocs serves /v1/config; nil serves none.
 	ConfigDocs ConfigService
+	// Catalog serves /v1/catalog; nil serves none.
+	Catalog CatalogService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
 	Metrics http.Handler
@@ -86,6 +89,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
 	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
 		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) })
+	}
+	if cfg.Catalog != nil {
+		s.routeCatalog(mux)
 	}
 	if cfg.ConfigDocs != nil {
 		mux.HandleFunc("GET /v1/config", s.getConfig)
@@ -398,7 +404,12 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	status, _, code := api.Status(err)
 	var fields casework.FieldErrors
 	var re *sitestate.Error
-	if !errors.As(err, &fields) && errors.As(err, &re) {
+	var problems catalog.Problems
+	switch {
+	case errors.As(err, &fields):
+	case errors.As(err, &problems):
+		fields = problemFields(problems)
+	case errors.As(err, &re):
 		fields = re.Fields
 	}
 	msg := err.Error()

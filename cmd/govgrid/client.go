@@ -28,22 +28,27 @@ var httpClient = &http.Client{Timeout: 15 * time.Second}
 // call sends a request to a node and decodes a JSON answer into out; a non-2xx answer becomes
 // an error carrying the node's message.
 func call(addr, method, path string, body, out any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+	return callRaw(addr, method, path, "application/json", b, out)
+}
+
+// callRaw is call with the body's bytes and content type given.
+func callRaw(addr, method, path, contentType string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, addr+path, rd)
+	req, err := http.NewRequest(method, baseURL(addr)+path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err

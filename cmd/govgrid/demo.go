@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/catalog"
+	"github.com/govgrid/govgrid/catalog/sample"
 	"github.com/spf13/cobra"
 )
 
@@ -106,6 +109,11 @@ func runDemo(dir string, basePort int) error {
 		return err
 	}
 	if err := writeGridJSON(dir, nodes); err != nil {
+		stopDemo(nodes)
+		wg.Wait()
+		return err
+	}
+	if err := loadDemoCatalog(ctx, nodes[0].HTTP); err != nil {
 		stopDemo(nodes)
 		wg.Wait()
 		return err
@@ -269,6 +277,25 @@ func joinCommand(exe, dir string, basePort int, nodes []*gridNode) string {
 		exe, demoGrid, nodes[0].Gossip, filepath.Join(dir, "data", "cd-byl-xc-1"), p, p+1, p+2, p+3)
 }
 
+// loadDemoCatalog imports the sample catalogue at the district (addr), from where it reaches
+// every site. Importing is idempotent: a resumed demo writes nothing.
+func loadDemoCatalog(ctx context.Context, addr string) error {
+	var res api.CatalogImport
+	var err error
+	for range 50 {
+		if err = post(addr, "/v1/catalog/import", catalog.FormatJSON, sample.JSON(), &res); err == nil {
+			fmt.Printf("catalogue: %d departments and %d items at the district (%d documents changed)\n", res.Departments, res.Items, res.Changed)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("loading the sample catalogue: %w", err)
+}
+
 func printDemoHelp(dir string, nodes []*gridNode, join string) {
 	fmt.Printf("\n城东区 demo grid is up: %d nodes, %d sites. grid.json: %s\n\n", len(nodes), len(demoLayout), filepath.Join(dir, "grid.json"))
 	for _, s := range demoLayout {
@@ -289,6 +316,8 @@ Try:
   govgrid case escalate NUMBER --reason 需街道协调 --addr %[2]s
   curl -s 'http://%[1]s/v1/cases?scope=subtree&page_size=10'   # the district's mirror of every site
   curl -s -X PUT http://%[1]s/v1/config/notices/hours -d '"工作日 9:00-17:00"'; curl -s http://%[2]s/v1/config
+  curl -s 'http://%[2]s/v1/catalog/items?q=低保'; curl -s http://%[2]s/v1/catalog/items/MZ-001/notice
+  # the console: http://%[2]s/ (办件) and http://%[2]s/catalog.html (办事指南, the catalogue)
   curl -s http://%[1]s/metrics | grep govgrid_
   # add a community (西川社区 under 八一路街道) to the running grid, in another terminal:
   %[4]s

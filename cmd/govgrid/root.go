@@ -12,6 +12,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newSiteCommand(), newCaseCommand(), newLeaveCommand(), newSnapshotCommand())
+	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newSiteCommand(), newCaseCommand(), newLeaveCommand(), newSnapshotCommand(), newCatalogCommand())
 	return root
 }
