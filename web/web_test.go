@@ -10,9 +10,12 @@ import (
 func TestConsoleFilesAreServed(t *testing.T) {
 	h := Handler()
 	for path, want := range map[string]string{
-		"/":            "政务服务网格",
-		"/console.js":  "/v1/cases/${encodeURIComponent(number)}/${move}",
-		"/console.css": "font-family",
+		"/":             "政务服务网格",
+		"/console.js":   "/v1/cases/${encodeURIComponent(number)}/${move}",
+		"/console.css":  "font-family",
+		"/catalog.html": "办事指南",
+		"/catalog.js":   "/v1/catalog/items/",
+		"/i18n.js":      "One-time notice",
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

@@ -1,0 +1,247 @@
+package browser
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/govgrid/govgrid/catalog/sample"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/testgrid"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// browser is one headless Chromium for a test, with what its pages reported.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string // where screenshots go
+
+	mu     sync.Mutex
+	errors []string // JavaScript exceptions and console errors, in order
+}
+
+// newBrowser starts Chromium at 1366×768 (the centre's counter PCs) for t.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			exe = p
+			break
+		}
+	}
+	if exe == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no chromium: .ci/run installs it (apt-get install chromium fonts-noto-cjk)")
+		}
+		t.Skip("no chromium on this machine (apt-get install chromium fonts-noto-cjk)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.WindowSize(1366, 768),
+		chromedp.Flag("lang", "zh-CN"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, dir: os.Getenv("GOVGRID_SCREENSHOTS")}
+	if b.dir == "" {
+		b.dir = t.TempDir()
+	}
+	b.dir = filepath.Join(b.dir, t.Name())
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	err := chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.errors = append(b.errors, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, msg))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				b.errors = append(b.errors, "console.error: "+strings.Join(args, " "))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("listening to the page: %v", err)
+	}
+	return b
+}
+
+// run runs steps, failing the test with what was being done, or if the page reported an error.
+func (b *browser) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	b.noErrors(what)
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](b *browser, what, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	b.noErrors(what)
+	return v
+}
+
+// noErrors fails the test if a page reported a JavaScript error.
+func (b *browser) noErrors(what string) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.errors) > 0 {
+		b.t.Fatalf("%s: the page reported errors:\n%s", what, strings.Join(b.errors, "\n"))
+	}
+}
+
+// screenshot saves the whole page as name.png and logs where.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// text is the text of the first element matching sel, once it is visible.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	b.run("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("read %s: %v", sel, err)
+	}
+	return s
+}
+
+// catalogueGrid starts a district and a community under a township, imports the sample
+// catalogue at the district and waits until the community serves it.
+func catalogueGrid(t *testing.T) (district, community *node.Node) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
+		{Code: "cd", Tier: tier.District, Nodes: 1},
+		{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 1},
+		{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
+	}})
+	district, community = g.WaitLeader("cd"), g.WaitLeader("cd-dgdj-ngj")
+	g.Eventually(30*time.Second, func() error {
+		resp, err := http.Post("http://"+district.Addrs().HTTP+"/v1/catalog/import", "application/json", strings.NewReader(string(sample.JSON())))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("import: %s", resp.Status)
+		}
+		return nil
+	})
+	g.Eventually(30*time.Second, func() error {
+		var p struct{ Total int }
+		if code := testgrid.GetJSON(t, community, "/v1/catalog/items?page_size=1", &p); code != http.StatusOK || p.Total != 89 {
+			return fmt.Errorf("the community has %d items (%d)", p.Total, code)
+		}
+		return nil
+	})
+	return district, community
+}
+
+// TestCitizenFindsAnItemAndPrintsItsNotice: at a community's console, without signing in, a
+// citizen searches the catalogue, filters it, opens an item's guide (its seven publics), opens
+// the printable one-time notice, and switches the page to English and back.
+func TestCitizenFindsAnItemAndPrintsItsNotice(t *testing.T) {
+	_, community := catalogueGrid(t)
+	b := newBrowser(t)
+	base := "http://" + community.Addrs().HTTP
+
+	b.run("open the catalogue", chromedp.Navigate(base+"/catalog.html"), chromedp.WaitVisible(chromedp.CSS("#items tbody tr")))
+	if got := b.text("#found"); !strings.Contains(got, "89") {
+		t.Fatalf("the catalogue says %q, want 89 items", got)
+	}
+	b.screenshot("catalogue")
+
+	b.run("search",
+		chromedp.SetValue(chromedp.CSS(`#search input[name="q"]`), "最低生活保障"),
+		chromedp.Click(chromedp.CSS("#search button")),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="#/item/MZ-001"]`)))
+	if got := b.text("#found"); !strings.Contains(got, "共 1 项") {
+		t.Fatalf("the search found %q, want 1 item", got)
+	}
+	b.run("filter by tier and mode",
+		chromedp.Navigate(base+"/catalog.html#/?tier=community&mode=immediate"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="#/item/MZ-010"]`)))
+	rows := eval[int](b, "count rows", `document.querySelectorAll("#items tbody tr").length`)
+	if rows == 0 || rows > 20 {
+		t.Fatalf("%d rows for community immediate items", rows)
+	}
+
+	b.run("open a guide", chromedp.Navigate(base+"/catalog.html#/item/JS-007"), chromedp.WaitVisible(chromedp.CSS("dl.publics")))
+	guide := b.text("main")
+	for _, want := range []string{"房屋安全鉴定申请", "设定依据", "申请材料", "办理流程", "20个工作日", "200.00 元", "住房和城乡建设局"} {
+		if !strings.Contains(guide, want) {
+			t.Fatalf("the guide lacks %q:\n%s", want, guide)
+		}
+	}
+	b.screenshot("guide")
+
+	b.run("open the notice", chromedp.Click(chromedp.CSS("#to-notice")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	notice := b.text("#notice")
+	for _, want := range []string{"一次性告知书", "房屋安全鉴定委托书", "房屋产权证明", "居民身份证", "合计 200.00 元", "☐"} {
+		if !strings.Contains(notice, want) {
+			t.Fatalf("the notice lacks %q:\n%s", want, notice)
+		}
+	}
+	printHidden := eval[bool](b, "print styles", `(() => { const s = [...document.styleSheets].flatMap(x => [...x.cssRules]).find(r => r.media && r.media.mediaText === "print"); return !!s && s.cssText.includes(".noprint"); })()`)
+	if !printHidden {
+		t.Fatal("no print style hides the page's controls")
+	}
+	b.screenshot("notice")
+
+	b.run("switch to English", chromedp.Click(chromedp.CSS("#lang")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := b.text("#notice"); !strings.Contains(got, "One-time notice") || !strings.Contains(got, "Inspection of a building's safety") {
+		t.Fatalf("the English notice reads:\n%s", got)
+	}
+	b.screenshot("notice-en")
+	b.run("back to Chinese", chromedp.Click(chromedp.CSS("#lang")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := b.text("#notice"); !strings.Contains(got, "一次性告知书") {
+		t.Fatalf("after switching back the notice reads:\n%s", got)
+	}
+
+	b.run("an unknown item", chromedp.Navigate(base+"/catalog.html#/item/XX-404"), chromedp.WaitVisible(chromedp.CSS("p.err")))
+	if got := b.text("p.err"); !strings.Contains(got, "目录中没有这个事项") {
+		t.Fatalf("an unknown item shows %q", got)
+	}
+}

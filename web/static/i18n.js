@@ -1,0 +1,60 @@
+"use strict";
+// The console's words, zh-CN first with English. An element with data-i18n="key" shows the
+// word of the language in force; the language is kept in localStorage.
+const WORDS = {
+  "zh-CN": {
+    guide: "办事指南", nav_cases: "办件", nav_catalog: "办事指南", switch_to: "English",
+    search_text: "事项名称、编码或部门", search: "搜索", department: "部门", tier: "受理层级", mode: "办理方式", type: "事项类型",
+    any: "全部", code: "编码", name: "事项名称", limit: "承诺时限", fee: "收费", free: "不收费", found: "共 {n} 项",
+    next: "下一页", first: "第一页", none: "没有找到符合条件的事项。",
+    basis: "设定依据", conditions: "申办条件", materials: "申请材料", steps: "办理流程", limits: "办理时限", fees: "收费标准",
+    where: "办理地点", accept_at: "受理", decided_at: "决定", statutory: "法定时限", promised: "承诺时限", joint_with: "联办部门",
+    required: "必需", optional: "可选", need: "是否必需", copies: "份数", form: "原件/复印件", template: "表格", print_notice: "打印一次性告知书",
+    back: "返回列表", notice_title: "一次性告知书", notice_intro: "您申请办理的事项需提交以下全部材料。材料齐全、符合法定形式的，窗口当场受理；请对照清单准备，一次办成。",
+    no: "序号", tick: "已备", total: "合计", yuan: "元", print: "打印", not_found: "目录中没有这个事项。", loading: "加载中…",
+    version: "版本", updated: "更新于", clerk: "窗口工作人员（签名）：", applicant: "申请人（签名）：", date: "日期：",
+    district: "区政务服务中心", township: "街道/乡镇", community: "社区/村便民服务站",
+    immediate: "即办", promised_mode: "承诺", joint: "联办", reported: "上报",
+    administrative_licence: "行政许可", public_service: "公共服务", convenience_service: "便民服务",
+    original: "原件", copy: "复印件", original_and_copy: "原件及复印件", error: "出错了：",
+  },
+  en: {
+    guide: "Service guide", nav_cases: "Cases", nav_catalog: "Service guide", switch_to: "中文",
+    search_text: "Item name, code or department", search: "Search", department: "Department", tier: "Accepted at", mode: "Processing", type: "Item type",
+    any: "All", code: "Code", name: "Item", limit: "Promised limit", fee: "Fee", free: "Free", found: "{n} items",
+    next: "Next page", first: "First page", none: "No item matches.",
+    basis: "Legal basis", conditions: "Conditions", materials: "Materials", steps: "Procedure", limits: "Time limits", fees: "Fees",
+    where: "Where", accept_at: "Accepted at", decided_at: "Decided at", statutory: "Statutory limit", promised: "Promised limit", joint_with: "Joint departments",
+    required: "Required", optional: "Optional", need: "Required?", copies: "Copies", form: "Original/copy", template: "Form", print_notice: "Print the one-time notice",
+    back: "Back to the list", notice_title: "One-time notice", notice_intro: "Please bring every material below. With all of them in the required form your application is accepted on the spot: check them off to get it done in one visit.",
+    no: "No.", tick: "Ready", total: "Total", yuan: "yuan", print: "Print", not_found: "No such item in the catalogue.", loading: "Loading…",
+    version: "Version", updated: "updated", clerk: "Clerk (signature):", applicant: "Applicant (signature):", date: "Date:",
+    district: "District centre", township: "Township", community: "Community / village point",
+    immediate: "Immediate", promised_mode: "Promised", joint: "Joint", reported: "Reported up",
+    administrative_licence: "Administrative licence", public_service: "Public service", convenience_service: "Convenience service",
+    original: "Original", copy: "Copy", original_and_copy: "Original and copy", error: "Error: ",
+  },
+};
+let LANG = localStorage.getItem("govgrid.lang") === "en" ? "en" : "zh-CN";
+function t(key, vars) {
+  let s = WORDS[LANG][key] ?? WORDS["zh-CN"][key] ?? key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
+  return s;
+}
+function applyWords(root) {
+  document.documentElement.lang = LANG;
+  for (const el of (root || document).querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  const b = document.getElementById("lang");
+  if (b) b.textContent = t("switch_to");
+}
+function toggleLanguage() {
+  LANG = LANG === "en" ? "zh-CN" : "en";
+  localStorage.setItem("govgrid.lang", LANG);
+  applyWords();
+  window.dispatchEvent(new Event("languagechange-govgrid"));
+}
+document.addEventListener("DOMContentLoaded", () => {
+  applyWords();
+  const b = document.getElementById("lang");
+  if (b) b.addEventListener("click", toggleLanguage);
+});
