@@ -191,7 +191,9 @@ func (n *Node) checkLocalItems(cur *catalog.Catalog, f *catalog.File) error {
 		p = append(p, catalog.Problem{Field: "departments", Reason: "departments are the district's: a township adds local items only"})
 	}
 	for _, it := range f.Items {
-		add := func(field, reason string) { p = append(p, catalog.Problem{Item: it.Code, Field: field, Reason: reason}) }
+		add := func(field, reason string) {
+			p = append(p, catalog.Problem{Item: it.Code, Field: field, Reason: reason})
+		}
 		if it.Type != catalog.TypeConvenience {
 			add("type", "a township's local items are convenience services (convenience_service)")
 		}
