@@ -28,6 +28,10 @@ type CaseService interface {
 	// ListSubtree lists this site's mirror of its subtree (its own cases and every descendant's),
 	// newest first.
 	ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error)
+	// CitizenView answers the bearer of a case's query code: sitestate.ErrNotFound alike for an
+	// unknown number and a wrong code, a CodeRateLimited refusal after too many failures from
+	// client (its address; "" for another node passing a citizen's request on).
+	CitizenView(ctx context.Context, number, code, client string) (*casework.CitizenView, error)
 }
 
 // refusals maps the code of a refusal (sitestate.Error) to its HTTP status and gRPC code; the
@@ -43,6 +47,7 @@ var refusals = map[string]struct {
 	sitestate.CodeForbidden:   {http.StatusForbidden, codes.PermissionDenied},
 	sitestate.CodeTooLarge:    {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	sitestate.CodeUnavailable: {http.StatusServiceUnavailable, codes.Unavailable},
+	sitestate.CodeRateLimited: {http.StatusTooManyRequests, codes.ResourceExhausted},
 }
 
 // Status classifies err for both front ends: the HTTP status, the gRPC code and a short

@@ -44,6 +44,8 @@ type Node struct {
 	registry *prometheus.Registry
 	// catalog is the catalogue in force here, rebuilt when the configuration changes.
 	catalog catalogCache
+	// citizens counts failed citizen lookups (citizen.go).
+	citizens citizenGate
 
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server

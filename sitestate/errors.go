@@ -24,6 +24,9 @@ const (
 	// CodeUnavailable refuses a command the site cannot take now (it is being restored): the
 	// caller tries again later.
 	CodeUnavailable = "unavailable"
+	// CodeRateLimited refuses a request from a caller that failed too often lately (a citizen's
+	// wrong query codes): it may try again after a while.
+	CodeRateLimited = "rate_limited"
 )
 
 // Error is a refusal decided by the state machine (or by a node before it proposes): the command

@@ -162,6 +162,18 @@ func (f *Cases) GetCase(ctx context.Context, number string) (*casework.Case, err
 	return &cp, nil
 }
 
+// CitizenView answers the view of a stored case whose query code's hash matches code.
+func (f *Cases) CitizenView(ctx context.Context, number, code, client string) (*casework.CitizenView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[number]
+	if !ok || c.QueryCodeHash == "" || !c.CheckQueryCode(code) {
+		return nil, sitestate.ErrNotFound
+	}
+	v := c.CitizenView()
+	return &v, nil
+}
+
 // ListCases records the filter and answers Page.
 func (f *Cases) ListCases(ctx context.Context, flt sitestate.Filter) (*sitestate.Page, error) {
 	f.mu.Lock()

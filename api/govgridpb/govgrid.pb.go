@@ -524,6 +524,267 @@ func (x *Case) GetTransit() *Transit {
 	return nil
 }
 
+type GetCitizenViewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	QueryCode     string                 `protobuf:"bytes,2,opt,name=query_code,json=queryCode,proto3" json:"query_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCitizenViewRequest) Reset() {
+	*x = GetCitizenViewRequest{}
+	mi := &file_govgrid_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCitizenViewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCitizenViewRequest) ProtoMessage() {}
+
+func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
+func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetCitizenViewRequest) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *GetCitizenViewRequest) GetQueryCode() string {
+	if x != nil {
+		return x.QueryCode
+	}
+	return ""
+}
+
+type CitizenView struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Number      string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	Kind        string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	ItemCode    string                 `protobuf:"bytes,3,opt,name=item_code,json=itemCode,proto3" json:"item_code,omitempty"`
+	Title       string                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	Status      string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	HolderSite  string                 `protobuf:"bytes,6,opt,name=holder_site,json=holderSite,proto3" json:"holder_site,omitempty"`
+	InTransitTo string                 `protobuf:"bytes,7,opt,name=in_transit_to,json=inTransitTo,proto3" json:"in_transit_to,omitempty"`
+	// Masked: the first character of the name, the ends of the ID number and the phone.
+	Applicant     *Applicant       `protobuf:"bytes,8,opt,name=applicant,proto3" json:"applicant,omitempty"`
+	Materials     []string         `protobuf:"bytes,9,rep,name=materials,proto3" json:"materials,omitempty"`
+	CreatedAt     int64            `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     int64            `protobuf:"varint,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Timeline      []*CitizenMoment `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CitizenView) Reset() {
+	*x = CitizenView{}
+	mi := &file_govgrid_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CitizenView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CitizenView) ProtoMessage() {}
+
+func (x *CitizenView) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
+func (*CitizenView) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CitizenView) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *CitizenView) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CitizenView) GetItemCode() string {
+	if x != nil {
+		return x.ItemCode
+	}
+	return ""
+}
+
+func (x *CitizenView) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *CitizenView) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *CitizenView) GetHolderSite() string {
+	if x != nil {
+		return x.HolderSite
+	}
+	return ""
+}
+
+func (x *CitizenView) GetInTransitTo() string {
+	if x != nil {
+		return x.InTransitTo
+	}
+	return ""
+}
+
+func (x *CitizenView) GetApplicant() *Applicant {
+	if x != nil {
+		return x.Applicant
+	}
+	return nil
+}
+
+func (x *CitizenView) GetMaterials() []string {
+	if x != nil {
+		return x.Materials
+	}
+	return nil
+}
+
+func (x *CitizenView) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *CitizenView) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *CitizenView) GetTimeline() []*CitizenMoment {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+type CitizenMoment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	At            int64                  `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"`
+	Site          string                 `protobuf:"bytes,3,opt,name=site,proto3" json:"site,omitempty"`
+	ToStatus      string                 `protobuf:"bytes,4,opt,name=to_status,json=toStatus,proto3" json:"to_status,omitempty"`
+	ToSite        string                 `protobuf:"bytes,5,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CitizenMoment) Reset() {
+	*x = CitizenMoment{}
+	mi := &file_govgrid_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CitizenMoment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CitizenMoment) ProtoMessage() {}
+
+func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
+func (*CitizenMoment) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CitizenMoment) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *CitizenMoment) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+func (x *CitizenMoment) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *CitizenMoment) GetToStatus() string {
+	if x != nil {
+		return x.ToStatus
+	}
+	return ""
+}
+
+func (x *CitizenMoment) GetToSite() string {
+	if x != nil {
+		return x.ToSite
+	}
+	return ""
+}
+
 type MoveCaseRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
@@ -540,7 +801,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +813,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +826,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -621,7 +882,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +894,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +907,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -721,7 +982,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +994,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +1007,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -777,7 +1038,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +1050,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1063,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -885,7 +1146,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1158,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1171,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -936,7 +1197,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1209,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1222,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -980,7 +1241,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1253,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1266,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -1023,7 +1284,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1296,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1309,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 type RaftStatusResponse struct {
@@ -1066,7 +1327,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1339,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1352,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -1148,7 +1409,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1421,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1434,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -1236,7 +1497,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1509,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1522,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -1286,7 +1547,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1559,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1572,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 type HandoffRequest struct {
@@ -1324,7 +1585,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1597,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1610,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -1377,7 +1638,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1650,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1663,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -1428,7 +1689,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1701,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1714,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -1475,7 +1736,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1748,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1761,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -1536,7 +1797,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1809,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1822,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -1596,7 +1857,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1869,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1882,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -1663,7 +1924,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1936,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1949,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -1715,7 +1976,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1988,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +2001,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -1763,7 +2024,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2036,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2049,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -1826,7 +2087,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +2099,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2112,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -1904,7 +2165,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2177,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2190,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 type LinkStatusResponse struct {
@@ -1944,7 +2205,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2217,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2230,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -2007,7 +2268,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2280,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2293,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -2077,7 +2338,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2350,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2363,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -2192,7 +2453,34 @@ const file_govgrid_proto_rawDesc = "" +
 	"\ahistory\x18\x0f \x03(\v2\x11.govgrid.v1.EventR\ahistory\x12\x1f\n" +
 	"\vdecide_tier\x18\x10 \x01(\tR\n" +
 	"decideTier\x12-\n" +
-	"\atransit\x18\x11 \x01(\v2\x13.govgrid.v1.TransitR\atransit\"\x84\x01\n" +
+	"\atransit\x18\x11 \x01(\v2\x13.govgrid.v1.TransitR\atransit\"N\n" +
+	"\x15GetCitizenViewRequest\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
+	"\n" +
+	"query_code\x18\x02 \x01(\tR\tqueryCode\"\x91\x03\n" +
+	"\vCitizenView\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
+	"\titem_code\x18\x03 \x01(\tR\bitemCode\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1f\n" +
+	"\vholder_site\x18\x06 \x01(\tR\n" +
+	"holderSite\x12\"\n" +
+	"\rin_transit_to\x18\a \x01(\tR\vinTransitTo\x123\n" +
+	"\tapplicant\x18\b \x01(\v2\x15.govgrid.v1.ApplicantR\tapplicant\x12\x1c\n" +
+	"\tmaterials\x18\t \x03(\tR\tmaterials\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\x03R\tupdatedAt\x125\n" +
+	"\btimeline\x18\f \x03(\v2\x19.govgrid.v1.CitizenMomentR\btimeline\"}\n" +
+	"\rCitizenMoment\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x12\n" +
+	"\x04site\x18\x03 \x01(\tR\x04site\x12\x1b\n" +
+	"\tto_status\x18\x04 \x01(\tR\btoStatus\x12\x17\n" +
+	"\ato_site\x18\x05 \x01(\tR\x06toSite\"\x84\x01\n" +
 	"\x0fMoveCaseRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04move\x18\x02 \x01(\tR\x04move\x12\x17\n" +
@@ -2311,13 +2599,14 @@ const file_govgrid_proto_rawDesc = "" +
 	"answeredAt\x12#\n" +
 	"\rfailing_since\x18\x03 \x01(\x03R\ffailingSince\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError2\x84\x02\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError2\xd2\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
-	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case2\xcb\x04\n" +
+	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
+	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xcb\x04\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2343,84 +2632,91 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_govgrid_proto_goTypes = []any{
 	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
 	(*Material)(nil),              // 1: govgrid.v1.Material
 	(*Event)(nil),                 // 2: govgrid.v1.Event
 	(*Transit)(nil),               // 3: govgrid.v1.Transit
 	(*Case)(nil),                  // 4: govgrid.v1.Case
-	(*MoveCaseRequest)(nil),       // 5: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),     // 6: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),        // 7: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),      // 8: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),     // 9: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),          // 10: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),         // 11: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),     // 12: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),    // 13: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),            // 14: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),  // 15: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil), // 16: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),        // 17: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),           // 18: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),       // 19: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),            // 20: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),               // 21: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),             // 22: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),    // 23: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),   // 24: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),     // 25: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),           // 26: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),     // 27: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),    // 28: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),              // 29: govgrid.v1.FeedLink
-	(*TargetLink)(nil),            // 30: govgrid.v1.TargetLink
-	nil,                           // 31: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*GetCitizenViewRequest)(nil), // 5: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),           // 6: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),         // 7: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),       // 8: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),     // 9: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),        // 10: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),      // 11: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),     // 12: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),          // 13: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),         // 14: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),     // 15: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),    // 16: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),            // 17: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),  // 18: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil), // 19: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),        // 20: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),           // 21: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),       // 22: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),            // 23: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),               // 24: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),             // 25: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),    // 26: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),   // 27: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),     // 28: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),           // 29: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),     // 30: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),    // 31: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),              // 32: govgrid.v1.FeedLink
+	(*TargetLink)(nil),            // 33: govgrid.v1.TargetLink
+	nil,                           // 34: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
 	1,  // 1: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
 	2,  // 2: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
 	3,  // 3: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
-	0,  // 4: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	1,  // 5: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	4,  // 6: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	14, // 7: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	18, // 8: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	20, // 9: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	31, // 10: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	29, // 11: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	30, // 12: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	6,  // 13: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	7,  // 14: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	8,  // 15: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	5,  // 16: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	10, // 17: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	12, // 18: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	15, // 19: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	17, // 20: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	21, // 21: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	23, // 22: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	25, // 23: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	27, // 24: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	4,  // 25: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 26: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	9,  // 27: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 28: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	11, // 29: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	13, // 30: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	16, // 31: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	19, // 32: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	22, // 33: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	24, // 34: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	26, // 35: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	28, // 36: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	25, // [25:37] is the sub-list for method output_type
-	13, // [13:25] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 4: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	7,  // 5: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	0,  // 6: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	1,  // 7: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	4,  // 8: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	17, // 9: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	21, // 10: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	23, // 11: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	34, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	32, // 13: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	33, // 14: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	9,  // 15: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	10, // 16: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	11, // 17: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	8,  // 18: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	5,  // 19: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	13, // 20: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	15, // 21: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	18, // 22: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	20, // 23: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	24, // 24: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	26, // 25: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	28, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	30, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	4,  // 28: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 29: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	12, // 30: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 31: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	6,  // 32: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	14, // 33: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	16, // 34: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	19, // 35: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	22, // 36: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	25, // 37: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	27, // 38: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	29, // 39: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	31, // 40: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -2434,7 +2730,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -24,10 +24,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Cases_SubmitCase_FullMethodName = "/govgrid.v1.Cases/SubmitCase"
-	Cases_GetCase_FullMethodName    = "/govgrid.v1.Cases/GetCase"
-	Cases_ListCases_FullMethodName  = "/govgrid.v1.Cases/ListCases"
-	Cases_MoveCase_FullMethodName   = "/govgrid.v1.Cases/MoveCase"
+	Cases_SubmitCase_FullMethodName     = "/govgrid.v1.Cases/SubmitCase"
+	Cases_GetCase_FullMethodName        = "/govgrid.v1.Cases/GetCase"
+	Cases_ListCases_FullMethodName      = "/govgrid.v1.Cases/ListCases"
+	Cases_MoveCase_FullMethodName       = "/govgrid.v1.Cases/MoveCase"
+	Cases_GetCitizenView_FullMethodName = "/govgrid.v1.Cases/GetCitizenView"
 )
 
 // CasesClient is the client API for Cases service.
@@ -47,6 +48,11 @@ type CasesClient interface {
 	// hand down to a named child, or return to the site it came from. It answers once the move is
 	// committed at this site (the case is then locked, in transit); delivery follows, exactly once.
 	MoveCase(ctx context.Context, in *MoveCaseRequest, opts ...grpc.CallOption) (*Case, error)
+	// GetCitizenView answers the citizen who holds a case's query code: where the case is and what
+	// happened to it, the applicant masked, no staff notes. An unknown number and a wrong code are
+	// both NotFound, worded alike; repeated failures from one address or for one number are
+	// ResourceExhausted for a while.
+	GetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error)
 }
 
 type casesClient struct {
@@ -97,6 +103,16 @@ func (c *casesClient) MoveCase(ctx context.Context, in *MoveCaseRequest, opts ..
 	return out, nil
 }
 
+func (c *casesClient) GetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CitizenView)
+	err := c.cc.Invoke(ctx, Cases_GetCitizenView_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CasesServer is the server API for Cases service.
 // All implementations must embed UnimplementedCasesServer
 // for forward compatibility.
@@ -114,6 +130,11 @@ type CasesServer interface {
 	// hand down to a named child, or return to the site it came from. It answers once the move is
 	// committed at this site (the case is then locked, in transit); delivery follows, exactly once.
 	MoveCase(context.Context, *MoveCaseRequest) (*Case, error)
+	// GetCitizenView answers the citizen who holds a case's query code: where the case is and what
+	// happened to it, the applicant masked, no staff notes. An unknown number and a wrong code are
+	// both NotFound, worded alike; repeated failures from one address or for one number are
+	// ResourceExhausted for a while.
+	GetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error)
 	mustEmbedUnimplementedCasesServer()
 }
 
@@ -135,6 +156,9 @@ func (UnimplementedCasesServer) ListCases(context.Context, *ListCasesRequest) (*
 }
 func (UnimplementedCasesServer) MoveCase(context.Context, *MoveCaseRequest) (*Case, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveCase not implemented")
+}
+func (UnimplementedCasesServer) GetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCitizenView not implemented")
 }
 func (UnimplementedCasesServer) mustEmbedUnimplementedCasesServer() {}
 func (UnimplementedCasesServer) testEmbeddedByValue()               {}
@@ -229,6 +253,24 @@ func _Cases_MoveCase_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cases_GetCitizenView_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCitizenViewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CasesServer).GetCitizenView(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cases_GetCitizenView_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CasesServer).GetCitizenView(ctx, req.(*GetCitizenViewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cases_ServiceDesc is the grpc.ServiceDesc for Cases service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -251,6 +293,10 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MoveCase",
 			Handler:    _Cases_MoveCase_Handler,
+		},
+		{
+			MethodName: "GetCitizenView",
+			Handler:    _Cases_GetCitizenView_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

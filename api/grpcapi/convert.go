@@ -111,3 +111,35 @@ func fromNanos(n int64) time.Time {
 	}
 	return time.Unix(0, n)
 }
+
+// CitizenViewToProto converts a citizen's view of a case for a gRPC answer.
+func CitizenViewToProto(v *casework.CitizenView) *pb.CitizenView {
+	out := &pb.CitizenView{
+		Number: v.Number, Kind: string(v.Kind), ItemCode: v.ItemCode, Title: v.Title, Status: string(v.Status),
+		HolderSite: v.HolderSite, InTransitTo: v.InTransitTo, Materials: v.Materials,
+		CreatedAt: nanos(v.CreatedAt), UpdatedAt: nanos(v.UpdatedAt),
+		Applicant: &pb.Applicant{Name: v.Applicant.Name, IdNumber: v.Applicant.IDNumber, Phone: v.Applicant.Phone},
+	}
+	for _, m := range v.Timeline {
+		out.Timeline = append(out.Timeline, &pb.CitizenMoment{Type: string(m.Type), At: nanos(m.At), Site: m.Site, ToStatus: string(m.ToStatus), ToSite: m.ToSite})
+	}
+	return out
+}
+
+// CitizenViewFromProto converts a gRPC citizen's view into the domain's.
+func CitizenViewFromProto(p *pb.CitizenView) *casework.CitizenView {
+	v := &casework.CitizenView{
+		Number: p.GetNumber(), Kind: casework.Kind(p.GetKind()), ItemCode: p.GetItemCode(), Title: p.GetTitle(),
+		Status: casework.Status(p.GetStatus()), HolderSite: p.GetHolderSite(), InTransitTo: p.GetInTransitTo(),
+		Materials: append([]string{}, p.GetMaterials()...), CreatedAt: fromNanos(p.GetCreatedAt()), UpdatedAt: fromNanos(p.GetUpdatedAt()),
+		Timeline: []casework.CitizenMoment{},
+	}
+	if a := p.GetApplicant(); a != nil {
+		v.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
+	}
+	for _, m := range p.GetTimeline() {
+		v.Timeline = append(v.Timeline, casework.CitizenMoment{Type: casework.EventType(m.GetType()), At: fromNanos(m.GetAt()),
+			Site: m.GetSite(), ToStatus: casework.Status(m.GetToStatus()), ToSite: m.GetToSite()})
+	}
+	return v
+}

@@ -5,6 +5,7 @@ package grpcapi
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/govgrid/govgrid/api"
@@ -12,6 +13,8 @@ import (
 	"github.com/govgrid/govgrid/casework"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -59,6 +62,34 @@ func (s *casesServer) GetCase(ctx context.Context, req *pb.GetCaseRequest) (*pb.
 		return nil, Err(err)
 	}
 	return CaseToProto(c), nil
+}
+
+func (s *casesServer) GetCitizenView(ctx context.Context, req *pb.GetCitizenViewRequest) (*pb.CitizenView, error) {
+	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
+	}
+	v, err := s.cases.CitizenView(ctx, req.GetNumber(), req.GetQueryCode(), citizenClient(ctx))
+	if err != nil {
+		return nil, Err(err)
+	}
+	return CitizenViewToProto(v), nil
+}
+
+// citizenClient is the address a citizen's request came from, for counting its failures; ""
+// when another node passes a citizen's request on (that node counted the client; failures still
+// count per number here). Until nodes present certificates (issue 15) a client could claim to
+// be a node, and only the per-number count holds it back.
+func citizenClient(ctx context.Context) string {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("x-govgrid-hops")) > 0 {
+		return ""
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return host
+		}
+		return p.Addr.String()
+	}
+	return "unknown"
 }
 
 func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (*pb.ListCasesResponse, error) {

@@ -290,12 +290,43 @@ func (s *server) getCase(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, casework.FieldErrors{{Field: "number", Reason: "is not a case number (<site>-<yyyymmdd>-<6 digits>)"}})
 		return
 	}
+	if code, ok := queryCode(r); ok {
+		v, err := s.cfg.Cases.CitizenView(r.Context(), number, code, clientAddr(r))
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
 	c, err := s.cfg.Cases.GetCase(r.Context(), number)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, c.Public())
+}
+
+// queryCode is the citizen's query code of a request: the query_code parameter or the
+// X-Query-Code header.
+func queryCode(r *http.Request) (string, bool) {
+	if r.URL.Query().Has("query_code") {
+		return r.URL.Query().Get("query_code"), true
+	}
+	if v := r.Header.Get("X-Query-Code"); v != "" {
+		return v, true
+	}
+	return "", false
+}
+
+// clientAddr is the address a request came from, without its port.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (s *server) listCases(w http.ResponseWriter, r *http.Request) {

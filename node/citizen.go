@@ -1,0 +1,158 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/api/grpcapi"
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
+	"google.golang.org/grpc/metadata"
+)
+
+// A citizen reaches a case with its number and the 6-digit query code printed on the receipt.
+// A million codes is few: each node counts failures (unknown numbers and wrong codes alike, so
+// the count says nothing of which numbers exist) per number and per client address, and refuses
+// a number or an address that failed too often in the last window. The hash of the code stays
+// at the sites that keep the case: a node that has no copy asks the holder, passing the code.
+const (
+	// citizenWindow is how long a failure counts.
+	citizenWindow = 15 * time.Minute
+	// maxFailuresPerNumber and maxFailuresPerClient are the failures allowed within the window.
+	maxFailuresPerNumber = 5
+	maxFailuresPerClient = 20
+	// maxCitizenKeys bounds the failure table: past it the oldest entries go.
+	maxCitizenKeys = 100_000
+)
+
+// citizenGate counts a node's failed citizen lookups.
+type citizenGate struct {
+	mu       sync.Mutex
+	failures map[string][]time.Time // "n:<number>" or "c:<address>" → failure times, oldest first
+}
+
+// blocked says whether key failed too often within the window before now.
+func (g *citizenGate) blocked(key string, max int, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.recent(key, now)) >= max
+}
+
+// recent drops key's failures older than the window and returns the rest; g.mu is held.
+func (g *citizenGate) recent(key string, now time.Time) []time.Time {
+	ts := g.failures[key]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= citizenWindow {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(g.failures, key)
+	} else {
+		g.failures[key] = ts
+	}
+	return ts
+}
+
+// fail records a failure of each key at now.
+func (g *citizenGate) fail(now time.Time, keys ...string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failures == nil {
+		g.failures = map[string][]time.Time{}
+	}
+	if len(g.failures) >= maxCitizenKeys {
+		for k := range g.failures { // a full table forgets whatever comes first: an attack's keys, mostly
+			if len(g.recent(k, now)) > 0 {
+				delete(g.failures, k)
+			}
+			if len(g.failures) < maxCitizenKeys*9/10 {
+				break
+			}
+		}
+	}
+	for _, k := range keys {
+		g.failures[k] = append(g.recent(k, now), now)
+	}
+}
+
+// errNoSuchCase is what a citizen hears for an unknown number and for a wrong code alike.
+var errNoSuchCase = fmt.Errorf("%w: no case with this number and query code", sitestate.ErrNotFound)
+
+// CitizenView answers the bearer of a case's query code. Failures count per number at every
+// node they pass (so the holder's nodes count every site's failures for a number) and per
+// client at the node the client asked (client is "" when a node passes the request on).
+func (s *caseService) CitizenView(ctx context.Context, number, code, client string) (*casework.CitizenView, error) {
+	now := time.Now()
+	g := &s.n.citizens
+	keys := []string{"n:" + number}
+	if client != "" {
+		keys = append(keys, "c:"+client)
+	}
+	if g.blocked(keys[0], maxFailuresPerNumber, now) || len(keys) > 1 && g.blocked(keys[1], maxFailuresPerClient, now) {
+		return nil, sitestate.Errorf(sitestate.CodeRateLimited, "too many failed attempts: try again in %v", citizenWindow)
+	}
+	v, err := s.citizenView(ctx, number, code)
+	if errors.Is(err, sitestate.ErrNotFound) {
+		g.fail(now, keys...)
+		return nil, errNoSuchCase
+	}
+	return v, err
+}
+
+func (s *caseService) citizenView(ctx context.Context, number, code string) (*casework.CitizenView, error) {
+	if _, _, _, err := casework.ParseNumber(number); err != nil || len(code) != 6 {
+		return nil, sitestate.ErrNotFound
+	}
+	c, err := s.GetCase(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	if c.QueryCodeHash != "" { // a copy kept here: the code is checked here
+		if !c.CheckQueryCode(code) {
+			return nil, sitestate.ErrNotFound
+		}
+		v := c.CitizenView()
+		return &v, nil
+	}
+	// The newest copy came from another site, which keeps the code's hash: it checks the code.
+	hops := hopsOf(ctx)
+	if hops >= maxCaseHops {
+		return nil, fmt.Errorf("%w: case %s: gave up after %d hops following it between sites", replication.ErrNoLeader, number, hops)
+	}
+	return s.n.askCitizenView(ctx, c.HolderSite, number, code, hops+1)
+}
+
+// askCitizenView asks a node of site for a citizen's view of case number.
+func (n *Node) askCitizenView(ctx context.Context, site, number, code string, hops int) (*casework.CitizenView, error) {
+	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
+	var lastErr error
+	for _, m := range n.siteMembers(site, "") {
+		conn, err := n.peers.conn(m.Meta.GRPC)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := pb.NewCasesClient(conn).GetCitizenView(cctx, &pb.GetCitizenViewRequest{Number: number, QueryCode: code})
+		cancel()
+		if err == nil {
+			return grpcapi.CitizenViewFromProto(v), nil
+		}
+		n.peers.forgetIfTimedOut(conn, err)
+		if err = fromStatus(err); errors.Is(err, sitestate.ErrNotFound) {
+			return nil, err
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no node of site %s is reachable", site)
+	}
+	return nil, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
+}
