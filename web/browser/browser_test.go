@@ -2,11 +2,13 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -151,8 +153,8 @@ func (b *browser) text(sel string) string {
 
 // catalogueGrid starts a district and a community under a township, imports the sample
 // catalogue at the district and waits until the community serves it.
-func catalogueGrid(t *testing.T) (district, community *node.Node) {
-	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
+func catalogueGrid(t *testing.T) (g *testgrid.Grid, district, community *node.Node) {
+	g = testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
 		{Code: "cd", Tier: tier.District, Nodes: 1},
 		{Code: "cd-dgdj", Tier: tier.Township, Parent: "cd", Nodes: 1},
 		{Code: "cd-dgdj-ngj", Tier: tier.Community, Parent: "cd-dgdj", Nodes: 1},
@@ -176,14 +178,14 @@ func catalogueGrid(t *testing.T) (district, community *node.Node) {
 		}
 		return nil
 	})
-	return district, community
+	return g, district, community
 }
 
 // TestCitizenFindsAnItemAndPrintsItsNotice: at a community's console, without signing in, a
 // citizen searches the catalogue, filters it, opens an item's guide (its seven publics), opens
 // the printable one-time notice, and switches the page to English and back.
 func TestCitizenFindsAnItemAndPrintsItsNotice(t *testing.T) {
-	_, community := catalogueGrid(t)
+	_, _, community := catalogueGrid(t)
 	b := newBrowser(t)
 	base := "http://" + community.Addrs().HTTP
 
@@ -244,4 +246,76 @@ func TestCitizenFindsAnItemAndPrintsItsNotice(t *testing.T) {
 	if got := b.text("p.err"); !strings.Contains(got, "目录中没有这个事项") {
 		t.Fatalf("an unknown item shows %q", got)
 	}
+}
+
+// TestCitizenChecksACaseWithItsCode: a case accepted at a community and decided at the district
+// climbs there; its citizen, at the community's console, enters the number and the code of the
+// receipt and sees where the case is and what happened, masked; a wrong code reads "not found".
+func TestCitizenChecksACaseWithItsCode(t *testing.T) {
+	g, _, community := catalogueGrid(t)
+	body := `{"kind":"application","item_code":"MZ-001","title":"最低生活保障申请","decide_tier":"district",
+		"applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[{"name":"居民身份证","pages":1}]}`
+	resp, err := http.Post("http://"+community.Addrs().HTTP+"/v1/cases", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var receipt struct{ Number, QueryCode string }
+	err = json.NewDecoder(resp.Body).Decode(&struct {
+		Number    *string `json:"number"`
+		QueryCode *string `json:"query_code"`
+	}{&receipt.Number, &receipt.QueryCode})
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated || receipt.QueryCode == "" {
+		t.Fatalf("submit: %d %v", resp.StatusCode, err)
+	}
+
+	b := newBrowser(t)
+	base := "http://" + community.Addrs().HTTP
+	wrong := fmt.Sprintf("%06d", (atoi(receipt.QueryCode)+1)%1_000_000)
+	b.run("a wrong code",
+		chromedp.Navigate(base+"/status.html"),
+		chromedp.SetValue(chromedp.CSS(`#status input[name="number"]`), receipt.Number),
+		chromedp.SetValue(chromedp.CSS(`#status input[name="query_code"]`), wrong),
+		chromedp.Click(chromedp.CSS("#status button")),
+		chromedp.WaitVisible(chromedp.CSS("#status-error")))
+	if got := b.text("#status-error"); !strings.Contains(got, "没有找到这个办件") {
+		t.Fatalf("a wrong code shows %q", got)
+	}
+	b.screenshot("status-wrong-code")
+
+	// The case climbs to the district by itself; once it is held there, the page says so.
+	g.Eventually(30*time.Second, func() error {
+		var c struct {
+			HolderSite string `json:"holder_site"`
+			Transit    any    `json:"transit"`
+		}
+		if code := testgrid.GetJSON(t, community, "/v1/cases/"+receipt.Number, &c); code != http.StatusOK || c.HolderSite != "cd" || c.Transit != nil {
+			return fmt.Errorf("%s: held by %q (transit %v, %d)", receipt.Number, c.HolderSite, c.Transit, code)
+		}
+		return nil
+	})
+	b.run("the right code",
+		chromedp.SetValue(chromedp.CSS(`#status input[name="query_code"]`), receipt.QueryCode),
+		chromedp.Click(chromedp.CSS("#status button")),
+		chromedp.WaitVisible(chromedp.CSS("#case")))
+	if got := b.text("#case-holder"); strings.TrimSpace(got) != "cd" {
+		t.Fatalf("the page says the case is held by %q, want cd", got)
+	}
+	page := b.text("#case")
+	for _, want := range []string{"最低生活保障申请", "已受理", "李*", "6301**********1227", "139****0001", "居民身份证", "上报"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the case's page lacks %q:\n%s", want, page)
+		}
+	}
+	for _, secret := range []string{"李梅", "630102198506151227", "13909710001"} {
+		if strings.Contains(page, secret) {
+			t.Fatalf("the case's page shows %q", secret)
+		}
+	}
+	b.screenshot("status")
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

@@ -17,6 +17,13 @@ const WORDS = {
     immediate: "即办", promised_mode: "承诺", joint: "联办", reported: "上报",
     administrative_licence: "行政许可", public_service: "公共服务", convenience_service: "便民服务",
     original: "原件", copy: "复印件", original_and_copy: "原件及复印件", error: "出错了：",
+    nav_status: "办件查询", status_title: "办件查询", status_intro: "请输入受理回执上的办件编号和6位查询码。", number: "办件编号",
+    query_code: "查询码", look_up: "查询", status_not_found: "没有找到这个办件：请核对办件编号和查询码。",
+    status_too_many: "查询失败次数过多，请15分钟后再试。", status_bad_number: "办件编号的格式不对，例如 cd-dgdj-ngj-20261203-000001。",
+    status_unavailable: "暂时无法查询，请稍后再试。", case_status: "办理状态", held_by: "当前办理单位", in_transit: "移交中",
+    applicant_word: "申请人", accepted_at: "受理时间", timeline: "办理过程",
+    st_submitted: "已受理", ev_submitted: "受理", ev_escalated: "上报", ev_relayed: "转报", ev_handed_down: "下派",
+    ev_returned: "退回", ev_received: "接收", ev_handoff_refused: "移交被拒",
   },
   en: {
     guide: "Service guide", nav_cases: "Cases", nav_catalog: "Service guide", switch_to: "中文",
@@ -33,6 +40,13 @@ const WORDS = {
     immediate: "Immediate", promised_mode: "Promised", joint: "Joint", reported: "Reported up",
     administrative_licence: "Administrative licence", public_service: "Public service", convenience_service: "Convenience service",
     original: "Original", copy: "Copy", original_and_copy: "Original and copy", error: "Error: ",
+    nav_status: "Check a case", status_title: "Check a case", status_intro: "Enter the case number and the 6-digit query code on your receipt.", number: "Case number",
+    query_code: "Query code", look_up: "Look up", status_not_found: "No case found: check the case number and the query code.",
+    status_too_many: "Too many failed attempts: please try again in 15 minutes.", status_bad_number: "That is not a case number (for example cd-dgdj-ngj-20261203-000001).",
+    status_unavailable: "The case cannot be looked up now: please try again later.", case_status: "Status", held_by: "Handled by", in_transit: "being transferred",
+    applicant_word: "Applicant", accepted_at: "Accepted", timeline: "What happened",
+    st_submitted: "Accepted", ev_submitted: "accepted", ev_escalated: "sent up", ev_relayed: "relayed", ev_handed_down: "handed down",
+    ev_returned: "returned", ev_received: "received", ev_handoff_refused: "transfer refused",
   },
 };
 let LANG = localStorage.getItem("govgrid.lang") === "en" ? "en" : "zh-CN";
@@ -40,6 +54,10 @@ function t(key, vars) {
   let s = WORDS[LANG][key] ?? WORDS["zh-CN"][key] ?? key;
   for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", v);
   return s;
+}
+// tOr is the word for key, or fallback when there is none.
+function tOr(key, fallback) {
+  return (WORDS[LANG][key] ?? WORDS["zh-CN"][key]) === undefined ? fallback : t(key);
 }
 function applyWords(root) {
   document.documentElement.lang = LANG;
