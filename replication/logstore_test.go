@@ -217,3 +217,30 @@ func TestLogReopensAfterItsTailWasTruncated(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLogStoreAppend appends batches of 64 entries of 1 KiB to the site's log (raft-wal, one
+// fsync per batch), as a leader under load does; raftbadger's BenchmarkStoreLogs is the same on
+// the badger log it replaced (issue 12: both figures, same machine).
+func BenchmarkLogStoreAppend(b *testing.B) {
+	ls, err := openLogStore(b.TempDir(), 256<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ls.Close()
+	const batch = 64
+	data := bytes.Repeat([]byte("x"), 1024)
+	logs := make([]*raft.Log, batch)
+	now := time.Now()
+	var next uint64 = 1
+	b.SetBytes(batch * 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range logs {
+			logs[i] = &raft.Log{Index: next, Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: now}
+			next++
+		}
+		if err := ls.StoreLogs(logs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
