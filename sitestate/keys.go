@@ -27,7 +27,7 @@ import (
 //	m/retired                               RetiredState: present while the site is retired
 //	m/feedseq                               uint64: the last sequence of this site's feed
 //	f/<seq BE>                              feedRef: a feed entry (which case changed)
-//	M/<number>                              storedMirror: the newest copy of a subtree case
+//	M/<number>                              storedMirror: the newest copy of a subtree case (s2-compressed JSON when it carries the case, mirrorcodec.go)
 //	X/v/<number>                            mirrorMeta: that copy's version, status, creation time
 //	X/t/<created nanos BE><number>          "": mirrored cases by creation time
 //	X/s/<status>\x00<created nanos BE><number> "": mirrored cases by status
