@@ -161,10 +161,12 @@ type CaseSummary struct {
 }
 
 // NewCaseSummary is c as a listing shows it: public, without history, the applicant's identity
-// number masked (casework.MaskIDNumber).
+// number and phone masked (casework.MaskIDNumber, casework.MaskPhone): a listing shows many
+// people at once, and the full record is one GET away.
 func NewCaseSummary(c *casework.Case) CaseSummary {
 	pub := c.Public()
 	pub.Applicant.IDNumber = casework.MaskIDNumber(pub.Applicant.IDNumber)
+	pub.Applicant.Phone = casework.MaskPhone(pub.Applicant.Phone)
 	pub.History = nil
 	return CaseSummary{Case: pub}
 }

@@ -126,9 +126,10 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 		out.NextPageToken, cases = page.NextPageToken, page.Cases
 	}
 	for _, c := range cases {
-		// Like the HTTP listing: identity numbers masked, history only in GetCase.
+		// Like the HTTP listing: identity numbers and phones masked, history only in GetCase.
 		pc := CaseToProto(c)
 		pc.Applicant.IdNumber = casework.MaskIDNumber(pc.Applicant.IdNumber)
+		pc.Applicant.Phone = casework.MaskPhone(pc.Applicant.Phone)
 		pc.History = nil
 		out.Cases = append(out.Cases, pc)
 	}

@@ -741,8 +741,8 @@ func TestListSubtree(t *testing.T) {
 	if len(out.Cases) != 1 || out.Cases[0].Number != c.Number || out.Cases[0].Mirror.Origin != c.HolderSite || out.Cases[0].Mirror.DelaySeconds != 1 {
 		t.Fatalf("subtree listing %+v", out)
 	}
-	if out.Cases[0].Applicant.IDNumber == c.Applicant.IDNumber {
-		t.Fatal("identity number not masked in a subtree listing")
+	if out.Cases[0].Applicant.IDNumber == c.Applicant.IDNumber || out.Cases[0].Applicant.Phone == c.Applicant.Phone {
+		t.Fatal("identity number or phone not masked in a subtree listing")
 	}
 	calls := e.cases.Calls()
 	if len(calls.Subtrees) != 1 || len(calls.Lists) != 0 {

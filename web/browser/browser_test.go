@@ -242,6 +242,18 @@ func TestCitizenFindsAnItemAndPrintsItsNotice(t *testing.T) {
 		t.Fatalf("after switching back the notice reads:\n%s", got)
 	}
 
+	// A tablet held upright: nothing wider than the screen, the notice still whole.
+	b.run("a tablet's screen", chromedp.EmulateViewport(768, 1024), chromedp.Navigate(base+"/catalog.html#/notice/MZ-001"), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if w := eval[int](b, "page width", `document.documentElement.scrollWidth`); w > 768 {
+		t.Fatalf("on a 768-pixel screen the notice is %d pixels wide", w)
+	}
+	b.screenshot("notice-tablet")
+	b.run("a catalogue page on a tablet", chromedp.Navigate(base+"/catalog.html#/"), chromedp.WaitVisible(chromedp.CSS("#items")))
+	if w := eval[int](b, "page width", `document.documentElement.scrollWidth`); w > 768 {
+		t.Fatalf("on a 768-pixel screen the catalogue is %d pixels wide", w)
+	}
+	b.run("back to the counter's screen", chromedp.EmulateViewport(1366, 768))
+
 	b.run("an unknown item", chromedp.Navigate(base+"/catalog.html#/item/XX-404"), chromedp.WaitVisible(chromedp.CSS("p.err")))
 	if got := b.text("p.err"); !strings.Contains(got, "目录中没有这个事项") {
 		t.Fatalf("an unknown item shows %q", got)
