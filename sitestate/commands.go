@@ -25,6 +25,7 @@ const (
 	cmdPrune         replication.CommandType = 12 // prune.go
 	cmdSubmitCasePB  replication.CommandType = 13 // submit.go: cmdSubmitCase's payload as protobuf
 	cmdConfigPutMany replication.CommandType = 14 // config.go: several of this site's documents at once
+	cmdSiteKey       replication.CommandType = 15 // sitekey.go
 )
 
 // registration is one command as registered by its capability's file.

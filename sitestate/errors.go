@@ -27,6 +27,9 @@ const (
 	// CodeRateLimited refuses a request from a caller that failed too often lately (a citizen's
 	// wrong query codes): it may try again after a while.
 	CodeRateLimited = "rate_limited"
+	// CodeUnauthorized refuses a request without a valid sign-in: a wrong password, or a token
+	// that is missing, forged, expired or revoked.
+	CodeUnauthorized = "unauthorized"
 )
 
 // Error is a refusal decided by the state machine (or by a node before it proposes): the command

@@ -112,6 +112,10 @@ func fuzzCommands(data []byte) []*raft.Log {
 		case 10:
 			add(cmdRegisterSites, &registerCommand{Sites: []SiteRecord{{Code: site(), Tier: []string{"township", "community", ""}[r.n(3)], Parent: site(), Retired: r.n(2) == 0}}})
 		case 11:
+			if r.n(4) == 0 {
+				add(cmdSiteKey, &siteKeyCommand{Seed: r.bytes(32)})
+				break
+			}
 			add(cmdRetire, &retireCommand{Retired: r.n(2) == 0, Reason: "r"})
 		case 12:
 			add(cmdPrune, &pruneCommand{Requests: []string{fmt.Sprintf("req-%d", r.n(20))}, Stubs: []string{number()}, Handoffs: []string{casework.HandoffID(number(), uint64(r.n(5)))}})

@@ -35,6 +35,7 @@ import (
 //	D/<owner site>\x00<path>                ConfigDoc: configuration flowing down the tree
 //	m/cfgver/<owner site>                   uint64: the owner's highest change applied here
 //	m/restored                              RestoreState: the site is being, or was, restored
+//	m/sitekey                               the site's ed25519 key seed (32 bytes): it signs sign-in tokens
 var (
 	keyApplied         = replication.KeyApplied
 	prefixCase         = []byte("c/")
@@ -57,6 +58,7 @@ var (
 	prefixConfig       = []byte("D/")
 	prefixConfigVer    = []byte("m/cfgver/")
 	keyRestored        = []byte("m/restored")
+	keySiteKey         = []byte("m/sitekey")
 )
 
 func caseKey(number string) []byte       { return concat(prefixCase, []byte(number)) }
