@@ -40,14 +40,15 @@ var refusals = map[string]struct {
 	http int
 	grpc codes.Code
 }{
-	sitestate.CodeInvalid:     {http.StatusBadRequest, codes.InvalidArgument},
-	sitestate.CodeNotFound:    {http.StatusNotFound, codes.NotFound},
-	sitestate.CodeConflict:    {http.StatusConflict, codes.FailedPrecondition},
-	sitestate.CodeExhausted:   {http.StatusServiceUnavailable, codes.ResourceExhausted},
-	sitestate.CodeForbidden:   {http.StatusForbidden, codes.PermissionDenied},
-	sitestate.CodeTooLarge:    {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
-	sitestate.CodeUnavailable: {http.StatusServiceUnavailable, codes.Unavailable},
-	sitestate.CodeRateLimited: {http.StatusTooManyRequests, codes.ResourceExhausted},
+	sitestate.CodeInvalid:      {http.StatusBadRequest, codes.InvalidArgument},
+	sitestate.CodeNotFound:     {http.StatusNotFound, codes.NotFound},
+	sitestate.CodeConflict:     {http.StatusConflict, codes.FailedPrecondition},
+	sitestate.CodeExhausted:    {http.StatusServiceUnavailable, codes.ResourceExhausted},
+	sitestate.CodeForbidden:    {http.StatusForbidden, codes.PermissionDenied},
+	sitestate.CodeTooLarge:     {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
+	sitestate.CodeUnavailable:  {http.StatusServiceUnavailable, codes.Unavailable},
+	sitestate.CodeRateLimited:  {http.StatusTooManyRequests, codes.ResourceExhausted},
+	sitestate.CodeUnauthorized: {http.StatusUnauthorized, codes.Unauthenticated},
 }
 
 // Status classifies err for both front ends: the HTTP status, the gRPC code and a short

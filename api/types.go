@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/govgrid/govgrid/auth"
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
@@ -250,4 +251,30 @@ type CatalogImport struct {
 	// Changed is how many documents were written: an item already in force as given is left
 	// alone, so importing the same file twice writes nothing the second time.
 	Changed int `json:"changed"`
+}
+
+// LoginAnswer is POST /v1/auth/login's answer: a token for `Authorization: Bearer`, good until
+// ExpiresAt at the site that signed it and the sites beneath it.
+type LoginAnswer struct {
+	Token     string      `json:"token"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	User      string      `json:"user"`
+	Name      string      `json:"name"`
+	Site      string      `json:"site"`
+	Roles     []auth.Role `json:"roles"`
+}
+
+// BootstrapAnswer is the grid's first account: POST /v1/auth/bootstrap, once.
+type BootstrapAnswer struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// AccountRequest is POST /v1/accounts.
+type AccountRequest struct {
+	User     string      `json:"user"`
+	Password string      `json:"password"`
+	Name     string      `json:"name"`
+	Site     string      `json:"site"`
+	Roles    []auth.Role `json:"roles"`
 }

@@ -26,30 +26,47 @@ const (
 
 func catalogItemPath(code string) string { return catalogItemPrefix + strings.ToLower(code) }
 
-// catalogCache keeps the catalogue built from the configuration at the versions it was built
-// from: it is rebuilt only when a document changed.
-type catalogCache struct {
+// fromConfig keeps a value built from the configuration in force, with the versions it was built
+// at: it is built again only when a document changed.
+type fromConfig[T any] struct {
 	mu       sync.Mutex
 	versions map[string]uint64
-	cat      *catalog.Catalog
+	value    T
+	built    bool
+}
+
+// get returns the value, building it from the configuration in force when that changed.
+func (c *fromConfig[T]) get(n *Node, build func(*api.ConfigView) (T, error)) (T, error) {
+	versions, err := n.state.ConfigVersions()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.built && maps.Equal(c.versions, versions) {
+		return c.value, nil
+	}
+	view, err := n.Configuration()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := build(view)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	c.value, c.versions, c.built = v, versions, true
+	return v, nil
 }
 
 // Catalog is the catalogue in force at this site.
 func (n *Node) Catalog() (*catalog.Catalog, error) {
-	versions, err := n.state.ConfigVersions()
-	if err != nil {
-		return nil, err
-	}
-	c := &n.catalog
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cat != nil && maps.Equal(c.versions, versions) {
-		return c.cat, nil
-	}
-	view, err := n.Configuration()
-	if err != nil {
-		return nil, err
-	}
+	return n.catalog.get(n, n.buildCatalog)
+}
+
+func (n *Node) buildCatalog(view *api.ConfigView) (*catalog.Catalog, error) {
 	var depts []catalog.Department
 	var items []catalog.Entry
 	for _, d := range view.Docs {
@@ -67,8 +84,7 @@ func (n *Node) Catalog() (*catalog.Catalog, error) {
 			items = append(items, e)
 		}
 	}
-	c.cat, c.versions = catalog.New(depts, items), versions
-	return c.cat, nil
+	return catalog.New(depts, items), nil
 }
 
 // maxImportPart bounds the documents of one import command, well under a command's byte limit.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/govgrid/govgrid/api"
@@ -119,9 +120,24 @@ func (n *Node) Configuration() (*api.ConfigView, error) {
 // configService adapts the node to httpapi.ConfigService.
 type configService struct{ n *Node }
 
-func (c configService) Configuration() (*api.ConfigView, error) { return c.n.Configuration() }
+// Configuration is the configuration in force here as GET /v1/config shows it: without the
+// accounts, whose documents carry password hashes (they are read through /v1/accounts).
+func (c configService) Configuration() (*api.ConfigView, error) {
+	view, err := c.n.Configuration()
+	if err != nil {
+		return nil, err
+	}
+	docs := view.Docs[:0:0]
+	for _, d := range view.Docs {
+		if !strings.HasPrefix(d.Path, accountPrefix) {
+			docs = append(docs, d)
+		}
+	}
+	view.Docs = docs
+	return view, nil
+}
 func (c configService) ConfigDoc(path string) (*sitestate.ConfigDoc, error) {
-	snap, err := c.n.Configuration()
+	snap, err := c.Configuration()
 	if err != nil {
 		return nil, err
 	}
@@ -133,5 +149,8 @@ func (c configService) ConfigDoc(path string) (*sitestate.ConfigDoc, error) {
 	return nil, sitestate.Errorf(sitestate.CodeNotFound, "no configuration document %s in force at %s", path, c.n.cfg.Site)
 }
 func (c configService) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error) {
+	if strings.HasPrefix(path, accountPrefix) || strings.HasPrefix(path, "auth/") {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s is kept through /v1/accounts and /v1/auth, not as raw configuration", path)
+	}
 	return c.n.putConfig(ctx, path, value, del)
 }

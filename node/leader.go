@@ -127,8 +127,8 @@ func (n *Node) monitorLeadership() {
 // site being restored join it and can finish the restore if this leader is lost. Then it
 // finishes a restore of the site if one is due, and keeps the site registered with its parent,
 // while the workers deliver its handoffs (runOutbox), mirror its children's feeds (runMirror),
-// trim its feed at the district (trimFeed), pull configuration from its parent (syncConfig) and
-// prune its tables (pruneTables).
+// trim its feed at the district (trimFeed), pull configuration from its parent (syncConfig),
+// prune its tables (pruneTables) and set up the site's signing key (publishSiteKey).
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	// Like Consul's leader: first apply everything the previous leaders committed, so that
 	// reads here and the workers below see the whole state.
@@ -156,7 +156,7 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	if n.restoring() && !n.restoreFromParent(stop) {
 		return
 	}
-	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig, n.pruneTables} {
+	for _, work := range []func(<-chan struct{}){n.runOutbox, n.runMirror, n.trimFeed, n.syncConfig, n.pruneTables, n.publishSiteKey} {
 		run(work)
 	}
 	tick := time.NewTicker(2 * time.Second)

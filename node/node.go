@@ -17,6 +17,7 @@ import (
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/api/httpapi"
+	"github.com/govgrid/govgrid/catalog"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/web"
@@ -43,9 +44,12 @@ type Node struct {
 	peers    *peers
 	registry *prometheus.Registry
 	// catalog is the catalogue in force here, rebuilt when the configuration changes.
-	catalog catalogCache
-	// citizens counts failed citizen lookups (citizen.go).
+	catalog fromConfig[*catalog.Catalog]
+	// accounts are the accounts, site keys and revocations in force here (auth.go).
+	accounts fromConfig[*accountBook]
+	// citizens counts failed citizen lookups (citizen.go), signIns failed sign-ins (auth.go).
 	citizens citizenGate
+	signIns  citizenGate
 
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server
@@ -222,6 +226,7 @@ func (n *Node) startServers() {
 			Node:       n,
 			ConfigDocs: configService{n},
 			Catalog:    n,
+			Auth:       n,
 			Backups:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,

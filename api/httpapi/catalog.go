@@ -167,7 +167,7 @@ func (s *server) exportCatalog(w http.ResponseWriter, r *http.Request) {
 // importCatalog: POST /v1/catalog/import, a catalogue file as the body (text/csv for CSV, JSON
 // otherwise). Every problem is answered at once, by line, and nothing is written.
 func (s *server) importCatalog(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "the catalogue is changed only from the node's own host until accounts exist") {
+	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
 		return
 	}
 	format := catalog.FormatJSON
@@ -203,7 +203,7 @@ func (s *server) knownDepartments() map[string]bool {
 
 // putCatalogItem: PUT /v1/catalog/items/{code}, the item as the body.
 func (s *server) putCatalogItem(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "the catalogue is changed only from the node's own host until accounts exist") {
+	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
 		return
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, sitestate.MaxConfigValue))
@@ -229,7 +229,7 @@ func (s *server) putCatalogItem(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteCatalogItem(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "the catalogue is changed only from the node's own host until accounts exist") {
+	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
 		return
 	}
 	if err := s.cfg.Catalog.DeleteCatalogItem(r.Context(), r.PathValue("code")); err != nil {

@@ -55,6 +55,9 @@ type Config struct {
 	ConfigDocs ConfigService
 	// Catalog serves /v1/catalog; nil serves none.
 	Catalog CatalogService
+	// Auth serves /v1/auth and /v1/accounts, and lets administrators' tokens change the
+	// catalogue and the configuration; nil serves none.
+	Auth AuthService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
 	Metrics http.Handler
@@ -92,6 +95,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Catalog != nil {
 		s.routeCatalog(mux)
+	}
+	if cfg.Auth != nil {
+		s.routeAuth(mux)
 	}
 	if cfg.ConfigDocs != nil {
 		mux.HandleFunc("GET /v1/config", s.getConfig)
@@ -209,7 +215,7 @@ func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
 // putConfig changes a document of this site's (the body is its JSON value) or removes it. Until
 // accounts exist it is taken only from the node's own host, like leave.
 func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
-	if !fromOwnHost(w, r, "configuration is changed only from the node's own host until accounts exist") {
+	if !s.mayAdminister(w, r, "configuration is changed by an administrator's token, or from the node's own host") {
 		return
 	}
 	path := r.PathValue("path")

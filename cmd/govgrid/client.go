@@ -40,6 +40,11 @@ func call(addr, method, path string, body, out any) error {
 
 // callRaw is call with the body's bytes and content type given.
 func callRaw(addr, method, path, contentType string, body []byte, out any) error {
+	return callAs(addr, method, path, contentType, body, out, currentToken())
+}
+
+// callAs is callRaw with the token given ("" sends none).
+func callAs(addr, method, path, contentType string, body []byte, out any, token string) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -49,6 +54,9 @@ func callRaw(addr, method, path, contentType string, body []byte, out any) error
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err

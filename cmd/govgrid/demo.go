@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
-	"github.com/govgrid/govgrid/catalog"
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/catalog/sample"
+	"github.com/govgrid/govgrid/node"
 	"github.com/spf13/cobra"
 )
 
@@ -118,7 +119,14 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
+	accounts, err := loadDemoAccounts(ctx, dir, nodes[0].HTTP)
+	if err != nil {
+		stopDemo(nodes)
+		wg.Wait()
+		return err
+	}
 	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes))
+	printDemoAccounts(dir, accounts)
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,7 +291,9 @@ func loadDemoCatalog(ctx context.Context, addr string) error {
 	var res api.CatalogImport
 	var err error
 	for range 50 {
-		if err = post(addr, "/v1/catalog/import", catalog.FormatJSON, sample.JSON(), &res); err == nil {
+		// From the district node's own host, without a token: a token kept by an earlier
+		// `govgrid login` belongs to another grid.
+		if err = callAs(addr, http.MethodPost, "/v1/catalog/import", "application/json", sample.JSON(), &res, ""); err == nil {
 			fmt.Printf("catalogue: %d departments and %d items at the district (%d documents changed)\n", res.Departments, res.Items, res.Changed)
 			return nil
 		}
@@ -294,6 +304,78 @@ func loadDemoCatalog(ctx context.Context, addr string) error {
 		}
 	}
 	return fmt.Errorf("loading the sample catalogue: %w", err)
+}
+
+// demoAccount is one entry of DIR/accounts.json (the pinned demo contract).
+type demoAccount struct {
+	User     string      `json:"user"`
+	Password string      `json:"password"`
+	Site     string      `json:"site"`
+	Roles    []auth.Role `json:"roles"`
+}
+
+// loadDemoAccounts creates, once, the grid's administrator and one account per role per site
+// (user <site>.<role>), and writes them with their passwords to DIR/accounts.json; a resumed
+// demo reads that file.
+func loadDemoAccounts(ctx context.Context, dir, district string) ([]demoAccount, error) {
+	file := filepath.Join(dir, "accounts.json")
+	if b, err := os.ReadFile(file); err == nil {
+		var out []demoAccount
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return out, nil
+	}
+	var first api.BootstrapAnswer
+	if err := callAs(district, http.MethodPost, "/v1/auth/bootstrap", "application/json", nil, &first, ""); err != nil {
+		return nil, fmt.Errorf("creating the demo's administrator: %w (remove %s to start the demo afresh)", err, dir)
+	}
+	out := []demoAccount{{User: first.User, Password: first.Password, Site: demoLayout[0].Code, Roles: []auth.Role{auth.RoleAdmin}}}
+	var login api.LoginAnswer
+	body, _ := json.Marshal(map[string]string{"user": first.User, "password": first.Password})
+	if err := callAs(district, http.MethodPost, "/v1/auth/login", "application/json", body, &login, ""); err != nil {
+		return nil, err
+	}
+	for _, s := range demoLayout {
+		for _, r := range auth.Roles {
+			pw, err := node.RandomPassword()
+			if err != nil {
+				return nil, err
+			}
+			a := demoAccount{User: s.Code + "." + string(r), Password: pw, Site: s.Code, Roles: []auth.Role{r}}
+			req, _ := json.Marshal(api.AccountRequest{User: a.User, Password: pw, Name: s.Name + " " + r.Label(), Site: s.Code, Roles: a.Roles})
+			var err2 error
+			for range 50 { // the district learns its subtree as the sites register
+				if err2 = callAs(district, http.MethodPost, "/v1/accounts", "application/json", req, nil, login.Token); err2 == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			if err2 != nil {
+				return nil, fmt.Errorf("creating the demo account %s: %w", a.User, err2)
+			}
+			out = append(out, a)
+		}
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return out, os.WriteFile(file, append(b, '\n'), 0o600)
+}
+
+func printDemoAccounts(dir string, accounts []demoAccount) {
+	fmt.Printf("Accounts (%d, every role at every site; passwords in %s), for example:\n", len(accounts), filepath.Join(dir, "accounts.json"))
+	for _, a := range accounts {
+		if a.User == "admin" || a.User == "cd-dgdj-ngj.clerk" || a.User == "cd.approver" {
+			fmt.Printf("  %-22s %-16s %s\n", a.User, a.Password, a.Site)
+		}
+	}
+	fmt.Println()
 }
 
 func printDemoHelp(dir string, nodes []*gridNode, join string) {
@@ -318,6 +400,7 @@ Try:
   curl -s -X PUT http://%[1]s/v1/config/notices/hours -d '"工作日 9:00-17:00"'; curl -s http://%[2]s/v1/config
   curl -s 'http://%[2]s/v1/catalog/items?q=低保'; curl -s http://%[2]s/v1/catalog/items/MZ-001/notice
   # the console: http://%[2]s/ (办件) and http://%[2]s/catalog.html (办事指南, the catalogue)
+  govgrid login --user cd-dgdj-ngj.clerk --addr %[2]s     # the password from accounts.json
   curl -s http://%[1]s/metrics | grep govgrid_
   # add a community (西川社区 under 八一路街道) to the running grid, in another terminal:
   %[4]s

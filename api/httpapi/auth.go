@@ -1,0 +1,189 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/auth"
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/sitestate"
+)
+
+// AuthService is what the sign-in and account endpoints need: the node implements it.
+type AuthService interface {
+	// Login signs user in at this site; client is the caller's address (failed sign-ins lock
+	// an account and an address for a while).
+	Login(ctx context.Context, user, password, client string) (*api.LoginAnswer, error)
+	// Authenticate verifies a bearer token and returns its claims (the account's roles now).
+	Authenticate(token string) (*auth.Claims, error)
+	Logout(ctx context.Context, c *auth.Claims) error
+	ChangePassword(ctx context.Context, by *auth.Claims, oldPassword, newPassword string) error
+	// Bootstrap creates the grid's first administrator, once.
+	Bootstrap(ctx context.Context) (*api.BootstrapAnswer, error)
+	CreateAccount(ctx context.Context, by *auth.Claims, req api.AccountRequest) (*auth.Account, error)
+	Accounts(by *auth.Claims) ([]auth.Account, error)
+	// AdminHere says whether c is an administrator of this site (nil) or why not.
+	AdminHere(c *auth.Claims) error
+}
+
+func (s *server) routeAuth(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/auth/login", s.login)
+	mux.HandleFunc("POST /v1/auth/logout", s.logout)
+	mux.HandleFunc("GET /v1/auth/whoami", s.whoami)
+	mux.HandleFunc("POST /v1/auth/password", s.changePassword)
+	mux.HandleFunc("POST /v1/auth/bootstrap", s.bootstrap)
+	mux.HandleFunc("POST /v1/accounts", s.createAccount)
+	mux.HandleFunc("GET /v1/accounts", s.listAccounts)
+}
+
+// decodeBody decodes a JSON request body of at most 64 KiB into v, refusing unknown fields.
+func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		s.writeError(w, casework.FieldErrors{{Field: "body", Reason: "a JSON object: " + err.Error()}})
+		return false
+	}
+	return true
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	if !s.decodeBody(w, r, &req) {
+		return
+	}
+	if req.User == "" || req.Password == "" {
+		s.writeError(w, casework.FieldErrors{{Field: "user", Reason: "user and password are required"}})
+		return
+	}
+	a, err := s.cfg.Auth.Login(r.Context(), req.User, req.Password, clientAddr(r))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, a)
+}
+
+// bearer returns the claims of the request's bearer token, or answers 401 and returns nil.
+func (s *server) bearer(w http.ResponseWriter, r *http.Request) *auth.Claims {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="govgrid"`)
+		s.writeError(w, sitestate.Errorf(sitestate.CodeUnauthorized, "sign in first: POST /v1/auth/login, then Authorization: Bearer <token>"))
+		return nil
+	}
+	c, err := s.cfg.Auth.Authenticate(strings.TrimSpace(tok))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="govgrid", error="invalid_token"`)
+		s.writeError(w, err)
+		return nil
+	}
+	return c
+}
+
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	c := s.bearer(w, r)
+	if c == nil {
+		return
+	}
+	if err := s.cfg.Auth.Logout(r.Context(), c); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
+	if c := s.bearer(w, r); c != nil {
+		writeJSON(w, http.StatusOK, c)
+	}
+}
+
+func (s *server) changePassword(w http.ResponseWriter, r *http.Request) {
+	c := s.bearer(w, r)
+	if c == nil {
+		return
+	}
+	var req struct {
+		Old string `json:"old_password"`
+		New string `json:"new_password"`
+	}
+	if !s.decodeBody(w, r, &req) {
+		return
+	}
+	if err := s.cfg.Auth.ChangePassword(r.Context(), c, req.Old, req.New); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// bootstrap creates the first administrator; only from the node's own host, once.
+func (s *server) bootstrap(w http.ResponseWriter, r *http.Request) {
+	if !fromOwnHost(w, r, "the first account is created from the district node's own host (govgrid auth bootstrap)") {
+		return
+	}
+	a, err := s.cfg.Auth.Bootstrap(r.Context())
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *server) createAccount(w http.ResponseWriter, r *http.Request) {
+	c := s.bearer(w, r)
+	if c == nil {
+		return
+	}
+	var req api.AccountRequest
+	if !s.decodeBody(w, r, &req) {
+		return
+	}
+	a, err := s.cfg.Auth.CreateAccount(r.Context(), c, req)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	c := s.bearer(w, r)
+	if c == nil {
+		return
+	}
+	as, err := s.cfg.Auth.Accounts(c)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"accounts": as})
+}
+
+// mayAdminister lets a change of the site's catalogue or configuration through: with a bearer
+// token, when it is an administrator's of this site; without one, from the node's own host (the
+// rule before accounts, kept for the operator's shell on the node).
+func (s *server) mayAdminister(w http.ResponseWriter, r *http.Request, msg string) bool {
+	if r.Header.Get("Authorization") == "" || s.cfg.Auth == nil {
+		return fromOwnHost(w, r, msg)
+	}
+	c := s.bearer(w, r)
+	if c == nil {
+		return false
+	}
+	if err := s.cfg.Auth.AdminHere(c); err != nil {
+		s.writeError(w, err)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,411 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/auth"
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/sitestate"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// Accounts, site keys and revocations travel as configuration documents, like the catalogue:
+//
+//	accounts/<user>          auth.Account (with its argon2id hash), owned by the district or
+//	                         by a township for the staff of its subtree
+//	auth/keys/<site>         {"public_key"}: the site's signing key, published by a district or
+//	                         township to the sites beneath it
+//	auth/revoked/<token id>  {"expires_at"}: a token signed out before it expired
+//
+// So a member of staff signs in at their own site while its uplink is cut, and a token is
+// verified, offline, at the site that signed it and at every site beneath it. A community's
+// tokens are good at the community (it publishes nothing: nothing is beneath it).
+const (
+	accountPrefix = "accounts/"
+	keyPrefix     = "auth/keys/"
+	revokedPrefix = "auth/revoked/"
+)
+
+// accountBook is what the configuration in force says about who may sign in.
+type accountBook struct {
+	accounts map[string]auth.Account
+	keys     map[string]ed25519.PublicKey
+	revoked  map[string]bool
+	// owners are the sites whose documents reach this site: itself and its ancestors.
+	owners map[string]bool
+}
+
+func (n *Node) buildAccounts(view *api.ConfigView) (*accountBook, error) {
+	b := &accountBook{accounts: map[string]auth.Account{}, keys: map[string]ed25519.PublicKey{}, revoked: map[string]bool{}, owners: map[string]bool{n.cfg.Site: true}}
+	for owner := range view.Versions {
+		b.owners[owner] = true
+	}
+	for _, d := range view.Docs {
+		switch {
+		case strings.HasPrefix(d.Path, accountPrefix):
+			var a auth.Account
+			if err := json.Unmarshal(d.Value, &a); err != nil {
+				n.logger.Warn("an account does not decode", "path", d.Path, "owner", d.Owner, "error", err)
+				continue
+			}
+			b.accounts[a.User] = a
+		case strings.HasPrefix(d.Path, keyPrefix):
+			var k struct {
+				PublicKey []byte `json:"public_key"`
+			}
+			if json.Unmarshal(d.Value, &k) == nil && len(k.PublicKey) == ed25519.PublicKeySize && d.Owner == strings.TrimPrefix(d.Path, keyPrefix) {
+				b.keys[d.Owner] = k.PublicKey
+			}
+		case strings.HasPrefix(d.Path, revokedPrefix):
+			b.revoked[strings.TrimPrefix(d.Path, revokedPrefix)] = true
+		}
+	}
+	return b, nil
+}
+
+func (n *Node) accountBook() (*accountBook, error) { return n.accounts.get(n, n.buildAccounts) }
+
+// publishSiteKey is leader work: commit the site's signing key if it has none and, at a district
+// or township, publish its public half to the sites beneath.
+func (n *Node) publishSiteKey(stop <-chan struct{}) {
+	for attempt := 0; ; attempt++ {
+		err := n.ensureSiteKey()
+		if err == nil {
+			return
+		}
+		n.logger.Warn("could not set up the site's signing key; retrying", "error", err)
+		select {
+		case <-stop:
+			return
+		case <-time.After(min(time.Duration(attempt+1)*time.Second, 30*time.Second)):
+		}
+	}
+}
+
+func (n *Node) ensureSiteKey() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, err := n.state.EnsureSiteKey(ctx)
+	if err != nil || n.cfg.Tier == tier.Community {
+		return err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	book, err := n.accountBook()
+	if err != nil {
+		return err
+	}
+	if k, ok := book.keys[n.cfg.Site]; ok && k.Equal(pub) {
+		return nil
+	}
+	v, _ := json.Marshal(map[string][]byte{"public_key": pub})
+	_, err = n.state.PutConfig(ctx, keyPrefix+n.cfg.Site, v, false)
+	return err
+}
+
+// keyOf is the public key of a site whose tokens this site takes: its own, or an ancestor's.
+func (n *Node) keyOf(book *accountBook) func(string) (ed25519.PublicKey, bool) {
+	return func(site string) (ed25519.PublicKey, bool) {
+		if site == n.cfg.Site {
+			k, ok, err := n.state.SiteKey()
+			if err != nil || !ok {
+				return nil, false
+			}
+			return k.Public().(ed25519.PublicKey), true
+		}
+		k, ok := book.keys[site]
+		return k, ok
+	}
+}
+
+// errSignIn is the answer to a wrong user, a wrong password and a disabled account alike.
+var errSignIn = sitestate.Errorf(sitestate.CodeUnauthorized, "wrong user or password")
+
+// maxSignInFailures is how many failed sign-ins lock an account at a node for citizenWindow.
+const maxSignInFailures = 5
+
+// Login signs a member of staff in at this site and returns a token signed by it.
+func (n *Node) Login(ctx context.Context, user, password, client string) (*api.LoginAnswer, error) {
+	now := time.Now()
+	keys := []string{"u:" + user, "c:" + client}
+	if n.signIns.blocked(keys[0], maxSignInFailures, now) || n.signIns.blocked(keys[1], maxFailuresPerClient, now) {
+		return nil, sitestate.Errorf(sitestate.CodeRateLimited, "too many failed sign-ins: the account is locked here for %v", citizenWindow)
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		return nil, err
+	}
+	a, ok := book.accounts[user]
+	// Hash even for an unknown user, so that the answer takes as long either way.
+	hash := a.PasswordHash
+	if !ok {
+		hash = dummyHash
+	}
+	if !auth.CheckPassword(hash, password) || !ok || a.Disabled || !book.owners[a.Site] && !n.inSubtree(a.Site) {
+		n.signIns.fail(now, keys...)
+		if ok && !a.Disabled && auth.CheckPassword(hash, password) {
+			return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s works at %s: sign in there, or at a site above it", user, a.Site)
+		}
+		return nil, errSignIn
+	}
+	key, err := n.state.EnsureSiteKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	c := &auth.Claims{ID: hex.EncodeToString(id), Grid: n.cfg.GridName, User: a.User, Name: a.Name, Site: a.Site, Roles: a.Roles,
+		Issuer: n.cfg.Site, IssuedAt: now.UTC().Truncate(time.Second), ExpiresAt: now.UTC().Truncate(time.Second).Add(auth.TokenLife)}
+	tok, err := auth.Sign(c, key)
+	if err != nil {
+		return nil, err
+	}
+	return &api.LoginAnswer{Token: tok, ExpiresAt: c.ExpiresAt, User: a.User, Name: a.Name, Site: a.Site, Roles: a.Roles}, nil
+}
+
+// dummyHash is checked against when the user is unknown.
+var dummyHash = auth.HashPassword("no such user", make([]byte, auth.SaltLen))
+
+// Authenticate verifies a bearer token: signed by this site or an ancestor, of this grid, not
+// expired, not signed out, issued after its account's last password change, the account still
+// there and enabled.
+func (n *Node) Authenticate(token string) (*auth.Claims, error) {
+	book, err := n.accountBook()
+	if err != nil {
+		return nil, err
+	}
+	c, err := auth.Verify(token, n.cfg.GridName, time.Now(), n.keyOf(book))
+	if err != nil {
+		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "%v", err)
+	}
+	a, ok := book.accounts[c.User]
+	switch {
+	case book.revoked[c.ID]:
+		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the token was signed out")
+	case !ok || a.Disabled:
+		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the account %s is gone or disabled", c.User)
+	case c.IssuedAt.Before(a.TokensAfter):
+		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the token was revoked (the password changed): sign in again")
+	}
+	c.Roles = a.Roles // the account's roles now, not when it signed in
+	return c, nil
+}
+
+// Logout revokes a token: the site that signed it writes the revocation, which reaches the
+// sites beneath it.
+func (n *Node) Logout(ctx context.Context, c *auth.Claims) error {
+	if c.Issuer != n.cfg.Site {
+		return sitestate.Errorf(sitestate.CodeConflict, "sign out at %s, the site that signed the token", c.Issuer)
+	}
+	v, _ := json.Marshal(map[string]time.Time{"expires_at": c.ExpiresAt})
+	_, err := n.state.PutConfig(ctx, revokedPrefix+c.ID, v, false)
+	return err
+}
+
+// Bootstrap creates the grid's first account, an administrator of the district, with a random
+// password, once: while no account exists anywhere in force here.
+func (n *Node) Bootstrap(ctx context.Context) (*api.BootstrapAnswer, error) {
+	if n.cfg.Tier != tier.District {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s is not the district: the first account is created there", n.cfg.Site)
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		return nil, err
+	}
+	if len(book.accounts) > 0 {
+		return nil, sitestate.Errorf(sitestate.CodeConflict, "the grid has accounts already: bootstrap is done once")
+	}
+	pw, err := RandomPassword()
+	if err != nil {
+		return nil, err
+	}
+	a := auth.Account{User: "admin", Name: "系统管理员", Site: n.cfg.Site, Roles: []auth.Role{auth.RoleAdmin}}
+	if err := n.putAccount(ctx, a, pw); err != nil {
+		return nil, err
+	}
+	return &api.BootstrapAnswer{User: a.User, Password: pw}, nil
+}
+
+// CreateAccount adds an account at this site (the district, or a township for its subtree), by
+// an administrator of this site.
+func (n *Node) CreateAccount(ctx context.Context, by *auth.Claims, req api.AccountRequest) (*auth.Account, error) {
+	if err := n.adminHere(by); err != nil {
+		return nil, err
+	}
+	a := auth.Account{User: req.User, Name: strings.TrimSpace(req.Name), Site: req.Site, Roles: req.Roles}
+	var fe casework.FieldErrors
+	for _, p := range a.Validate() {
+		fe = append(fe, casework.FieldError{Field: p.Field, Reason: p.Reason})
+	}
+	if err := auth.ValidatePassword(req.Password); err != nil {
+		fe = append(fe, casework.FieldError{Field: "password", Reason: err.Error()})
+	}
+	if a.Site != "" && a.Site != n.cfg.Site && !n.inSubtree(a.Site) {
+		fe = append(fe, casework.FieldError{Field: "site", Reason: fmt.Sprintf("%s is not %s or a site beneath it", a.Site, n.cfg.Site)})
+	}
+	if len(fe) > 0 {
+		return nil, &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid account", Fields: fe}
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := book.accounts[a.User]; ok {
+		return nil, sitestate.Errorf(sitestate.CodeConflict, "the user %s exists", a.User)
+	}
+	if err := n.putAccount(ctx, a, req.Password); err != nil {
+		return nil, err
+	}
+	pub := a.Public()
+	return &pub, nil
+}
+
+// Accounts lists the accounts in force here, without their hashes.
+func (n *Node) Accounts(by *auth.Claims) ([]auth.Account, error) {
+	if !by.Has(auth.RoleAdmin) && !by.Has(auth.RoleSupervisor) {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "listing accounts needs the admin or supervisor role")
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]auth.Account, 0, len(book.accounts))
+	for _, a := range book.accounts {
+		if a.Site == n.cfg.Site || n.inSubtree(a.Site) || by.Site == a.Site {
+			out = append(out, a.Public())
+		}
+	}
+	sortAccounts(out)
+	return out, nil
+}
+
+// ChangePassword sets a new password for the signed-in account; every earlier token of it stops
+// working. The account's document is its owner's: the change is made there.
+func (n *Node) ChangePassword(ctx context.Context, by *auth.Claims, oldPassword, newPassword string) error {
+	if err := auth.ValidatePassword(newPassword); err != nil {
+		return &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid password", Fields: casework.FieldErrors{{Field: "new_password", Reason: err.Error()}}}
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		return err
+	}
+	a, ok := book.accounts[by.User]
+	if !ok || !auth.CheckPassword(a.PasswordHash, oldPassword) {
+		return sitestate.Errorf(sitestate.CodeForbidden, "the old password is wrong")
+	}
+	owner, err := n.accountOwner(by.User)
+	if err != nil {
+		return err
+	}
+	if owner != n.cfg.Site {
+		return sitestate.Errorf(sitestate.CodeConflict, "the account is kept by %s: change the password there", owner)
+	}
+	a.TokensAfter = time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	return n.putAccount(ctx, a, newPassword)
+}
+
+// AdminHere checks that by is an administrator of this site.
+func (n *Node) AdminHere(by *auth.Claims) error {
+	if !by.Has(auth.RoleAdmin) {
+		return sitestate.Errorf(sitestate.CodeForbidden, "this needs the admin role")
+	}
+	if by.Site != n.cfg.Site {
+		return sitestate.Errorf(sitestate.CodeForbidden, "%s administers %s, not %s", by.User, by.Site, n.cfg.Site)
+	}
+	return nil
+}
+
+// adminHere checks that by is an administrator of this site, which keeps accounts (the district
+// or a township).
+func (n *Node) adminHere(by *auth.Claims) error {
+	switch {
+	case !by.Has(auth.RoleAdmin):
+		return sitestate.Errorf(sitestate.CodeForbidden, "managing accounts needs the admin role")
+	case n.cfg.Tier == tier.Community:
+		return sitestate.Errorf(sitestate.CodeForbidden, "%s is a community: accounts are kept by the district, or a township for its subtree", n.cfg.Site)
+	case by.Site != n.cfg.Site:
+		return sitestate.Errorf(sitestate.CodeForbidden, "%s administers %s, not %s", by.User, by.Site, n.cfg.Site)
+	}
+	return nil
+}
+
+// putAccount writes a with password hashed (a fresh salt), as this site's document.
+func (n *Node) putAccount(ctx context.Context, a auth.Account, password string) error {
+	salt := make([]byte, auth.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	a.PasswordHash = auth.HashPassword(password, salt)
+	v, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	_, err = n.state.PutConfig(ctx, accountPrefix+a.User, v, false)
+	return err
+}
+
+// accountOwner is the site whose document of user is in force here.
+func (n *Node) accountOwner(user string) (string, error) {
+	view, err := n.Configuration()
+	if err != nil {
+		return "", err
+	}
+	for _, d := range view.Docs {
+		if d.Path == accountPrefix+user {
+			return d.Owner, nil
+		}
+	}
+	return "", sitestate.Errorf(sitestate.CodeNotFound, "no account %s", user)
+}
+
+// inSubtree says whether site is beneath this one, by this site's registry.
+func (n *Node) inSubtree(site string) bool {
+	recs, err := n.state.Sites()
+	if err != nil {
+		return false
+	}
+	parent := map[string]string{}
+	for _, r := range recs {
+		parent[r.Code] = r.Parent
+	}
+	for s, hops := parent[site], 0; s != "" && hops < 4; s, hops = parent[s], hops+1 {
+		if s == n.cfg.Site {
+			return true
+		}
+	}
+	return false
+}
+
+// RandomPassword draws a password of 14 characters that are easy to read aloud and type.
+func RandomPassword() (string, error) {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	var b strings.Builder
+	for range 14 {
+		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(alphabet[i.Int64()])
+	}
+	return b.String(), nil
+}
+
+func sortAccounts(as []auth.Account) {
+	sort.Slice(as, func(i, j int) bool {
+		if as[i].Site != as[j].Site {
+			return as[i].Site < as[j].Site
+		}
+		return as[i].User < as[j].User
+	})
+}
