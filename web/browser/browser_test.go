@@ -331,3 +331,93 @@ func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
+
+// TestClerkSignsIn: at a community's console a clerk's wrong password is refused with a
+// message, the right one signs in (the token kept in the tab, not in a cookie), and signing out
+// revokes it.
+func TestClerkSignsIn(t *testing.T) {
+	g, district, community := catalogueGrid(t)
+	post := func(n *node.Node, path, token string, body any, out any) int {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", "http://"+n.Addrs().HTTP+path, strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			_ = json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	var first struct{ User, Password string }
+	if code := post(district, "/v1/auth/bootstrap", "", nil, &first); code != http.StatusCreated {
+		t.Fatalf("bootstrap: %d", code)
+	}
+	var admin struct{ Token string }
+	if code := post(district, "/v1/auth/login", "", map[string]string{"user": first.User, "password": first.Password}, &admin); code != http.StatusOK {
+		t.Fatalf("admin's sign-in: %d", code)
+	}
+	clerk := map[string]any{"user": "ngj.clerk", "password": "ngj-clerk-2026", "name": "王芳", "site": "cd-dgdj-ngj", "roles": []string{"clerk"}}
+	g.Eventually(30*time.Second, func() error { // the district learns its subtree as the sites register
+		if code := post(district, "/v1/accounts", admin.Token, clerk, nil); code != http.StatusCreated {
+			return fmt.Errorf("create the clerk: %d", code)
+		}
+		return nil
+	})
+	g.Eventually(30*time.Second, func() error {
+		docs, err := community.State().Config()
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			if d.Path == "accounts/ngj.clerk" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the clerk's account has not reached the community")
+	})
+
+	b := newBrowser(t)
+	base := "http://" + community.Addrs().HTTP
+	b.run("a wrong password",
+		chromedp.Navigate(base+"/login.html"),
+		chromedp.SetValue(chromedp.CSS(`#login input[name="user"]`), "ngj.clerk"),
+		chromedp.SetValue(chromedp.CSS(`#login input[name="password"]`), "not-the-password"),
+		chromedp.Click(chromedp.CSS("#login button")),
+		chromedp.WaitVisible(chromedp.CSS("#login-error:not(:empty)")))
+	if got := b.text("#login-error"); !strings.Contains(got, "用户名或密码错误") {
+		t.Fatalf("a wrong password shows %q", got)
+	}
+	b.screenshot("login-refused")
+	b.run("the right password",
+		chromedp.SetValue(chromedp.CSS(`#login input[name="password"]`), "ngj-clerk-2026"),
+		chromedp.Click(chromedp.CSS("#login button")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in")))
+	if got := b.text("#who"); !strings.Contains(got, "王芳 (ngj.clerk)") {
+		t.Fatalf("signed in as %q", got)
+	}
+	if cookies := eval[string](b, "cookies", `document.cookie`); cookies != "" {
+		t.Fatalf("the console set cookies: %q", cookies)
+	}
+	token := eval[string](b, "the kept token", `JSON.parse(sessionStorage.getItem("govgrid.session")).token`)
+	b.screenshot("login")
+	b.run("sign out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+	g.Eventually(10*time.Second, func() error {
+		req, _ := http.NewRequest("GET", base+"/v1/auth/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("the signed-out token answers %d", resp.StatusCode)
+		}
+		return nil
+	})
+}

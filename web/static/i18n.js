@@ -24,6 +24,9 @@ const WORDS = {
     applicant_word: "申请人", accepted_at: "受理时间", timeline: "办理过程",
     st_submitted: "已受理", ev_submitted: "受理", ev_escalated: "上报", ev_relayed: "转报", ev_handed_down: "下派",
     ev_returned: "退回", ev_received: "接收", ev_handoff_refused: "移交被拒",
+    sign_in: "工作人员登录", user: "用户名", password: "密码", sign_in_button: "登录", signed_in_as: "已登录：", sign_out: "退出登录",
+    until: "有效至", wrong_password: "用户名或密码错误。", locked: "登录失败次数过多，账号已暂时锁定，请15分钟后再试。",
+    other_site: "请在您所在的站点登录。", nav_sign_in: "登录",
   },
   en: {
     guide: "Service guide", nav_cases: "Cases", nav_catalog: "Service guide", switch_to: "中文",
@@ -47,6 +50,9 @@ const WORDS = {
     applicant_word: "Applicant", accepted_at: "Accepted", timeline: "What happened",
     st_submitted: "Accepted", ev_submitted: "accepted", ev_escalated: "sent up", ev_relayed: "relayed", ev_handed_down: "handed down",
     ev_returned: "returned", ev_received: "received", ev_handoff_refused: "transfer refused",
+    sign_in: "Staff sign-in", user: "User", password: "Password", sign_in_button: "Sign in", signed_in_as: "Signed in as ", sign_out: "Sign out",
+    until: "until", wrong_password: "Wrong user or password.", locked: "Too many failed sign-ins: the account is locked for 15 minutes.",
+    other_site: "Please sign in at your own site.", nav_sign_in: "Sign in",
   },
 };
 let LANG = localStorage.getItem("govgrid.lang") === "en" ? "en" : "zh-CN";
