@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -296,6 +298,7 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 	}
 	t.Logf("case %s written on %s", c.Number, cnode.Node)
 	checkGridJSONNamesTheGrid(t, g)
+	checkDemoAccounts(t, dir, &g)
 	checkRetryAfterTheCaseLeft(t, "http://"+cnode.HTTP, cnode.Parent)
 	checkDemoCanBeJoined(t, d.logPath, "http://"+g.Nodes[0].HTTP)
 	stopDemoProc(t, d, g)
@@ -335,4 +338,75 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 	stopDemoProc(t, d2, g2)
 	httpTransport.CloseIdleConnections()
 	t.Logf("whole test %s", time.Since(testStart).Round(time.Millisecond))
+}
+
+// checkDemoAccounts waits for DIR/accounts.json (the pinned contract: [{"user","password","site",
+// "roles"}]), written after grid.json, and signs in with an account of a community at its node.
+func checkDemoAccounts(t *testing.T, dir string, g *gridFile) {
+	t.Helper()
+	var accounts []struct {
+		User     string   `json:"user"`
+		Password string   `json:"password"`
+		Site     string   `json:"site"`
+		Roles    []string `json:"roles"`
+	}
+	waitUntil(t, 60*time.Second, "DIR/accounts.json", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "accounts.json"))
+		return err == nil && json.Unmarshal(b, &accounts) == nil
+	})
+	sites := map[string]bool{}
+	for _, n := range g.Nodes {
+		sites[n.Site] = true
+	}
+	if len(accounts) != 1+7*len(sites) || accounts[0].User != "admin" {
+		t.Fatalf("accounts.json has %d accounts (first %+v), want the admin and 7 per site for %d sites", len(accounts), accounts[0], len(sites))
+	}
+	for _, a := range accounts {
+		if a.Site == "" || len(a.Roles) == 0 || len(a.Password) < 10 {
+			t.Fatalf("account %+v", a)
+		}
+		if !strings.HasSuffix(a.User, ".clerk") || a.Site == g.Nodes[0].Site {
+			continue
+		}
+		for _, n := range g.Nodes {
+			if n.Site != a.Site {
+				continue
+			}
+			// Wait until the account has reached the community (a sign-in before would count as
+			// a failure): the district's administrator lists the accounts in force there.
+			admin := demoLogin(t, g.Nodes[0].HTTP, accounts[0].User, accounts[0].Password)
+			waitUntil(t, 30*time.Second, a.User+"'s account to reach "+n.Node, func() bool {
+				req, _ := http.NewRequest("GET", "http://"+n.HTTP+"/v1/accounts", nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `"user":"`+a.User+`"`)
+			})
+			if demoLogin(t, n.HTTP, a.User, a.Password) == "" {
+				t.Fatalf("%s could not sign in at %s", a.User, n.Node)
+			}
+			return
+		}
+	}
+	t.Fatal("accounts.json has no clerk of a site other than the district")
+}
+
+// demoLogin signs user in at addr and returns the token.
+func demoLogin(t *testing.T, addr, user, password string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"user": user, "password": password})
+	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans struct{ Token string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&ans) != nil {
+		t.Fatalf("%s's sign-in at %s: %s", user, addr, resp.Status)
+	}
+	return ans.Token
 }
