@@ -166,7 +166,7 @@ func (n *Node) Login(ctx context.Context, user, password, client string) (*api.L
 		return nil, err
 	}
 	c := &auth.Claims{ID: hex.EncodeToString(id), Grid: n.cfg.GridName, User: a.User, Name: a.Name, Site: a.Site, Roles: a.Roles,
-		Issuer: n.cfg.Site, IssuedAt: now.UTC().Truncate(time.Second), ExpiresAt: now.UTC().Truncate(time.Second).Add(auth.TokenLife)}
+		Issuer: n.cfg.Site, IssuedAt: now.UTC(), ExpiresAt: now.UTC().Add(auth.TokenLife)}
 	tok, err := auth.Sign(c, key)
 	if err != nil {
 		return nil, err
@@ -311,7 +311,9 @@ func (n *Node) ChangePassword(ctx context.Context, by *auth.Claims, oldPassword,
 	if owner != n.cfg.Site {
 		return sitestate.Errorf(sitestate.CodeConflict, "the account is kept by %s: change the password there", owner)
 	}
-	a.TokensAfter = time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	// Tokens issued from now on are good (a sign-in on a node whose clock is behind this one's
+	// by more than the time between the change and the sign-in is refused: sign in again).
+	a.TokensAfter = time.Now().UTC()
 	return n.putAccount(ctx, a, newPassword)
 }
 

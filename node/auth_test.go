@@ -137,6 +137,21 @@ func TestAccountsSignInAndTokens(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("clerk's sign-in at the community: %d", code)
 	}
+	// A case submitted with the clerk's token records the clerk as its actor, whatever the body says.
+	sub := map[string]any{"kind": "grievance", "title": "路灯不亮", "actor": "someone else",
+		"applicant": map[string]string{"name": "李梅", "id_number": "630102198506151227", "phone": "13909710001"}, "materials": []any{}}
+	var opened struct {
+		History []struct {
+			Actor string `json:"actor"`
+		} `json:"history"`
+	}
+	if code, body := authCall(t, ngj, "POST", "/v1/cases", clerk, sub, &opened); code != http.StatusCreated || len(opened.History) != 1 || opened.History[0].Actor != "王芳 (wang.clerk)" {
+		t.Fatalf("a case submitted with the clerk's token: %d %s", code, body)
+	}
+	if code, _ := authCall(t, ngj, "POST", "/v1/cases", "v1.bad.token", sub, nil); code != http.StatusUnauthorized {
+		t.Fatalf("a case submitted with a bad token: %d, want 401", code)
+	}
+
 	g.Isolate(ngj.Name())
 	if tok, code := login(t, ngj, "wang.clerk", "ngj-clerk-2026"); code != http.StatusOK || tok == "" {
 		t.Fatalf("sign-in at a cut-off community: %d", code)
@@ -215,8 +230,60 @@ func TestAccountsSignInAndTokens(t *testing.T) {
 	if code, _ := authCall(t, district, "GET", "/v1/auth/whoami", admin2, nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("a token from before the password change: %d, want 401", code)
 	}
-	if _, code := login(t, district, "admin", "a-new-admin-password"); code != http.StatusOK {
+	admin3, code := login(t, district, "admin", "a-new-admin-password")
+	if code != http.StatusOK {
 		t.Fatalf("sign-in with the new password: %d", code)
+	}
+
+	// The audit trail: the district's has its administrative changes and sign-ins, the community's
+	// the clerk's sign-ins and the failed ones; both chains intact; for administrators and
+	// supervisors only.
+	type trail struct {
+		Entries []struct {
+			Seq  uint64 `json:"seq"`
+			Kind string `json:"kind"`
+			User string `json:"user"`
+		} `json:"entries"`
+		ChainOK bool `json:"chain_ok"`
+	}
+	for _, c := range []struct {
+		n     *node.Node
+		kinds []string
+	}{
+		{district, []string{"bootstrap", "sign_in", "account_created", "catalog_changed", "sign_out", "password_changed"}},
+		{ngj, []string{"sign_in", "sign_in_failed"}},
+	} {
+		g.Eventually(10*time.Second, func() error {
+			var tr trail
+			if code, body := authCall(t, c.n, "GET", "/v1/audit?limit=1000", admin3, nil, &tr); code != http.StatusOK {
+				return fmt.Errorf("GET /v1/audit at %s: %d %s", c.n.Site(), code, body)
+			}
+			seen := map[string]bool{}
+			for i, e := range tr.Entries {
+				if e.Seq != uint64(i+1) {
+					return fmt.Errorf("entry %d has sequence %d", i, e.Seq)
+				}
+				seen[e.Kind] = true
+			}
+			for _, k := range c.kinds {
+				if !seen[k] {
+					return fmt.Errorf("%s's audit trail has no %s yet (%d entries)", c.n.Site(), k, len(tr.Entries))
+				}
+			}
+			if !tr.ChainOK {
+				return fmt.Errorf("%s's audit chain is broken", c.n.Site())
+			}
+			return nil
+		})
+	}
+	if code, _ := authCall(t, ngj, "GET", "/v1/audit", "", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("the audit trail without a token: %d, want 401", code)
+	}
+	if code, _ := authCall(t, ngj, "GET", "/v1/audit", clerk, nil, nil); code != http.StatusForbidden {
+		t.Fatalf("the audit trail with a clerk's token: %d, want 403", code)
+	}
+	if code, _ := authCall(t, district, "GET", "/v1/audit", townAdmin, nil, nil); code != http.StatusUnauthorized && code != http.StatusForbidden {
+		t.Fatalf("the audit trail with a township's token at the district: %d", code)
 	}
 }
 

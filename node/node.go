@@ -50,6 +50,8 @@ type Node struct {
 	// citizens counts failed citizen lookups (citizen.go), signIns failed sign-ins (auth.go).
 	citizens citizenGate
 	signIns  citizenGate
+	// audit gathers this node's audit events until they are committed (audit.go).
+	audit auditBuffer
 
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server
@@ -96,6 +98,7 @@ func New(cfg Config) (*Node, error) {
 	timings := timingsFor(cfg.GossipProfile)
 	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls, timings), links: newLinks(), timings: timings, registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
+	n.audit.wake = make(chan struct{}, 1)
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()
@@ -189,6 +192,7 @@ func (n *Node) start() error {
 		return err
 	}
 	n.goRun(n.bootstrapSite)
+	n.goRun(func() { n.runAudit(n.stop) })
 	n.goRun(n.monitorLeadership)
 	logger.Info("node started", "tier", cfg.Tier, "parent", cfg.Parent, "http", meta.HTTP, "grpc", meta.GRPC,
 		"raft", meta.Raft, "gossip", n.gossip.addr())
@@ -227,6 +231,7 @@ func (n *Node) startServers() {
 			ConfigDocs: configService{n},
 			Catalog:    n,
 			Auth:       n,
+			Audit:      n,
 			Backups:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,

@@ -26,6 +26,7 @@ const (
 	cmdSubmitCasePB  replication.CommandType = 13 // submit.go: cmdSubmitCase's payload as protobuf
 	cmdConfigPutMany replication.CommandType = 14 // config.go: several of this site's documents at once
 	cmdSiteKey       replication.CommandType = 15 // sitekey.go
+	cmdAudit         replication.CommandType = 16 // audit.go
 )
 
 // registration is one command as registered by its capability's file.

@@ -116,6 +116,10 @@ func fuzzCommands(data []byte) []*raft.Log {
 				add(cmdSiteKey, &siteKeyCommand{Seed: r.bytes(32)})
 				break
 			}
+			if r.n(3) == 0 {
+				add(cmdAudit, &auditCommand{Events: []AuditEvent{{At: at, Kind: []string{AuditSignIn, ""}[r.n(2)], User: site()}}})
+				break
+			}
 			add(cmdRetire, &retireCommand{Retired: r.n(2) == 0, Reason: "r"})
 		case 12:
 			add(cmdPrune, &pruneCommand{Requests: []string{fmt.Sprintf("req-%d", r.n(20))}, Stubs: []string{number()}, Handoffs: []string{casework.HandoffID(number(), uint64(r.n(5)))}})

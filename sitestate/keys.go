@@ -36,6 +36,8 @@ import (
 //	m/cfgver/<owner site>                   uint64: the owner's highest change applied here
 //	m/restored                              RestoreState: the site is being, or was, restored
 //	m/sitekey                               the site's ed25519 key seed (32 bytes): it signs sign-in tokens
+//	a/<seq BE>                              AuditEntry: the site's audit trail, hash-chained
+//	m/audit                                 auditHead: the trail's last sequence and hash
 var (
 	keyApplied         = replication.KeyApplied
 	prefixCase         = []byte("c/")
@@ -59,6 +61,8 @@ var (
 	prefixConfigVer    = []byte("m/cfgver/")
 	keyRestored        = []byte("m/restored")
 	keySiteKey         = []byte("m/sitekey")
+	prefixAudit        = []byte("a/")
+	keyAuditHead       = []byte("m/audit")
 )
 
 func caseKey(number string) []byte       { return concat(prefixCase, []byte(number)) }

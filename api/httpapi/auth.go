@@ -3,8 +3,11 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/auth"
@@ -27,6 +30,25 @@ type AuthService interface {
 	Accounts(by *auth.Claims) ([]auth.Account, error)
 	// AdminHere says whether c is an administrator of this site (nil) or why not.
 	AdminHere(c *auth.Claims) error
+	// AuditTrail is a page of the site's audit trail, for administrators and supervisors.
+	AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error)
+}
+
+// AuditSink records who did what; the node commits it to the site's audit trail.
+type AuditSink interface {
+	Audit(kind, user, client, subject, detail string)
+}
+
+// audit records an event of request r by c (nil: nobody signed in).
+func (s *server) audit(r *http.Request, c *auth.Claims, kind, subject, detail string) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	user := ""
+	if c != nil {
+		user = c.User
+	}
+	s.cfg.Audit.Audit(kind, user, clientAddr(r), subject, detail)
 }
 
 func (s *server) routeAuth(mux *http.ServeMux) {
@@ -37,6 +59,7 @@ func (s *server) routeAuth(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/auth/bootstrap", s.bootstrap)
 	mux.HandleFunc("POST /v1/accounts", s.createAccount)
 	mux.HandleFunc("GET /v1/accounts", s.listAccounts)
+	mux.HandleFunc("GET /v1/audit", s.auditTrail)
 }
 
 // decodeBody decodes a JSON request body of at most 64 KiB into v, refusing unknown fields.
@@ -64,8 +87,14 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.cfg.Auth.Login(r.Context(), req.User, req.Password, clientAddr(r))
 	if err != nil {
+		if s.cfg.Audit != nil {
+			s.cfg.Audit.Audit(sitestate.AuditSignInFailed, req.User, clientAddr(r), "", err.Error())
+		}
 		s.writeError(w, err)
 		return
+	}
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Audit(sitestate.AuditSignIn, a.User, clientAddr(r), "", "")
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, a)
@@ -98,6 +127,7 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, c, sitestate.AuditSignOut, "", "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -123,6 +153,7 @@ func (s *server) changePassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, c, sitestate.AuditPasswordChanged, c.User, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -136,6 +167,7 @@ func (s *server) bootstrap(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, nil, sitestate.AuditBootstrap, a.User, "the first administrator")
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, a)
 }
@@ -154,6 +186,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, c, sitestate.AuditAccountCreated, a.User, fmt.Sprintf("site %s, roles %v", a.Site, a.Roles))
 	writeJSON(w, http.StatusCreated, a)
 }
 
@@ -171,19 +204,68 @@ func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayAdminister lets a change of the site's catalogue or configuration through: with a bearer
-// token, when it is an administrator's of this site; without one, from the node's own host (the
-// rule before accounts, kept for the operator's shell on the node).
-func (s *server) mayAdminister(w http.ResponseWriter, r *http.Request, msg string) bool {
+// token, when it is an administrator's of this site (returned); without one, from the node's own
+// host (the rule before accounts, kept for the operator's shell on the node; nil claims).
+func (s *server) mayAdminister(w http.ResponseWriter, r *http.Request, msg string) (*auth.Claims, bool) {
 	if r.Header.Get("Authorization") == "" || s.cfg.Auth == nil {
-		return fromOwnHost(w, r, msg)
+		return nil, fromOwnHost(w, r, msg)
 	}
 	c := s.bearer(w, r)
 	if c == nil {
-		return false
+		return nil, false
 	}
 	if err := s.cfg.Auth.AdminHere(c); err != nil {
 		s.writeError(w, err)
-		return false
+		return nil, false
 	}
-	return true
+	return c, true
+}
+
+// auditTrail: GET /v1/audit?from=&limit=, the site's audit trail, oldest first.
+func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) {
+	c := s.bearer(w, r)
+	if c == nil {
+		return
+	}
+	q := r.URL.Query()
+	from, limit := uint64(1), 100
+	if v := q.Get("from"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			s.writeError(w, casework.FieldErrors{{Field: "from", Reason: "a sequence, from 1"}})
+			return
+		}
+		from = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.writeError(w, casework.FieldErrors{{Field: "limit", Reason: "1 to 1000"}})
+			return
+		}
+		limit = n
+	}
+	page, err := s.cfg.Auth.AuditTrail(c, from, limit)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// signedActor is who a request with a bearer token acts as ("王芳 (wang.fang)"), which an event
+// records in place of the request's actor field; "" without a token (the case endpoints are not
+// yet restricted to signed-in staff). A bad token answers 401 and ok is false.
+func (s *server) signedActor(w http.ResponseWriter, r *http.Request) (actor string, ok bool) {
+	if r.Header.Get("Authorization") == "" || s.cfg.Auth == nil {
+		return "", true
+	}
+	c := s.bearer(w, r)
+	if c == nil {
+		return "", false
+	}
+	if a := c.Name + " (" + c.User + ")"; utf8.RuneCountInString(a) <= casework.MaxActor {
+		return a, true
+	}
+	return c.User, true
 }

@@ -167,7 +167,8 @@ func (s *server) exportCatalog(w http.ResponseWriter, r *http.Request) {
 // importCatalog: POST /v1/catalog/import, a catalogue file as the body (text/csv for CSV, JSON
 // otherwise). Every problem is answered at once, by line, and nothing is written.
 func (s *server) importCatalog(w http.ResponseWriter, r *http.Request) {
-	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
+	by, ok := s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host")
+	if !ok {
 		return
 	}
 	format := catalog.FormatJSON
@@ -190,6 +191,7 @@ func (s *server) importCatalog(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, by, sitestate.AuditCatalogChanged, "import", fmt.Sprintf("%d departments, %d items, %d documents changed", res.Departments, res.Items, res.Changed))
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -203,7 +205,8 @@ func (s *server) knownDepartments() map[string]bool {
 
 // putCatalogItem: PUT /v1/catalog/items/{code}, the item as the body.
 func (s *server) putCatalogItem(w http.ResponseWriter, r *http.Request) {
-	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
+	by, ok := s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host")
+	if !ok {
 		return
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, sitestate.MaxConfigValue))
@@ -225,17 +228,20 @@ func (s *server) putCatalogItem(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, by, sitestate.AuditCatalogChanged, e.Code, fmt.Sprintf("put, version %d", e.Version))
 	writeJSON(w, http.StatusOK, e)
 }
 
 func (s *server) deleteCatalogItem(w http.ResponseWriter, r *http.Request) {
-	if !s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host") {
+	by, ok := s.mayAdminister(w, r, "the catalogue is changed by an administrator's token, or from the node's own host")
+	if !ok {
 		return
 	}
 	if err := s.cfg.Catalog.DeleteCatalogItem(r.Context(), r.PathValue("code")); err != nil {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, by, sitestate.AuditCatalogChanged, catalog.NormalizeCode(r.PathValue("code")), "deleted")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/catalog"
 	"github.com/govgrid/govgrid/sitestate"
@@ -55,9 +56,12 @@ type Config struct {
 	ConfigDocs ConfigService
 	// Catalog serves /v1/catalog; nil serves none.
 	Catalog CatalogService
-	// Auth serves /v1/auth and /v1/accounts, and lets administrators' tokens change the
-	// catalogue and the configuration; nil serves none.
+	// Auth serves /v1/auth, /v1/accounts and /v1/audit, and lets administrators' tokens
+	// change the catalogue and the configuration; nil serves none.
 	Auth AuthService
+	// Audit receives who did what (sign-ins, reads of whole records, changes); nil records
+	// nothing.
+	Audit AuditSink
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
 	Metrics http.Handler
@@ -164,6 +168,13 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 		return
 	}
 	d := casework.Departure{Move: m, To: req.ToSite, Actor: req.Actor, Reason: req.Reason + req.Instructions}
+	actor, ok := s.signedActor(w, r)
+	if !ok {
+		return
+	}
+	if actor != "" {
+		d.Actor = actor
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
 	c, err := s.cfg.Cases.MoveCase(ctx, number, d)
@@ -215,7 +226,8 @@ func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
 // putConfig changes a document of this site's (the body is its JSON value) or removes it. Until
 // accounts exist it is taken only from the node's own host, like leave.
 func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
-	if !s.mayAdminister(w, r, "configuration is changed by an administrator's token, or from the node's own host") {
+	by, ok := s.mayAdminister(w, r, "configuration is changed by an administrator's token, or from the node's own host")
+	if !ok {
 		return
 	}
 	path := r.PathValue("path")
@@ -247,6 +259,11 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
 		s.writeError(w, err)
 		return
 	}
+	detail := fmt.Sprintf("version %d", doc.Version)
+	if del {
+		detail = "deleted"
+	}
+	s.audit(r, by, sitestate.AuditConfigChanged, path, detail)
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -274,6 +291,13 @@ func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" && sub.RequestID == "" {
 		sub.RequestID = key
+	}
+	actor, ok := s.signedActor(w, r)
+	if !ok {
+		return
+	}
+	if actor != "" {
+		sub.Actor = actor
 	}
 	if err := sub.Validate(); err != nil {
 		s.writeError(w, err)
@@ -306,11 +330,18 @@ func (s *server) getCase(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, v)
 		return
 	}
+	var reader *auth.Claims
+	if r.Header.Get("Authorization") != "" && s.cfg.Auth != nil {
+		if reader = s.bearer(w, r); reader == nil {
+			return
+		}
+	}
 	c, err := s.cfg.Cases.GetCase(r.Context(), number)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
+	s.audit(r, reader, sitestate.AuditRecordRead, c.Number, "")
 	writeJSON(w, http.StatusOK, c.Public())
 }
 

@@ -13,10 +13,11 @@ const module = "github.com/govgrid/govgrid"
 // layer ranks the production packages: a package imports only packages of a lower layer.
 var layer = map[string]int{
 	"internal/backoff": 0, "internal/wake": 0, "internal/metric": 0, "api/govgridpb": 0, "sitestate/logpb": 0,
-	"casework": 1, "tier": 1, "replication/raftbadger": 1,
-	"replication": 2,
-	"sitestate":   3,
-	"api":         4, "web": 4,
+	"casework": 1, "tier": 1, "replication/raftbadger": 1, "auth": 1,
+	"replication": 2, "catalog": 2,
+	"catalog/sample": 3,
+	"sitestate":      3,
+	"api":            4, "web": 4,
 	"api/grpcapi": 5, "api/httpapi": 5, "api/apitest": 5,
 	"node":        6,
 	"cmd/govgrid": 7,

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/govgrid/govgrid/auth"
+	"github.com/govgrid/govgrid/sitestate"
+)
+
+// Audit events are gathered in memory at the node that saw them and committed to the site's
+// trail (sitestate/audit.go) in batches, every auditFlushEvery or when auditFlushAt gather. The
+// buffer is bounded: past auditBufferMax the surplus is counted and recorded as one event, so a
+// flood of failed sign-ins cannot grow the node's memory or the log faster than a batch a second.
+const (
+	auditFlushEvery = 500 * time.Millisecond
+	auditFlushAt    = 200
+	auditBufferMax  = 5000
+)
+
+// auditBuffer holds the node's events not yet committed.
+type auditBuffer struct {
+	mu      sync.Mutex
+	events  []sitestate.AuditEvent
+	dropped int
+	wake    chan struct{}
+}
+
+// Audit records an event seen at this node, to be committed shortly.
+func (n *Node) Audit(kind, user, client, subject, detail string) {
+	b := &n.audit
+	b.mu.Lock()
+	if len(b.events) >= auditBufferMax {
+		b.dropped++
+	} else {
+		b.events = append(b.events, sitestate.AuditEvent{At: time.Now().UTC(), Kind: kind, User: user, Node: n.cfg.Name, Client: client, Subject: subject, Detail: detail})
+	}
+	full := len(b.events) >= auditFlushAt
+	b.mu.Unlock()
+	if full {
+		nudge(b.wake)
+	}
+}
+
+// flushAudit commits what the buffer holds; on failure the events go back to its front.
+func (n *Node) flushAudit() error {
+	b := &n.audit
+	b.mu.Lock()
+	events, dropped := b.events, b.dropped
+	b.events, b.dropped = nil, 0
+	b.mu.Unlock()
+	if dropped > 0 {
+		events = append(events, sitestate.AuditEvent{At: time.Now().UTC(), Kind: sitestate.AuditDropped, Node: n.cfg.Name,
+			Detail: fmt.Sprintf("%d events were not recorded: more than %d waited at once", dropped, auditBufferMax)})
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.state.AppendAudit(ctx, events); err != nil {
+		b.mu.Lock()
+		keep := min(len(events), auditBufferMax)
+		b.events = append(events[:keep:keep], b.events...)
+		b.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// runAudit flushes the node's audit buffer until stop, and once more at the end.
+func (n *Node) runAudit(stop <-chan struct{}) {
+	t := time.NewTicker(auditFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			if err := n.flushAudit(); err != nil {
+				n.logger.Warn("audit events not committed at shutdown", "error", err)
+			}
+			return
+		case <-t.C:
+		case <-n.audit.wake:
+		}
+		if err := n.flushAudit(); err != nil {
+			n.logger.Debug("could not commit audit events yet; keeping them", "error", err)
+		}
+	}
+}
+
+// AuditTrail is a page of the site's audit trail, for its administrators and supervisors.
+func (n *Node) AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error) {
+	if !by.Has(auth.RoleAdmin) && !by.Has(auth.RoleSupervisor) {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "the audit trail is for administrators and supervisors")
+	}
+	if by.Site != n.cfg.Site && !n.inSubtreeOf(by.Site) {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s supervises %s, which %s is not part of", by.User, by.Site, n.cfg.Site)
+	}
+	return n.state.Audit(from, limit)
+}
+
+// inSubtreeOf says whether this site is beneath site: site owns documents in force here.
+func (n *Node) inSubtreeOf(site string) bool {
+	v, err := n.state.ConfigVersions()
+	if err != nil {
+		return false
+	}
+	_, ok := v[site]
+	return ok && site != n.cfg.Site
+}
