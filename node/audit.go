@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/sitestate"
@@ -31,11 +32,13 @@ type auditBuffer struct {
 // Audit records an event seen at this node, to be committed shortly.
 func (n *Node) Audit(kind, user, client, subject, detail string) {
 	b := &n.audit
+	e := sitestate.AuditEvent{At: time.Now().UTC(), Kind: kind, User: clip(user, 64), Node: n.cfg.Name,
+		Client: clip(client, 64), Subject: clip(subject, 200), Detail: clip(detail, 500)}
 	b.mu.Lock()
 	if len(b.events) >= auditBufferMax {
 		b.dropped++
 	} else {
-		b.events = append(b.events, sitestate.AuditEvent{At: time.Now().UTC(), Kind: kind, User: user, Node: n.cfg.Name, Client: client, Subject: subject, Detail: detail})
+		b.events = append(b.events, e)
 	}
 	full := len(b.events) >= auditFlushAt
 	b.mu.Unlock()
@@ -60,14 +63,31 @@ func (n *Node) flushAudit() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := n.state.AppendAudit(ctx, events); err != nil {
+	done, err := n.state.AppendAudit(ctx, events)
+	if err != nil {
+		// What was not committed goes back to the front, within the buffer's bound. (A batch
+		// committed by the leader after this node gave up waiting is committed again: a
+		// duplicate entry, never a lost one.)
+		rest := events[done:]
 		b.mu.Lock()
-		keep := min(len(events), auditBufferMax)
-		b.events = append(events[:keep:keep], b.events...)
+		keep := min(len(rest), auditBufferMax)
+		b.dropped += len(rest) - keep
+		b.events = append(rest[:keep:keep], b.events...)
 		b.mu.Unlock()
 		return err
 	}
 	return nil
+}
+
+// clip cuts s to at most max bytes, on a character boundary, marking the cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max] + "…"
 }
 
 // runAudit flushes the node's audit buffer until stop, and once more at the end.

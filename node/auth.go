@@ -133,30 +133,49 @@ var errSignIn = sitestate.Errorf(sitestate.CodeUnauthorized, "wrong user or pass
 // maxSignInFailures is how many failed sign-ins lock an account at a node for citizenWindow.
 const maxSignInFailures = 5
 
+// maxConcurrentHashes bounds the argon2id hashes a node computes at once (19 MiB each): a flood
+// of sign-ins queues instead of exhausting memory.
+const maxConcurrentHashes = 4
+
 // Login signs a member of staff in at this site and returns a token signed by it.
 func (n *Node) Login(ctx context.Context, user, password, client string) (*api.LoginAnswer, error) {
 	now := time.Now()
-	keys := []string{"u:" + user, "c:" + client}
-	if n.signIns.blocked(keys[0], maxSignInFailures, now) || n.signIns.blocked(keys[1], maxFailuresPerClient, now) {
+	keys := []gateKey{gk("u:", user, maxSignInFailures), gk("c:", client, maxFailuresPerClient)}
+	if auth.ValidateUser(user) != nil || len(password) > 1024 {
+		keys = keys[1:] // no such account can exist: only the client is counted
+	}
+	if !n.signIns.attempt(now, keys...) {
 		return nil, sitestate.Errorf(sitestate.CodeRateLimited, "too many failed sign-ins: the account is locked here for %v", citizenWindow)
+	}
+	if len(keys) == 1 {
+		return nil, errSignIn
 	}
 	book, err := n.accountBook()
 	if err != nil {
+		n.signIns.forgive(now, keys...)
 		return nil, err
 	}
 	a, ok := book.accounts[user]
-	// Hash even for an unknown user, so that the answer takes as long either way.
+	// Hash even for an unknown user, once, so that the answer takes as long either way.
 	hash := a.PasswordHash
 	if !ok {
 		hash = dummyHash
 	}
-	if !auth.CheckPassword(hash, password) || !ok || a.Disabled || !book.owners[a.Site] && !n.inSubtree(a.Site) {
-		n.signIns.fail(now, keys...)
-		if ok && !a.Disabled && auth.CheckPassword(hash, password) {
-			return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s works at %s: sign in there, or at a site above it", user, a.Site)
-		}
-		return nil, errSignIn
+	select {
+	case n.argonSlots <- struct{}{}:
+	case <-ctx.Done():
+		n.signIns.forgive(now, keys...)
+		return nil, ctx.Err()
 	}
+	right := auth.CheckPassword(hash, password)
+	<-n.argonSlots
+	switch {
+	case !right || !ok || a.Disabled:
+		return nil, errSignIn
+	case !book.owners[a.Site] && !n.inSubtree(a.Site):
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s works at %s: sign in there, or at a site above it", user, a.Site)
+	}
+	n.signIns.forgive(now, keys...)
 	key, err := n.state.EnsureSiteKey(ctx)
 	if err != nil {
 		return nil, err
@@ -195,6 +214,10 @@ func (n *Node) Authenticate(token string) (*auth.Claims, error) {
 		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the token was signed out")
 	case !ok || a.Disabled:
 		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the account %s is gone or disabled", c.User)
+	case a.Site != c.Site:
+		// Another account of the same name in force here (a township's beside the district's):
+		// the token is not this one's.
+		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the account %s here is not the one that signed in", c.User)
 	case c.IssuedAt.Before(a.TokensAfter):
 		return nil, sitestate.Errorf(sitestate.CodeUnauthorized, "the token was revoked (the password changed): sign in again")
 	}

@@ -31,21 +31,91 @@ const (
 	maxCitizenKeys = 100_000
 )
 
-// citizenGate counts a node's failed citizen lookups.
-type citizenGate struct {
+// failureGate counts a node's failed attempts per key (a case number, a user, a client address)
+// over the last citizenWindow. An attempt is counted before it is tried (attempt) and forgiven if
+// it succeeds (forgive), so that parallel guesses cannot all slip in under the limit.
+type failureGate struct {
 	mu       sync.Mutex
-	failures map[string][]time.Time // "n:<number>" or "c:<address>" → failure times, oldest first
+	failures map[string][]time.Time // key → failure times, oldest first
 }
 
-// blocked says whether key failed too often within the window before now.
-func (g *citizenGate) blocked(key string, max int, now time.Time) bool {
+// gateKey is one key of an attempt and the failures it may have had.
+type gateKey struct {
+	key   string
+	limit int
+}
+
+// maxGateKey bounds a key's length: a long junk case number costs no more memory than a real one.
+const maxGateKey = 80
+
+func gk(prefix, v string, limit int) gateKey {
+	k := prefix + v
+	if len(k) > maxGateKey {
+		k = k[:maxGateKey]
+	}
+	return gateKey{k, limit}
+}
+
+// attempt counts an attempt against keys at now, unless one of them is at its limit already: then
+// it counts nothing and says false.
+func (g *failureGate) attempt(now time.Time, keys ...gateKey) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.recent(key, now)) >= max
+	if g.failures == nil {
+		g.failures = map[string][]time.Time{}
+	}
+	for _, k := range keys {
+		if len(g.recent(k.key, now)) >= k.limit {
+			return false
+		}
+	}
+	if len(g.failures) >= maxCitizenKeys {
+		g.evict(now)
+	}
+	for _, k := range keys {
+		if _, ok := g.failures[k.key]; ok || len(g.failures) < maxCitizenKeys {
+			g.failures[k.key] = append(g.failures[k.key], now)
+		}
+	}
+	return true
+}
+
+// forgive takes back the attempt counted at now for keys: it succeeded.
+func (g *failureGate) forgive(now time.Time, keys ...gateKey) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, k := range keys {
+		ts := g.failures[k.key]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(now) {
+				ts = append(ts[:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(g.failures, k.key)
+		} else {
+			g.failures[k.key] = ts
+		}
+	}
+}
+
+// evict makes room in a full table by forgetting keys with a single recent failure: a key that
+// failed more (one that may be locked) is kept, so filling the table never unlocks a target.
+// When nothing can go, new keys are not counted until some expire. g.mu is held.
+func (g *failureGate) evict(now time.Time) {
+	for k := range g.failures {
+		if len(g.recent(k, now)) <= 1 {
+			delete(g.failures, k)
+		}
+		if len(g.failures) < maxCitizenKeys*9/10 {
+			return
+		}
+	}
 }
 
 // recent drops key's failures older than the window and returns the rest; g.mu is held.
-func (g *citizenGate) recent(key string, now time.Time) []time.Time {
+func (g *failureGate) recent(key string, now time.Time) []time.Time {
 	ts := g.failures[key]
 	i := 0
 	for i < len(ts) && now.Sub(ts[i]) >= citizenWindow {
@@ -60,28 +130,6 @@ func (g *citizenGate) recent(key string, now time.Time) []time.Time {
 	return ts
 }
 
-// fail records a failure of each key at now.
-func (g *citizenGate) fail(now time.Time, keys ...string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failures == nil {
-		g.failures = map[string][]time.Time{}
-	}
-	if len(g.failures) >= maxCitizenKeys {
-		for k := range g.failures { // a full table forgets whatever comes first: an attack's keys, mostly
-			if len(g.recent(k, now)) > 0 {
-				delete(g.failures, k)
-			}
-			if len(g.failures) < maxCitizenKeys*9/10 {
-				break
-			}
-		}
-	}
-	for _, k := range keys {
-		g.failures[k] = append(g.recent(k, now), now)
-	}
-}
-
 // errNoSuchCase is what a citizen hears for an unknown number and for a wrong code alike.
 var errNoSuchCase = fmt.Errorf("%w: no case with this number and query code", sitestate.ErrNotFound)
 
@@ -90,19 +138,18 @@ var errNoSuchCase = fmt.Errorf("%w: no case with this number and query code", si
 // client at the node the client asked (client is "" when a node passes the request on).
 func (s *caseService) CitizenView(ctx context.Context, number, code, client string) (*casework.CitizenView, error) {
 	now := time.Now()
-	g := &s.n.citizens
-	keys := []string{"n:" + number}
+	keys := []gateKey{gk("n:", number, maxFailuresPerNumber)}
 	if client != "" {
-		keys = append(keys, "c:"+client)
+		keys = append(keys, gk("c:", client, maxFailuresPerClient))
 	}
-	if g.blocked(keys[0], maxFailuresPerNumber, now) || len(keys) > 1 && g.blocked(keys[1], maxFailuresPerClient, now) {
+	if !s.n.citizens.attempt(now, keys...) {
 		return nil, sitestate.Errorf(sitestate.CodeRateLimited, "too many failed attempts: try again in %v", citizenWindow)
 	}
 	v, err := s.citizenView(ctx, number, code)
 	if errors.Is(err, sitestate.ErrNotFound) {
-		g.fail(now, keys...)
 		return nil, errNoSuchCase
 	}
+	s.n.citizens.forgive(now, keys...) // found, or not known yet (unavailable): not a failure
 	return v, err
 }
 

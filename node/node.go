@@ -48,8 +48,10 @@ type Node struct {
 	// accounts are the accounts, site keys and revocations in force here (auth.go).
 	accounts fromConfig[*accountBook]
 	// citizens counts failed citizen lookups (citizen.go), signIns failed sign-ins (auth.go).
-	citizens citizenGate
-	signIns  citizenGate
+	citizens failureGate
+	signIns  failureGate
+	// argonSlots bounds the password hashes computed at once (19 MiB each).
+	argonSlots chan struct{}
 	// audit gathers this node's audit events until they are committed (audit.go).
 	audit auditBuffer
 
@@ -99,6 +101,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls, timings), links: newLinks(), timings: timings, registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	n.audit.wake = make(chan struct{}, 1)
+	n.argonSlots = make(chan struct{}, maxConcurrentHashes)
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()

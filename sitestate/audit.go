@@ -36,7 +36,7 @@ const (
 )
 
 // MaxAuditBatch is the most entries one audit command appends.
-const MaxAuditBatch = 1000
+const MaxAuditBatch = 500
 
 // AuditEvent is something to record: what, who, from where, about what.
 type AuditEvent struct {
@@ -113,16 +113,18 @@ func (m *machine) applyAudit(tx *replication.Tx, c *auditCommand) (*Answer, erro
 	return &Answer{}, nil
 }
 
-// AppendAudit commits events to the site's audit trail, in batches of MaxAuditBatch.
-func (s *State) AppendAudit(ctx context.Context, events []AuditEvent) error {
-	for len(events) > 0 {
-		n := min(len(events), MaxAuditBatch)
-		if _, err := s.propose(ctx, cmdAudit, &auditCommand{Events: events[:n]}); err != nil {
-			return err
+// AppendAudit commits events to the site's audit trail, in batches of MaxAuditBatch, and returns
+// how many it committed (all of them, or those of the batches before the one that failed).
+func (s *State) AppendAudit(ctx context.Context, events []AuditEvent) (int, error) {
+	done := 0
+	for done < len(events) {
+		n := min(len(events)-done, MaxAuditBatch)
+		if _, err := s.propose(ctx, cmdAudit, &auditCommand{Events: events[done : done+n]}); err != nil {
+			return done, err
 		}
-		events = events[n:]
+		done += n
 	}
-	return nil
+	return done, nil
 }
 
 // AuditPage is a page of the audit trail, oldest first.

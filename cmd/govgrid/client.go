@@ -14,12 +14,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// addrFlag adds --addr (default $GOVGRID_ADDR, else 127.0.0.1:8080): a node's HTTP address.
+// addrFlag adds --addr (default $GOVGRID_ADDR, else 127.0.0.1:8080): a node's HTTP address, and
+// --token.
 func addrFlag(cmd *cobra.Command) *string {
 	def := os.Getenv("GOVGRID_ADDR")
 	if def == "" {
 		def = "127.0.0.1:8080"
 	}
+	// Every command that talks to a node may carry a sign-in token.
+	cmd.PersistentFlags().StringVar(&tokenFlag, "token", "", "a sign-in `TOKEN` for the request (default: GOVGRID_TOKEN, else the one govgrid login kept)")
 	return cmd.PersistentFlags().String("addr", def, "HTTP address of any node (or GOVGRID_ADDR)")
 }
 

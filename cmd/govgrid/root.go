@@ -12,7 +12,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&tokenFlag, "token", "", "a sign-in token for the request (default: GOVGRID_TOKEN, else the one `govgrid login` kept)")
 	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newSiteCommand(), newCaseCommand(), newLeaveCommand(), newSnapshotCommand(), newCatalogCommand(),
 		newLoginCommand(), newAuthCommand(), newAccountCommand())
 	return root
