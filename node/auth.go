@@ -365,7 +365,9 @@ func (n *Node) adminHere(by *auth.Claims) error {
 	return nil
 }
 
-// putAccount writes a with password hashed (a fresh salt), as this site's document.
+// putAccount writes a with password hashed (a fresh salt), as this site's document, and returns
+// once this node has applied it (up to accountVisibleWithin): whoever was told "created" can sign
+// in at the node that said so.
 func (n *Node) putAccount(ctx context.Context, a auth.Account, password string) error {
 	salt := make([]byte, auth.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
@@ -376,9 +378,22 @@ func (n *Node) putAccount(ctx context.Context, a auth.Account, password string) 
 	if err != nil {
 		return err
 	}
-	_, err = n.state.PutConfig(ctx, accountPrefix+a.User, v, false)
-	return err
+	if _, err := n.state.PutConfig(ctx, accountPrefix+a.User, v, false); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(accountVisibleWithin)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if book, err := n.accountBook(); err == nil && book.accounts[a.User].PasswordHash == a.PasswordHash {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
+
+// accountVisibleWithin bounds the wait for a written account to be applied on the node that wrote
+// it (a follower applies the leader's commit a moment later).
+const accountVisibleWithin = 2 * time.Second
 
 // accountOwner is the site whose document of user is in force here.
 func (n *Node) accountOwner(user string) (string, error) {

@@ -119,7 +119,7 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	accounts, err := loadDemoAccounts(ctx, dir, nodes[0].HTTP)
+	accounts, err := loadDemoAccounts(ctx, dir, nodes[0].HTTP, nodes)
 	if err != nil {
 		stopDemo(nodes)
 		wg.Wait()
@@ -317,7 +317,7 @@ type demoAccount struct {
 // loadDemoAccounts creates, once, the grid's administrator and one account per role per site
 // (user <site>.<role>), and writes them with their passwords to DIR/accounts.json; a resumed
 // demo reads that file.
-func loadDemoAccounts(ctx context.Context, dir, district string) ([]demoAccount, error) {
+func loadDemoAccounts(ctx context.Context, dir, district string, nodes []*gridNode) ([]demoAccount, error) {
 	file := filepath.Join(dir, "accounts.json")
 	if b, err := os.ReadFile(file); err == nil {
 		var out []demoAccount
@@ -361,11 +361,54 @@ func loadDemoAccounts(ctx context.Context, dir, district string) ([]demoAccount,
 			out = append(out, a)
 		}
 	}
+	if err := waitDemoAccounts(ctx, nodes, out, login.Token); err != nil {
+		return nil, err
+	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return out, os.WriteFile(file, append(b, '\n'), 0o600)
+}
+
+// waitDemoAccounts waits until every node has the accounts of its site (they travel down the
+// tree as configuration), so that whoever reads accounts.json can sign in at once: a sign-in
+// before the account arrives counts as a failed one.
+func waitDemoAccounts(ctx context.Context, nodes []*gridNode, accounts []demoAccount, token string) error {
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range nodes {
+		for {
+			var listed struct {
+				Accounts []struct {
+					User string `json:"user"`
+				} `json:"accounts"`
+			}
+			err := callAs(n.HTTP, http.MethodGet, "/v1/accounts", "", nil, &listed, token)
+			have := map[string]bool{}
+			for _, a := range listed.Accounts {
+				have[a.User] = true
+			}
+			missing := ""
+			for _, a := range accounts {
+				if a.Site == n.Site && !have[a.User] {
+					missing = a.User
+					break
+				}
+			}
+			if err == nil && missing == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the demo's accounts did not reach %s within a minute (missing %q: %v)", n.Node, missing, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 func printDemoAccounts(dir string, accounts []demoAccount) {
