@@ -13,7 +13,9 @@ import (
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // localOnlyKey marks a read passed to the site's leader by a follower: the receiving node answers
@@ -169,9 +171,23 @@ func hopsOf(ctx context.Context) int {
 	return 0
 }
 
-// askSite asks a node of site for a case, as hop number hops: the alive ones in turn, and, if
-// none answers, one that gossip believes dead (briefly: a reader is waiting).
+// askSite asks a node of site for a case, as hop number hops.
 func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*casework.Case, error) {
+	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.CasesClient) (*casework.Case, error) {
+		pc, err := c.GetCase(ctx, &pb.GetCaseRequest{Number: number})
+		if err != nil {
+			return nil, err
+		}
+		return grpcapi.CaseFromProto(pc), nil
+	})
+}
+
+// askCaseSite makes call to a node of site about case number, as hop number hops: the alive
+// nodes in turn, and, if none answers, one that gossip believes dead (briefly: a reader is
+// waiting). A node's "not found" or "too many attempts" is the site's answer; anything else
+// tries the next node.
+func askCaseSite[T any](ctx context.Context, n *Node, site, number string, hops int, call func(context.Context, pb.CasesClient) (T, error)) (T, error) {
+	var zero T
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
 	var lastErr error
 	for _, m := range n.siteMembers(site, "") {
@@ -185,14 +201,17 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		pc, err := pb.NewCasesClient(conn).GetCase(cctx, &pb.GetCaseRequest{Number: number})
+		v, err := call(cctx, pb.NewCasesClient(conn))
 		cancel()
 		if err == nil {
-			return grpcapi.CaseFromProto(pc), nil
+			return v, nil
 		}
 		n.peers.forgetIfTimedOut(conn, err)
+		if status.Code(err) == codes.ResourceExhausted {
+			return zero, sitestate.Errorf(sitestate.CodeRateLimited, "%s", status.Convert(err).Message())
+		}
 		if err = fromStatus(err); errors.Is(err, sitestate.ErrNotFound) {
-			return nil, err
+			return zero, err
 		}
 		lastErr = err
 		if m.Status != "alive" {
@@ -202,7 +221,7 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no node of site %s is reachable", site)
 	}
-	return nil, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
+	return zero, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
 }
 
 func (s *caseService) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {

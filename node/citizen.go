@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
-	"google.golang.org/grpc/metadata"
 )
 
 // A citizen reaches a case with its number and the 6-digit query code printed on the receipt.
@@ -178,28 +176,11 @@ func (s *caseService) citizenView(ctx context.Context, number, code string) (*ca
 
 // askCitizenView asks a node of site for a citizen's view of case number.
 func (n *Node) askCitizenView(ctx context.Context, site, number, code string, hops int) (*casework.CitizenView, error) {
-	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
-	var lastErr error
-	for _, m := range n.siteMembers(site, "") {
-		conn, err := n.peers.conn(m.Meta.GRPC)
+	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.CasesClient) (*casework.CitizenView, error) {
+		v, err := c.GetCitizenView(ctx, &pb.GetCitizenViewRequest{Number: number, QueryCode: code})
 		if err != nil {
-			lastErr = err
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := pb.NewCasesClient(conn).GetCitizenView(cctx, &pb.GetCitizenViewRequest{Number: number, QueryCode: code})
-		cancel()
-		if err == nil {
-			return grpcapi.CitizenViewFromProto(v), nil
-		}
-		n.peers.forgetIfTimedOut(conn, err)
-		if err = fromStatus(err); errors.Is(err, sitestate.ErrNotFound) {
 			return nil, err
 		}
-		lastErr = err
-	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("no node of site %s is reachable", site)
-	}
-	return nil, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
+		return grpcapi.CitizenViewFromProto(v), nil
+	})
 }
