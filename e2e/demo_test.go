@@ -31,8 +31,11 @@ const demoPorts = 48
 // freeAddr does not hand them out later.
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
+	// Below the kernel's ephemeral range (32768 and up on Linux): between the check and the
+	// demo's start, another test's outgoing connection or port-0 listener can take any port of
+	// that range, and a demo node then fails to bind (seen: "node cd-2 exited while starting").
 	for range 10 {
-		base := 20000 + rand.IntN(40000-n)
+		base := 20000 + rand.IntN(32768-20000-n)
 		if tryPortRange(base, n) {
 			return base
 		}
@@ -120,6 +123,13 @@ func startDemo(t *testing.T, dir string, base int, run int) *demoProc {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("----- output of govgrid demo run %d -----\n%s----- end -----", run, b)
+			// A node that exited while starting says why in its own log.
+			logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, []byte(`"level":"ERROR"`)) {
+					t.Logf("----- %s (tail) -----\n%s----- end -----", filepath.Base(l), tail(b, 4<<10))
+				}
+			}
 		}
 	})
 	return d
@@ -409,4 +419,12 @@ func demoLogin(t *testing.T, addr, user, password string) string {
 		t.Fatalf("%s's sign-in at %s: %s", user, addr, resp.Status)
 	}
 	return ans.Token
+}
+
+// tail is the last n bytes of b at most.
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
 }
