@@ -13,10 +13,15 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Accounts, site keys and revocations travel as configuration documents, like the catalogue:
@@ -314,30 +319,91 @@ func (n *Node) Accounts(by *auth.Claims) ([]auth.Account, error) {
 }
 
 // ChangePassword sets a new password for the signed-in account; every earlier token of it stops
-// working. The account's document is its owner's: the change is made there.
+// working. The account's document is its owner's: a site beneath the owner passes the change on
+// to it (Cluster.ChangePassword), and the owner checks the old password itself.
 func (n *Node) ChangePassword(ctx context.Context, by *auth.Claims, oldPassword, newPassword string) error {
 	if err := auth.ValidatePassword(newPassword); err != nil {
 		return &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid password", Fields: casework.FieldErrors{{Field: "new_password", Reason: err.Error()}}}
-	}
-	book, err := n.accountBook()
-	if err != nil {
-		return err
-	}
-	a, ok := book.accounts[by.User]
-	if !ok || !auth.CheckPassword(a.PasswordHash, oldPassword) {
-		return sitestate.Errorf(sitestate.CodeForbidden, "the old password is wrong")
 	}
 	owner, err := n.accountOwner(by.User)
 	if err != nil {
 		return err
 	}
-	if owner != n.cfg.Site {
-		return sitestate.Errorf(sitestate.CodeConflict, "the account is kept by %s: change the password there", owner)
+	if owner == n.cfg.Site {
+		return n.changePasswordHere(ctx, by.User, oldPassword, newPassword)
+	}
+	var lastErr error
+	for _, m := range n.siteMembers(owner, "") {
+		conn, err := n.peers.conn(m.Meta.GRPC)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = pb.NewClusterClient(conn).ChangePassword(cctx, &pb.ChangePasswordRequest{User: by.User, OldPassword: oldPassword, NewPassword: newPassword})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		switch status.Code(err) {
+		case codes.PermissionDenied, codes.InvalidArgument, codes.ResourceExhausted, codes.NotFound, codes.FailedPrecondition:
+			return fromRemote(err) // the owner's answer
+		}
+		n.peers.forgetIfTimedOut(conn, err)
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no node of %s is reachable", owner)
+	}
+	return fmt.Errorf("%w: the account is kept by %s, which cannot be reached now: %v", replication.ErrNoLeader, owner, lastErr)
+}
+
+// changePasswordHere changes the password of user, whose account this site keeps, once the old
+// password checks; wrong old passwords count toward the account's lock-out at this node.
+func (n *Node) changePasswordHere(ctx context.Context, user, oldPassword, newPassword string) error {
+	if err := auth.ValidatePassword(newPassword); err != nil {
+		return &sitestate.Error{Code: sitestate.CodeInvalid, Message: "invalid password", Fields: casework.FieldErrors{{Field: "new_password", Reason: err.Error()}}}
+	}
+	now := time.Now()
+	key := gk("u:", user, maxSignInFailures)
+	if !n.signIns.attempt(now, key) {
+		return sitestate.Errorf(sitestate.CodeRateLimited, "too many failed attempts: the account is locked here for %v", citizenWindow)
+	}
+	book, err := n.accountBook()
+	if err != nil {
+		n.signIns.forgive(now, key)
+		return err
+	}
+	a, ok := book.accounts[user]
+	if !ok || !auth.CheckPassword(a.PasswordHash, oldPassword) {
+		return sitestate.Errorf(sitestate.CodeForbidden, "the old password is wrong")
+	}
+	n.signIns.forgive(now, key)
+	if owner, err := n.accountOwner(user); err != nil || owner != n.cfg.Site {
+		return sitestate.Errorf(sitestate.CodeConflict, "%s does not keep the account %s", n.cfg.Site, user)
 	}
 	// Tokens issued from now on are good (a sign-in on a node whose clock is behind this one's
 	// by more than the time between the change and the sign-in is refused: sign in again).
 	a.TokensAfter = time.Now().UTC()
 	return n.putAccount(ctx, a, newPassword)
+}
+
+// authEndpoint serves Cluster.ChangePassword: a password change passed on by a site beneath.
+type authEndpoint struct{ n *Node }
+
+func (e *authEndpoint) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest) (*pb.ChangePasswordResponse, error) {
+	if err := e.n.changePasswordHere(ctx, req.GetUser(), req.GetOldPassword(), req.GetNewPassword()); err != nil {
+		return nil, grpcapi.Err(err)
+	}
+	return &pb.ChangePasswordResponse{}, nil
+}
+
+// fromRemote turns another site's gRPC refusal back into the refusal it was.
+func fromRemote(err error) error {
+	st := status.Convert(err)
+	code := map[codes.Code]string{codes.PermissionDenied: sitestate.CodeForbidden, codes.InvalidArgument: sitestate.CodeInvalid,
+		codes.ResourceExhausted: sitestate.CodeRateLimited, codes.NotFound: sitestate.CodeNotFound, codes.FailedPrecondition: sitestate.CodeConflict}[st.Code()]
+	return sitestate.Errorf(code, "%s", st.Message())
 }
 
 // AdminHere checks that by is an administrator of this site.

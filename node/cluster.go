@@ -4,7 +4,7 @@ import pb "github.com/govgrid/govgrid/api/govgridpb"
 
 // clusterServer is the Cluster service the node serves to its peers, one endpoint type per
 // concern (like Consul's *_endpoint.go): forwarding and site formation, handoffs, feeds,
-// configuration, registration and exports.
+// configuration, registration, exports and password changes passed up to an account's site.
 type clusterServer struct {
 	unimplemented
 	*applyEndpoint
@@ -14,6 +14,7 @@ type clusterServer struct {
 	*registryEndpoint
 	*exportEndpoint
 	*linkEndpoint
+	*authEndpoint
 }
 
 func (n *Node) clusterServer() *clusterServer {
@@ -26,6 +27,7 @@ func (n *Node) clusterServer() *clusterServer {
 		registryEndpoint: &registryEndpoint{site: site, parent: n.cfg.Parent, tier: n.cfg.Tier, state: n.state},
 		exportEndpoint:   &exportEndpoint{site: site, parent: n.cfg.Parent, tree: n, raft: n.raft, state: n.state},
 		linkEndpoint:     &linkEndpoint{node: n.cfg.Name, links: n.links, raft: n.raft},
+		authEndpoint:     &authEndpoint{n: n},
 	}
 }
 

@@ -2394,6 +2394,102 @@ func (x *TargetLink) GetLastError() string {
 	return ""
 }
 
+type ChangePasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	OldPassword   string                 `protobuf:"bytes,2,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
+	NewPassword   string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_govgrid_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ChangePasswordRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetOldPassword() string {
+	if x != nil {
+		return x.OldPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_govgrid_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
+}
+
 var File_govgrid_proto protoreflect.FileDescriptor
 
 const file_govgrid_proto_rawDesc = "" +
@@ -2599,14 +2695,19 @@ const file_govgrid_proto_rawDesc = "" +
 	"answeredAt\x12#\n" +
 	"\rfailing_since\x18\x03 \x01(\x03R\ffailingSince\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError2\xd2\x02\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\"q\n" +
+	"\x15ChangePasswordRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
+	"\fold_password\x18\x02 \x01(\tR\voldPassword\x12!\n" +
+	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse2\xd2\x02\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
-	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xcb\x04\n" +
+	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xa4\x05\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2618,7 +2719,8 @@ const file_govgrid_proto_rawDesc = "" +
 	"\n" +
 	"ExportSite\x12\x1d.govgrid.v1.ExportSiteRequest\x1a\x17.govgrid.v1.ExportChunk0\x01\x12K\n" +
 	"\n" +
-	"LinkStatus\x12\x1d.govgrid.v1.LinkStatusRequest\x1a\x1e.govgrid.v1.LinkStatusResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"LinkStatus\x12\x1d.govgrid.v1.LinkStatusRequest\x1a\x1e.govgrid.v1.LinkStatusResponse\x12W\n" +
+	"\x0eChangePassword\x12!.govgrid.v1.ChangePasswordRequest\x1a\".govgrid.v1.ChangePasswordResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -2632,43 +2734,45 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_govgrid_proto_goTypes = []any{
-	(*Applicant)(nil),             // 0: govgrid.v1.Applicant
-	(*Material)(nil),              // 1: govgrid.v1.Material
-	(*Event)(nil),                 // 2: govgrid.v1.Event
-	(*Transit)(nil),               // 3: govgrid.v1.Transit
-	(*Case)(nil),                  // 4: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil), // 5: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),           // 6: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),         // 7: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),       // 8: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),     // 9: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),        // 10: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),      // 11: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),     // 12: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),          // 13: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),         // 14: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),     // 15: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),    // 16: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),            // 17: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),  // 18: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil), // 19: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),        // 20: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),           // 21: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),       // 22: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),            // 23: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),               // 24: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),             // 25: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),    // 26: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),   // 27: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),     // 28: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),           // 29: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),     // 30: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),    // 31: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),              // 32: govgrid.v1.FeedLink
-	(*TargetLink)(nil),            // 33: govgrid.v1.TargetLink
-	nil,                           // 34: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*Applicant)(nil),              // 0: govgrid.v1.Applicant
+	(*Material)(nil),               // 1: govgrid.v1.Material
+	(*Event)(nil),                  // 2: govgrid.v1.Event
+	(*Transit)(nil),                // 3: govgrid.v1.Transit
+	(*Case)(nil),                   // 4: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),  // 5: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),            // 6: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),          // 7: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),        // 8: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),      // 9: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),         // 10: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),       // 11: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),      // 12: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),           // 13: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),          // 14: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),      // 15: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),     // 16: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),             // 17: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),   // 18: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),  // 19: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),         // 20: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),            // 21: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),        // 22: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),             // 23: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                // 24: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),              // 25: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),     // 26: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),    // 27: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),      // 28: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),            // 29: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),      // 30: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),     // 31: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),               // 32: govgrid.v1.FeedLink
+	(*TargetLink)(nil),             // 33: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),  // 34: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 35: govgrid.v1.ChangePasswordResponse
+	nil,                            // 36: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
 	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
@@ -2683,7 +2787,7 @@ var file_govgrid_proto_depIdxs = []int32{
 	17, // 9: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
 	21, // 10: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
 	23, // 11: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	34, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	36, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
 	32, // 13: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
 	33, // 14: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
 	9,  // 15: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
@@ -2699,21 +2803,23 @@ var file_govgrid_proto_depIdxs = []int32{
 	26, // 25: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
 	28, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
 	30, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	4,  // 28: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 29: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	12, // 30: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 31: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	6,  // 32: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	14, // 33: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	16, // 34: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	19, // 35: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	22, // 36: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	25, // 37: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	27, // 38: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	29, // 39: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	31, // 40: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
+	34, // 28: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	4,  // 29: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 30: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	12, // 31: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 32: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	6,  // 33: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	14, // 34: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	16, // 35: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	19, // 36: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	22, // 37: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	25, // 38: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	27, // 39: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	29, // 40: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	31, // 41: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	35, // 42: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	29, // [29:43] is the sub-list for method output_type
+	15, // [15:29] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2730,7 +2836,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -304,14 +304,15 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_Apply_FullMethodName         = "/govgrid.v1.Cluster/Apply"
-	Cluster_RaftStatus_FullMethodName    = "/govgrid.v1.Cluster/RaftStatus"
-	Cluster_RegisterSites_FullMethodName = "/govgrid.v1.Cluster/RegisterSites"
-	Cluster_Handoff_FullMethodName       = "/govgrid.v1.Cluster/Handoff"
-	Cluster_Feed_FullMethodName          = "/govgrid.v1.Cluster/Feed"
-	Cluster_ConfigSince_FullMethodName   = "/govgrid.v1.Cluster/ConfigSince"
-	Cluster_ExportSite_FullMethodName    = "/govgrid.v1.Cluster/ExportSite"
-	Cluster_LinkStatus_FullMethodName    = "/govgrid.v1.Cluster/LinkStatus"
+	Cluster_Apply_FullMethodName          = "/govgrid.v1.Cluster/Apply"
+	Cluster_RaftStatus_FullMethodName     = "/govgrid.v1.Cluster/RaftStatus"
+	Cluster_RegisterSites_FullMethodName  = "/govgrid.v1.Cluster/RegisterSites"
+	Cluster_Handoff_FullMethodName        = "/govgrid.v1.Cluster/Handoff"
+	Cluster_Feed_FullMethodName           = "/govgrid.v1.Cluster/Feed"
+	Cluster_ConfigSince_FullMethodName    = "/govgrid.v1.Cluster/ConfigSince"
+	Cluster_ExportSite_FullMethodName     = "/govgrid.v1.Cluster/ExportSite"
+	Cluster_LinkStatus_FullMethodName     = "/govgrid.v1.Cluster/LinkStatus"
+	Cluster_ChangePassword_FullMethodName = "/govgrid.v1.Cluster/ChangePassword"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -348,6 +349,10 @@ type ClusterClient interface {
 	// child's feed and whether that stream is up, and whether each handoff target answers. A
 	// follower asks it to answer GET /v1/sites truthfully.
 	LinkStatus(ctx context.Context, in *LinkStatusRequest, opts ...grpc.CallOption) (*LinkStatusResponse, error)
+	// ChangePassword changes an account's password at the site that keeps the account: a site
+	// beneath it passes on the change its user asked for there. The old password comes along and
+	// this site checks it itself (failures count toward the account's lock-out here).
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 }
 
 type clusterClient struct {
@@ -450,6 +455,16 @@ func (c *clusterClient) LinkStatus(ctx context.Context, in *LinkStatusRequest, o
 	return out, nil
 }
 
+func (c *clusterClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangePasswordResponse)
+	err := c.cc.Invoke(ctx, Cluster_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -484,6 +499,10 @@ type ClusterServer interface {
 	// child's feed and whether that stream is up, and whether each handoff target answers. A
 	// follower asks it to answer GET /v1/sites truthfully.
 	LinkStatus(context.Context, *LinkStatusRequest) (*LinkStatusResponse, error)
+	// ChangePassword changes an account's password at the site that keeps the account: a site
+	// beneath it passes on the change its user asked for there. The old password comes along and
+	// this site checks it itself (failures count toward the account's lock-out here).
+	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -517,6 +536,9 @@ func (UnimplementedClusterServer) ExportSite(*ExportSiteRequest, grpc.ServerStre
 }
 func (UnimplementedClusterServer) LinkStatus(context.Context, *LinkStatusRequest) (*LinkStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LinkStatus not implemented")
+}
+func (UnimplementedClusterServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -665,6 +687,24 @@ func _Cluster_LinkStatus_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_ChangePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -695,6 +735,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LinkStatus",
 			Handler:    _Cluster_LinkStatus_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _Cluster_ChangePassword_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
