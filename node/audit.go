@@ -47,8 +47,9 @@ func (n *Node) Audit(kind, user, client, subject, detail string) {
 	}
 }
 
-// flushAudit commits what the buffer holds; on failure the events go back to its front.
-func (n *Node) flushAudit() error {
+// flushAudit commits what the buffer holds, waiting at most timeout; on failure the events go
+// back to its front.
+func (n *Node) flushAudit(timeout time.Duration) error {
 	b := &n.audit
 	b.mu.Lock()
 	events, dropped := b.events, b.dropped
@@ -61,7 +62,7 @@ func (n *Node) flushAudit() error {
 	if len(events) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done, err := n.state.AppendAudit(ctx, events)
 	if err != nil {
@@ -97,14 +98,15 @@ func (n *Node) runAudit(stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
-			if err := n.flushAudit(); err != nil {
+			// Once more, briefly: a stopping site may have no leader left to take them.
+			if err := n.flushAudit(2 * time.Second); err != nil {
 				n.logger.Warn("audit events not committed at shutdown", "error", err)
 			}
 			return
 		case <-t.C:
 		case <-n.audit.wake:
 		}
-		if err := n.flushAudit(); err != nil {
+		if err := n.flushAudit(10 * time.Second); err != nil {
 			n.logger.Debug("could not commit audit events yet; keeping them", "error", err)
 		}
 	}
