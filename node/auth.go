@@ -259,7 +259,7 @@ func (n *Node) Bootstrap(ctx context.Context) (*api.BootstrapAnswer, error) {
 		return nil, err
 	}
 	a := auth.Account{User: "admin", Name: "系统管理员", Site: n.cfg.Site, Roles: []auth.Role{auth.RoleAdmin}}
-	if err := n.putAccount(ctx, a, pw); err != nil {
+	if err := n.putAccount(ctx, a, pw, true); err != nil {
 		return nil, err
 	}
 	return &api.BootstrapAnswer{User: a.User, Password: pw}, nil
@@ -292,7 +292,7 @@ func (n *Node) CreateAccount(ctx context.Context, by *auth.Claims, req api.Accou
 	if _, ok := book.accounts[a.User]; ok {
 		return nil, sitestate.Errorf(sitestate.CodeConflict, "the user %s exists", a.User)
 	}
-	if err := n.putAccount(ctx, a, req.Password); err != nil {
+	if err := n.putAccount(ctx, a, req.Password, true); err != nil {
 		return nil, err
 	}
 	pub := a.Public()
@@ -385,7 +385,7 @@ func (n *Node) changePasswordHere(ctx context.Context, user, oldPassword, newPas
 	// Tokens issued from now on are good (a sign-in on a node whose clock is behind this one's
 	// by more than the time between the change and the sign-in is refused: sign in again).
 	a.TokensAfter = time.Now().UTC()
-	return n.putAccount(ctx, a, newPassword)
+	return n.putAccount(ctx, a, newPassword, false)
 }
 
 // authEndpoint serves Cluster.ChangePassword: a password change passed on by a site beneath.
@@ -434,7 +434,10 @@ func (n *Node) adminHere(by *auth.Claims) error {
 // putAccount writes a with password hashed (a fresh salt), as this site's document, and returns
 // once this node has applied it (up to accountVisibleWithin): whoever was told "created" can sign
 // in at the node that said so.
-func (n *Node) putAccount(ctx context.Context, a auth.Account, password string) error {
+//
+// With create, the write is refused (a conflict) if the account exists already: of two who create
+// the same account at once, the second hears so instead of overwriting the first.
+func (n *Node) putAccount(ctx context.Context, a auth.Account, password string, create bool) error {
 	salt := make([]byte, auth.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return err
@@ -444,7 +447,7 @@ func (n *Node) putAccount(ctx context.Context, a auth.Account, password string) 
 	if err != nil {
 		return err
 	}
-	if _, err := n.state.PutConfig(ctx, accountPrefix+a.User, v, false); err != nil {
+	if _, err := n.state.PutConfigMany(ctx, []sitestate.ConfigChange{{Path: accountPrefix + a.User, Value: v, Create: create}}); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(accountVisibleWithin)

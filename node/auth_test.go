@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,32 @@ func TestAccountsSignInAndTokens(t *testing.T) {
 		if code, body := authCall(t, district, "POST", "/v1/accounts", bad.token, bad.body, nil); code != bad.want {
 			t.Fatalf("create %v with %q: %d %s, want %d", bad.body, bad.token, code, body, bad.want)
 		}
+	}
+
+	// Of several who create the same account at once, one does; the others hear it exists.
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _ = authCall(t, district, "POST", "/v1/accounts", admin, map[string]any{"user": "dup.user", "password": fmt.Sprintf("dup-password-%d", i),
+				"name": "重复", "site": "cd", "roles": []string{"clerk"}}, nil)
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusCreated:
+			created++
+		case http.StatusConflict:
+		default:
+			t.Fatalf("concurrent creates answered %v", codes)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("concurrent creates of one account answered %v: %d created, want 1", codes, created)
 	}
 
 	// The configuration endpoints neither show the accounts' hashes nor write accounts or keys.

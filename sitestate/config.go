@@ -55,6 +55,9 @@ type ConfigChange struct {
 	Path   string          `json:"path"`
 	Value  json.RawMessage `json:"value,omitempty"`
 	Delete bool            `json:"delete,omitempty"`
+	// Create refuses the whole command (a conflict) if the owner has the document already (and
+	// has not removed it): two who create the same document at once, one wins, the other hears it.
+	Create bool `json:"create,omitempty"`
 }
 
 type configSyncCommand struct {
@@ -110,6 +113,16 @@ func (m *machine) putConfigChanges(tx *replication.Tx, owner string, changes []C
 		}
 		if !c.Delete && !json.Valid(c.Value) || len(c.Value) > MaxConfigValue {
 			return nil, refuse(errorf(CodeInvalid, "%s: a configuration document is a JSON value of at most %d bytes", c.Path, MaxConfigValue)), nil
+		}
+		if c.Create {
+			var old ConfigDoc
+			found, err := getJSON(tx, configKey(owner, c.Path), &old)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found && !old.Deleted {
+				return nil, refuse(errorf(CodeConflict, "%s exists already", c.Path)), nil
+			}
 		}
 		docs[i] = ConfigDoc{Owner: owner, Path: c.Path, UpdatedAt: tx.At(), Deleted: c.Delete}
 		if !c.Delete {

@@ -119,3 +119,26 @@ func TestConfigPutManyIsAllOrNothing(t *testing.T) {
 		t.Fatalf("versions %v %v", v, err)
 	}
 }
+
+// TestConfigCreateRefusesAnExistingDocument: a create of a document the owner has is a conflict
+// and writes nothing; after a removal the path can be created again.
+func TestConfigCreateRefusesAnExistingDocument(t *testing.T) {
+	s := newSite(t, "cd")
+	create := func(value string) *Answer {
+		return s.apply(cmdConfigPutMany, &configPutManyCommand{Owner: "cd", Changes: []ConfigChange{{Path: "accounts/admin", Value: json.RawMessage(value), Create: true}}})
+	}
+	if res := create(`{"user":"admin","n":1}`); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	before := s.export()
+	if res := create(`{"user":"admin","n":2}`); res.Err == nil || res.Err.Code != CodeConflict {
+		t.Fatalf("a second create: %+v, want a conflict", res)
+	}
+	assertStateUnchanged(t, s, before)
+	if res := s.apply(cmdConfigPut, &configPutCommand{Owner: "cd", Path: "accounts/admin", Delete: true}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res := create(`{"user":"admin","n":3}`); res.Err != nil {
+		t.Fatalf("a create after the removal: %v", res.Err)
+	}
+}
