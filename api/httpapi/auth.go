@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -62,23 +61,15 @@ func (s *server) routeAuth(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/audit", s.auditTrail)
 }
 
-// decodeBody decodes a JSON request body of at most 64 KiB into v, refusing unknown fields.
-func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		s.writeError(w, casework.FieldErrors{{Field: "body", Reason: "a JSON object: " + err.Error()}})
-		return false
-	}
-	return true
-}
+// maxAuthBody bounds the body of a sign-in or account request.
+const maxAuthBody = 64 << 10
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
 	}
-	if !s.decodeBody(w, r, &req) {
+	if !decodeBodyOf(w, r, &req, maxAuthBody) {
 		return
 	}
 	if req.User == "" || req.Password == "" {
@@ -146,7 +137,7 @@ func (s *server) changePassword(w http.ResponseWriter, r *http.Request) {
 		Old string `json:"old_password"`
 		New string `json:"new_password"`
 	}
-	if !s.decodeBody(w, r, &req) {
+	if !decodeBodyOf(w, r, &req, maxAuthBody) {
 		return
 	}
 	if err := s.cfg.Auth.ChangePassword(r.Context(), c, req.Old, req.New); err != nil {
@@ -178,7 +169,7 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.AccountRequest
-	if !s.decodeBody(w, r, &req) {
+	if !decodeBodyOf(w, r, &req, maxAuthBody) {
 		return
 	}
 	a, err := s.cfg.Auth.CreateAccount(r.Context(), c, req)

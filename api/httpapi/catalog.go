@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -209,11 +208,8 @@ func (s *server) putCatalogItem(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, sitestate.MaxConfigValue))
-	dec.DisallowUnknownFields()
 	var it catalog.Item
-	if err := dec.Decode(&it); err != nil {
-		s.writeError(w, casework.FieldErrors{{Field: "body", Reason: "an item as JSON: " + err.Error()}})
+	if !decodeBodyOf(w, r, &it, sitestate.MaxConfigValue) {
 		return
 	}
 	if it.Code == "" {

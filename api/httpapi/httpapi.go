@@ -442,7 +442,12 @@ func parseTime(v string, loc *time.Location) (time.Time, error) {
 // decodeBody reads a JSON body (whatever Content-Type says: curl sends a form type by default) of at most MaxBodyBytes into dst, refusing unknown fields. It
 // writes the error answer itself and returns false when the body is unusable.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return decodeBodyOf(w, r, dst, MaxBodyBytes)
+}
+
+// decodeBodyOf is decodeBody for a body of at most limit bytes.
+func decodeBodyOf(w http.ResponseWriter, r *http.Request, dst any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil {
@@ -459,7 +464,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 	case err == nil:
 		return true
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes), nil)
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", limit), nil)
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, sitestate.CodeInvalid, "the body is empty: send a JSON object", nil)
 	default:
