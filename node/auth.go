@@ -46,12 +46,15 @@ type accountBook struct {
 	accounts map[string]auth.Account
 	keys     map[string]ed25519.PublicKey
 	revoked  map[string]bool
+	// keepers are the sites whose documents the accounts are, by user.
+	keepers map[string]string
 	// owners are the sites whose documents reach this site: itself and its ancestors.
 	owners map[string]bool
 }
 
 func (n *Node) buildAccounts(view *api.ConfigView) (*accountBook, error) {
-	b := &accountBook{accounts: map[string]auth.Account{}, keys: map[string]ed25519.PublicKey{}, revoked: map[string]bool{}, owners: map[string]bool{n.cfg.Site: true}}
+	b := &accountBook{accounts: map[string]auth.Account{}, keys: map[string]ed25519.PublicKey{}, revoked: map[string]bool{},
+		keepers: map[string]string{}, owners: map[string]bool{n.cfg.Site: true}}
 	for owner := range view.Versions {
 		b.owners[owner] = true
 	}
@@ -63,7 +66,7 @@ func (n *Node) buildAccounts(view *api.ConfigView) (*accountBook, error) {
 				n.logger.Warn("an account does not decode", "path", d.Path, "owner", d.Owner, "error", err)
 				continue
 			}
-			b.accounts[a.User] = a
+			b.accounts[a.User], b.keepers[a.User] = a, d.Owner
 		case strings.HasPrefix(d.Path, keyPrefix):
 			var k struct {
 				PublicKey []byte `json:"public_key"`
@@ -379,7 +382,7 @@ func (n *Node) changePasswordHere(ctx context.Context, user, oldPassword, newPas
 		return sitestate.Errorf(sitestate.CodeForbidden, "the old password is wrong")
 	}
 	n.signIns.forgive(now, key)
-	if owner, err := n.accountOwner(user); err != nil || owner != n.cfg.Site {
+	if book.keepers[user] != n.cfg.Site {
 		return sitestate.Errorf(sitestate.CodeConflict, "%s does not keep the account %s", n.cfg.Site, user)
 	}
 	// Tokens issued from now on are good (a sign-in on a node whose clock is behind this one's
@@ -466,14 +469,12 @@ const accountVisibleWithin = 2 * time.Second
 
 // accountOwner is the site whose document of user is in force here.
 func (n *Node) accountOwner(user string) (string, error) {
-	view, err := n.Configuration()
+	book, err := n.accountBook()
 	if err != nil {
 		return "", err
 	}
-	for _, d := range view.Docs {
-		if d.Path == accountPrefix+user {
-			return d.Owner, nil
-		}
+	if owner, ok := book.keepers[user]; ok {
+		return owner, nil
 	}
 	return "", sitestate.Errorf(sitestate.CodeNotFound, "no account %s", user)
 }
