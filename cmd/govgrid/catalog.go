@@ -93,10 +93,3 @@ func post(addr, path string, format catalog.Format, data []byte, out any) error 
 	}
 	return callRaw(addr, http.MethodPost, path, ct, data, out)
 }
-
-func baseURL(addr string) string {
-	if !strings.Contains(addr, "://") {
-		return "http://" + addr
-	}
-	return addr
-}

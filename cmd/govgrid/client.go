@@ -78,6 +78,14 @@ func callAs(addr, method, path, contentType string, body []byte, out any, token 
 	return json.Unmarshal(data, out)
 }
 
+// baseURL is a node's address as a URL: http:// unless the address names its scheme.
+func baseURL(addr string) string {
+	if !strings.Contains(addr, "://") {
+		return "http://" + addr
+	}
+	return addr
+}
+
 // apiError is a non-2xx answer of a node: its status and the code, message and fields of its
 // JSON error body (api.ErrorBody), when it sent one.
 type apiError struct {
