@@ -193,13 +193,18 @@ func getUint32(r reader, key []byte) (uint32, error) {
 // scanJSON decodes, in key order, every value under prefix into a T and hands it to visit,
 // until visit returns false.
 func scanJSON[T any](txn *badger.Txn, prefix []byte, visit func(*T) bool) error {
+	return scan(txn, prefix, func(b []byte, v *T) error { return json.Unmarshal(b, v) }, visit)
+}
+
+// scan is scanJSON with the values decoded by decode.
+func scan[T any](txn *badger.Txn, prefix []byte, decode func([]byte, *T) error, visit func(*T) bool) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		v := new(T)
-		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+		if err := it.Item().Value(func(b []byte) error { return decode(b, v) }); err != nil {
 			return fmt.Errorf("%w: %s: %v", errMalformed, it.Item().Key(), err)
 		}
 		if !visit(v) {

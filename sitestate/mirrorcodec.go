@@ -89,20 +89,7 @@ func putStoredMirror(tx txWriter, number string, rec *storedMirror) error {
 // scanMirror visits every mirror record as stored, in case-number order, while visit returns
 // true.
 func scanMirror(txn *badger.Txn, visit func(*storedMirror) bool) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefixMirror
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		rec := new(storedMirror)
-		if err := it.Item().Value(func(b []byte) error { return decodeStoredMirror(b, rec) }); err != nil {
-			return fmt.Errorf("%w: %s: %v", errMalformed, it.Item().Key(), err)
-		}
-		if !visit(rec) {
-			return nil
-		}
-	}
-	return nil
+	return scan(txn, prefixMirror, decodeStoredMirror, visit)
 }
 
 // txWriter is the part of a transaction putStoredMirror needs.
