@@ -112,23 +112,11 @@ func (n *Node) runAudit(stop <-chan struct{}) {
 	}
 }
 
-// AuditTrail is a page of the site's audit trail, for its administrators and supervisors.
+// AuditTrail is a page of the site's audit trail, for its administrators and supervisors (and
+// those of the sites above it).
 func (n *Node) AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error) {
-	if !by.Has(auth.RoleAdmin) && !by.Has(auth.RoleSupervisor) {
-		return nil, sitestate.Errorf(sitestate.CodeForbidden, "the audit trail is for administrators and supervisors")
-	}
-	if by.Site != n.cfg.Site && !n.inSubtreeOf(by.Site) {
-		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s supervises %s, which %s is not part of", by.User, by.Site, n.cfg.Site)
+	if err := n.Authorize(by, auth.ActReadAudit); err != nil {
+		return nil, err
 	}
 	return n.state.Audit(from, limit)
-}
-
-// inSubtreeOf says whether this site is beneath site: site owns documents in force here.
-func (n *Node) inSubtreeOf(site string) bool {
-	v, err := n.state.ConfigVersions()
-	if err != nil {
-		return false
-	}
-	_, ok := v[site]
-	return ok && site != n.cfg.Site
 }

@@ -409,15 +409,10 @@ func fromRemote(err error) error {
 	return sitestate.Errorf(code, "%s", st.Message())
 }
 
-// AdminHere checks that by is an administrator of this site.
-func (n *Node) AdminHere(by *auth.Claims) error {
-	if !by.Has(auth.RoleAdmin) {
-		return sitestate.Errorf(sitestate.CodeForbidden, "this needs the admin role")
-	}
-	if by.Site != n.cfg.Site {
-		return sitestate.Errorf(sitestate.CodeForbidden, "%s administers %s, not %s", by.User, by.Site, n.cfg.Site)
-	}
-	return nil
+// HasAccounts says whether any account is in force here.
+func (n *Node) HasAccounts() bool {
+	book, err := n.accountBook()
+	return err != nil || len(book.accounts) > 0 // when in doubt, accounts exist
 }
 
 // adminHere checks that by is an administrator of this site, which keeps accounts (the district
@@ -481,20 +476,7 @@ func (n *Node) accountOwner(user string) (string, error) {
 
 // inSubtree says whether site is beneath this one, by this site's registry.
 func (n *Node) inSubtree(site string) bool {
-	recs, err := n.state.Sites()
-	if err != nil {
-		return false
-	}
-	parent := map[string]string{}
-	for _, r := range recs {
-		parent[r.Code] = r.Parent
-	}
-	for s, hops := parent[site], 0; s != "" && hops < 4; s, hops = parent[s], hops+1 {
-		if s == n.cfg.Site {
-			return true
-		}
-	}
-	return false
+	return n.beneath(n.registryParents(), site, n.cfg.Site)
 }
 
 // RandomPassword draws a password of 14 characters that are easy to read aloud and type.

@@ -133,11 +133,11 @@ func TestAccountsSignInAndTokens(t *testing.T) {
 	}
 
 	// The configuration endpoints neither show the accounts' hashes nor write accounts or keys.
-	if code, body := authCall(t, district, "GET", "/v1/config", "", nil, nil); code != http.StatusOK || strings.Contains(body, "argon2") || strings.Contains(body, "accounts/") {
+	if code, body := authCall(t, district, "GET", "/v1/config", testgrid.StaffToken(t, district), nil, nil); code != http.StatusOK || strings.Contains(body, "argon2") || strings.Contains(body, "accounts/") {
 		t.Fatalf("GET /v1/config shows the accounts: %d %s", code, body)
 	}
 	for _, path := range []string{"accounts/evil", "auth/keys/cd"} {
-		if code, _ := authCall(t, district, "PUT", "/v1/config/"+path, "", map[string]string{"user": "evil"}, nil); code != http.StatusForbidden {
+		if code, _ := authCall(t, district, "PUT", "/v1/config/"+path, admin, map[string]string{"user": "evil"}, nil); code != http.StatusForbidden {
 			t.Fatalf("PUT /v1/config/%s: %d, want 403", path, code)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
 )
@@ -34,8 +35,9 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	}
 
 	// The backup, asked of a follower: it answers with a redirect to the leader.
-	follower := g.Follower("cd").Addrs().HTTP
-	resp, err := http.Get("http://" + follower + "/v1/snapshot")
+	follower := g.Follower("cd")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+follower.Addrs().HTTP+"/v1/snapshot", nil)
+	resp, err := http.DefaultClient.Do(testgrid.AsStaff(t, follower, req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +59,8 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		g.Start(site, fmt.Sprintf("cd-new-%d", i))
 	}
+	// The new district has no accounts yet: its own host restores it (the administrators'
+	// accounts come back with the backup).
 	leader := g.WaitLeader("cd")
 	resp, err = http.Post("http://"+leader.Addrs().HTTP+"/v1/snapshot/restore", "application/octet-stream", bytes.NewReader(backup))
 	if err != nil {
@@ -75,7 +79,11 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	}
 
 	// A second restore over a site that now holds cases is refused.
-	resp, err = http.Post("http://"+g.WaitLeader("cd").Addrs().HTTP+"/v1/snapshot/restore", "application/octet-stream", bytes.NewReader(backup))
+	restoreAs := func(n *node.Node, query string, backup []byte) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+n.Addrs().HTTP+"/v1/snapshot/restore"+query, bytes.NewReader(backup))
+		return http.DefaultClient.Do(testgrid.AsStaff(t, n, req))
+	}
+	resp, err = restoreAs(g.WaitLeader("cd"), "", backup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +94,7 @@ func TestDistrictIsRestoredFromABackup(t *testing.T) {
 	// A damaged backup is refused and changes nothing.
 	damaged := bytes.Clone(backup)
 	damaged[len(damaged)/2] ^= 1
-	resp, err = http.Post("http://"+g.WaitLeader("cd").Addrs().HTTP+"/v1/snapshot/restore?force=true", "application/octet-stream", bytes.NewReader(damaged))
+	resp, err = restoreAs(g.WaitLeader("cd"), "?force=true", damaged)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
@@ -25,7 +26,14 @@ const localOnlyKey = "x-govgrid-local"
 // caseService implements api.CaseService for the front ends.
 type caseService struct{ n *Node }
 
+// SubmitCase takes in a case at this site, for a caller who may submit here; the case's first
+// event names the caller.
 func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) (*casework.Case, error) {
+	claims, err := s.n.authorize(ctx, auth.ActSubmit, "")
+	if err != nil {
+		return nil, err
+	}
+	sub.Actor = claims.Actor(casework.MaxActor)
 	if s.n.restoring() {
 		return nil, errRestoring
 	}
@@ -35,7 +43,7 @@ func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) 
 	}
 	if duplicate && (c.HolderSite != s.n.cfg.Site || c.Transit != nil) {
 		// A retry of a case that has left since (or is leaving): show where it is now.
-		if now, err := s.GetCase(ctx, c.Number); err == nil {
+		if now, err := s.getCase(ctx, c.Number); err == nil {
 			now.QueryCode = c.QueryCode
 			return now, nil
 		}
@@ -53,7 +61,27 @@ func (s *caseService) SubmitCase(ctx context.Context, sub *casework.Submission) 
 // "Not found" is final only when said by a leader that has confirmed it still leads its site:
 // a node cut off from its leader, or a leader cut off from its followers, may hold a stale copy,
 // and must not say "no such case" for one that was acknowledged. It answers unavailable instead.
+//
+// The caller must be allowed to read cases, and the case must be held in their subtree or have
+// begun there; a role that needs no personal data reads it masked.
 func (s *caseService) GetCase(ctx context.Context, number string) (*casework.Case, error) {
+	claims, err := s.n.authorize(ctx, auth.ActReadCase, "")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.getCase(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.n.mayRead(claims, c); err != nil {
+		return nil, err
+	}
+	return forReader(claims, c), nil
+}
+
+// getCase finds a case for GetCase, for another node following it (the Cluster service's
+// PeerGetCase), and for a citizen's view.
+func (s *caseService) getCase(ctx context.Context, number string) (*casework.Case, error) {
 	hops := hopsOf(ctx)
 	c, err := s.n.state.GetCase(number)
 	if err == nil {
@@ -134,7 +162,7 @@ func (s *caseService) askLeader(ctx context.Context, number string) (*casework.C
 	}
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, out), 5*time.Second)
 	defer cancel()
-	pc, err := pb.NewCasesClient(conn).GetCase(ctx, &pb.GetCaseRequest{Number: number})
+	pc, err := pb.NewClusterClient(conn).PeerGetCase(ctx, &pb.GetCaseRequest{Number: number})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -173,8 +201,8 @@ func hopsOf(ctx context.Context) int {
 
 // askSite asks a node of site for a case, as hop number hops.
 func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*casework.Case, error) {
-	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.CasesClient) (*casework.Case, error) {
-		pc, err := c.GetCase(ctx, &pb.GetCaseRequest{Number: number})
+	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.ClusterClient) (*casework.Case, error) {
+		pc, err := c.PeerGetCase(ctx, &pb.GetCaseRequest{Number: number})
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +214,7 @@ func (n *Node) askSite(ctx context.Context, site, number string, hops int) (*cas
 // nodes in turn, and, if none answers, one that gossip believes dead (briefly: a reader is
 // waiting). A node's "not found" or "too many attempts" is the site's answer; anything else
 // tries the next node.
-func askCaseSite[T any](ctx context.Context, n *Node, site, number string, hops int, call func(context.Context, pb.CasesClient) (T, error)) (T, error) {
+func askCaseSite[T any](ctx context.Context, n *Node, site, number string, hops int, call func(context.Context, pb.ClusterClient) (T, error)) (T, error) {
 	var zero T
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(hopsKey, strconv.Itoa(hops)))
 	var lastErr error
@@ -201,7 +229,7 @@ func askCaseSite[T any](ctx context.Context, n *Node, site, number string, hops 
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		v, err := call(cctx, pb.NewCasesClient(conn))
+		v, err := call(cctx, pb.NewClusterClient(conn))
 		cancel()
 		if err == nil {
 			return v, nil
@@ -224,11 +252,26 @@ func askCaseSite[T any](ctx context.Context, n *Node, site, number string, hops 
 	return zero, fmt.Errorf("%w: case %s is at site %s, which cannot be reached now: %v", replication.ErrNoLeader, number, site, lastErr)
 }
 
+// MoveCase moves a case this site holds, for a caller whose roles allow the move and whose
+// subtree this site is in; the move's event names the caller, whatever d.Actor says.
 func (s *caseService) MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error) {
+	a, ok := moveActions[d.Move]
+	if !ok {
+		return nil, casework.FieldErrors{{Field: "move", Reason: "must be escalate, relay, handdown or return"}}
+	}
+	claims, err := s.n.authorize(ctx, a, "")
+	if err != nil {
+		return nil, err
+	}
+	d.Actor = claims.Actor(casework.MaxActor)
 	return s.n.moveCase(ctx, number, d)
 }
 
+// ListCases lists the cases this site holds, for a caller whose subtree it is in.
 func (s *caseService) ListCases(ctx context.Context, f sitestate.Filter) (*sitestate.Page, error) {
+	if _, err := s.n.authorize(ctx, auth.ActListCases, ""); err != nil {
+		return nil, err
+	}
 	return s.n.state.ListCases(f)
 }
 
@@ -239,6 +282,10 @@ func isLocalOnly(ctx context.Context) bool {
 
 func raftID(name string) raft.ServerID { return raft.ServerID(name) }
 
+// ListSubtree lists this site's mirror of its subtree, for a caller whose subtree this site is in.
 func (s *caseService) ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error) {
+	if _, err := s.n.authorize(ctx, auth.ActListCases, ""); err != nil {
+		return nil, err
+	}
 	return s.n.state.ListSubtree(f)
 }

@@ -23,7 +23,7 @@ func catalogRequest(t *testing.T, n *node.Node, method, path, contentType string
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(testgrid.AsStaff(t, n, req))
 	if err != nil {
 		t.Fatal(err)
 	}

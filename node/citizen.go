@@ -155,7 +155,7 @@ func (s *caseService) citizenView(ctx context.Context, number, code string) (*ca
 	if _, _, _, err := casework.ParseNumber(number); err != nil || len(code) != 6 {
 		return nil, sitestate.ErrNotFound
 	}
-	c, err := s.GetCase(ctx, number)
+	c, err := s.getCase(ctx, number)
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +176,8 @@ func (s *caseService) citizenView(ctx context.Context, number, code string) (*ca
 
 // askCitizenView asks a node of site for a citizen's view of case number.
 func (n *Node) askCitizenView(ctx context.Context, site, number, code string, hops int) (*casework.CitizenView, error) {
-	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.CasesClient) (*casework.CitizenView, error) {
-		v, err := c.GetCitizenView(ctx, &pb.GetCitizenViewRequest{Number: number, QueryCode: code})
+	return askCaseSite(ctx, n, site, number, hops, func(ctx context.Context, c pb.ClusterClient) (*casework.CitizenView, error) {
+		v, err := c.PeerGetCitizenView(ctx, &pb.GetCitizenViewRequest{Number: number, QueryCode: code})
 		if err != nil {
 			return nil, err
 		}

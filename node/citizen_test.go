@@ -51,7 +51,7 @@ func TestCitizenSeesOnlyTheirCase(t *testing.T) {
 	if local.QueryCode == "" || climbed.QueryCode == "" {
 		t.Fatal("no query code in the submission's answer")
 	}
-	waitHeld(t, g, bgj, climbed.Number, "cd", 30*time.Second)
+	waitHeld(t, g, district, climbed.Number, "cd", 30*time.Second)
 
 	for _, c := range []struct {
 		at   string

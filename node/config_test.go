@@ -19,7 +19,7 @@ func configRequest(t *testing.T, n *node.Node, method, path, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(testgrid.AsStaff(t, n, req))
 	if err != nil {
 		t.Fatal(err)
 	}

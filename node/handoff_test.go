@@ -88,9 +88,13 @@ func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 	if held.Number != c.Number || held.Version != uint64(len(held.History)) {
 		t.Fatalf("number %s version %d with %d events", held.Number, held.Version, len(held.History))
 	}
-	// Every node of every site finds it, following stubs from the origin.
-	for _, n := range []*node.Node{ngj, bgj, township, district} {
+	// Every site it passed finds it, the origin following its stubs; a sibling community's staff
+	// may not read it (it is neither held nor begun in their subtree).
+	for _, n := range []*node.Node{ngj, township, district} {
 		waitHeld(t, g, n, c.Number, "cd", 10*time.Second)
+	}
+	if code := testgrid.GetJSON(t, bgj, "/v1/cases/"+c.Number, nil); code != http.StatusForbidden {
+		t.Fatalf("a sibling community's staff read the case: %d, want 403", code)
 	}
 
 	// The district hands it down to the township with instructions, and the township returns it.
@@ -101,7 +105,6 @@ func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 	if moved.Transit == nil || moved.Transit.Move != casework.MoveHandDown {
 		t.Fatalf("handdown answer without transit: %+v", moved.Transit)
 	}
-	// While in transit, the holder may not change it.
 	// While in transit (or once handed on), the district may not change it.
 	if code := testgrid.PostJSON(t, district, "/v1/cases/"+c.Number+"/handdown", api.MoveRequest{ToSite: "cd-dgdj"}, nil); code != http.StatusConflict {
 		t.Fatalf("second handdown: %d, want 409", code)
@@ -112,8 +115,9 @@ func TestCaseGoesUpTheTreeAndDownAgain(t *testing.T) {
 	}
 	back := waitHeld(t, g, ngj, c.Number, "cd", 20*time.Second)
 	last := back.History[len(back.History)-2]
-	if last.Type != casework.EventReturned || last.FromSite != "cd-dgdj" || last.ToSite != "cd" || last.Actor != "街道 王芳" || last.Note == "" {
-		t.Fatalf("return event %+v lacks from, to, who or why", last)
+	// The actor is the signed-in account, not the request's actor field.
+	if last.Type != casework.EventReturned || last.FromSite != "cd-dgdj" || last.ToSite != "cd" || last.Actor != "测试员 (tg.cd-dgdj)" || last.Note == "" {
+		t.Fatalf("return event %+v lacks from, to, who (the signed-in account) or why", last)
 	}
 	if err := back.VerifyHistory(); err != nil {
 		t.Fatalf("history at the end: %v", err)

@@ -216,7 +216,7 @@ func checkDataDir(dir string) error {
 
 func (n *Node) startServers() {
 	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20))...)
-	grpcapi.Register(n.grpcSrv, &caseService{n: n})
+	grpcapi.Register(n.grpcSrv, &caseService{n: n}, n)
 	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
 	n.healthSrv = health.NewServer()
 	n.healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

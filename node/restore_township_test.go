@@ -135,7 +135,7 @@ func putConfig(t *testing.T, n *node.Node, path, value string) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(testgrid.AsStaff(t, n, req))
 	if err != nil {
 		t.Fatal(err)
 	}

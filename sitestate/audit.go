@@ -32,6 +32,7 @@ const (
 	AuditRecordRead      = "record_read"
 	AuditCatalogChanged  = "catalog_changed"
 	AuditConfigChanged   = "config_changed"
+	AuditSiteChanged     = "site_changed" // leave, retire, reinstate, restore
 	AuditDropped         = "events_dropped"
 )
 

@@ -328,7 +328,7 @@ func Submission(i int) *casework.Submission {
 	}
 }
 
-// PostJSON sends body as JSON to a node's HTTP API and decodes the answer into out (if not nil),
+// PostJSON sends body as JSON to a node's HTTP API, as the harness's staff (StaffToken), and decodes the answer into out (if not nil),
 // returning the status code.
 func PostJSON(t T, n *node.Node, path string, body, out any) int {
 	t.Helper()
@@ -336,17 +336,26 @@ func PostJSON(t T, n *node.Node, path string, body, out any) int {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	resp, err := http.Post("http://"+n.Addrs().HTTP+path, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, "http://"+n.Addrs().HTTP+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(AsStaff(t, n, req))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
 	return decode(t, resp, out)
 }
 
-// GetJSON fetches path from a node's HTTP API into out (if not nil), returning the status code.
+// GetJSON fetches path from a node's HTTP API, as the harness's staff, into out (if not nil), returning the status code.
 func GetJSON(t T, n *node.Node, path string, out any) int {
 	t.Helper()
-	resp, err := http.Get("http://" + n.Addrs().HTTP + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+n.Addrs().HTTP+path, nil)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	resp, err := http.DefaultClient.Do(AsStaff(t, n, req))
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -2707,7 +2707,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
-	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xa4\x05\n" +
+	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xb3\x06\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2720,7 +2720,9 @@ const file_govgrid_proto_rawDesc = "" +
 	"ExportSite\x12\x1d.govgrid.v1.ExportSiteRequest\x1a\x17.govgrid.v1.ExportChunk0\x01\x12K\n" +
 	"\n" +
 	"LinkStatus\x12\x1d.govgrid.v1.LinkStatusRequest\x1a\x1e.govgrid.v1.LinkStatusResponse\x12W\n" +
-	"\x0eChangePassword\x12!.govgrid.v1.ChangePasswordRequest\x1a\".govgrid.v1.ChangePasswordResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\x0eChangePassword\x12!.govgrid.v1.ChangePasswordRequest\x1a\".govgrid.v1.ChangePasswordResponse\x12;\n" +
+	"\vPeerGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12P\n" +
+	"\x12PeerGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenViewB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -2804,22 +2806,26 @@ var file_govgrid_proto_depIdxs = []int32{
 	28, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
 	30, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
 	34, // 28: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	4,  // 29: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 30: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	12, // 31: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 32: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	6,  // 33: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	14, // 34: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	16, // 35: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	19, // 36: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	22, // 37: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	25, // 38: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	27, // 39: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	29, // 40: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	31, // 41: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	35, // 42: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	29, // [29:43] is the sub-list for method output_type
-	15, // [15:29] is the sub-list for method input_type
+	10, // 29: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	5,  // 30: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	4,  // 31: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	4,  // 32: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	12, // 33: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	4,  // 34: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	6,  // 35: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	14, // 36: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	16, // 37: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	19, // 38: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	22, // 39: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	25, // 40: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	27, // 41: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	29, // 42: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	31, // 43: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	35, // 44: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	4,  // 45: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	6,  // 46: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	31, // [31:47] is the sub-list for method output_type
+	15, // [15:31] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name

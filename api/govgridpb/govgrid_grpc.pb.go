@@ -304,15 +304,17 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_Apply_FullMethodName          = "/govgrid.v1.Cluster/Apply"
-	Cluster_RaftStatus_FullMethodName     = "/govgrid.v1.Cluster/RaftStatus"
-	Cluster_RegisterSites_FullMethodName  = "/govgrid.v1.Cluster/RegisterSites"
-	Cluster_Handoff_FullMethodName        = "/govgrid.v1.Cluster/Handoff"
-	Cluster_Feed_FullMethodName           = "/govgrid.v1.Cluster/Feed"
-	Cluster_ConfigSince_FullMethodName    = "/govgrid.v1.Cluster/ConfigSince"
-	Cluster_ExportSite_FullMethodName     = "/govgrid.v1.Cluster/ExportSite"
-	Cluster_LinkStatus_FullMethodName     = "/govgrid.v1.Cluster/LinkStatus"
-	Cluster_ChangePassword_FullMethodName = "/govgrid.v1.Cluster/ChangePassword"
+	Cluster_Apply_FullMethodName              = "/govgrid.v1.Cluster/Apply"
+	Cluster_RaftStatus_FullMethodName         = "/govgrid.v1.Cluster/RaftStatus"
+	Cluster_RegisterSites_FullMethodName      = "/govgrid.v1.Cluster/RegisterSites"
+	Cluster_Handoff_FullMethodName            = "/govgrid.v1.Cluster/Handoff"
+	Cluster_Feed_FullMethodName               = "/govgrid.v1.Cluster/Feed"
+	Cluster_ConfigSince_FullMethodName        = "/govgrid.v1.Cluster/ConfigSince"
+	Cluster_ExportSite_FullMethodName         = "/govgrid.v1.Cluster/ExportSite"
+	Cluster_LinkStatus_FullMethodName         = "/govgrid.v1.Cluster/LinkStatus"
+	Cluster_ChangePassword_FullMethodName     = "/govgrid.v1.Cluster/ChangePassword"
+	Cluster_PeerGetCase_FullMethodName        = "/govgrid.v1.Cluster/PeerGetCase"
+	Cluster_PeerGetCitizenView_FullMethodName = "/govgrid.v1.Cluster/PeerGetCitizenView"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -353,6 +355,13 @@ type ClusterClient interface {
 	// beneath it passes on the change its user asked for there. The old password comes along and
 	// this site checks it itself (failures count toward the account's lock-out here).
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// PeerGetCase is Cases.GetCase asked by another node that follows a case (the leader of the
+	// asker's site, or the next site on the case's way): the asker has authorized its reader, so
+	// this answers without a token. Metadata x-govgrid-hops counts the sites visited.
+	PeerGetCase(ctx context.Context, in *GetCaseRequest, opts ...grpc.CallOption) (*Case, error)
+	// PeerGetCitizenView is Cases.GetCitizenView passed on by another node to the site that keeps
+	// the case's query code.
+	PeerGetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error)
 }
 
 type clusterClient struct {
@@ -465,6 +474,26 @@ func (c *clusterClient) ChangePassword(ctx context.Context, in *ChangePasswordRe
 	return out, nil
 }
 
+func (c *clusterClient) PeerGetCase(ctx context.Context, in *GetCaseRequest, opts ...grpc.CallOption) (*Case, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Case)
+	err := c.cc.Invoke(ctx, Cluster_PeerGetCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) PeerGetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CitizenView)
+	err := c.cc.Invoke(ctx, Cluster_PeerGetCitizenView_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -503,6 +532,13 @@ type ClusterServer interface {
 	// beneath it passes on the change its user asked for there. The old password comes along and
 	// this site checks it itself (failures count toward the account's lock-out here).
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// PeerGetCase is Cases.GetCase asked by another node that follows a case (the leader of the
+	// asker's site, or the next site on the case's way): the asker has authorized its reader, so
+	// this answers without a token. Metadata x-govgrid-hops counts the sites visited.
+	PeerGetCase(context.Context, *GetCaseRequest) (*Case, error)
+	// PeerGetCitizenView is Cases.GetCitizenView passed on by another node to the site that keeps
+	// the case's query code.
+	PeerGetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -539,6 +575,12 @@ func (UnimplementedClusterServer) LinkStatus(context.Context, *LinkStatusRequest
 }
 func (UnimplementedClusterServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedClusterServer) PeerGetCase(context.Context, *GetCaseRequest) (*Case, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerGetCase not implemented")
+}
+func (UnimplementedClusterServer) PeerGetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerGetCitizenView not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -705,6 +747,42 @@ func _Cluster_ChangePassword_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_PeerGetCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).PeerGetCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_PeerGetCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).PeerGetCase(ctx, req.(*GetCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_PeerGetCitizenView_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCitizenViewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).PeerGetCitizenView(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_PeerGetCitizenView_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).PeerGetCitizenView(ctx, req.(*GetCitizenViewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -739,6 +817,14 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _Cluster_ChangePassword_Handler,
+		},
+		{
+			MethodName: "PeerGetCase",
+			Handler:    _Cluster_PeerGetCase_Handler,
+		},
+		{
+			MethodName: "PeerGetCitizenView",
+			Handler:    _Cluster_PeerGetCitizenView_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -6,10 +6,12 @@ package grpcapi
 import (
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/govgrid/govgrid/api"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,10 +20,40 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Authenticator verifies a bearer token: the node implements it.
+type Authenticator interface {
+	Authenticate(token string) (*auth.Claims, error)
+}
+
 // Register adds the Cases service to s. (The Cluster service between nodes is the node's own:
-// see package node.)
-func Register(s *grpc.Server, cases api.CaseService) {
-	pb.RegisterCasesServer(s, &casesServer{cases: cases})
+// see package node.) Every call but GetCitizenView needs metadata "authorization: Bearer <token>"
+// (Unauthenticated without a valid one); its claims go to the node in the call's context, and
+// the node decides what the caller may do, as for HTTP. With a nil authn (a front end tested
+// alone) nothing is checked.
+func Register(s *grpc.Server, cases api.CaseService, authn Authenticator) {
+	pb.RegisterCasesServer(s, &casesServer{cases: cases, authn: authn})
+}
+
+// signedIn returns ctx with the claims of the call's bearer token, or an Unauthenticated error.
+func (s *casesServer) signedIn(ctx context.Context) (context.Context, error) {
+	if s.authn == nil {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var tok string
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			tok = strings.TrimSpace(t)
+		}
+	}
+	if tok == "" {
+		return nil, status.Error(codes.Unauthenticated, "sign in first: metadata authorization: Bearer <token> (POST /v1/auth/login)")
+	}
+	c, err := s.authn.Authenticate(tok)
+	if err != nil {
+		return nil, Err(err)
+	}
+	return auth.NewContext(ctx, c), nil
 }
 
 // Err converts a node error into a gRPC status error with the matching code.
@@ -39,9 +71,14 @@ func Err(err error) error {
 type casesServer struct {
 	pb.UnimplementedCasesServer
 	cases api.CaseService
+	authn Authenticator
 }
 
 func (s *casesServer) SubmitCase(ctx context.Context, req *pb.SubmitCaseRequest) (*pb.Case, error) {
+	ctx, err := s.signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sub := SubmissionFromProto(req)
 	if err := sub.Validate(); err != nil {
 		return nil, Err(err)
@@ -54,6 +91,10 @@ func (s *casesServer) SubmitCase(ctx context.Context, req *pb.SubmitCaseRequest)
 }
 
 func (s *casesServer) GetCase(ctx context.Context, req *pb.GetCaseRequest) (*pb.Case, error) {
+	ctx, err := s.signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
 	}
@@ -75,14 +116,10 @@ func (s *casesServer) GetCitizenView(ctx context.Context, req *pb.GetCitizenView
 	return CitizenViewToProto(v), nil
 }
 
-// citizenClient is the address a citizen's request came from, for counting its failures; ""
-// when another node passes a citizen's request on (that node counted the client; failures still
-// count per number here). Until nodes present certificates (issue 15) a client could claim to
-// be a node, and only the per-number count holds it back.
+// citizenClient is the address a citizen's request came from, for counting its failures. (Nodes
+// pass a citizen's request on through the Cluster service, not this one, so every caller here
+// is counted.)
 func citizenClient(ctx context.Context) string {
-	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("x-govgrid-hops")) > 0 {
-		return ""
-	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 			return host
@@ -93,6 +130,10 @@ func citizenClient(ctx context.Context) string {
 }
 
 func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (*pb.ListCasesResponse, error) {
+	ctx, err := s.signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	lr := api.ListRequest{
 		Scope: req.GetScope(), Status: req.GetStatus(), Kind: req.GetKind(), ItemCode: req.GetItemCode(),
 		Site: req.GetSite(), Tier: req.GetTier(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
@@ -137,6 +178,10 @@ func (s *casesServer) ListCases(ctx context.Context, req *pb.ListCasesRequest) (
 }
 
 func (s *casesServer) MoveCase(ctx context.Context, req *pb.MoveCaseRequest) (*pb.Case, error) {
+	ctx, err := s.signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
 	}

@@ -29,7 +29,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{cases: apitest.NewCases()}
-	conn := apitest.ServeGRPC(t, func(s *grpc.Server) { grpcapi.Register(s, e.cases) })
+	conn := apitest.ServeGRPC(t, func(s *grpc.Server) { grpcapi.Register(s, e.cases, nil) })
 	e.client = pb.NewCasesClient(conn)
 	return e
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/auth"
@@ -27,8 +26,12 @@ type AuthService interface {
 	Bootstrap(ctx context.Context) (*api.BootstrapAnswer, error)
 	CreateAccount(ctx context.Context, by *auth.Claims, req api.AccountRequest) (*auth.Account, error)
 	Accounts(by *auth.Claims) ([]auth.Account, error)
-	// AdminHere says whether c is an administrator of this site (nil) or why not.
-	AdminHere(c *auth.Claims) error
+	// Authorize says whether c may take action a at this site (nil) or why not (a refusal
+	// with code CodeForbidden): c's roles allow it, and this site is in c's subtree.
+	Authorize(c *auth.Claims, a auth.Action) error
+	// HasAccounts says whether any account is in force here: until the first (govgrid auth
+	// bootstrap), the node's own host administers it.
+	HasAccounts() bool
 	// AuditTrail is a page of the site's audit trail, for administrators and supervisors.
 	AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error)
 }
@@ -194,18 +197,41 @@ func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"accounts": as})
 }
 
-// mayAdminister lets a change of the site's catalogue or configuration through: with a bearer
-// token, when it is an administrator's of this site (returned); without one, from the node's own
-// host (the rule before accounts, kept for the operator's shell on the node; nil claims).
-func (s *server) mayAdminister(w http.ResponseWriter, r *http.Request, msg string) (*auth.Claims, bool) {
-	if r.Header.Get("Authorization") == "" || s.cfg.Auth == nil {
-		return nil, fromOwnHost(w, r, msg)
+// staff wraps a handler that needs a signed-in person: it answers 401 without a valid bearer
+// token, and passes the token's claims on in the request's context (auth.NewContext), where the
+// node finds them and decides what the person may do there. With no AuthService (a front end
+// tested alone) it checks nothing.
+func (s *server) staff(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Auth == nil {
+			h(w, r)
+			return
+		}
+		c := s.bearer(w, r)
+		if c == nil {
+			return
+		}
+		h(w, r.WithContext(auth.NewContext(r.Context(), c)))
+	}
+}
+
+// administer lets a change of the site itself through (its configuration and catalogue, a
+// backup or restore, leave, retire, reinstate): an administrator's token, of this site or one
+// above it. Before the grid has its first account, nobody can hold one: then the node's own host
+// (loopback) administers it, so that a district is set up, or restored from a backup, before
+// `govgrid auth bootstrap`. The claims are nil in that case.
+func (s *server) administer(w http.ResponseWriter, r *http.Request) (*auth.Claims, bool) {
+	if s.cfg.Auth == nil {
+		return nil, fromOwnHost(w, r, "this is taken only from the node's own host")
+	}
+	if r.Header.Get("Authorization") == "" && !s.cfg.Auth.HasAccounts() {
+		return nil, fromOwnHost(w, r, "the grid has no accounts yet: this is taken only from the node's own host until govgrid auth bootstrap")
 	}
 	c := s.bearer(w, r)
 	if c == nil {
 		return nil, false
 	}
-	if err := s.cfg.Auth.AdminHere(c); err != nil {
+	if err := s.cfg.Auth.Authorize(c, auth.ActAdminister); err != nil {
 		s.writeError(w, err)
 		return nil, false
 	}
@@ -242,21 +268,4 @@ func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
-}
-
-// signedActor is who a request with a bearer token acts as ("王芳 (wang.fang)"), which an event
-// records in place of the request's actor field; "" without a token (the case endpoints are not
-// yet restricted to signed-in staff). A bad token answers 401 and ok is false.
-func (s *server) signedActor(w http.ResponseWriter, r *http.Request) (actor string, ok bool) {
-	if r.Header.Get("Authorization") == "" || s.cfg.Auth == nil {
-		return "", true
-	}
-	c := s.bearer(w, r)
-	if c == nil {
-		return "", false
-	}
-	if a := c.Name + " (" + c.User + ")"; utf8.RuneCountInString(a) <= casework.MaxActor {
-		return a, true
-	}
-	return c.User, true
 }

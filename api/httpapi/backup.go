@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/sitestate"
 )
 
 // BackupService is what the backup endpoints need from the node.
@@ -39,9 +40,9 @@ func (s *server) atLeader(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // saveBackup streams a backup of the site (GET /v1/snapshot). A backup holds every case with its
-// applicant's identity, so until accounts exist it is served only to the node's own host.
+// applicant's identity: it is an administrator's (see administer).
 func (s *server) saveBackup(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "backups are taken only from the node's own host") {
+	if _, ok := s.administer(w, r); !ok {
 		return
 	}
 	if !s.atLeader(w, r) {
@@ -57,14 +58,16 @@ func (s *server) saveBackup(w http.ResponseWriter, r *http.Request) {
 }
 
 // restoreBackup replaces the site's state with the backup in the body
-// (POST /v1/snapshot/restore?force=true); only from the node's own host.
+// (POST /v1/snapshot/restore?force=true), for an administrator (see administer).
 func (s *server) restoreBackup(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "backups are restored only from the node's own host") {
+	by, ok := s.administer(w, r)
+	if !ok {
 		return
 	}
 	if !s.atLeader(w, r) {
 		return
 	}
+	s.audit(r, by, sitestate.AuditSiteChanged, "restore", r.URL.RawQuery)
 	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
 	info, err := s.cfg.Backups.RestoreBackup(r.Context(), r.Body, force)
 	if err != nil {

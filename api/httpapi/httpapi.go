@@ -91,11 +91,11 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Members()) })
 	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, cfg.Node.Sites()) })
 	mux.HandleFunc("POST /v1/agent/leave", s.leave)
-	mux.HandleFunc("POST /v1/cases", s.submitCase)
-	mux.HandleFunc("GET /v1/cases", s.listCases)
+	mux.HandleFunc("POST /v1/cases", s.staff(s.submitCase))
+	mux.HandleFunc("GET /v1/cases", s.staff(s.listCases))
 	mux.HandleFunc("GET /v1/cases/{number}", s.getCase)
 	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
-		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) })
+		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), s.staff(func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) }))
 	}
 	if cfg.Catalog != nil {
 		s.routeCatalog(mux)
@@ -104,8 +104,8 @@ func New(cfg Config) http.Handler {
 		s.routeAuth(mux)
 	}
 	if cfg.ConfigDocs != nil {
-		mux.HandleFunc("GET /v1/config", s.getConfig)
-		mux.HandleFunc("GET /v1/config/{path...}", s.getConfig)
+		mux.HandleFunc("GET /v1/config", s.staff(s.getConfig))
+		mux.HandleFunc("GET /v1/config/{path...}", s.staff(s.getConfig))
 		mux.HandleFunc("PUT /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, false) })
 		mux.HandleFunc("DELETE /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, true) })
 	}
@@ -141,12 +141,13 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// leave makes the node leave for good. Until accounts exist it is taken only from the node's
-// own host (loopback), the way `govgrid leave` on that host calls it.
+// leave makes the node leave for good, for an administrator (see administer).
 func (s *server) leave(w http.ResponseWriter, r *http.Request) {
-	if !fromOwnHost(w, r, "leave is accepted only from the node's own host") {
+	by, ok := s.administer(w, r)
+	if !ok {
 		return
 	}
+	s.audit(r, by, sitestate.AuditSiteChanged, "leave", "the node leaves the grid")
 	s.cfg.Node.LeaveAsync()
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "leaving"})
 }
@@ -167,14 +168,8 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 		s.writeError(w, casework.FieldErrors{{Field: "instructions", Reason: "give reason or instructions, not both"}})
 		return
 	}
+	// The node writes the signed-in caller as the move's actor, whatever the request says.
 	d := casework.Departure{Move: m, To: req.ToSite, Actor: req.Actor, Reason: req.Reason + req.Instructions}
-	actor, ok := s.signedActor(w, r)
-	if !ok {
-		return
-	}
-	if actor != "" {
-		d.Actor = actor
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	defer cancel()
 	c, err := s.cfg.Cases.MoveCase(ctx, number, d)
@@ -185,9 +180,10 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 	writeJSON(w, http.StatusAccepted, c.Public())
 }
 
-// retire retires the node's site or reinstates it; like leave, only from the node's own host.
+// retire retires the node's site or reinstates it, for an administrator (see administer).
 func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
-	if !fromOwnHost(w, r, "retire and reinstate are accepted only from the node's own host") {
+	by, ok := s.administer(w, r)
+	if !ok {
 		return
 	}
 	var req api.RetireRequest
@@ -204,11 +200,23 @@ func (s *server) retire(w http.ResponseWriter, r *http.Request, retired bool) {
 		s.writeError(w, err)
 		return
 	}
+	what := "reinstate"
+	if retired {
+		what = "retire"
+	}
+	s.audit(r, by, sitestate.AuditSiteChanged, what, req.Reason)
 	writeJSON(w, http.StatusOK, api.RetireAnswer{Retired: retired, Reason: req.Reason})
 }
 
-// getConfig answers the whole configuration in force, or one document of it by path.
+// getConfig answers the whole configuration in force, or one document of it by path, to anyone
+// signed in whose subtree this site is in.
 func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
+	if c := auth.FromContext(r.Context()); c != nil {
+		if err := s.cfg.Auth.Authorize(c, auth.ActReadConfig); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
 	var v any
 	var err error
 	if path := r.PathValue("path"); path == "" {
@@ -223,10 +231,10 @@ func (s *server) getConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// putConfig changes a document of this site's (the body is its JSON value) or removes it. Until
-// accounts exist it is taken only from the node's own host, like leave.
+// putConfig changes a document of this site's (the body is its JSON value) or removes it, for an
+// administrator (see administer).
 func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
-	by, ok := s.mayAdminister(w, r, "configuration is changed by an administrator's token, or from the node's own host")
+	by, ok := s.administer(w, r)
 	if !ok {
 		return
 	}
@@ -268,8 +276,8 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request, del bool) {
 }
 
 // fromOwnHost reports whether r comes from the node's own host (loopback), and answers 403
-// with msg when it does not: what changes a node or reads all of its cases is taken only from
-// there until accounts exist.
+// with msg when it does not: the first account is created there, and the grid is administered
+// from there until it exists.
 func fromOwnHost(w http.ResponseWriter, r *http.Request, msg string) bool {
 	if fromLoopback(r) {
 		return true
@@ -291,13 +299,6 @@ func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" && sub.RequestID == "" {
 		sub.RequestID = key
-	}
-	actor, ok := s.signedActor(w, r)
-	if !ok {
-		return
-	}
-	if actor != "" {
-		sub.Actor = actor
 	}
 	if err := sub.Validate(); err != nil {
 		s.writeError(w, err)
@@ -330,18 +331,17 @@ func (s *server) getCase(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, v)
 		return
 	}
-	var reader *auth.Claims
-	if r.Header.Get("Authorization") != "" && s.cfg.Auth != nil {
-		if reader = s.bearer(w, r); reader == nil {
-			return
-		}
-	}
-	c, err := s.cfg.Cases.GetCase(r.Context(), number)
+	s.staff(s.getWholeCase)(w, r)
+}
+
+// getWholeCase answers a member of staff the whole record of a case, and audits the read.
+func (s *server) getWholeCase(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Cases.GetCase(r.Context(), r.PathValue("number"))
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	s.audit(r, reader, sitestate.AuditRecordRead, c.Number, "")
+	s.audit(r, auth.FromContext(r.Context()), sitestate.AuditRecordRead, c.Number, "")
 	writeJSON(w, http.StatusOK, c.Public())
 }
 
