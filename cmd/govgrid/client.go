@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -286,11 +287,19 @@ func newCaseCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	status := list.Flags().String("status", "", "only cases in this status")
+	scope := list.Flags().String("scope", "", "local (this site's cases, the default) or subtree (its mirror of every site beneath)")
 	list.RunE = func(*cobra.Command, []string) error {
 		var out any
-		path := "/v1/cases"
+		q := url.Values{}
 		if *status != "" {
-			path += "?status=" + *status
+			q.Set("status", *status)
+		}
+		if *scope != "" {
+			q.Set("scope", *scope)
+		}
+		path := "/v1/cases"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
 		}
 		if err := call(*addr, "GET", path, nil, &out); err != nil {
 			return err

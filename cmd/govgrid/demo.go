@@ -125,7 +125,7 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes))
+	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes), accounts)
 	printDemoAccounts(dir, accounts)
 	for {
 		select {
@@ -421,7 +421,7 @@ func printDemoAccounts(dir string, accounts []demoAccount) {
 	fmt.Println()
 }
 
-func printDemoHelp(dir string, nodes []*gridNode, join string) {
+func printDemoHelp(dir string, nodes []*gridNode, join string, accounts []demoAccount) {
 	fmt.Printf("\n城东区 demo grid is up: %d nodes, %d sites. grid.json: %s\n\n", len(nodes), len(demoLayout), filepath.Join(dir, "grid.json"))
 	for _, s := range demoLayout {
 		for _, n := range nodes {
@@ -430,24 +430,34 @@ func printDemoHelp(dir string, nodes []*gridNode, join string) {
 			}
 		}
 	}
+	password := map[string]string{}
+	for _, a := range accounts {
+		password[a.User] = a.Password
+	}
 	d, c := nodes[0].HTTP, nodes[len(nodes)-1].HTTP
 	fmt.Printf(`
-Try:
+Try (every call needs a signed-in account, but the catalogue, a citizen's view and the grid's shape):
   govgrid sites --addr %[1]s
-  curl -s http://%[2]s/v1/cases -H 'Content-Type: application/json' -d '{"kind":"grievance","title":"路灯不亮","description":"中庄村东口路灯已坏一周","applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[]}'
-  curl -s 'http://%[2]s/v1/cases?status=submitted'
-  # a grievance the district must decide climbs there by itself; any node finds it:
-  curl -s http://%[2]s/v1/cases -H 'Content-Type: application/json' -d '{"kind":"grievance","title":"河道垃圾堆积","decide_tier":"district","applicant":{"name":"王强","id_number":"630102197703021214","phone":"13909710002"},"materials":[]}'
+  # a clerk of 南关街社区 signs in; the token goes with each request:
+  T=$(curl -s http://%[2]s/v1/auth/login -d '{"user":"cd-dgdj-ngj.clerk","password":"%[5]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -s http://%[2]s/v1/cases -H "Authorization: Bearer $T" -d '{"kind":"grievance","title":"路灯不亮","description":"中庄村东口路灯已坏一周","applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[]}'
+  curl -s 'http://%[2]s/v1/cases?status=submitted' -H "Authorization: Bearer $T"
+  # a grievance the district must decide climbs there by itself:
+  curl -s http://%[2]s/v1/cases -H "Authorization: Bearer $T" -d '{"kind":"grievance","title":"河道垃圾堆积","decide_tier":"district","applicant":{"name":"王强","id_number":"630102197703021214","phone":"13909710002"},"materials":[]}'
+  # the CLI keeps its token (the password is read from standard input):
+  echo %[5]s | govgrid login --user cd-dgdj-ngj.clerk --addr %[2]s
   govgrid case escalate NUMBER --reason 需街道协调 --addr %[2]s
-  curl -s 'http://%[1]s/v1/cases?scope=subtree&page_size=10'   # the district's mirror of every site
-  curl -s -X PUT http://%[1]s/v1/config/notices/hours -d '"工作日 9:00-17:00"'; curl -s http://%[2]s/v1/config
+  # electronic supervision at the district reads every site's cases (personal data masked):
+  echo %[6]s | govgrid login --user cd.supervisor --addr %[1]s
+  govgrid case list --scope subtree --addr %[1]s
+  # a citizen reads their case with the query code of the submission's answer, without signing in:
+  curl -s 'http://%[2]s/v1/cases/NUMBER?query_code=CODE'
   curl -s 'http://%[2]s/v1/catalog/items?q=低保'; curl -s http://%[2]s/v1/catalog/items/MZ-001/notice
-  # the console: http://%[2]s/ (办件) and http://%[2]s/catalog.html (办事指南, the catalogue)
-  govgrid login --user cd-dgdj-ngj.clerk --addr %[2]s     # the password from accounts.json
+  # the console: http://%[2]s/ (办件, sign in first) and http://%[2]s/catalog.html (办事指南, for citizens)
   curl -s http://%[1]s/metrics | grep govgrid_
   # add a community (西川社区 under 八一路街道) to the running grid, in another terminal:
   %[4]s
 
 Ctrl-C stops every node; running the same command again resumes from %[3]s.
-`, d, c, dir, join)
+`, d, c, dir, join, password["cd-dgdj-ngj.clerk"], password["cd.supervisor"])
 }

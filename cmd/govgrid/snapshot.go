@@ -54,6 +54,9 @@ func atLeader(method, addr, path string, body func() io.Reader) (*http.Response,
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/octet-stream")
+		if tok := currentToken(); tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 		resp, err := noRedirect.Do(req)
 		if err != nil {
 			return nil, err
