@@ -74,7 +74,8 @@ func (n *Node) pullConfig() (bool, error) {
 // the district's reach every site, a township's its own subtree.
 func (n *Node) putConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error) {
 	if n.cfg.Tier == tier.Community {
-		return nil, sitestate.Errorf(sitestate.CodeForbidden,
+		// A rule of the site, not of who asks (409, where a refused person hears 403).
+		return nil, sitestate.Errorf(sitestate.CodeConflict,
 			"%s is a community: configuration is changed by the district, or by a township for its own subtree", n.cfg.Site)
 	}
 	return n.state.PutConfig(ctx, path, value, del)

@@ -61,7 +61,7 @@ func TestConfigurationFlowsDownAndSurvivesACut(t *testing.T) {
 		body         string
 		want         int
 	}{
-		{ngj, "PUT", "notices/hours", `"x"`, http.StatusForbidden},
+		{ngj, "PUT", "notices/hours", `"x"`, http.StatusConflict}, // a community owns no documents
 		{district, "PUT", "Bad Path", `1`, http.StatusBadRequest},
 		{district, "PUT", "x", `{not json`, http.StatusBadRequest},
 		{district, "PUT", "x", strings.Repeat(" ", 300<<10) + "1", http.StatusRequestEntityTooLarge},
