@@ -267,7 +267,9 @@ func TestCitizenChecksACaseWithItsCode(t *testing.T) {
 	g, _, community := catalogueGrid(t)
 	body := `{"kind":"application","item_code":"MZ-001","title":"最低生活保障申请","decide_tier":"district",
 		"applicant":{"name":"李梅","id_number":"630102198506151227","phone":"13909710001"},"materials":[{"name":"居民身份证","pages":1}]}`
-	resp, err := http.Post("http://"+community.Addrs().HTTP+"/v1/cases", "application/json", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+community.Addrs().HTTP+"/v1/cases", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(testgrid.AsStaff(t, community, req)) // a clerk takes it in
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +327,22 @@ func TestCitizenChecksACaseWithItsCode(t *testing.T) {
 		}
 	}
 	b.screenshot("status")
+}
+
+// getAs fetches url with a bearer token into out, returning the status.
+func getAs(t *testing.T, url, token string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
 }
 
 func atoi(s string) int {
@@ -406,7 +424,38 @@ func TestClerkSignsIn(t *testing.T) {
 	}
 	token := eval[string](b, "the kept token", `JSON.parse(sessionStorage.getItem("govgrid.session")).token`)
 	b.screenshot("login")
-	b.run("sign out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+
+	// The console takes a case in as the signed-in clerk, who is its event's actor.
+	b.run("accept a case",
+		chromedp.Navigate(base+"/index.html"),
+		chromedp.WaitVisible(chromedp.CSS("#accept")),
+		chromedp.SetValue(chromedp.CSS(`#accept input[name="item_code"]`), "MZ-001"),
+		chromedp.SetValue(chromedp.CSS(`#accept input[name="title"]`), "临时救助申请"),
+		chromedp.SetValue(chromedp.CSS(`#accept input[name="name"]`), "赵丽"),
+		chromedp.SetValue(chromedp.CSS(`#accept input[name="id_number"]`), "630102199203041223"),
+		chromedp.SetValue(chromedp.CSS(`#accept input[name="phone"]`), "13909710003"),
+		chromedp.Click(chromedp.CSS("#accept button")),
+		chromedp.WaitVisible(chromedp.CSS("#receipt span")))
+	number := eval[string](b, "the receipt's number", `document.querySelector("#receipt-number")?.textContent || ""`)
+	if number == "" {
+		t.Fatalf("the console did not accept the case: %q", b.text("#receipt"))
+	}
+	b.screenshot("console-accept")
+	var accepted struct {
+		History []struct{ Actor string } `json:"history"`
+	}
+	if code := getAs(t, base+"/v1/cases/"+number, token, &accepted); code != http.StatusOK || len(accepted.History) == 0 || accepted.History[0].Actor != "王芳 (ngj.clerk)" {
+		t.Fatalf("the console's case %s: %d, %+v", number, code, accepted.History)
+	}
+	b.noErrors("the console")
+	b.run("sign out",
+		chromedp.Navigate(base+"/login.html"),
+		chromedp.WaitVisible(chromedp.CSS("#signed-in")),
+		chromedp.Click(chromedp.CSS("#logout")),
+		chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+	// Signed out, the console asks to sign in and shows no cases.
+	b.run("the console signed out", chromedp.Navigate(base+"/index.html"), chromedp.WaitVisible(chromedp.CSS("#signin-first")))
+	b.screenshot("console-signed-out")
 	g.Eventually(10*time.Second, func() error {
 		req, _ := http.NewRequest("GET", base+"/v1/auth/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -8,9 +8,33 @@ const eventName = {
 };
 const tierName = { district: "区 district", township: "街道/乡镇 township", community: "社区/村 community" };
 
+// The signed-in member of staff (login.html keeps the session in this tab's sessionStorage).
+// Every call for cases carries its token; a 401 means it expired or was revoked: sign in again.
+function session() { return JSON.parse(sessionStorage.getItem("govgrid.session") || "null"); }
+
+function api(path, opts = {}) {
+  const s = session();
+  const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+  if (s) headers.Authorization = "Bearer " + s.token;
+  return fetch(path, Object.assign({}, opts, { headers })).then((r) => {
+    if (r.status === 401) {
+      sessionStorage.removeItem("govgrid.session");
+      showSession();
+    }
+    return r;
+  });
+}
+
 async function getJSON(path) {
-  const r = await fetch(path);
+  const r = await api(path);
   return { status: r.status, body: await r.json() };
+}
+
+function showSession() {
+  const s = session();
+  $("#signin-first").hidden = !!s;
+  $("#session").textContent = s ? `${s.name} (${s.user}) · ${s.site}` : "登录 Sign in";
+  for (const f of document.querySelectorAll("#accept, #lookup")) f.hidden = !s;
 }
 
 async function refresh() {
@@ -25,6 +49,10 @@ async function refresh() {
       <td>${x.nodes.map((n) => `${esc(n.name)} (${esc(n.status)})`).join(", ")}</td>
       <td>${(x.outbox || []).map((o) => `→${esc(o.to_site)}: ${esc(o.depth)}`).join(", ")}${x.retired ? " 已撤销 retired" : ""}</td></tr>`).join("");
   }
+  if (!session()) {
+    $("#cases tbody").innerHTML = "";
+    return;
+  }
   const c = await getJSON("/v1/cases?page_size=20").catch(() => null);
   if (c && c.status === 200) {
     $("#cases tbody").innerHTML = c.body.cases.map((x) => `<tr><td>${esc(x.number)}</td><td>${x.kind === "grievance" ? "诉求" : "申请"}</td>
@@ -35,7 +63,8 @@ async function refresh() {
   }
 }
 
-// A move asks for what the event must record: the target (hand-down only), who, and why.
+// A move asks for what the event must record: the target (hand-down only) and why; who is the
+// signed-in account.
 $("#cases").addEventListener("click", async (ev) => {
   const b = ev.target.closest("button.move");
   if (!b) return;
@@ -48,8 +77,7 @@ $("#cases").addEventListener("click", async (ev) => {
   const why = prompt(move === "handdown" ? "交办意见 Instructions:" : "意见/理由 Opinion or reason:");
   if (why === null) return;
   body[move === "handdown" ? "instructions" : "reason"] = why;
-  body.actor = prompt("经办人 Your name:") || "";
-  const r = await fetch(`/v1/cases/${encodeURIComponent(number)}/${move}`, {
+  const r = await api(`/v1/cases/${encodeURIComponent(number)}/${move}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const j = await r.json();
@@ -76,21 +104,35 @@ $("#lookup").addEventListener("submit", async (ev) => {
       <td>${esc(e.actor)}</td><td>${esc(e.note)}</td></tr>`).join("")}</tbody></table>`;
 });
 
+// One request id per filled-in form: a double click or a retry after a lost answer accepts the
+// case once (the site answers the first acceptance again).
+let requestID = newRequestID();
+function newRequestID() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return "console-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 $("#accept").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   const body = {
+    request_id: requestID,
     kind: f.get("kind"), item_code: f.get("item_code"), title: f.get("title"), description: f.get("description"),
     applicant: { name: f.get("name"), id_number: f.get("id_number"), phone: f.get("phone") }, materials: [],
     decide_tier: f.get("decide_tier") || undefined,
   };
-  const r = await fetch("/v1/cases", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const r = await api("/v1/cases", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const j = await r.json();
   $("#receipt").innerHTML = r.status === 201
-    ? `<span class="ok">已受理 Accepted: <b>${esc(j.number)}</b>，查询码 query code <b>${esc(j.query_code)}</b></span>`
+    ? `<span class="ok">已受理 Accepted: <b id="receipt-number">${esc(j.number)}</b>，查询码 query code <b>${esc(j.query_code)}</b></span>`
     : `<span class="err">${esc(j.error.message)}</span>`;
+  if (r.status === 201) {
+    ev.target.reset();
+    requestID = newRequestID();
+  }
   refresh();
 });
 
+showSession();
 refresh();
 setInterval(refresh, 3000);
