@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 )
@@ -30,15 +31,39 @@ const FeedHeardWindow = 10 * time.Second
 // Getter fetches path from one node's HTTP API and returns the status code and the body.
 type Getter func(path string) (status int, body []byte, err error)
 
-// NodeGetter is the Getter of an in-process node.
-func NodeGetter(n *node.Node) Getter { return URLGetter("http://" + n.Addrs().HTTP) }
+// NodeGetter is the Getter of an in-process node, as the harness's staff (StaffToken: signed in
+// on the first request).
+func NodeGetter(n *node.Node) Getter {
+	base := "http://" + n.Addrs().HTTP
+	return func(path string) (int, []byte, error) {
+		tok, ok := staffTokens.Load(n)
+		if !ok {
+			t, err := signIn(n, n.Site(), n, StaffUser(n.Site()), auth.Roles)
+			if err != nil {
+				return 0, nil, err
+			}
+			tok, _ = staffTokens.LoadOrStore(n, t)
+		}
+		return TokenGetter(base, tok.(string))(path)
+	}
+}
 
 // URLGetter is the Getter of the HTTP API at base ("http://127.0.0.1:18180"), each request
-// bounded by 5 s.
-func URLGetter(base string) Getter {
+// bounded by 5 s, without a token (the grid's shape: /v1/sites, /v1/members, /v1/health).
+func URLGetter(base string) Getter { return TokenGetter(base, "") }
+
+// TokenGetter is URLGetter with a bearer token ("" sends none).
+func TokenGetter(base, token string) Getter {
 	client := &http.Client{Timeout: 5 * time.Second}
 	return func(path string) (int, []byte, error) {
-		resp, err := client.Get(base + path)
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return 0, nil, err
 		}
