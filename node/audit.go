@@ -2,13 +2,18 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/sitestate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Audit events are gathered in memory at the node that saw them and committed to the site's
@@ -112,11 +117,49 @@ func (n *Node) runAudit(stop <-chan struct{}) {
 	}
 }
 
-// AuditTrail is a page of the site's audit trail, for its administrators and supervisors (and
-// those of the sites above it).
-func (n *Node) AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error) {
-	if err := n.Authorize(by, auth.ActReadAudit); err != nil {
+// AuditTrail is a page of the audit trail of site ("" for this one), for the administrators and
+// supervisors of that site and of the sites above it. Another site's page is asked of that site
+// (each site keeps its own trail): so the district's supervision reads any site's trail at the
+// district, and a township's any of its subtree's.
+func (n *Node) AuditTrail(ctx context.Context, by *auth.Claims, site string, from uint64, limit int) (*sitestate.AuditPage, error) {
+	if site == "" {
+		site = n.cfg.Site
+	}
+	if _, err := n.authorize(auth.NewContext(ctx, by), auth.ActReadAudit, site); err != nil {
 		return nil, err
 	}
-	return n.state.Audit(from, limit)
+	if site == n.cfg.Site {
+		return n.state.Audit(from, limit)
+	}
+	if !n.inSubtree(site) {
+		return nil, sitestate.Errorf(sitestate.CodeNotFound, "no site %s beneath %s", site, n.cfg.Site)
+	}
+	return askCaseSite(ctx, n, site, "", 0, func(ctx context.Context, c pb.ClusterClient) (*sitestate.AuditPage, error) {
+		resp, err := c.PeerAudit(ctx, &pb.PeerAuditRequest{From: from, Limit: int32(limit)})
+		if err != nil {
+			return nil, err
+		}
+		var page sitestate.AuditPage
+		if err := json.Unmarshal(resp.GetPageJson(), &page); err != nil {
+			return nil, fmt.Errorf("site %s's audit page: %w", site, err)
+		}
+		return &page, nil
+	})
+}
+
+// PeerAudit answers a page of this site's trail to a node above it (see AuditTrail).
+func (e *caseEndpoint) PeerAudit(ctx context.Context, req *pb.PeerAuditRequest) (*pb.PeerAuditResponse, error) {
+	limit := int(req.GetLimit())
+	if limit < 1 || limit > 1000 {
+		return nil, status.Error(codes.InvalidArgument, "limit: 1 to 1000")
+	}
+	page, err := e.cases.n.state.Audit(max(req.GetFrom(), 1), limit)
+	if err != nil {
+		return nil, grpcapi.Err(err)
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PeerAuditResponse{PageJson: b}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +241,31 @@ func TestRoleMatrix(t *testing.T) {
 		read.Applicant.IDNumber != testgrid.Submission(0).Applicant.IDNumber {
 		t.Errorf("the community's clerk reads %s: %d, applicant %+v", number, code, read.Applicant)
 	}
+	// Supervision reads any site's audit trail of its subtree where it works: the district's at the
+	// district, asking the community for its trail; a township's not the district's.
+	g.Eventually(20*time.Second, func() error {
+		var page struct {
+			Entries []struct{ Kind, Subject string }
+			ChainOK bool `json:"chain_ok"`
+		}
+		code, body := authCall(t, nodes["cd"], "GET", "/v1/audit?site=cd-dgdj-ngj&limit=1000", tokens["cd/cd/supervisor"], nil, &page)
+		if code != http.StatusOK || !page.ChainOK {
+			return fmt.Errorf("the community's trail at the district: %d %s", code, body)
+		}
+		for _, e := range page.Entries {
+			if e.Kind == "record_read" && e.Subject == f.fixed["cd-dgdj-ngj"].Number {
+				return nil
+			}
+		}
+		return fmt.Errorf("the community's trail at the district has no read of %s yet (%d entries)", f.fixed["cd-dgdj-ngj"].Number, len(page.Entries))
+	})
+	if code, _ := authCall(t, nodes["cd-dgdj"], "GET", "/v1/audit?site=cd", tokens["cd-dgdj/cd-dgdj/supervisor"], nil, nil); code != http.StatusForbidden {
+		t.Errorf("a township's supervisor reads the district's trail: %d, want 403", code)
+	}
+	if code, _ := authCall(t, nodes["cd"], "GET", "/v1/audit?site=cd-dgdj-bgj", tokens["cd/cd/clerk"], nil, nil); code != http.StatusForbidden {
+		t.Errorf("a clerk reads a trail: %d, want 403", code)
+	}
+
 	// The actor of a submission is the signed-in account, whatever the request says.
 	sub := testgrid.Submission(3000)
 	sub.Actor = "冒名者"
@@ -316,3 +342,45 @@ func TestRoleMatrixOverGRPC(t *testing.T) {
 }
 
 func grpcSubmission() *pb.SubmitCaseRequest { return grpcapi.SubmissionToProto(testgrid.Submission(7)) }
+
+// TestOperatorKeyAdministersFromTheNodesHost: once accounts exist, the node's own host needs a
+// credential too; the operator key in the data directory is one, for the node's administration
+// only (a backup here), never for cases, and a wrong key is refused.
+func TestOperatorKeyAdministersFromTheNodesHost(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: fourSites.Sites[:1]})
+	n := g.WaitLeader("cd")
+	testgrid.StaffToken(t, n) // an account is in force: loopback alone no longer administers
+	call := func(method, path, authz string) int {
+		req, _ := http.NewRequest(method, "http://"+n.Addrs().HTTP+path, nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	key, err := os.ReadFile(n.DataPath(node.OperatorKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(n.DataPath(node.OperatorKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("operator key file: %v %v", fi.Mode(), err)
+	}
+	op := "Operator " + strings.TrimSpace(string(key))
+	for _, c := range []struct {
+		name, method, path, authz string
+		want                      int
+	}{
+		{"a backup without a credential", "GET", "/v1/snapshot", "", http.StatusUnauthorized},
+		{"a backup with the operator key", "GET", "/v1/snapshot", op, http.StatusOK},
+		{"a backup with a wrong key", "GET", "/v1/snapshot", "Operator " + strings.Repeat("0", 64), http.StatusUnauthorized},
+		{"cases with the operator key", "GET", "/v1/cases", op, http.StatusUnauthorized},
+	} {
+		if got := call(c.method, c.path, c.authz); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -52,6 +52,8 @@ type Node struct {
 	signIns  failureGate
 	// argonSlots bounds the password hashes computed at once (19 MiB each).
 	argonSlots chan struct{}
+	// operatorKey is the secret of OperatorKeyFile.
+	operatorKey string
 	// audit gathers this node's audit events until they are committed (audit.go).
 	audit auditBuffer
 
@@ -102,6 +104,9 @@ func New(cfg Config) (*Node, error) {
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	n.audit.wake = make(chan struct{}, 1)
 	n.argonSlots = make(chan struct{}, maxConcurrentHashes)
+	if err := n.loadOperatorKey(); err != nil {
+		return nil, err
+	}
 	if err := n.start(); err != nil {
 		n.quiet = true
 		n.Close()

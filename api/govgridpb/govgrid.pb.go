@@ -26,6 +26,103 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PeerAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerAuditRequest) Reset() {
+	*x = PeerAuditRequest{}
+	mi := &file_govgrid_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerAuditRequest) ProtoMessage() {}
+
+func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerAuditRequest.ProtoReflect.Descriptor instead.
+func (*PeerAuditRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PeerAuditRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *PeerAuditRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// PeerAuditResponse carries the page as the HTTP API shows it (sitestate.AuditPage, JSON).
+type PeerAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageJson      []byte                 `protobuf:"bytes,1,opt,name=page_json,json=pageJson,proto3" json:"page_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerAuditResponse) Reset() {
+	*x = PeerAuditResponse{}
+	mi := &file_govgrid_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerAuditResponse) ProtoMessage() {}
+
+func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerAuditResponse.ProtoReflect.Descriptor instead.
+func (*PeerAuditResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PeerAuditResponse) GetPageJson() []byte {
+	if x != nil {
+		return x.PageJson
+	}
+	return nil
+}
+
 type Applicant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -37,7 +134,7 @@ type Applicant struct {
 
 func (x *Applicant) Reset() {
 	*x = Applicant{}
-	mi := &file_govgrid_proto_msgTypes[0]
+	mi := &file_govgrid_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +146,7 @@ func (x *Applicant) String() string {
 func (*Applicant) ProtoMessage() {}
 
 func (x *Applicant) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[0]
+	mi := &file_govgrid_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +159,7 @@ func (x *Applicant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applicant.ProtoReflect.Descriptor instead.
 func (*Applicant) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{0}
+	return file_govgrid_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Applicant) GetName() string {
@@ -98,7 +195,7 @@ type Material struct {
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +207,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +220,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{1}
+	return file_govgrid_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Material) GetName() string {
@@ -169,7 +266,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +278,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +291,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{2}
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -295,7 +392,7 @@ type Transit struct {
 
 func (x *Transit) Reset() {
 	*x = Transit{}
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +404,7 @@ func (x *Transit) String() string {
 func (*Transit) ProtoMessage() {}
 
 func (x *Transit) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +417,7 @@ func (x *Transit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transit.ProtoReflect.Descriptor instead.
 func (*Transit) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{3}
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Transit) GetHandoffId() string {
@@ -377,7 +474,7 @@ type Case struct {
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +486,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +499,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Case) GetNumber() string {
@@ -534,7 +631,7 @@ type GetCitizenViewRequest struct {
 
 func (x *GetCitizenViewRequest) Reset() {
 	*x = GetCitizenViewRequest{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +643,7 @@ func (x *GetCitizenViewRequest) String() string {
 func (*GetCitizenViewRequest) ProtoMessage() {}
 
 func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +656,7 @@ func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
 func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCitizenViewRequest) GetNumber() string {
@@ -597,7 +694,7 @@ type CitizenView struct {
 
 func (x *CitizenView) Reset() {
 	*x = CitizenView{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +706,7 @@ func (x *CitizenView) String() string {
 func (*CitizenView) ProtoMessage() {}
 
 func (x *CitizenView) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +719,7 @@ func (x *CitizenView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
 func (*CitizenView) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CitizenView) GetNumber() string {
@@ -722,7 +819,7 @@ type CitizenMoment struct {
 
 func (x *CitizenMoment) Reset() {
 	*x = CitizenMoment{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +831,7 @@ func (x *CitizenMoment) String() string {
 func (*CitizenMoment) ProtoMessage() {}
 
 func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +844,7 @@ func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
 func (*CitizenMoment) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CitizenMoment) GetType() string {
@@ -801,7 +898,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +910,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +923,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -882,7 +979,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +991,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1004,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -982,7 +1079,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1091,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1104,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -1038,7 +1135,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1147,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1160,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -1146,7 +1243,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1255,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1268,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -1197,7 +1294,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1306,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1319,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1241,7 +1338,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1350,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1363,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -1284,7 +1381,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1393,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1406,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 type RaftStatusResponse struct {
@@ -1327,7 +1424,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1436,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1449,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -1409,7 +1506,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1518,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1531,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -1497,7 +1594,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1606,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1619,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -1547,7 +1644,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1656,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1669,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 type HandoffRequest struct {
@@ -1585,7 +1682,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1694,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1707,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -1638,7 +1735,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1747,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1760,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -1689,7 +1786,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1798,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1811,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -1736,7 +1833,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1845,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1858,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -1797,7 +1894,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1906,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1919,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -1857,7 +1954,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1966,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1979,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -1924,7 +2021,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2033,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2046,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -1976,7 +2073,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2085,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2098,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -2024,7 +2121,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2133,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2146,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -2087,7 +2184,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2196,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2209,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -2165,7 +2262,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2274,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2287,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 type LinkStatusResponse struct {
@@ -2205,7 +2302,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2314,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2327,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{31}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -2268,7 +2365,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2377,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2390,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{32}
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -2338,7 +2435,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2447,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2460,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{33}
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -2405,7 +2502,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2514,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2527,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{34}
+	return file_govgrid_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ChangePasswordRequest) GetUser() string {
@@ -2462,7 +2559,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2571,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2584,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{35}
+	return file_govgrid_proto_rawDescGZIP(), []int{37}
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -2495,7 +2592,12 @@ var File_govgrid_proto protoreflect.FileDescriptor
 const file_govgrid_proto_rawDesc = "" +
 	"\n" +
 	"\rgovgrid.proto\x12\n" +
-	"govgrid.v1\"R\n" +
+	"govgrid.v1\"<\n" +
+	"\x10PeerAuditRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"0\n" +
+	"\x11PeerAuditResponse\x12\x1b\n" +
+	"\tpage_json\x18\x01 \x01(\fR\bpageJson\"R\n" +
 	"\tApplicant\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tid_number\x18\x02 \x01(\tR\bidNumber\x12\x14\n" +
@@ -2707,7 +2809,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
-	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xb3\x06\n" +
+	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xfd\x06\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2722,7 +2824,8 @@ const file_govgrid_proto_rawDesc = "" +
 	"LinkStatus\x12\x1d.govgrid.v1.LinkStatusRequest\x1a\x1e.govgrid.v1.LinkStatusResponse\x12W\n" +
 	"\x0eChangePassword\x12!.govgrid.v1.ChangePasswordRequest\x1a\".govgrid.v1.ChangePasswordResponse\x12;\n" +
 	"\vPeerGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12P\n" +
-	"\x12PeerGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenViewB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\x12PeerGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x12H\n" +
+	"\tPeerAudit\x12\x1c.govgrid.v1.PeerAuditRequest\x1a\x1d.govgrid.v1.PeerAuditResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -2736,96 +2839,100 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_govgrid_proto_goTypes = []any{
-	(*Applicant)(nil),              // 0: govgrid.v1.Applicant
-	(*Material)(nil),               // 1: govgrid.v1.Material
-	(*Event)(nil),                  // 2: govgrid.v1.Event
-	(*Transit)(nil),                // 3: govgrid.v1.Transit
-	(*Case)(nil),                   // 4: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil),  // 5: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),            // 6: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),          // 7: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),        // 8: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),      // 9: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),         // 10: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),       // 11: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),      // 12: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),           // 13: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),          // 14: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),      // 15: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),     // 16: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),             // 17: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),   // 18: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil),  // 19: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),         // 20: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),            // 21: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),        // 22: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),             // 23: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),                // 24: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),              // 25: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),     // 26: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),    // 27: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),      // 28: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),            // 29: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),      // 30: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),     // 31: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),               // 32: govgrid.v1.FeedLink
-	(*TargetLink)(nil),             // 33: govgrid.v1.TargetLink
-	(*ChangePasswordRequest)(nil),  // 34: govgrid.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 35: govgrid.v1.ChangePasswordResponse
-	nil,                            // 36: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*PeerAuditRequest)(nil),       // 0: govgrid.v1.PeerAuditRequest
+	(*PeerAuditResponse)(nil),      // 1: govgrid.v1.PeerAuditResponse
+	(*Applicant)(nil),              // 2: govgrid.v1.Applicant
+	(*Material)(nil),               // 3: govgrid.v1.Material
+	(*Event)(nil),                  // 4: govgrid.v1.Event
+	(*Transit)(nil),                // 5: govgrid.v1.Transit
+	(*Case)(nil),                   // 6: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),  // 7: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),            // 8: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),          // 9: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),        // 10: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),      // 11: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),         // 12: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),       // 13: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),      // 14: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),           // 15: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),          // 16: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),      // 17: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),     // 18: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),             // 19: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),   // 20: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),  // 21: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),         // 22: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),            // 23: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),        // 24: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),             // 25: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                // 26: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),              // 27: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),     // 28: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),    // 29: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),      // 30: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),            // 31: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),      // 32: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),     // 33: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),               // 34: govgrid.v1.FeedLink
+	(*TargetLink)(nil),             // 35: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),  // 36: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 37: govgrid.v1.ChangePasswordResponse
+	nil,                            // 38: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
-	0,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
-	1,  // 1: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
-	2,  // 2: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	3,  // 3: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
-	0,  // 4: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
-	7,  // 5: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
-	0,  // 6: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	1,  // 7: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	4,  // 8: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	17, // 9: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	21, // 10: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	23, // 11: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	36, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	32, // 13: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	33, // 14: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	9,  // 15: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	10, // 16: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	11, // 17: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	8,  // 18: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	5,  // 19: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	13, // 20: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	15, // 21: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	18, // 22: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	20, // 23: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	24, // 24: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	26, // 25: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	28, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	30, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	34, // 28: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	10, // 29: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
-	5,  // 30: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	4,  // 31: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	4,  // 32: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	12, // 33: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	4,  // 34: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	6,  // 35: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	14, // 36: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	16, // 37: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	19, // 38: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	22, // 39: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	25, // 40: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	27, // 41: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	29, // 42: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	31, // 43: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	35, // 44: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	4,  // 45: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
-	6,  // 46: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
-	31, // [31:47] is the sub-list for method output_type
-	15, // [15:31] is the sub-list for method input_type
+	2,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
+	3,  // 1: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
+	4,  // 2: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
+	5,  // 3: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	2,  // 4: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	9,  // 5: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	2,  // 6: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	3,  // 7: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	6,  // 8: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	19, // 9: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	23, // 10: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	25, // 11: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	38, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	34, // 13: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	35, // 14: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	11, // 15: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	12, // 16: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	13, // 17: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	10, // 18: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	7,  // 19: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	15, // 20: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	17, // 21: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	20, // 22: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	22, // 23: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	26, // 24: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	28, // 25: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	30, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	32, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	36, // 28: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	12, // 29: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	7,  // 30: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	0,  // 31: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
+	6,  // 32: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	6,  // 33: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	14, // 34: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	6,  // 35: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	8,  // 36: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	16, // 37: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	18, // 38: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	21, // 39: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	24, // 40: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	27, // 41: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	29, // 42: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	31, // 43: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	33, // 44: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	37, // 45: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	6,  // 46: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	8,  // 47: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	1,  // 48: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
+	32, // [32:49] is the sub-list for method output_type
+	15, // [15:32] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2842,7 +2949,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

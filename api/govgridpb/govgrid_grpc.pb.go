@@ -315,6 +315,7 @@ const (
 	Cluster_ChangePassword_FullMethodName     = "/govgrid.v1.Cluster/ChangePassword"
 	Cluster_PeerGetCase_FullMethodName        = "/govgrid.v1.Cluster/PeerGetCase"
 	Cluster_PeerGetCitizenView_FullMethodName = "/govgrid.v1.Cluster/PeerGetCitizenView"
+	Cluster_PeerAudit_FullMethodName          = "/govgrid.v1.Cluster/PeerAudit"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -362,6 +363,9 @@ type ClusterClient interface {
 	// PeerGetCitizenView is Cases.GetCitizenView passed on by another node to the site that keeps
 	// the case's query code.
 	PeerGetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error)
+	// PeerAudit answers a page of this site's audit trail to a node of a site above it, whose
+	// administrator or supervisor asked there (GET /v1/audit?site=) and was authorized there.
+	PeerAudit(ctx context.Context, in *PeerAuditRequest, opts ...grpc.CallOption) (*PeerAuditResponse, error)
 }
 
 type clusterClient struct {
@@ -494,6 +498,16 @@ func (c *clusterClient) PeerGetCitizenView(ctx context.Context, in *GetCitizenVi
 	return out, nil
 }
 
+func (c *clusterClient) PeerAudit(ctx context.Context, in *PeerAuditRequest, opts ...grpc.CallOption) (*PeerAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PeerAuditResponse)
+	err := c.cc.Invoke(ctx, Cluster_PeerAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -539,6 +553,9 @@ type ClusterServer interface {
 	// PeerGetCitizenView is Cases.GetCitizenView passed on by another node to the site that keeps
 	// the case's query code.
 	PeerGetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error)
+	// PeerAudit answers a page of this site's audit trail to a node of a site above it, whose
+	// administrator or supervisor asked there (GET /v1/audit?site=) and was authorized there.
+	PeerAudit(context.Context, *PeerAuditRequest) (*PeerAuditResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -581,6 +598,9 @@ func (UnimplementedClusterServer) PeerGetCase(context.Context, *GetCaseRequest) 
 }
 func (UnimplementedClusterServer) PeerGetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error) {
 	return nil, status.Error(codes.Unimplemented, "method PeerGetCitizenView not implemented")
+}
+func (UnimplementedClusterServer) PeerAudit(context.Context, *PeerAuditRequest) (*PeerAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerAudit not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -783,6 +803,24 @@ func _Cluster_PeerGetCitizenView_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_PeerAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PeerAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).PeerAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_PeerAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).PeerAudit(ctx, req.(*PeerAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -825,6 +863,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PeerGetCitizenView",
 			Handler:    _Cluster_PeerGetCitizenView_Handler,
+		},
+		{
+			MethodName: "PeerAudit",
+			Handler:    _Cluster_PeerAudit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -32,8 +32,12 @@ type AuthService interface {
 	// HasAccounts says whether any account is in force here: until the first (govgrid auth
 	// bootstrap), the node's own host administers it.
 	HasAccounts() bool
-	// AuditTrail is a page of the site's audit trail, for administrators and supervisors.
-	AuditTrail(by *auth.Claims, from uint64, limit int) (*sitestate.AuditPage, error)
+	// OperatorKeyMatches says whether key is the node's operator key (its data directory's
+	// operator.key), which administers it from its own host.
+	OperatorKeyMatches(key string) bool
+	// AuditTrail is a page of the audit trail of site ("" for this one: each site keeps its
+	// own), for the administrators and supervisors of that site and of those above it.
+	AuditTrail(ctx context.Context, by *auth.Claims, site string, from uint64, limit int) (*sitestate.AuditPage, error)
 }
 
 // AuditSink records who did what; the node commits it to the site's audit trail.
@@ -219,13 +223,25 @@ func (s *server) staff(h http.HandlerFunc) http.HandlerFunc {
 // backup or restore, leave, retire, reinstate): an administrator's token, of this site or one
 // above it. Before the grid has its first account, nobody can hold one: then the node's own host
 // (loopback) administers it, so that a district is set up, or restored from a backup, before
-// `govgrid auth bootstrap`. The claims are nil in that case.
+// `govgrid auth bootstrap`. The claims are nil in that case. And whoever holds the node's operator
+// key (its data directory's operator.key: a nightly backup from cron) administers it from its own
+// host; the claims then name "operator@<the address asked>".
 func (s *server) administer(w http.ResponseWriter, r *http.Request) (*auth.Claims, bool) {
 	if s.cfg.Auth == nil {
 		return nil, fromOwnHost(w, r, "this is taken only from the node's own host")
 	}
 	if r.Header.Get("Authorization") == "" && !s.cfg.Auth.HasAccounts() {
 		return nil, fromOwnHost(w, r, "the grid has no accounts yet: this is taken only from the node's own host until govgrid auth bootstrap")
+	}
+	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Operator "); ok {
+		if !fromOwnHost(w, r, "the operator key is taken only from the node's own host") {
+			return nil, false
+		}
+		if !s.cfg.Auth.OperatorKeyMatches(strings.TrimSpace(key)) {
+			s.writeError(w, sitestate.Errorf(sitestate.CodeUnauthorized, "not this node's operator key"))
+			return nil, false
+		}
+		return &auth.Claims{User: "operator@" + r.Host, Name: "operator"}, true
 	}
 	c := s.bearer(w, r)
 	if c == nil {
@@ -238,7 +254,8 @@ func (s *server) administer(w http.ResponseWriter, r *http.Request) (*auth.Claim
 	return c, true
 }
 
-// auditTrail: GET /v1/audit?from=&limit=, the site's audit trail, oldest first.
+// auditTrail: GET /v1/audit?site=&from=&limit=, a site's audit trail (this one's by default, or
+// one beneath it), oldest first.
 func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) {
 	c := s.bearer(w, r)
 	if c == nil {
@@ -262,7 +279,7 @@ func (s *server) auditTrail(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, err := s.cfg.Auth.AuditTrail(c, from, limit)
+	page, err := s.cfg.Auth.AuditTrail(r.Context(), c, q.Get("site"), from, limit)
 	if err != nil {
 		s.writeError(w, err)
 		return

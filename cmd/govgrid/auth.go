@@ -32,6 +32,25 @@ func tokenFile() (string, error) {
 	return filepath.Join(dir, "govgrid", "token"), nil
 }
 
+// operatorKeyFlag is the file of the node's operator key (--operator-key).
+var operatorKeyFlag string
+
+// authorization is the Authorization header requests carry: the operator key's when
+// --operator-key is given, else the current token's, else "".
+func authorization() (string, error) {
+	if operatorKeyFlag != "" {
+		b, err := os.ReadFile(operatorKeyFlag)
+		if err != nil {
+			return "", fmt.Errorf("--operator-key: %w", err)
+		}
+		return "Operator " + strings.TrimSpace(string(b)), nil
+	}
+	if t := currentToken(); t != "" {
+		return "Bearer " + t, nil
+	}
+	return "", nil
+}
+
 // currentToken is the token requests carry, or "".
 func currentToken() string {
 	if tokenFlag != "" {

@@ -24,6 +24,8 @@ func addrFlag(cmd *cobra.Command) *string {
 	}
 	// Every command that talks to a node may carry a sign-in token.
 	cmd.PersistentFlags().StringVar(&tokenFlag, "token", "", "a sign-in `TOKEN` for the request (default: GOVGRID_TOKEN, else the one govgrid login kept)")
+	cmd.PersistentFlags().StringVar(&operatorKeyFlag, "operator-key", os.Getenv("GOVGRID_OPERATOR_KEY"),
+		"the node's operator key `FILE` (DATA_DIR/operator.key, or GOVGRID_OPERATOR_KEY): administer the node on this host without signing in (backups from cron, leave)")
 	return cmd.PersistentFlags().String("addr", def, "HTTP address of any node (or GOVGRID_ADDR)")
 }
 
@@ -44,11 +46,23 @@ func call(addr, method, path string, body, out any) error {
 
 // callRaw is call with the body's bytes and content type given.
 func callRaw(addr, method, path, contentType string, body []byte, out any) error {
-	return callAs(addr, method, path, contentType, body, out, currentToken())
+	authz, err := authorization()
+	if err != nil {
+		return err
+	}
+	return callWith(addr, method, path, contentType, body, out, authz)
 }
 
 // callAs is callRaw with the token given ("" sends none).
 func callAs(addr, method, path, contentType string, body []byte, out any, token string) error {
+	if token != "" {
+		token = "Bearer " + token
+	}
+	return callWith(addr, method, path, contentType, body, out, token)
+}
+
+// callWith is callRaw with the Authorization header given ("" sends none).
+func callWith(addr, method, path, contentType string, body []byte, out any, authz string) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -58,8 +72,8 @@ func callAs(addr, method, path, contentType string, body []byte, out any, token 
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

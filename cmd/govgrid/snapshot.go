@@ -48,14 +48,18 @@ func atLeader(method, addr, path string, body func() io.Reader) (*http.Response,
 		url = "http://" + url
 	}
 	url += path
+	authz, err := authorization()
+	if err != nil {
+		return nil, err
+	}
 	for range 2 {
 		req, err := http.NewRequest(method, url, body())
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/octet-stream")
-		if tok := currentToken(); tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
 		}
 		resp, err := noRedirect.Do(req)
 		if err != nil {
