@@ -18,8 +18,7 @@ func (k Kind) Valid() bool { return k == KindApplication || k == KindGrievance }
 // Status is where a case stands in its workflow.
 type Status string
 
-// The statuses a case can have. Later workflow steps add to this list; a new case is always
-// StatusSubmitted.
+// The status of a new case; the others are its life's (workflow.go).
 const (
 	StatusSubmitted Status = "submitted"
 )
@@ -55,6 +54,16 @@ type Case struct {
 	DecideTier string `json:"decide_tier,omitempty"`
 	// Transit is set while the case is on its way to another site: it is locked meanwhile.
 	Transit *Transit `json:"transit,omitempty"`
+	// CollectSite is where the applicant collects the certificate; empty: where it was taken in.
+	CollectSite string `json:"collect_site,omitempty"`
+	// The life of the case (workflow.go): the materials a supplement request asked for, the
+	// stopped clock, who reviewed it, the decision and a joint item's sign-offs.
+	Missing       []string   `json:"missing,omitempty"`
+	PausedSince   *time.Time `json:"paused_since,omitempty"`
+	PausedSeconds int64      `json:"paused_seconds,omitempty"`
+	ReviewedBy    string     `json:"reviewed_by,omitempty"`
+	Decision      string     `json:"decision,omitempty"`
+	SignOffs      []SignOff  `json:"sign_offs,omitempty"`
 	// Version rises by one with every change, wherever the case is held.
 	Version uint64 `json:"version"`
 	// QueryCode is the citizen's 6-digit code. It is set only in the answer to a submission;

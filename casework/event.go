@@ -18,14 +18,16 @@ const (
 // Event is one entry of a case's history. History is append-only and chained: each event
 // carries the hash of the one before it, so a changed or dropped event is detectable.
 type Event struct {
-	Seq        uint64    `json:"seq"`
-	Type       EventType `json:"type"`
-	At         time.Time `json:"at"`
-	Site       string    `json:"site"`
-	Actor      string    `json:"actor,omitempty"`
-	Note       string    `json:"note,omitempty"`
-	FromStatus Status    `json:"from_status,omitempty"`
-	ToStatus   Status    `json:"to_status"`
+	Seq   uint64    `json:"seq"`
+	Type  EventType `json:"type"`
+	At    time.Time `json:"at"`
+	Site  string    `json:"site"`
+	Actor string    `json:"actor,omitempty"`
+	// Role is the role the actor took the step in (a step of a case's life).
+	Role       string `json:"role,omitempty"`
+	Note       string `json:"note,omitempty"`
+	FromStatus Status `json:"from_status,omitempty"`
+	ToStatus   Status `json:"to_status"`
 	// FromSite and ToSite are set on moves between sites.
 	FromSite string `json:"from_site,omitempty"`
 	ToSite   string `json:"to_site,omitempty"`
@@ -56,6 +58,11 @@ func (e *Event) computeHash() string {
 		field("sites")
 		field(e.FromSite)
 		field(e.ToSite)
+	}
+	if e.Role != "" {
+		// Only steps carry a role: older events keep their hash.
+		field("role")
+		field(e.Role)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
