@@ -312,9 +312,17 @@ var httpTransport = &http.Transport{
 // httpClient bounds each request: a node that hangs must not hang the test.
 var httpClient = &http.Client{Transport: httpTransport, Timeout: 5 * time.Second}
 
-// httpGet returns the status and body of GET url.
-func httpGet(url string) (int, []byte, error) {
-	resp, err := httpClient.Get(url)
+// httpGet returns the status and body of GET url, for the endpoints anyone may read.
+func httpGet(url string) (int, []byte, error) { return httpGetAs(url, "") }
+
+// httpGetAs returns the status and body of GET url with token as its bearer ("" sends none).
+func httpGetAs(url, token string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	setBearer(req, token)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -323,9 +331,19 @@ func httpGet(url string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
-// getJSON GETs url and decodes a 200 answer into v.
-func getJSON(url string, v any) error {
-	status, body, err := httpGet(url)
+// setBearer sets token as req's bearer token, unless it is "".
+func setBearer(req *http.Request, token string) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+}
+
+// getJSON GETs url, which anyone may read, and decodes a 200 answer into v.
+func getJSON(url string, v any) error { return getJSONAs(url, "", v) }
+
+// getJSONAs GETs url with token as its bearer and decodes a 200 answer into v.
+func getJSONAs(url, token string, v any) error {
+	status, body, err := httpGetAs(url, token)
 	if err != nil {
 		return err
 	}
@@ -351,15 +369,17 @@ func submitBody(title string) []byte {
 	return b
 }
 
-// submitCase POSTs an application to baseURL. It returns the HTTP status (0 when no answer
-// came), the case when the status is 201, and the error or the body of any other answer.
-func submitCase(ctx context.Context, baseURL, title string) (int, api.Case, error) {
+// submitCase POSTs an application to baseURL as the bearer of token. It returns the HTTP status
+// (0 when no answer came), the case when the status is 201, and the error or the body of any
+// other answer.
+func submitCase(ctx context.Context, baseURL, token, title string) (int, api.Case, error) {
 	var c api.Case
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/cases", bytes.NewReader(submitBody(title)))
 	if err != nil {
 		return 0, c, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	setBearer(req, token)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, c, err
@@ -381,10 +401,10 @@ func submitCase(ctx context.Context, baseURL, title string) (int, api.Case, erro
 	return resp.StatusCode, c, nil
 }
 
-// getCase GETs one case; the status is 0 when no answer came.
-func getCase(baseURL, number string) (int, api.Case, error) {
+// getCase GETs one case as the bearer of token; the status is 0 when no answer came.
+func getCase(baseURL, token, number string) (int, api.Case, error) {
 	var c api.Case
-	status, body, err := httpGet(baseURL + "/v1/cases/" + number)
+	status, body, err := httpGetAs(baseURL+"/v1/cases/"+number, token)
 	if err != nil || status != http.StatusOK {
 		if err == nil {
 			err = fmt.Errorf("GET /v1/cases/%s: %d %s", number, status, bytes.TrimSpace(body))
@@ -397,9 +417,9 @@ func getCase(baseURL, number string) (int, api.Case, error) {
 	return status, c, nil
 }
 
-// listAllCases pages through GET /v1/cases?page_size=500 and returns every number in listing
-// order; an error says a page failed or a number came twice.
-func listAllCases(baseURL string) ([]string, error) {
+// listAllCases pages through GET /v1/cases?page_size=500 with the bearer token and returns
+// every number in listing order; an error says a page failed or a number came twice.
+func listAllCases(baseURL, bearer string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	token := ""
@@ -412,7 +432,7 @@ func listAllCases(baseURL string) ([]string, error) {
 			url += "&page_token=" + token
 		}
 		var p api.CasePage
-		if err := getJSON(url, &p); err != nil {
+		if err := getJSONAs(url, bearer, &p); err != nil {
 			return out, err
 		}
 		for _, c := range p.Cases {

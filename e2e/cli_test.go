@@ -32,13 +32,15 @@ func (r cliResult) String() string {
 }
 
 // runCLI runs the govgrid binary with args and the extra environment env (the test's own
-// GOVGRID_* variables are dropped, see agentEnv); a run is bounded to 30 s.
+// GOVGRID_* variables are dropped, see agentEnv); a run is bounded to 30 s. It carries a token
+// only when env gives one (GOVGRID_TOKEN): XDG_CONFIG_HOME is an empty directory unless env says
+// otherwise, so that a token the developer's own `govgrid login` kept is not sent.
 func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
-	cmd.Env = agentEnv(env)
+	cmd.Env = agentEnv(append([]string{"XDG_CONFIG_HOME=" + t.TempDir()}, env...)) // the last of a name wins
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -110,8 +112,8 @@ func siteTreeOK(out string) bool {
 
 // TestCLIMembersSitesLeave runs the client commands of the binary against a district agent and
 // a township agent that joined it: members, sites (with --addr and with GOVGRID_ADDR), case
-// submit and get, and leave, after which the township agent exits by itself and the district
-// sees it as left.
+// submit and get (signed in, with GOVGRID_TOKEN; refused without), and leave (an administrator's
+// token), after which the township agent exits by itself and the district sees it as left.
 func TestCLIMembersSitesLeave(t *testing.T) {
 	binary(t)
 	t.Parallel()
@@ -139,18 +141,24 @@ func TestCLIMembersSitesLeave(t *testing.T) {
 		t.Errorf("GOVGRID_ADDR=%s govgrid sites does not show the tree: %s", addr, r)
 	}
 
-	// case submit, get, and get of a number that does not exist.
+	// case submit, get, and get of a number that does not exist: as the staff account; without
+	// a token the node refuses the case calls.
+	token := signInStaff(t, district)
+	env := staffEnv(token)
 	file := filepath.Join(t.TempDir(), "case.json")
 	if err := os.WriteFile(file, submitBody("e2e CLI case"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = mustCLI(t, nil, "case", "submit", file, "--addr", addr)
+	if r := runCLI(t, nil, "case", "submit", file, "--addr", addr); r.code <= 0 || !strings.Contains(r.stderr, "401") {
+		t.Errorf("case submit without a token: want a non-zero exit with a 401: %s", r)
+	}
+	r = mustCLI(t, env, "case", "submit", file, "--addr", addr)
 	var submitted api.Case
 	if err := json.Unmarshal([]byte(r.stdout), &submitted); err != nil || submitted.Number == "" {
 		t.Fatalf("case submit does not print a case with a number (%v): %s", err, r)
 	}
 	t.Logf("case submit printed number %s", submitted.Number)
-	r = mustCLI(t, nil, "case", "get", submitted.Number, "--addr", addr)
+	r = mustCLI(t, env, "case", "get", submitted.Number, "--addr", addr)
 	var got api.Case
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("case get does not print JSON (%v): %s", err, r)
@@ -158,16 +166,23 @@ func TestCLIMembersSitesLeave(t *testing.T) {
 	if got.Number != submitted.Number || got.Title != "e2e CLI case" {
 		t.Errorf("case get %s printed number %q title %q: %s", submitted.Number, got.Number, got.Title, r)
 	}
-	r = runCLI(t, nil, "case", "get", "cd-20000101-999999", "--addr", addr)
+	r = runCLI(t, env, "case", "get", "cd-20000101-999999", "--addr", addr)
 	if r.code <= 0 || !strings.Contains(r.stdout+r.stderr, "no such case") {
 		t.Errorf("case get of a missing case: want a non-zero exit with \"no such case\": %s", r)
 	} else {
 		t.Logf("case get of a missing case: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	}
 
-	// leave: the township agent exits 0 by itself and the district sees it left.
+	// leave: the township agent exits 0 by itself and the district sees it left. Once accounts
+	// exist, leave takes an administrator's token (no longer just the node's own host): the
+	// staff's, once the district's key and the account have reached the township.
+	took = waitToken(t, token, 30*time.Second, township)
+	t.Logf("the township takes the district's token %s after it was signed", took.Round(time.Millisecond))
+	if r := runCLI(t, nil, "leave", "--addr", township.addrs.HTTP); r.code <= 0 || !strings.Contains(r.stderr, "401") {
+		t.Fatalf("leave without a token at a township that has accounts: want a non-zero exit with a 401: %s", r)
+	}
 	leaveStart := time.Now()
-	r = mustCLI(t, nil, "leave", "--addr", township.addrs.HTTP)
+	r = mustCLI(t, env, "leave", "--addr", township.addrs.HTTP)
 	t.Logf("leave: %s", strings.TrimSpace(r.stdout))
 	st := township.waitExit(20 * time.Second)
 	if st == nil {

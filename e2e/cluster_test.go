@@ -29,10 +29,12 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	})
 }
 
-// writeLoad submits cases from several goroutines, round-robin over its targets, and records
-// every acknowledged (201) case number with the title of the write it acknowledged.
+// writeLoad submits cases from several goroutines, round-robin over its targets, as the bearer
+// of token, and records every acknowledged (201) case number with the title of the write it
+// acknowledged.
 type writeLoad struct {
 	targets  []*agentProc
+	token    string
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -46,10 +48,10 @@ type writeLoad struct {
 	bad      []string          // guarded by mu: answers no failover explains (4xx)
 }
 
-// startWriteLoad starts writers goroutines writing to targets until stop.
-func startWriteLoad(targets []*agentProc, writers int) *writeLoad {
+// startWriteLoad starts writers goroutines writing to targets as the bearer of token until stop.
+func startWriteLoad(targets []*agentProc, token string, writers int) *writeLoad {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &writeLoad{targets: targets, ctx: ctx, cancel: cancel, acked: map[string]string{},
+	l := &writeLoad{targets: targets, token: token, ctx: ctx, cancel: cancel, acked: map[string]string{},
 		ackedBy: make([]int, len(targets)), failures: map[int]int{}}
 	for w := range writers {
 		l.wg.Add(1)
@@ -66,7 +68,7 @@ func (l *writeLoad) write(w int) {
 	for i := 0; l.ctx.Err() == nil; i++ {
 		target := (w + i) % len(l.targets)
 		title := fmt.Sprintf("e2e load writer %d write %d", w, i)
-		status, c, err := submitCase(l.ctx, l.targets[target].baseURL(), title)
+		status, c, err := submitCase(l.ctx, l.targets[target].baseURL(), l.token, title)
 		if l.ctx.Err() != nil {
 			return // the answer of a cancelled request says nothing about the grid
 		}
@@ -122,10 +124,10 @@ func (l *writeLoad) stop() {
 	})
 }
 
-// checkCasesReadable checks that GET /v1/cases/{number} on every agent answers 200 with the
-// number and title of every acknowledged write, retrying what fails until timeout (a restarted
-// node may still be catching up).
-func checkCasesReadable(t *testing.T, agents []*agentProc, acked map[string]string, timeout time.Duration) {
+// checkCasesReadable checks that GET /v1/cases/{number} as the bearer of token on every agent
+// answers 200 with the number and title of every acknowledged write, retrying what fails until
+// timeout (a restarted node may still be catching up).
+func checkCasesReadable(t *testing.T, agents []*agentProc, token string, acked map[string]string, timeout time.Duration) {
 	t.Helper()
 	numbers := make([]string, 0, len(acked))
 	for n := range acked {
@@ -138,7 +140,7 @@ func checkCasesReadable(t *testing.T, agents []*agentProc, acked map[string]stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = readAll(a, numbers, acked, time.Now().Add(timeout))
+			errs[i] = readAll(a, token, numbers, acked, time.Now().Add(timeout))
 		}()
 	}
 	wg.Wait()
@@ -149,9 +151,9 @@ func checkCasesReadable(t *testing.T, agents []*agentProc, acked map[string]stri
 	}
 }
 
-// readAll GETs every number from a with 4 workers, retrying failures until deadline, and
-// describes what is still wrong ("" when nothing is).
-func readAll(a *agentProc, numbers []string, acked map[string]string, deadline time.Time) string {
+// readAll GETs every number from a as the bearer of token with 4 workers, retrying failures
+// until deadline, and describes what is still wrong ("" when nothing is).
+func readAll(a *agentProc, token string, numbers []string, acked map[string]string, deadline time.Time) string {
 	pending := numbers
 	var mismatched []string
 	var last map[string]string
@@ -165,7 +167,7 @@ func readAll(a *agentProc, numbers []string, acked map[string]string, deadline t
 			go func() {
 				defer wg.Done()
 				for n := range work {
-					status, c, err := getCase(a.baseURL(), n)
+					status, c, err := getCase(a.baseURL(), token, n)
 					mu.Lock()
 					switch {
 					case err != nil:
@@ -216,18 +218,18 @@ func firstN(s []string, n int) string {
 	return strings.Join(s[:n], ", ") + fmt.Sprintf(" and %d more", len(s)-n)
 }
 
-// checkListingsAgree pages through GET /v1/cases on every agent until all list the same set,
-// without duplicates, holding every acknowledged number; it fails the test if they do not by
-// timeout. Listings may hold more than the acknowledged numbers: a write whose answer was lost
-// in the kill may have committed.
-func checkListingsAgree(t *testing.T, agents []*agentProc, acked map[string]string, timeout time.Duration) {
+// checkListingsAgree pages through GET /v1/cases as the bearer of token on every agent until all
+// list the same set, without duplicates, holding every acknowledged number; it fails the test if
+// they do not by timeout. Listings may hold more than the acknowledged numbers: a write whose
+// answer was lost in the kill may have committed.
+func checkListingsAgree(t *testing.T, agents []*agentProc, token string, acked map[string]string, timeout time.Duration) {
 	t.Helper()
 	agreed := 0
 	_, err := testgrid.Poll(timeout, func() error {
 		var problems []string
 		sets := make([]map[string]bool, len(agents))
 		for i, a := range agents {
-			list, err := listAllCases(a.baseURL())
+			list, err := listAllCases(a.baseURL(), token)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", a.name, err))
 				continue
@@ -319,8 +321,10 @@ func TestThreeProcessSiteSurvivesKill9(t *testing.T) {
 	binary(t)
 	testStart := time.Now()
 	nodes := startSite(t, "kill9")
+	token := signInStaff(t, nodes[0])
+	waitToken(t, token, 10*time.Second, nodes...)
 
-	load := startWriteLoad(nodes, 8)
+	load := startWriteLoad(nodes, token, 8)
 	t.Cleanup(load.stop)
 	took := waitUntil(t, 20*time.Second, "100 acknowledged writes", func() bool { return load.acks() >= 100 })
 	t.Logf("100 writes acknowledged in %s", took.Round(time.Millisecond))
@@ -372,8 +376,8 @@ func TestThreeProcessSiteSurvivesKill9(t *testing.T) {
 	load.mu.Unlock()
 
 	checkStart := time.Now()
-	checkCasesReadable(t, nodes, acked, 20*time.Second)
-	checkListingsAgree(t, nodes, acked, 20*time.Second)
+	checkCasesReadable(t, nodes, token, acked, 20*time.Second)
+	checkListingsAgree(t, nodes, token, acked, 20*time.Second)
 	t.Logf("checked %d cases on 3 nodes in %s; whole test %s", len(acked), time.Since(checkStart).Round(time.Millisecond),
 		time.Since(testStart).Round(time.Millisecond))
 }
@@ -426,11 +430,12 @@ func TestSingleNodeKill9(t *testing.T) {
 	binary(t)
 	a := startAgent(t, agentSpec{Name: "solo-1", Site: "cd", Tier: "district"})
 	a.waitHealthy(20 * time.Second)
+	token := signInStaff(t, a)
 	acked := map[string]string{}
 	var lastDay string
 	for i := 1; i <= 50; i++ {
 		title := fmt.Sprintf("e2e single write %d", i)
-		status, c, err := submitCase(context.Background(), a.baseURL(), title)
+		status, c, err := submitCase(context.Background(), a.baseURL(), token, title)
 		if err != nil {
 			t.Fatalf("write %d: status %d: %v", i, status, err)
 		}
@@ -448,10 +453,10 @@ func TestSingleNodeKill9(t *testing.T) {
 	a.restart()
 	took := a.waitHealthy(20 * time.Second)
 	t.Logf("healthy %s after restart", took.Round(time.Millisecond))
-	checkCasesReadable(t, []*agentProc{a}, acked, 5*time.Second)
-	checkListingsAgree(t, []*agentProc{a}, acked, 5*time.Second)
+	checkCasesReadable(t, []*agentProc{a}, token, acked, 5*time.Second)
+	checkListingsAgree(t, []*agentProc{a}, token, acked, 5*time.Second)
 
-	status, c, err := submitCase(context.Background(), a.baseURL(), "e2e single write after restart")
+	status, c, err := submitCase(context.Background(), a.baseURL(), token, "e2e single write after restart")
 	if err != nil {
 		t.Fatalf("write after restart: status %d: %v", status, err)
 	}

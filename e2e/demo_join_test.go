@@ -19,8 +19,10 @@ import (
 // checkRetryAfterTheCaseLeft is the first defect of issue 9, tried as a new user would: a case
 // submitted with a request id at a community and decided at the township climbs there at once;
 // the same POST again (a client that lost the first answer) must answer with the same case and
-// the same query code, and the community must go on serving.
-func checkRetryAfterTheCaseLeft(t *testing.T, communityURL, township string) {
+// the same query code, and the community must go on serving. The requests carry token, of a
+// member of the community's staff (who reads the case at the township: it began at the
+// community).
+func checkRetryAfterTheCaseLeft(t *testing.T, communityURL, token, township string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"kind": "grievance", "title": "重试测试", "decide_tier": "township", "request_id": "retry-test-1",
@@ -29,7 +31,13 @@ func checkRetryAfterTheCaseLeft(t *testing.T, communityURL, township string) {
 	})
 	post := func() (int, api.Case) {
 		t.Helper()
-		resp, err := httpClient.Post(communityURL+"/v1/cases", "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, communityURL+"/v1/cases", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		setBearer(req, token)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			t.Fatalf("POST /v1/cases: %v", err)
 		}
@@ -48,7 +56,7 @@ func checkRetryAfterTheCaseLeft(t *testing.T, communityURL, township string) {
 		t.Fatalf("first POST: %d %+v", status, first)
 	}
 	waitUntil(t, 20*time.Second, "case "+first.Number+" to climb to "+township, func() bool {
-		_, c, err := getCase(communityURL, first.Number)
+		_, c, err := getCase(communityURL, token, first.Number)
 		return err == nil && c.HolderSite == township
 	})
 	status, again := post()

@@ -144,6 +144,26 @@ func (d *demoProc) exited() bool {
 	}
 }
 
+// waitDemoUp polls the demo's output until it says the grid is up (after grid.json, the catalogue
+// and the accounts), failing the test if the demo exits or timeout passes first.
+func waitDemoUp(t *testing.T, d *demoProc, timeout time.Duration) time.Duration {
+	t.Helper()
+	took, err := testgrid.Poll(timeout, func() error {
+		b, _ := os.ReadFile(d.logPath)
+		if bytes.Contains(b, []byte("demo grid is up")) {
+			return nil
+		}
+		if d.exited() {
+			t.Fatalf("govgrid demo exited (%v) before saying the grid is up; its output:\n%s", d.state, tail(b, 4<<10))
+		}
+		return errors.New("not up yet")
+	})
+	if err != nil {
+		t.Fatalf("govgrid demo does not say the grid is up after %s", timeout)
+	}
+	return took
+}
+
 // gridFile is DIR/grid.json, the demo's contract with its users, read as they read it (the
 // demo's own type is in package main, and a test of the file must not follow a change of it).
 type gridFile struct {
@@ -231,9 +251,9 @@ func stopDemoProc(t *testing.T, d *demoProc, g gridFile) {
 }
 
 // TestDemoStartsStopsAndResumes runs `govgrid demo`, checks the grid it describes in grid.json
-// (11 processes in 7 sites over three tiers, all healthy), writes a case to a community node,
-// stops the demo with SIGTERM (every agent must be gone), and runs it again on the same
-// directory: the case must still be there.
+// (11 processes in 7 sites over three tiers, all healthy), writes a case to a community node as
+// the community's clerk of accounts.json, stops the demo with SIGTERM (every agent must be gone),
+// and runs it again on the same directory: the case must still be there.
 func TestDemoStartsStopsAndResumes(t *testing.T) {
 	binary(t)
 	testStart := time.Now()
@@ -301,15 +321,21 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 		t.Fatal("grid.json lists no community node")
 	}
 
+	// Every case call needs a signed-in account: the community's clerk, from accounts.json
+	// (written once every node has its site's accounts, so the sign-in works at once).
 	cnode := g.Nodes[community]
-	status, c, err := submitCase(context.Background(), "http://"+cnode.HTTP, "e2e demo case")
+	accounts := readDemoAccounts(t, dir)
+	clerk := findDemoAccount(t, accounts, cnode.Site+".clerk")
+	token := demoLogin(t, cnode.HTTP, clerk.User, clerk.Password)
+	status, c, err := submitCase(context.Background(), "http://"+cnode.HTTP, token, "e2e demo case")
 	if err != nil {
-		t.Fatalf("POST /v1/cases to %s: status %d: %v", cnode.Node, status, err)
+		t.Fatalf("POST /v1/cases to %s as %s: status %d: %v", cnode.Node, clerk.User, status, err)
 	}
-	t.Logf("case %s written on %s", c.Number, cnode.Node)
+	t.Logf("case %s written on %s by %s", c.Number, cnode.Node, clerk.User)
 	checkGridJSONNamesTheGrid(t, g)
-	checkDemoAccounts(t, dir, &g)
-	checkRetryAfterTheCaseLeft(t, "http://"+cnode.HTTP, cnode.Parent)
+	checkDemoAccounts(t, accounts, &g)
+	checkSiblingCannotRead(t, g, accounts, cnode.Site, c.Number)
+	checkRetryAfterTheCaseLeft(t, "http://"+cnode.HTTP, token, cnode.Parent)
 	checkDemoCanBeJoined(t, d.logPath, "http://"+g.Nodes[0].HTTP)
 	stopDemoProc(t, d, g)
 	httpTransport.CloseIdleConnections()
@@ -322,18 +348,23 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 	d2 := startDemo(t, dir, base, 2)
 	g2, took := waitGridJSON(t, d2, dir, 120*time.Second)
 	t.Logf("second run: grid.json written %s after start", took.Round(time.Millisecond))
-	url := ""
+	url, addr := "", ""
 	for _, n := range g2.Nodes {
 		if n.Node == cnode.Node {
-			url = "http://" + n.HTTP
+			url, addr = "http://"+n.HTTP, n.HTTP
 		}
 	}
 	if url == "" {
 		t.Fatalf("the second run's grid.json has no node %s", cnode.Node)
 	}
+	// The resumed demo keeps its accounts (accounts.json is read, not written again).
+	if again := findDemoAccount(t, readDemoAccounts(t, dir), clerk.User); again.Password != clerk.Password {
+		t.Errorf("the second run changed %s's password in accounts.json", clerk.User)
+	}
+	token = demoLogin(t, addr, clerk.User, clerk.Password)
 	var last string
 	took = waitUntil(t, 10*time.Second, "case "+c.Number+" to be readable on "+cnode.Node+" after the restart", func() bool {
-		status, got, err := getCase(url, c.Number)
+		status, got, err := getCase(url, token, c.Number)
 		if err != nil {
 			last = err.Error()
 			return false
@@ -345,25 +376,53 @@ func TestDemoStartsStopsAndResumes(t *testing.T) {
 	})
 	t.Logf("case %s readable on %s %s after grid.json (%s after the second start; before: %q)", c.Number, cnode.Node,
 		took.Round(time.Millisecond), time.Since(restart).Round(time.Millisecond), last)
+	// grid.json comes before the demo has loaded its catalogue and accounts: the resumed demo
+	// must finish that (and say the grid is up) before it is stopped, or a SIGTERM in the middle
+	// of it makes an exit status of 1 that says nothing about the grid.
+	took = waitDemoUp(t, d2, 60*time.Second)
+	t.Logf("second run: the demo says the grid is up %s after the case was read", took.Round(time.Millisecond))
 	stopDemoProc(t, d2, g2)
 	httpTransport.CloseIdleConnections()
 	t.Logf("whole test %s", time.Since(testStart).Round(time.Millisecond))
 }
 
-// checkDemoAccounts waits for DIR/accounts.json (the pinned contract: [{"user","password","site",
-// "roles"}]), written after grid.json, and signs in with an account of a community at its node.
-func checkDemoAccounts(t *testing.T, dir string, g *gridFile) {
+// demoAccount is an entry of DIR/accounts.json, the pinned contract: [{"user","password","site",
+// "roles"}] (the demo's own type is in package main).
+type demoAccount struct {
+	User     string   `json:"user"`
+	Password string   `json:"password"`
+	Site     string   `json:"site"`
+	Roles    []string `json:"roles"`
+}
+
+// readDemoAccounts waits for DIR/accounts.json, written after grid.json once every node has its
+// site's accounts, and returns its accounts.
+func readDemoAccounts(t *testing.T, dir string) []demoAccount {
 	t.Helper()
-	var accounts []struct {
-		User     string   `json:"user"`
-		Password string   `json:"password"`
-		Site     string   `json:"site"`
-		Roles    []string `json:"roles"`
-	}
+	var accounts []demoAccount
 	waitUntil(t, 60*time.Second, "DIR/accounts.json", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "accounts.json"))
-		return err == nil && json.Unmarshal(b, &accounts) == nil
+		return err == nil && json.Unmarshal(b, &accounts) == nil && len(accounts) > 0
 	})
+	return accounts
+}
+
+// findDemoAccount returns the account of user in accounts, failing the test if there is none.
+func findDemoAccount(t *testing.T, accounts []demoAccount, user string) demoAccount {
+	t.Helper()
+	for _, a := range accounts {
+		if a.User == user {
+			return a
+		}
+	}
+	t.Fatalf("accounts.json has no account %s", user)
+	return demoAccount{}
+}
+
+// checkDemoAccounts checks the accounts of DIR/accounts.json and signs in with an account of a
+// community at its node.
+func checkDemoAccounts(t *testing.T, accounts []demoAccount, g *gridFile) {
+	t.Helper()
 	sites := map[string]bool{}
 	for _, n := range g.Nodes {
 		sites[n.Site] = true
@@ -388,7 +447,7 @@ func checkDemoAccounts(t *testing.T, dir string, g *gridFile) {
 			waitUntil(t, 30*time.Second, a.User+"'s account to reach "+n.Node, func() bool {
 				req, _ := http.NewRequest("GET", "http://"+n.HTTP+"/v1/accounts", nil)
 				req.Header.Set("Authorization", "Bearer "+admin)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := httpClient.Do(req)
 				if err != nil {
 					return false
 				}
@@ -405,11 +464,41 @@ func checkDemoAccounts(t *testing.T, dir string, g *gridFile) {
 	t.Fatal("accounts.json has no clerk of a site other than the district")
 }
 
+// checkSiblingCannotRead signs in the clerk of a sibling of site (a community of the same
+// township) at its own node and reads case number, begun and held at site: 403. (Before every
+// call needed an account, any node answered any case; now staff read the cases held in their
+// subtree or begun there, and a sibling community's subtree holds neither.)
+func checkSiblingCannotRead(t *testing.T, g gridFile, accounts []demoAccount, site, number string) {
+	t.Helper()
+	parent := ""
+	for _, n := range g.Nodes {
+		if n.Site == site {
+			parent = n.Parent
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.Tier != "community" || n.Site == site || n.Parent != parent {
+			continue
+		}
+		clerk := findDemoAccount(t, accounts, n.Site+".clerk")
+		token := demoLogin(t, n.HTTP, clerk.User, clerk.Password)
+		status, body, err := httpGetAs("http://"+n.HTTP+"/v1/cases/"+number, token)
+		if err != nil || status != http.StatusForbidden {
+			t.Errorf("%s reads case %s of its sibling %s at %s: %d %s %v, want 403", clerk.User, number, site, n.Node,
+				status, bytes.TrimSpace(body), err)
+		} else {
+			t.Logf("%s may not read case %s of its sibling %s: %s", clerk.User, number, site, bytes.TrimSpace(body))
+		}
+		return
+	}
+	t.Fatalf("grid.json has no sibling community of %s", site)
+}
+
 // demoLogin signs user in at addr and returns the token.
 func demoLogin(t *testing.T, addr, user, password string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"user": user, "password": password})
-	resp, err := http.Post("http://"+addr+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	resp, err := httpClient.Post("http://"+addr+"/v1/auth/login", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

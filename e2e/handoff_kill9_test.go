@@ -16,9 +16,9 @@ import (
 	"github.com/govgrid/govgrid/casework"
 )
 
-// submitDecided POSTs an application that the district must decide: the community escalates it
-// on acceptance and the township relays it on, with no one asking.
-func submitDecided(ctx context.Context, baseURL, title string) (string, error) {
+// submitDecided POSTs an application that the district must decide, as the bearer of token: the
+// community escalates it on acceptance and the township relays it on, with no one asking.
+func submitDecided(ctx context.Context, baseURL, token, title string) (string, error) {
 	var m map[string]any
 	_ = json.Unmarshal(submitBody(title), &m)
 	m["decide_tier"] = "district"
@@ -27,6 +27,7 @@ func submitDecided(ctx context.Context, baseURL, title string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	setBearer(req, token)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return "", err
@@ -76,6 +77,8 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		l, err := siteLeader(township[0].baseURL(), "cd-dgdj-ngj")
 		return err == nil && l != ""
 	})
+	token := signInStaff(t, district)
+	waitToken(t, token, 30*time.Second, append([]*agentProc{community}, township...)...)
 
 	var (
 		mu    sync.Mutex
@@ -89,7 +92,7 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				number, err := submitDecided(ctx, community.baseURL(), fmt.Sprintf("kill9 handoff %d-%d", w, i))
+				number, err := submitDecided(ctx, community.baseURL(), token, fmt.Sprintf("kill9 handoff %d-%d", w, i))
 				if err != nil {
 					continue // the community is not the one killed: a failure here is a retry
 				}
@@ -133,7 +136,7 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		return true
 	})
 	// ... and every case is at the district, once, with each hop once in its history.
-	held, err := listAllCases(district.baseURL())
+	held, err := listAllCases(district.baseURL(), token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		heldSet[n] = true
 	}
 	for _, a := range []*agentProc{community, township[0], township[1], township[2]} {
-		if left, err := listAllCases(a.baseURL()); err != nil || len(left) > 0 {
+		if left, err := listAllCases(a.baseURL(), token); err != nil || len(left) > 0 {
 			t.Fatalf("%s still holds %d cases (%v): each case must have one holder", a.name, len(left), err)
 		}
 	}
@@ -150,7 +153,7 @@ func TestHandoffsSurviveKill9(t *testing.T) {
 		if !heldSet[number] {
 			t.Fatalf("acknowledged case %s is not held by the district", number)
 		}
-		status, body, err := httpGet(district.baseURL() + "/v1/cases/" + number)
+		status, body, err := httpGetAs(district.baseURL()+"/v1/cases/"+number, token)
 		if err != nil || status != http.StatusOK {
 			t.Fatalf("GET %s at the district: %d %v", number, status, err)
 		}

@@ -20,7 +20,8 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 	t.Parallel()
 	a := startAgent(t, agentSpec{Name: "term-1", Site: "cd", Tier: "district"})
 	a.waitHealthy(20 * time.Second)
-	if status, _, err := submitCase(context.Background(), a.baseURL(), "e2e before SIGTERM"); err != nil {
+	token := signInStaff(t, a)
+	if status, _, err := submitCase(context.Background(), a.baseURL(), token, "e2e before SIGTERM"); err != nil {
 		t.Fatalf("write: status %d: %v", status, err)
 	}
 	st, took := a.stop(10 * time.Second)

@@ -17,18 +17,26 @@ import (
 // removed) and rebuilds it on a fresh node with `govgrid site restore --from-parent`: every case
 // it held comes back from the township's mirror, the progress bar and the "restored" line are
 // printed, the node then serves like an agent, and its new numbers do not repeat old ones.
+//
+// Every case call needs a signed-in account, and the first account is made at the district: so
+// the grid has a district node too (the test used to run a township and a community alone), whose
+// staff account's token reaches the sites beneath through the configuration feed.
 func TestSiteRestoreFromParent(t *testing.T) {
 	binary(t)
 	t.Parallel()
 	const townSite, commSite = "cd-dgdj", "cd-dgdj-ngj"
-	township := startAgent(t, agentSpec{Name: "rs-dgdj-1", Site: townSite, Tier: "township", Parent: "cd"})
+	district := startAgent(t, agentSpec{Name: "rs-cd-1", Site: "cd", Tier: "district"})
+	township := startAgent(t, agentSpec{Name: "rs-dgdj-1", Site: townSite, Tier: "township", Parent: "cd",
+		Join: []string{district.addrs.Gossip}})
 	join := []string{township.addrs.Gossip}
 	community := startAgent(t, agentSpec{Name: "rs-ngj-1", Site: commSite, Tier: "community", Parent: townSite, Join: join})
-	waitAllHealthy(t, 20*time.Second, township, community)
+	waitAllHealthy(t, 20*time.Second, district, township, community)
+	token := signInStaff(t, district)
+	waitToken(t, token, 30*time.Second, township, community)
 
 	held := map[string]bool{}
 	for i := range 20 {
-		status, c, err := submitCase(context.Background(), community.baseURL(), fmt.Sprintf("restore e2e %d", i))
+		status, c, err := submitCase(context.Background(), community.baseURL(), token, fmt.Sprintf("restore e2e %d", i))
 		if status != http.StatusCreated {
 			t.Fatalf("submit %d: %d %v", i, status, err)
 		}
@@ -36,7 +44,7 @@ func TestSiteRestoreFromParent(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "the township to mirror the community's 20 cases", func() bool {
 		var page api.SubtreePage
-		err := getJSON(township.baseURL()+"/v1/cases?scope=subtree&site="+commSite+"&page_size=100", &page)
+		err := getJSONAs(township.baseURL()+"/v1/cases?scope=subtree&site="+commSite+"&page_size=100", token, &page)
 		return err == nil && len(page.Cases) == 20
 	})
 
@@ -56,13 +64,15 @@ func TestSiteRestoreFromParent(t *testing.T) {
 		log, _ := os.ReadFile(restorer.logPath)
 		return strings.Contains(string(log), "已恢复 restored") && strings.Contains(string(log), "20/20 cases")
 	})
+	// The rebuilt node learns the district's key and accounts from its parent's feed again.
+	waitToken(t, token, 30*time.Second, restorer)
 	for number := range held {
-		status, c, err := getCase(restorer.baseURL(), number)
+		status, c, err := getCase(restorer.baseURL(), token, number)
 		if status != http.StatusOK || c.HolderSite != commSite {
 			t.Fatalf("case %s after the restore: %d %+v %v", number, status, c, err)
 		}
 	}
-	status, c, err := submitCase(context.Background(), restorer.baseURL(), "after the restore")
+	status, c, err := submitCase(context.Background(), restorer.baseURL(), token, "after the restore")
 	if status != http.StatusCreated || held[c.Number] {
 		t.Fatalf("new case after the restore: %d %s %v", status, c.Number, err)
 	}

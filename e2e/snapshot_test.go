@@ -15,16 +15,23 @@ import (
 func TestSnapshotSaveInspectRestore(t *testing.T) {
 	a := startAgent(t, agentSpec{Name: "cd-1", Site: "cd", Tier: "district"})
 	a.waitHealthy(30 * time.Second)
+	token := signInStaff(t, a)
+	env := staffEnv(token) // an administrator's token: the staff account has every role
 	var numbers []string
 	for i := range 3 {
-		_, c, err := submitCase(context.Background(), a.baseURL(), "备份 "+string(rune('A'+i)))
+		_, c, err := submitCase(context.Background(), a.baseURL(), token, "备份 "+string(rune('A'+i)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		numbers = append(numbers, c.Number)
 	}
 	file := filepath.Join(t.TempDir(), "cd.backup")
-	saved := mustCLI(t, nil, "snapshot", "save", "--addr", a.addrs.HTTP, file)
+	// A backup holds every applicant's identity: once the site has an account, the node's own
+	// host no longer takes it without an administrator's token.
+	if r := runCLI(t, nil, "snapshot", "save", "--addr", a.addrs.HTTP, filepath.Join(t.TempDir(), "refused.backup")); r.code == 0 || !strings.Contains(r.stderr, "401") {
+		t.Fatalf("snapshot save without a token, the site having accounts: want a non-zero exit with a 401: %s", r)
+	}
+	saved := mustCLI(t, env, "snapshot", "save", "--addr", a.addrs.HTTP, file)
 	if !strings.Contains(saved.stdout, "site cd (district)") {
 		t.Fatalf("save said: %s", saved)
 	}
@@ -55,17 +62,20 @@ func TestSnapshotSaveInspectRestore(t *testing.T) {
 	}
 	a.start()
 	a.waitHealthy(30 * time.Second)
+	// The fresh node has no account yet (and a key of its own, which did not sign the token):
+	// until its first account, its own host administers it without a token. The backup brings
+	// back the site's key and accounts, and with them the staff's token.
 	mustCLI(t, nil, "snapshot", "restore", "--addr", a.addrs.HTTP, file)
 	waitUntil(t, 30*time.Second, "the restored cases to be readable", func() bool {
 		for _, n := range numbers {
-			if status, _, err := getCase(a.baseURL(), n); err != nil || status != 200 {
+			if status, _, err := getCase(a.baseURL(), token, n); err != nil || status != 200 {
 				return false
 			}
 		}
 		return true
 	})
 	// A second restore over the cases now held is refused without --force.
-	if r := runCLI(t, nil, "snapshot", "restore", "--addr", a.addrs.HTTP, file); r.code == 0 || !strings.Contains(r.stderr, "fresh site") {
+	if r := runCLI(t, env, "snapshot", "restore", "--addr", a.addrs.HTTP, file); r.code == 0 || !strings.Contains(r.stderr, "fresh site") {
 		t.Fatalf("a restore over a site with cases: %s", r)
 	}
 }

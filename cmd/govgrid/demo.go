@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,7 +115,7 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	if err := loadDemoCatalog(ctx, nodes[0].HTTP); err != nil {
+	if err := loadDemoCatalog(ctx, nodes[0].HTTP, filepath.Join(dir, "data", nodes[0].Node, node.OperatorKeyFile)); err != nil {
 		stopDemo(nodes)
 		wg.Wait()
 		return err
@@ -286,14 +287,17 @@ func joinCommand(exe, dir string, basePort int, nodes []*gridNode) string {
 }
 
 // loadDemoCatalog imports the sample catalogue at the district (addr), from where it reaches
-// every site. Importing is idempotent: a resumed demo writes nothing.
-func loadDemoCatalog(ctx context.Context, addr string) error {
+// every site, with the district node's operator key (keyFile): on the first run no account
+// exists yet, on a resumed one no administrator is signed in. Importing is idempotent: a resumed
+// demo writes nothing.
+func loadDemoCatalog(ctx context.Context, addr, keyFile string) error {
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("the district node's operator key: %w", err)
+	}
 	var res api.CatalogImport
-	var err error
 	for range 50 {
-		// From the district node's own host, without a token: a token kept by an earlier
-		// `govgrid login` belongs to another grid.
-		if err = callAs(addr, http.MethodPost, "/v1/catalog/import", "application/json", sample.JSON(), &res, ""); err == nil {
+		if err = callWith(addr, http.MethodPost, "/v1/catalog/import", "application/json", sample.JSON(), &res, "Operator "+strings.TrimSpace(string(key))); err == nil {
 			fmt.Printf("catalogue: %d departments and %d items at the district (%d documents changed)\n", res.Departments, res.Items, res.Changed)
 			return nil
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/govgrid/govgrid/api"
@@ -42,27 +41,21 @@ var moveVerbs = []moveVerb{
 		toRequired: true, toHelp: "the child site to hand the case down to (required)"},
 }
 
-// defaultActor is who a move is recorded as done by when --actor is not given.
-func defaultActor() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return "operator"
-}
-
 // newMoveCommands returns `case escalate|relay|return|handdown`, which talk to *addr (the
 // `case` group's --addr).
 func newMoveCommands(addr *string) []*cobra.Command {
 	var cmds []*cobra.Command
 	for _, v := range moveVerbs {
-		use := v.move + " NUMBER [--" + v.note + " TEXT] [--actor NAME]"
+		use := v.move + " NUMBER [--" + v.note + " TEXT]"
 		if v.toRequired {
-			use = v.move + " NUMBER --to SITE [--" + v.note + " TEXT] [--actor NAME]"
+			use = v.move + " NUMBER --to SITE [--" + v.note + " TEXT]"
 		}
 		cmd := &cobra.Command{Use: use, Short: v.short, Args: cobra.ExactArgs(1)}
 		to := cmd.Flags().String("to", "", v.toHelp)
 		note := cmd.Flags().String(v.note, "", v.noteHelp)
-		actor := cmd.Flags().String("actor", defaultActor(), "who does the move, recorded in the case's history")
+		// The signed-in account is the move's actor: --actor is accepted (old scripts) and ignored.
+		cmd.Flags().String("actor", "", "ignored: the signed-in account is recorded as the actor")
+		_ = cmd.Flags().MarkDeprecated("actor", "the signed-in account (govgrid login, --token) is recorded as the actor")
 		asJSON := cmd.Flags().Bool("json", false, "print the node's answer (the case, in transit) as JSON")
 		if v.toRequired {
 			_ = cmd.MarkFlagRequired("to")
@@ -70,7 +63,7 @@ func newMoveCommands(addr *string) []*cobra.Command {
 		cmd.RunE = func(cmd *cobra.Command, args []string) error {
 			number := args[0]
 			// The server refuses reason together with instructions: send the one the move takes.
-			body := api.MoveRequest{ToSite: *to, Actor: *actor}
+			body := api.MoveRequest{ToSite: *to}
 			if v.note == "instructions" {
 				body.Instructions = *note
 			} else {

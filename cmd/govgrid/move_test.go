@@ -22,6 +22,7 @@ type fakeNode struct {
 	mu      sync.Mutex
 	paths   []string
 	bodies  []map[string]any
+	auths   []string             // each request's Authorization header
 	replies map[string]fakeReply // by "METHOD /path"
 }
 
@@ -50,6 +51,7 @@ func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.paths = append(f.paths, key)
 	f.bodies = append(f.bodies, body)
+	f.auths = append(f.auths, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	rep, ok := f.replies[key]
 	if !ok {
@@ -97,9 +99,9 @@ func TestCaseEscalateSendsMoveAndPrintsHandoff(t *testing.T) {
 		t.Fatalf("escalate: %v (output %q)", err, out)
 	}
 	_, body := f.only(t)
-	want := map[string]any{"reason": "需区级审批", "actor": "wangfang"}
-	if len(body) != len(want) || body["reason"] != want["reason"] || body["actor"] != want["actor"] {
-		t.Errorf("body %v, want %v (no to_site, no instructions)", body, want)
+	// No actor: the node records the signed-in account.
+	if len(body) != 1 || body["reason"] != "需区级审批" {
+		t.Errorf("body %v, want only the reason (no to_site, no instructions, no actor)", body)
 	}
 	if strings.Count(out, "\n") != 1 {
 		t.Errorf("want one line, got %q", out)
@@ -114,16 +116,21 @@ func TestCaseEscalateSendsMoveAndPrintsHandoff(t *testing.T) {
 	}
 }
 
-func TestCaseMoveActorDefaultsToOperator(t *testing.T) {
-	t.Setenv("USER", "")
+// TestCaseMoveSendsTheToken: the move carries the token (the node records its account as the
+// actor); an old script's --actor is accepted and not sent.
+func TestCaseMoveSendsTheToken(t *testing.T) {
+	t.Setenv("GOVGRID_TOKEN", "v1.claims.sig")
 	f, addr := newFakeNode(t, map[string]fakeReply{
 		"POST /v1/cases/" + testNumber + "/return": {http.StatusAccepted, transitCase},
 	})
-	if out, err := runGovgrid("case", "return", testNumber, "--addr", addr); err != nil {
+	if out, err := runGovgrid("case", "return", testNumber, "--actor", "旧脚本", "--addr", addr); err != nil {
 		t.Fatalf("return: %v (output %q)", err, out)
 	}
-	if _, body := f.only(t); body["actor"] != "operator" || len(body) != 1 {
-		t.Errorf("body %v, want only actor=operator", body)
+	if _, body := f.only(t); len(body) != 0 {
+		t.Errorf("body %v, want nothing (no actor)", body)
+	}
+	if f.auths[0] != "Bearer v1.claims.sig" {
+		t.Errorf("Authorization %q", f.auths[0])
 	}
 }
 
@@ -136,7 +143,7 @@ func TestCaseHanddownSendsInstructionsAndTarget(t *testing.T) {
 		t.Fatalf("handdown: %v (output %q)", err, out)
 	}
 	_, body := f.only(t)
-	if body["to_site"] != "cd-dgdj-bgj" || body["instructions"] != "请核实住址" || body["actor"] != "李明" || body["reason"] != nil {
+	if body["to_site"] != "cd-dgdj-bgj" || body["instructions"] != "请核实住址" || body["actor"] != nil || body["reason"] != nil {
 		t.Errorf("body %v", body)
 	}
 	if !strings.Contains(out, "已下派") || !strings.Contains(out, "cd-dgdj-bgj") || !strings.Contains(out, "handed down") {
@@ -380,5 +387,27 @@ func TestCheckFreshDataDir(t *testing.T) {
 	}
 	if err := checkFreshDataDir(dir); err != nil {
 		t.Fatalf("interrupted restore: %v", err)
+	}
+}
+
+// TestOperatorKeyAdministersWithoutSigningIn: --operator-key sends the node's operator key, read
+// from its file, in place of a token.
+func TestOperatorKeyAdministersWithoutSigningIn(t *testing.T) {
+	t.Setenv("GOVGRID_TOKEN", "v1.claims.sig")
+	key := filepath.Join(t.TempDir(), "operator.key")
+	if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, addr := newFakeNode(t, map[string]fakeReply{
+		"POST /v1/site/retire": {http.StatusOK, `{"retired":true,"reason":"撤并"}`},
+	})
+	if out, err := runGovgrid("site", "retire", "--reason", "撤并", "--operator-key", key, "--addr", addr); err != nil {
+		t.Fatalf("retire: %v (output %q)", err, out)
+	}
+	if f.auths[0] != "Operator 0123456789abcdef0123456789abcdef" {
+		t.Errorf("Authorization %q", f.auths[0])
+	}
+	if _, err := runGovgrid("site", "reinstate", "--operator-key", filepath.Join(t.TempDir(), "none"), "--addr", addr); err == nil || !strings.Contains(err.Error(), "--operator-key") {
+		t.Errorf("a missing key file: %v", err)
 	}
 }
