@@ -136,34 +136,37 @@ const (
 
 // ItemRules is what the catalogue says of a case's item that its life depends on.
 type ItemRules struct {
-	Mode             Mode
-	JointDepartments []string
+	Mode             Mode     `json:"mode,omitempty"`
+	JointDepartments []string `json:"joint_departments,omitempty"`
 	// RequiredMaterials are the names of the materials that must be handed in.
-	RequiredMaterials []string
+	RequiredMaterials []string `json:"required_materials,omitempty"`
 	// DecideTier is the tier whose site decides the case.
-	DecideTier string
+	DecideTier string `json:"decide_tier,omitempty"`
 }
 
 // StepRequest is one step asked of a case, with what it records.
 type StepRequest struct {
-	Step Step
+	Step Step `json:"step"`
 	// Who, as what, where, when: the signed-in account, the role it acts in, the site and the
 	// command's time.
-	Actor, Role, Site string
-	At                time.Time
-	// SiteTier is the tier of Site; Collection says Site is the case's collection site.
-	SiteTier string
-	Comment  string
+	Actor string    `json:"actor"`
+	Role  string    `json:"role,omitempty"`
+	Site  string    `json:"site"`
+	At    time.Time `json:"at"`
+	// SiteTier is the tier of Site.
+	SiteTier string `json:"site_tier,omitempty"`
+	Comment  string `json:"comment,omitempty"`
 	// Reason and LegalBasis: a rejection's and a denial's (both required for a rejection).
-	Reason, LegalBasis string
+	Reason     string `json:"reason,omitempty"`
+	LegalBasis string `json:"legal_basis,omitempty"`
 	// Missing names every material a supplement request asks for, at once.
-	Missing []string
+	Missing []string `json:"missing,omitempty"`
 	// Materials are handed in with a supplement.
-	Materials []Material
+	Materials []Material `json:"materials,omitempty"`
 	// Exception accepts a case with a required material missing, and says why.
-	Exception string
+	Exception string `json:"exception,omitempty"`
 	// Department is the department that signs off a joint item.
-	Department string
+	Department string `json:"department,omitempty"`
 }
 
 // SignOff is a department's sign-off of a joint item.
@@ -224,7 +227,7 @@ func Open(status Status) bool {
 // error c is unchanged. A step from the wrong status is a *StepError; a rule broken is a
 // *ConflictError; bad input is FieldErrors.
 func (c *Case) Take(r StepRequest, rules ItemRules) error {
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return err
 	}
 	if c.Transit != nil {
@@ -240,6 +243,9 @@ func (c *Case) Take(r StepRequest, rules ItemRules) error {
 	var note []string
 	switch r.Step {
 	case StepAccept:
+		if rules.DecideTier != "" {
+			c.DecideTier = rules.DecideTier // the item says who decides it
+		}
 		if missing := c.missingRequired(rules); len(missing) > 0 {
 			if r.Exception == "" {
 				return conflictf("required materials are missing: %s (request a supplement, or accept with an exception and its reason)", strings.Join(missing, "、"))
@@ -397,8 +403,8 @@ func (c *Case) resume(at time.Time) {
 	}
 }
 
-// validate checks what a step must carry.
-func (r *StepRequest) validate() error {
+// Validate checks what a step must carry.
+func (r *StepRequest) Validate() error {
 	var fe FieldErrors
 	if !r.Step.Valid() {
 		fe.add("step", "is not a step of a case's life")

@@ -93,7 +93,7 @@ func TestEveryStepFromEveryStatus(t *testing.T) {
 		StatusSupplementRequested: {StepSupplement: StatusSubmitted, StepReject: StatusNotAccepted, StepWithdraw: StatusWithdrawn},
 		StatusNotAccepted:         {},
 		StatusAccepted:            {StepProcess: StatusProcessing, StepWithdraw: StatusWithdrawn}, // complete: immediate items only
-		StatusProcessing:          {StepReview: StatusReviewed, StepWithdraw: StatusWithdrawn},   // sign-off: joint items only
+		StatusProcessing:          {StepReview: StatusReviewed, StepWithdraw: StatusWithdrawn},    // sign-off: joint items only
 		StatusReviewed:            {StepApprove: StatusApproved, StepDeny: StatusDenied, StepWithdraw: StatusWithdrawn},
 		StatusApproved:            {StepComplete: StatusCompleted},
 		StatusDenied:              {StepComplete: StatusCompleted},
@@ -271,9 +271,9 @@ func TestStepRequestsAreChecked(t *testing.T) {
 	for _, bad := range []StepRequest{
 		{Step: "approve-all", Actor: "x", At: t0},
 		{Step: StepReject, Actor: "x", At: t0, Reason: "理由"}, // no legal basis
-		{Step: StepRequestSupplement, Actor: "x", At: t0},     // nothing named
-		{Step: StepAccept, At: t0},                            // nobody
-		{Step: StepAccept, Actor: "x"},                        // no time
+		{Step: StepRequestSupplement, Actor: "x", At: t0},    // nothing named
+		{Step: StepAccept, At: t0},                           // nobody
+		{Step: StepAccept, Actor: "x"},                       // no time
 	} {
 		var fe FieldErrors
 		if err := c.Take(bad, ItemRules{}); !errors.As(err, &fe) {

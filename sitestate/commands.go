@@ -27,6 +27,7 @@ const (
 	cmdConfigPutMany replication.CommandType = 14 // config.go: several of this site's documents at once
 	cmdSiteKey       replication.CommandType = 15 // sitekey.go
 	cmdAudit         replication.CommandType = 16 // audit.go
+	cmdCaseStep      replication.CommandType = 17 // steps.go: a step of a case's life
 )
 
 // registration is one command as registered by its capability's file.

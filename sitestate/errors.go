@@ -62,6 +62,10 @@ func refusal(err error) *Error {
 	if errors.As(err, &ce) {
 		return &Error{Code: CodeConflict, Message: ce.Reason}
 	}
+	var se *casework.StepError
+	if errors.As(err, &se) {
+		return &Error{Code: CodeConflict, Message: se.Error()}
+	}
 	return &Error{Code: CodeInvalid, Message: err.Error()}
 }
 

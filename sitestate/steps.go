@@ -1,0 +1,75 @@
+package sitestate
+
+import (
+	"context"
+	"time"
+
+	"github.com/govgrid/govgrid/casework"
+	"github.com/govgrid/govgrid/replication"
+	"github.com/govgrid/govgrid/tier"
+)
+
+// The steps of a case's life (accept, review, approve, ...; casework/workflow.go decides them):
+// one command per step, applied where the case is held. The node resolves the item's rules from
+// the catalogue in force when it proposes the step, and they travel in the command, so a replay
+// decides the same whatever the catalogue says later.
+
+func init() { register(cmdCaseStep, "case-step", (*machine).applyStep) }
+
+type stepCommand struct {
+	Number  string               `json:"number"`
+	Request casework.StepRequest `json:"request"`
+	Rules   casework.ItemRules   `json:"rules"`
+	// Tier and Parent place the site: an accepted case that a higher tier decides climbs to the
+	// parent in the same commit.
+	Tier   tier.Tier `json:"tier"`
+	Parent string    `json:"parent,omitempty"`
+}
+
+// TakeStep takes step r of case number at this site under the item's rules and returns the
+// case. r's site, tier and time are this site's and the command's.
+func (s *State) TakeStep(ctx context.Context, number string, r casework.StepRequest, rules casework.ItemRules) (*casework.Case, error) {
+	r.Site, r.SiteTier = s.cfg.Site, string(s.cfg.Tier)
+	// Bad input is refused before it reaches the log (the state machine checks again).
+	probe := r
+	probe.At = time.Now()
+	if err := probe.Validate(); err != nil {
+		return nil, err
+	}
+	r.At = time.Time{}
+	// Not retried on a lost leader: a step is not idempotent, and the caller sees it taken if
+	// the first attempt committed.
+	a, err := s.propose(ctx, cmdCaseStep, &stepCommand{Number: number, Request: r, Rules: rules, Tier: s.cfg.Tier, Parent: s.cfg.Parent})
+	if err != nil {
+		return nil, err
+	}
+	return a.Case, nil
+}
+
+func (m *machine) applyStep(tx *replication.Tx, c *stepCommand) (*Answer, error) {
+	if a, err := refuseWhileRestoring(tx); a != nil || err != nil {
+		return a, err
+	}
+	cs, ok, err := getCase(tx, c.Number)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return m.notHeld(tx, c.Number)
+	}
+	r := c.Request
+	r.At = tx.At()
+	before := *cs
+	if err := cs.Take(r, c.Rules); err != nil {
+		return refuse(refusal(err)), nil
+	}
+	unindexCase(tx, &before)
+	indexCase(tx, cs)
+	// An accepted case decided above this site climbs there by itself.
+	if r.Step == casework.StepAccept {
+		if relayed, err := m.relay(tx, cs, casework.MoveEscalate, r.Site, relayTarget(cs.DecideTier, c.Tier, c.Parent), ""); relayed || err != nil {
+			return &Answer{Case: cs}, err
+		}
+	}
+	return &Answer{Case: cs}, m.storeCase(tx, cs, r.Site, "")
+}
