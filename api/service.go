@@ -25,6 +25,9 @@ type CaseService interface {
 	// MoveCase sends a case this site holds to a neighbour (d.Move, d.To, d.Actor, d.Reason;
 	// the node fills the rest) and returns it locked, in transit.
 	MoveCase(ctx context.Context, number string, d casework.Departure) (*casework.Case, error)
+	// TakeStep takes a step of the life of a case this site holds (r.Step and what it records;
+	// the node fills who, where and when) and returns the case.
+	TakeStep(ctx context.Context, number string, r casework.StepRequest) (*casework.Case, error)
 	// ListSubtree lists this site's mirror of its subtree (its own cases and every descendant's),
 	// newest first.
 	ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error)

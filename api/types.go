@@ -214,6 +214,29 @@ type MoveRequest struct {
 	Actor string `json:"actor,omitempty"`
 }
 
+// StepRequest is the body of a step of a case's life, POST /v1/cases/{number}/<step>: what the
+// step records. The signed-in account is its actor.
+type StepRequest struct {
+	Comment string `json:"comment,omitempty"`
+	// Reason and LegalBasis: required to reject (不予受理); a denial needs its reason.
+	Reason     string `json:"reason,omitempty"`
+	LegalBasis string `json:"legal_basis,omitempty"`
+	// Missing: request-supplement names every missing material at once (一次性告知).
+	Missing []string `json:"missing,omitempty"`
+	// Materials: what a supplement hands in.
+	Materials []casework.Material `json:"materials,omitempty"`
+	// Exception: accept with a required material missing, and why.
+	Exception string `json:"exception,omitempty"`
+	// Department: the department that signs off a joint item.
+	Department string `json:"department,omitempty"`
+}
+
+// Request is the domain's request for step s.
+func (r StepRequest) Request(s casework.Step) casework.StepRequest {
+	return casework.StepRequest{Step: s, Comment: r.Comment, Reason: r.Reason, LegalBasis: r.LegalBasis,
+		Missing: r.Missing, Materials: r.Materials, Exception: r.Exception, Department: r.Department}
+}
+
 // RetireRequest is the body of POST /v1/site/retire (required there: the reason) and,
 // optionally and empty, of POST /v1/site/reinstate.
 type RetireRequest struct {

@@ -20,6 +20,14 @@ const (
 	ActHandDown   Action = "handdown"
 	ActReturn     Action = "return"
 	ActRelay      Action = "relay"
+	// The steps of a case's life, each a verb under /v1/cases/{number}/.
+	ActAccept   Action = "accept"            // accept, reject, request-supplement, supplement: intake (受理)
+	ActProcess  Action = "process"           // process, sign-off, complete: the officer in charge (承办)
+	ActReview   Action = "review"            // review (审核)
+	ActApprove  Action = "approve"           // approve, deny (核准)
+	ActIssue    Action = "issue-certificate" // issue-certificate, deliver (领证, 送达)
+	ActWithdraw Action = "withdraw"          // withdraw, on the applicant's behalf (撤回)
+
 	ActReadConfig Action = "read-config" // GET /v1/config
 	ActAdminister Action = "administer"  // configuration, catalogue, accounts, backups, leave, retire, reinstate
 	ActReadAudit  Action = "read-audit"  // GET /v1/audit
@@ -27,7 +35,9 @@ const (
 
 // Policy is the role matrix: the roles that may take each action. It follows the seed's centre:
 // the window clerk and the grid worker take in and pass on cases, the officer also hands them
-// down; reviewers and approvers read what they decide; electronic supervision (电子监察) reads
+// down and handles them; one person reviews and another approves (一审一核: the roles differ, and
+// the node refuses the reviewer as the approver of the same case); reviewers and approvers read
+// what they decide; electronic supervision (电子监察) reads
 // every case and the audit trail of its subtree, with personal data masked; the administrator
 // keeps accounts, the catalogue and the sites, and reads no cases (三员分立: who manages the system
 // does not handle its business).
@@ -39,6 +49,12 @@ var Policy = map[Action][]Role{
 	ActHandDown:   {RoleOfficer},
 	ActReturn:     {RoleClerk, RoleGridWorker, RoleOfficer},
 	ActRelay:      {RoleClerk, RoleGridWorker, RoleOfficer},
+	ActAccept:     {RoleClerk, RoleGridWorker, RoleOfficer},
+	ActProcess:    {RoleOfficer},
+	ActReview:     {RoleReviewer},
+	ActApprove:    {RoleApprover},
+	ActIssue:      {RoleClerk, RoleOfficer},
+	ActWithdraw:   {RoleClerk, RoleGridWorker, RoleOfficer},
 	ActReadConfig: Roles,
 	ActAdminister: {RoleAdmin},
 	ActReadAudit:  {RoleAdmin, RoleSupervisor},
@@ -46,7 +62,7 @@ var Policy = map[Action][]Role{
 
 // Actions lists every action, in the order of the role matrix's table.
 var Actions = []Action{ActSubmit, ActReadCase, ActListCases, ActEscalate, ActHandDown, ActReturn, ActRelay,
-	ActReadConfig, ActAdminister, ActReadAudit}
+	ActAccept, ActProcess, ActReview, ActApprove, ActIssue, ActWithdraw, ActReadConfig, ActAdminister, ActReadAudit}
 
 // personalDataRoles are the roles whose work needs an applicant's full ID number and phone: who
 // takes a case in, handles it or decides it. Everyone else who may read a case sees them masked.
@@ -104,4 +120,27 @@ func (c *Claims) Actor(max int) string {
 		return a
 	}
 	return c.User
+}
+
+// StepAction is the action a step of a case's life needs (casework.Step's names).
+func StepAction(step string) (Action, bool) {
+	a, ok := stepActions[step]
+	return a, ok
+}
+
+var stepActions = map[string]Action{
+	"accept": ActAccept, "reject": ActAccept, "request-supplement": ActAccept, "supplement": ActAccept,
+	"process": ActProcess, "sign-off": ActProcess, "complete": ActProcess,
+	"review": ActReview, "approve": ActApprove, "deny": ActApprove,
+	"issue-certificate": ActIssue, "deliver": ActIssue, "withdraw": ActWithdraw,
+}
+
+// RoleFor is the role the bearer of c takes action a in: the first of c's roles that may.
+func (c *Claims) RoleFor(a Action) Role {
+	for _, r := range c.Roles {
+		if slices.Contains(Policy[a], r) {
+			return r
+		}
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -385,3 +386,15 @@ func (it *Item) TotalFen() int64 {
 
 // AcceptedAt says whether a site of tier t takes applications for the item.
 func (it *Item) AcceptedAt(t tier.Tier) bool { return slices.Contains(it.AcceptTiers, t) }
+
+// Rules is what a case's life needs of the item (casework.ItemRules): its mode, its joint
+// departments, the names of its required materials and the tier that decides it.
+func (it *Item) Rules() casework.ItemRules {
+	r := casework.ItemRules{Mode: casework.Mode(it.Mode), JointDepartments: it.JointDepartments, DecideTier: string(it.DecideTier)}
+	for _, m := range it.Materials {
+		if m.Required {
+			r.RequiredMaterials = append(r.RequiredMaterials, m.Name)
+		}
+	}
+	return r
+}

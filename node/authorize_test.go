@@ -102,6 +102,21 @@ var matrixVerbs = []matrixVerb{
 	// return, that the case came from nowhere: a conflict with its state).
 	{"POST .../return", auth.ActReturn, moveCall("return", ""), always(http.StatusConflict)},
 	{"POST .../relay", auth.ActRelay, moveCall("relay", "sibling"), always(http.StatusBadRequest)},
+	// The steps of a case's life, on a case just submitted: intake is taken, the later steps are
+	// refused for the case's status (409) once the caller is authorized.
+	{"POST .../accept", auth.ActAccept, stepCall("accept", nil), always(http.StatusOK)},
+	{"POST .../reject", auth.ActAccept, stepCall("reject", api.StepRequest{Reason: "不属于受理范围", LegalBasis: "《行政许可法》第三十二条"}), always(http.StatusOK)},
+	{"POST .../request-supplement", auth.ActAccept, stepCall("request-supplement", api.StepRequest{Missing: []string{"户口簿"}}), always(http.StatusOK)},
+	{"POST .../supplement", auth.ActAccept, stepCall("supplement", api.StepRequest{Materials: []casework.Material{{Name: "户口簿"}}}), always(http.StatusConflict)},
+	{"POST .../process", auth.ActProcess, stepCall("process", nil), always(http.StatusConflict)},
+	{"POST .../sign-off", auth.ActProcess, stepCall("sign-off", api.StepRequest{Department: "rs"}), always(http.StatusConflict)},
+	{"POST .../complete", auth.ActProcess, stepCall("complete", nil), always(http.StatusConflict)},
+	{"POST .../review", auth.ActReview, stepCall("review", nil), always(http.StatusConflict)},
+	{"POST .../approve", auth.ActApprove, stepCall("approve", nil), always(http.StatusConflict)},
+	{"POST .../deny", auth.ActApprove, stepCall("deny", api.StepRequest{Reason: "不符合条件"}), always(http.StatusConflict)},
+	{"POST .../issue-certificate", auth.ActIssue, stepCall("issue-certificate", nil), always(http.StatusConflict)},
+	{"POST .../deliver", auth.ActIssue, stepCall("deliver", nil), always(http.StatusConflict)},
+	{"POST .../withdraw", auth.ActWithdraw, stepCall("withdraw", nil), always(http.StatusOK)},
 	{"GET /v1/config", auth.ActReadConfig, func(t *testing.T, f *matrixFixture, n *node.Node, tok string) int {
 		code, _ := authCall(t, n, "GET", "/v1/config", tok, nil, nil)
 		return code
@@ -135,6 +150,19 @@ var matrixVerbs = []matrixVerb{
 func isCommunity(site string) bool { return strings.Count(site, "-") == 2 }
 
 func always(code int) func(string) int { return func(string) int { return code } }
+
+// stepCall takes a step of a fresh case held at the node's site (the fixture case when there is
+// no token), with body.
+func stepCall(step string, body any) func(t *testing.T, f *matrixFixture, n *node.Node, tok string) int {
+	return func(t *testing.T, f *matrixFixture, n *node.Node, tok string) int {
+		c := f.fixed[n.Site()]
+		if tok != "" {
+			c = f.fresh(t, n)
+		}
+		code, _ := authCall(t, n, "POST", "/v1/cases/"+c.Number+"/"+step, tok, body, nil)
+		return code
+	}
+}
 
 // moveCall moves a fresh case held at the node's site (the fixture case when there is no token). to is "child" for the first site beneath, "sibling" for another community.
 func moveCall(verb, to string) func(t *testing.T, f *matrixFixture, n *node.Node, tok string) int {

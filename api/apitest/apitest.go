@@ -63,6 +63,7 @@ type Calls struct {
 	Lists    []sitestate.Filter
 	Subtrees []sitestate.SubtreeFilter
 	Moves    []MoveCall
+	Steps    []StepCall
 }
 
 // Len is the number of calls of every method together.
@@ -228,4 +229,27 @@ func (f *Cases) MoveCase(ctx context.Context, number string, d casework.Departur
 		return nil, err
 	}
 	return c, nil
+}
+
+// TakeStep takes step r of a StoredCase numbered number the way the node would (at Site, an hour
+// after At, with no item rules) and records the call.
+func (f *Cases) TakeStep(ctx context.Context, number string, r casework.StepRequest) (*casework.Case, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls.Steps = append(f.calls.Steps, StepCall{Number: number, Request: r})
+	c := StoredCase(number, IDNumber)
+	r.Site, r.At = Site, At.Add(time.Hour)
+	if r.Actor == "" {
+		r.Actor = "apitest"
+	}
+	if err := c.Take(r, casework.ItemRules{}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StepCall is one call of TakeStep.
+type StepCall struct {
+	Number  string
+	Request casework.StepRequest
 }

@@ -26,6 +26,175 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type TakeStepRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	Step          string                 `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	Comment       string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	LegalBasis    string                 `protobuf:"bytes,5,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	Missing       []string               `protobuf:"bytes,6,rep,name=missing,proto3" json:"missing,omitempty"`
+	Materials     []*Material            `protobuf:"bytes,7,rep,name=materials,proto3" json:"materials,omitempty"`
+	Exception     string                 `protobuf:"bytes,8,opt,name=exception,proto3" json:"exception,omitempty"`
+	Department    string                 `protobuf:"bytes,9,opt,name=department,proto3" json:"department,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TakeStepRequest) Reset() {
+	*x = TakeStepRequest{}
+	mi := &file_govgrid_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TakeStepRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TakeStepRequest) ProtoMessage() {}
+
+func (x *TakeStepRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TakeStepRequest.ProtoReflect.Descriptor instead.
+func (*TakeStepRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TakeStepRequest) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *TakeStepRequest) GetMaterials() []*Material {
+	if x != nil {
+		return x.Materials
+	}
+	return nil
+}
+
+func (x *TakeStepRequest) GetException() string {
+	if x != nil {
+		return x.Exception
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+// SignOff is a department's sign-off of a joint (联办) item.
+type SignOff struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Department    string                 `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	At            int64                  `protobuf:"varint,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOff) Reset() {
+	*x = SignOff{}
+	mi := &file_govgrid_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOff) ProtoMessage() {}
+
+func (x *SignOff) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOff.ProtoReflect.Descriptor instead.
+func (*SignOff) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SignOff) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *SignOff) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SignOff) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
 type PeerAuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
@@ -36,7 +205,7 @@ type PeerAuditRequest struct {
 
 func (x *PeerAuditRequest) Reset() {
 	*x = PeerAuditRequest{}
-	mi := &file_govgrid_proto_msgTypes[0]
+	mi := &file_govgrid_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +217,7 @@ func (x *PeerAuditRequest) String() string {
 func (*PeerAuditRequest) ProtoMessage() {}
 
 func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[0]
+	mi := &file_govgrid_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +230,7 @@ func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditRequest.ProtoReflect.Descriptor instead.
 func (*PeerAuditRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{0}
+	return file_govgrid_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PeerAuditRequest) GetFrom() uint64 {
@@ -88,7 +257,7 @@ type PeerAuditResponse struct {
 
 func (x *PeerAuditResponse) Reset() {
 	*x = PeerAuditResponse{}
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +269,7 @@ func (x *PeerAuditResponse) String() string {
 func (*PeerAuditResponse) ProtoMessage() {}
 
 func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +282,7 @@ func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditResponse.ProtoReflect.Descriptor instead.
 func (*PeerAuditResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{1}
+	return file_govgrid_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PeerAuditResponse) GetPageJson() []byte {
@@ -134,7 +303,7 @@ type Applicant struct {
 
 func (x *Applicant) Reset() {
 	*x = Applicant{}
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +315,7 @@ func (x *Applicant) String() string {
 func (*Applicant) ProtoMessage() {}
 
 func (x *Applicant) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +328,7 @@ func (x *Applicant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applicant.ProtoReflect.Descriptor instead.
 func (*Applicant) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{2}
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Applicant) GetName() string {
@@ -195,7 +364,7 @@ type Material struct {
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +376,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +389,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{3}
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Material) GetName() string {
@@ -258,15 +427,17 @@ type Event struct {
 	PrevHash   string `protobuf:"bytes,9,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	Hash       string `protobuf:"bytes,10,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Set on moves between sites.
-	FromSite      string `protobuf:"bytes,11,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
-	ToSite        string `protobuf:"bytes,12,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
+	FromSite string `protobuf:"bytes,11,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	ToSite   string `protobuf:"bytes,12,opt,name=to_site,json=toSite,proto3" json:"to_site,omitempty"`
+	// The role the actor took a step of the case's life in.
+	Role          string `protobuf:"bytes,13,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +449,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +462,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -378,6 +549,13 @@ func (x *Event) GetToSite() string {
 	return ""
 }
 
+func (x *Event) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 // Transit is set while a case is on its way to another site: it is locked meanwhile.
 type Transit struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -392,7 +570,7 @@ type Transit struct {
 
 func (x *Transit) Reset() {
 	*x = Transit{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +582,7 @@ func (x *Transit) String() string {
 func (*Transit) ProtoMessage() {}
 
 func (x *Transit) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +595,7 @@ func (x *Transit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transit.ProtoReflect.Descriptor instead.
 func (*Transit) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Transit) GetHandoffId() string {
@@ -462,19 +640,29 @@ type Case struct {
 	OriginSite  string                 `protobuf:"bytes,10,opt,name=origin_site,json=originSite,proto3" json:"origin_site,omitempty"`
 	Version     uint64                 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
 	// Only in the answer to SubmitCase: the citizen's 6-digit query code (stored hashed).
-	QueryCode     string   `protobuf:"bytes,12,opt,name=query_code,json=queryCode,proto3" json:"query_code,omitempty"`
-	CreatedAt     int64    `protobuf:"varint,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     int64    `protobuf:"varint,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	History       []*Event `protobuf:"bytes,15,rep,name=history,proto3" json:"history,omitempty"`
-	DecideTier    string   `protobuf:"bytes,16,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
-	Transit       *Transit `protobuf:"bytes,17,opt,name=transit,proto3" json:"transit,omitempty"`
+	QueryCode  string   `protobuf:"bytes,12,opt,name=query_code,json=queryCode,proto3" json:"query_code,omitempty"`
+	CreatedAt  int64    `protobuf:"varint,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  int64    `protobuf:"varint,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	History    []*Event `protobuf:"bytes,15,rep,name=history,proto3" json:"history,omitempty"`
+	DecideTier string   `protobuf:"bytes,16,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
+	Transit    *Transit `protobuf:"bytes,17,opt,name=transit,proto3" json:"transit,omitempty"`
+	// The life of the case: where the certificate is collected, the materials a supplement
+	// request asked for, the clock stopped meanwhile (Unix nanoseconds since, seconds in all), who
+	// reviewed it, the decision and a joint item's sign-offs.
+	CollectSite   string     `protobuf:"bytes,18,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
+	Missing       []string   `protobuf:"bytes,19,rep,name=missing,proto3" json:"missing,omitempty"`
+	PausedSince   int64      `protobuf:"varint,20,opt,name=paused_since,json=pausedSince,proto3" json:"paused_since,omitempty"`
+	PausedSeconds int64      `protobuf:"varint,21,opt,name=paused_seconds,json=pausedSeconds,proto3" json:"paused_seconds,omitempty"`
+	ReviewedBy    string     `protobuf:"bytes,22,opt,name=reviewed_by,json=reviewedBy,proto3" json:"reviewed_by,omitempty"`
+	Decision      string     `protobuf:"bytes,23,opt,name=decision,proto3" json:"decision,omitempty"`
+	SignOffs      []*SignOff `protobuf:"bytes,24,rep,name=sign_offs,json=signOffs,proto3" json:"sign_offs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +674,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +687,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Case) GetNumber() string {
@@ -621,6 +809,55 @@ func (x *Case) GetTransit() *Transit {
 	return nil
 }
 
+func (x *Case) GetCollectSite() string {
+	if x != nil {
+		return x.CollectSite
+	}
+	return ""
+}
+
+func (x *Case) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *Case) GetPausedSince() int64 {
+	if x != nil {
+		return x.PausedSince
+	}
+	return 0
+}
+
+func (x *Case) GetPausedSeconds() int64 {
+	if x != nil {
+		return x.PausedSeconds
+	}
+	return 0
+}
+
+func (x *Case) GetReviewedBy() string {
+	if x != nil {
+		return x.ReviewedBy
+	}
+	return ""
+}
+
+func (x *Case) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *Case) GetSignOffs() []*SignOff {
+	if x != nil {
+		return x.SignOffs
+	}
+	return nil
+}
+
 type GetCitizenViewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
@@ -631,7 +868,7 @@ type GetCitizenViewRequest struct {
 
 func (x *GetCitizenViewRequest) Reset() {
 	*x = GetCitizenViewRequest{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +880,7 @@ func (x *GetCitizenViewRequest) String() string {
 func (*GetCitizenViewRequest) ProtoMessage() {}
 
 func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +893,7 @@ func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
 func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCitizenViewRequest) GetNumber() string {
@@ -694,7 +931,7 @@ type CitizenView struct {
 
 func (x *CitizenView) Reset() {
 	*x = CitizenView{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +943,7 @@ func (x *CitizenView) String() string {
 func (*CitizenView) ProtoMessage() {}
 
 func (x *CitizenView) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +956,7 @@ func (x *CitizenView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
 func (*CitizenView) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CitizenView) GetNumber() string {
@@ -819,7 +1056,7 @@ type CitizenMoment struct {
 
 func (x *CitizenMoment) Reset() {
 	*x = CitizenMoment{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1068,7 @@ func (x *CitizenMoment) String() string {
 func (*CitizenMoment) ProtoMessage() {}
 
 func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1081,7 @@ func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
 func (*CitizenMoment) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CitizenMoment) GetType() string {
@@ -898,7 +1135,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1147,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1160,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -979,7 +1216,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1228,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1241,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -1079,7 +1316,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1328,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1341,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -1135,7 +1372,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1384,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1397,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -1243,7 +1480,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1492,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1505,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -1294,7 +1531,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1543,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1556,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1338,7 +1575,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1587,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1600,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -1381,7 +1618,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1630,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1643,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 type RaftStatusResponse struct {
@@ -1424,7 +1661,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1673,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1686,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -1506,7 +1743,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1755,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1768,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -1594,7 +1831,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1843,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1856,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -1644,7 +1881,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1893,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1906,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 type HandoffRequest struct {
@@ -1682,7 +1919,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1931,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1944,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -1735,7 +1972,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1984,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1997,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -1786,7 +2023,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +2035,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +2048,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -1833,7 +2070,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2082,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2095,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -1894,7 +2131,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2143,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2156,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -1954,7 +2191,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2203,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2216,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -2021,7 +2258,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2270,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2283,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -2073,7 +2310,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2322,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2335,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -2121,7 +2358,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2370,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2383,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -2184,7 +2421,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2433,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2446,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{31}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -2262,7 +2499,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2511,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2524,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{32}
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
 }
 
 type LinkStatusResponse struct {
@@ -2302,7 +2539,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2551,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2564,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{33}
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -2365,7 +2602,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +2614,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +2627,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{34}
+	return file_govgrid_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -2435,7 +2672,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2684,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2697,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{35}
+	return file_govgrid_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -2502,7 +2739,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2751,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2764,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{36}
+	return file_govgrid_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChangePasswordRequest) GetUser() string {
@@ -2559,7 +2796,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2571,7 +2808,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2584,7 +2821,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{37}
+	return file_govgrid_proto_rawDescGZIP(), []int{39}
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -2592,7 +2829,26 @@ var File_govgrid_proto protoreflect.FileDescriptor
 const file_govgrid_proto_rawDesc = "" +
 	"\n" +
 	"\rgovgrid.proto\x12\n" +
-	"govgrid.v1\"<\n" +
+	"govgrid.v1\"\x9c\x02\n" +
+	"\x0fTakeStepRequest\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\tR\x04step\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vlegal_basis\x18\x05 \x01(\tR\n" +
+	"legalBasis\x12\x18\n" +
+	"\amissing\x18\x06 \x03(\tR\amissing\x122\n" +
+	"\tmaterials\x18\a \x03(\v2\x14.govgrid.v1.MaterialR\tmaterials\x12\x1c\n" +
+	"\texception\x18\b \x01(\tR\texception\x12\x1e\n" +
+	"\n" +
+	"department\x18\t \x01(\tR\n" +
+	"department\"O\n" +
+	"\aSignOff\x12\x1e\n" +
+	"\n" +
+	"department\x18\x01 \x01(\tR\n" +
+	"department\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x0e\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at\"<\n" +
 	"\x10PeerAuditRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"0\n" +
@@ -2605,7 +2861,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\bMaterial\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x14\n" +
-	"\x05pages\x18\x03 \x01(\x05R\x05pages\"\xa0\x02\n" +
+	"\x05pages\x18\x03 \x01(\x05R\x05pages\"\xb4\x02\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x0e\n" +
@@ -2620,13 +2876,14 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04hash\x18\n" +
 	" \x01(\tR\x04hash\x12\x1b\n" +
 	"\tfrom_site\x18\v \x01(\tR\bfromSite\x12\x17\n" +
-	"\ato_site\x18\f \x01(\tR\x06toSite\"k\n" +
+	"\ato_site\x18\f \x01(\tR\x06toSite\x12\x12\n" +
+	"\x04role\x18\r \x01(\tR\x04role\"k\n" +
 	"\aTransit\x12\x1d\n" +
 	"\n" +
 	"handoff_id\x18\x01 \x01(\tR\thandoffId\x12\x17\n" +
 	"\ato_site\x18\x02 \x01(\tR\x06toSite\x12\x12\n" +
 	"\x04move\x18\x03 \x01(\tR\x04move\x12\x14\n" +
-	"\x05since\x18\x04 \x01(\x03R\x05since\"\xbe\x04\n" +
+	"\x05since\x18\x04 \x01(\x03R\x05since\"\xb4\x06\n" +
 	"\x04Case\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -2651,7 +2908,15 @@ const file_govgrid_proto_rawDesc = "" +
 	"\ahistory\x18\x0f \x03(\v2\x11.govgrid.v1.EventR\ahistory\x12\x1f\n" +
 	"\vdecide_tier\x18\x10 \x01(\tR\n" +
 	"decideTier\x12-\n" +
-	"\atransit\x18\x11 \x01(\v2\x13.govgrid.v1.TransitR\atransit\"N\n" +
+	"\atransit\x18\x11 \x01(\v2\x13.govgrid.v1.TransitR\atransit\x12!\n" +
+	"\fcollect_site\x18\x12 \x01(\tR\vcollectSite\x12\x18\n" +
+	"\amissing\x18\x13 \x03(\tR\amissing\x12!\n" +
+	"\fpaused_since\x18\x14 \x01(\x03R\vpausedSince\x12%\n" +
+	"\x0epaused_seconds\x18\x15 \x01(\x03R\rpausedSeconds\x12\x1f\n" +
+	"\vreviewed_by\x18\x16 \x01(\tR\n" +
+	"reviewedBy\x12\x1a\n" +
+	"\bdecision\x18\x17 \x01(\tR\bdecision\x120\n" +
+	"\tsign_offs\x18\x18 \x03(\v2\x13.govgrid.v1.SignOffR\bsignOffs\"N\n" +
 	"\x15GetCitizenViewRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
 	"\n" +
@@ -2802,14 +3067,15 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
 	"\fold_password\x18\x02 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\xd2\x02\n" +
+	"\x16ChangePasswordResponse2\x8d\x03\n" +
 	"\x05Cases\x12=\n" +
 	"\n" +
 	"SubmitCase\x12\x1d.govgrid.v1.SubmitCaseRequest\x1a\x10.govgrid.v1.Case\x127\n" +
 	"\aGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12H\n" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
-	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView2\xfd\x06\n" +
+	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x129\n" +
+	"\bTakeStep\x12\x1b.govgrid.v1.TakeStepRequest\x1a\x10.govgrid.v1.Case2\xfd\x06\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -2839,103 +3105,109 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_govgrid_proto_goTypes = []any{
-	(*PeerAuditRequest)(nil),       // 0: govgrid.v1.PeerAuditRequest
-	(*PeerAuditResponse)(nil),      // 1: govgrid.v1.PeerAuditResponse
-	(*Applicant)(nil),              // 2: govgrid.v1.Applicant
-	(*Material)(nil),               // 3: govgrid.v1.Material
-	(*Event)(nil),                  // 4: govgrid.v1.Event
-	(*Transit)(nil),                // 5: govgrid.v1.Transit
-	(*Case)(nil),                   // 6: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil),  // 7: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),            // 8: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),          // 9: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),        // 10: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),      // 11: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),         // 12: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),       // 13: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),      // 14: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),           // 15: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),          // 16: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),      // 17: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),     // 18: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),             // 19: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),   // 20: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil),  // 21: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),         // 22: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),            // 23: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),        // 24: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),             // 25: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),                // 26: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),              // 27: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),     // 28: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),    // 29: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),      // 30: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),            // 31: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),      // 32: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),     // 33: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),               // 34: govgrid.v1.FeedLink
-	(*TargetLink)(nil),             // 35: govgrid.v1.TargetLink
-	(*ChangePasswordRequest)(nil),  // 36: govgrid.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 37: govgrid.v1.ChangePasswordResponse
-	nil,                            // 38: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*TakeStepRequest)(nil),        // 0: govgrid.v1.TakeStepRequest
+	(*SignOff)(nil),                // 1: govgrid.v1.SignOff
+	(*PeerAuditRequest)(nil),       // 2: govgrid.v1.PeerAuditRequest
+	(*PeerAuditResponse)(nil),      // 3: govgrid.v1.PeerAuditResponse
+	(*Applicant)(nil),              // 4: govgrid.v1.Applicant
+	(*Material)(nil),               // 5: govgrid.v1.Material
+	(*Event)(nil),                  // 6: govgrid.v1.Event
+	(*Transit)(nil),                // 7: govgrid.v1.Transit
+	(*Case)(nil),                   // 8: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),  // 9: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),            // 10: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),          // 11: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),        // 12: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),      // 13: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),         // 14: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),       // 15: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),      // 16: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),           // 17: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),          // 18: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),      // 19: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),     // 20: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),             // 21: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),   // 22: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),  // 23: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),         // 24: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),            // 25: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),        // 26: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),             // 27: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                // 28: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),              // 29: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),     // 30: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),    // 31: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),      // 32: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),            // 33: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),      // 34: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),     // 35: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),               // 36: govgrid.v1.FeedLink
+	(*TargetLink)(nil),             // 37: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),  // 38: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 39: govgrid.v1.ChangePasswordResponse
+	nil,                            // 40: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
-	2,  // 0: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
-	3,  // 1: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
-	4,  // 2: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	5,  // 3: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
-	2,  // 4: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
-	9,  // 5: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
-	2,  // 6: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	3,  // 7: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	6,  // 8: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	19, // 9: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	23, // 10: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	25, // 11: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	38, // 12: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	34, // 13: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	35, // 14: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	11, // 15: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	12, // 16: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	13, // 17: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	10, // 18: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	7,  // 19: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	15, // 20: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	17, // 21: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	20, // 22: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	22, // 23: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	26, // 24: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	28, // 25: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	30, // 26: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	32, // 27: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	36, // 28: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	12, // 29: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
-	7,  // 30: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	0,  // 31: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
-	6,  // 32: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	6,  // 33: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	14, // 34: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	6,  // 35: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	8,  // 36: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	16, // 37: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	18, // 38: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	21, // 39: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	24, // 40: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	27, // 41: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	29, // 42: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	31, // 43: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	33, // 44: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	37, // 45: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	6,  // 46: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
-	8,  // 47: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
-	1,  // 48: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
-	32, // [32:49] is the sub-list for method output_type
-	15, // [15:32] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
+	4,  // 1: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
+	5,  // 2: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
+	6,  // 3: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
+	7,  // 4: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	1,  // 5: govgrid.v1.Case.sign_offs:type_name -> govgrid.v1.SignOff
+	4,  // 6: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	11, // 7: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	4,  // 8: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	5,  // 9: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	8,  // 10: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	21, // 11: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	25, // 12: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	27, // 13: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	40, // 14: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	36, // 15: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	37, // 16: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	13, // 17: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	14, // 18: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	15, // 19: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	12, // 20: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	9,  // 21: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	0,  // 22: govgrid.v1.Cases.TakeStep:input_type -> govgrid.v1.TakeStepRequest
+	17, // 23: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	19, // 24: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	22, // 25: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	24, // 26: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	28, // 27: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	30, // 28: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	32, // 29: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	34, // 30: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	38, // 31: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	14, // 32: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	9,  // 33: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	2,  // 34: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
+	8,  // 35: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	8,  // 36: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	16, // 37: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	8,  // 38: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	10, // 39: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	8,  // 40: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
+	18, // 41: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	20, // 42: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	23, // 43: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	26, // 44: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	29, // 45: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	31, // 46: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	33, // 47: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	35, // 48: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	39, // 49: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	8,  // 50: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	10, // 51: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	3,  // 52: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
+	35, // [35:53] is the sub-list for method output_type
+	17, // [17:35] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -2949,7 +3221,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,7 @@ const (
 	Cases_ListCases_FullMethodName      = "/govgrid.v1.Cases/ListCases"
 	Cases_MoveCase_FullMethodName       = "/govgrid.v1.Cases/MoveCase"
 	Cases_GetCitizenView_FullMethodName = "/govgrid.v1.Cases/GetCitizenView"
+	Cases_TakeStep_FullMethodName       = "/govgrid.v1.Cases/TakeStep"
 )
 
 // CasesClient is the client API for Cases service.
@@ -53,6 +54,11 @@ type CasesClient interface {
 	// both NotFound, worded alike; repeated failures from one address or for one number are
 	// ResourceExhausted for a while.
 	GetCitizenView(ctx context.Context, in *GetCitizenViewRequest, opts ...grpc.CallOption) (*CitizenView, error)
+	// TakeStep takes a step of the life of a case this site holds (accept, reject,
+	// request-supplement, supplement, process, review, approve, deny, sign-off, complete,
+	// issue-certificate, deliver, withdraw), as the signed-in caller; FailedPrecondition from the
+	// wrong status names the status and the steps allowed now.
+	TakeStep(ctx context.Context, in *TakeStepRequest, opts ...grpc.CallOption) (*Case, error)
 }
 
 type casesClient struct {
@@ -113,6 +119,16 @@ func (c *casesClient) GetCitizenView(ctx context.Context, in *GetCitizenViewRequ
 	return out, nil
 }
 
+func (c *casesClient) TakeStep(ctx context.Context, in *TakeStepRequest, opts ...grpc.CallOption) (*Case, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Case)
+	err := c.cc.Invoke(ctx, Cases_TakeStep_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CasesServer is the server API for Cases service.
 // All implementations must embed UnimplementedCasesServer
 // for forward compatibility.
@@ -135,6 +151,11 @@ type CasesServer interface {
 	// both NotFound, worded alike; repeated failures from one address or for one number are
 	// ResourceExhausted for a while.
 	GetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error)
+	// TakeStep takes a step of the life of a case this site holds (accept, reject,
+	// request-supplement, supplement, process, review, approve, deny, sign-off, complete,
+	// issue-certificate, deliver, withdraw), as the signed-in caller; FailedPrecondition from the
+	// wrong status names the status and the steps allowed now.
+	TakeStep(context.Context, *TakeStepRequest) (*Case, error)
 	mustEmbedUnimplementedCasesServer()
 }
 
@@ -159,6 +180,9 @@ func (UnimplementedCasesServer) MoveCase(context.Context, *MoveCaseRequest) (*Ca
 }
 func (UnimplementedCasesServer) GetCitizenView(context.Context, *GetCitizenViewRequest) (*CitizenView, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCitizenView not implemented")
+}
+func (UnimplementedCasesServer) TakeStep(context.Context, *TakeStepRequest) (*Case, error) {
+	return nil, status.Error(codes.Unimplemented, "method TakeStep not implemented")
 }
 func (UnimplementedCasesServer) mustEmbedUnimplementedCasesServer() {}
 func (UnimplementedCasesServer) testEmbeddedByValue()               {}
@@ -271,6 +295,24 @@ func _Cases_GetCitizenView_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cases_TakeStep_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TakeStepRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CasesServer).TakeStep(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cases_TakeStep_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CasesServer).TakeStep(ctx, req.(*TakeStepRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cases_ServiceDesc is the grpc.ServiceDesc for Cases service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -297,6 +339,10 @@ var Cases_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCitizenView",
 			Handler:    _Cases_GetCitizenView_Handler,
+		},
+		{
+			MethodName: "TakeStep",
+			Handler:    _Cases_TakeStep_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -49,7 +49,15 @@ func CaseToProto(c *casework.Case) *pb.Case {
 		Description: c.Description, Status: string(c.Status), HolderSite: c.HolderSite,
 		OriginSite: c.OriginSite, Version: c.Version, QueryCode: c.QueryCode,
 		CreatedAt: nanos(c.CreatedAt), UpdatedAt: nanos(c.UpdatedAt), DecideTier: c.DecideTier,
-		Applicant: &pb.Applicant{Name: c.Applicant.Name, IdNumber: c.Applicant.IDNumber, Phone: c.Applicant.Phone},
+		Applicant:   &pb.Applicant{Name: c.Applicant.Name, IdNumber: c.Applicant.IDNumber, Phone: c.Applicant.Phone},
+		CollectSite: c.CollectSite, Missing: c.Missing, PausedSeconds: c.PausedSeconds, ReviewedBy: c.ReviewedBy,
+		Decision: c.Decision,
+	}
+	if c.PausedSince != nil {
+		out.PausedSince = nanos(*c.PausedSince)
+	}
+	for _, so := range c.SignOffs {
+		out.SignOffs = append(out.SignOffs, &pb.SignOff{Department: so.Department, Actor: so.Actor, At: nanos(so.At)})
 	}
 	for _, m := range c.Materials {
 		out.Materials = append(out.Materials, &pb.Material{Name: m.Name, Digest: m.Digest, Pages: int32(m.Pages)})
@@ -58,7 +66,7 @@ func CaseToProto(c *casework.Case) *pb.Case {
 		out.History = append(out.History, &pb.Event{
 			Seq: e.Seq, Type: string(e.Type), At: nanos(e.At), Site: e.Site, Actor: e.Actor,
 			Note: e.Note, FromStatus: string(e.FromStatus), ToStatus: string(e.ToStatus),
-			PrevHash: e.PrevHash, Hash: e.Hash, FromSite: e.FromSite, ToSite: e.ToSite,
+			PrevHash: e.PrevHash, Hash: e.Hash, FromSite: e.FromSite, ToSite: e.ToSite, Role: e.Role,
 		})
 	}
 	if t := c.Transit; t != nil {
@@ -75,6 +83,15 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 		HolderSite: p.GetHolderSite(), OriginSite: p.GetOriginSite(), Version: p.GetVersion(),
 		QueryCode: p.GetQueryCode(), DecideTier: p.GetDecideTier(),
 		CreatedAt: fromNanos(p.GetCreatedAt()), UpdatedAt: fromNanos(p.GetUpdatedAt()),
+		CollectSite: p.GetCollectSite(), Missing: p.GetMissing(), PausedSeconds: p.GetPausedSeconds(),
+		ReviewedBy: p.GetReviewedBy(), Decision: p.GetDecision(),
+	}
+	if p.GetPausedSince() != 0 {
+		t := fromNanos(p.GetPausedSince())
+		c.PausedSince = &t
+	}
+	for _, so := range p.GetSignOffs() {
+		c.SignOffs = append(c.SignOffs, casework.SignOff{Department: so.GetDepartment(), Actor: so.GetActor(), At: fromNanos(so.GetAt())})
 	}
 	if a := p.GetApplicant(); a != nil {
 		c.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
@@ -89,6 +106,7 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 			Site: e.GetSite(), Actor: e.GetActor(), Note: e.GetNote(),
 			FromStatus: casework.Status(e.GetFromStatus()), ToStatus: casework.Status(e.GetToStatus()),
 			PrevHash: e.GetPrevHash(), Hash: e.GetHash(), FromSite: e.GetFromSite(), ToSite: e.GetToSite(),
+			Role: e.GetRole(),
 		})
 	}
 	if t := p.GetTransit(); t != nil {
@@ -142,4 +160,14 @@ func CitizenViewFromProto(p *pb.CitizenView) *casework.CitizenView {
 			Site: m.GetSite(), ToStatus: casework.Status(m.GetToStatus()), ToSite: m.GetToSite()})
 	}
 	return v
+}
+
+// StepFromProto converts a gRPC step request into the domain's (the node fills who, where, when).
+func StepFromProto(r *pb.TakeStepRequest) casework.StepRequest {
+	out := casework.StepRequest{Step: casework.Step(r.GetStep()), Comment: r.GetComment(), Reason: r.GetReason(),
+		LegalBasis: r.GetLegalBasis(), Missing: r.GetMissing(), Exception: r.GetException(), Department: r.GetDepartment()}
+	for _, m := range r.GetMaterials() {
+		out.Materials = append(out.Materials, casework.Material{Name: m.GetName(), Digest: m.GetDigest(), Pages: int(m.GetPages())})
+	}
+	return out
 }

@@ -31,6 +31,7 @@ func acceptedCase(t *testing.T) *casework.Case {
 // value (the history hashes are made up: it is for field-by-field checks, not VerifyHistory).
 func fullCase() *casework.Case {
 	at := time.Date(2026, 11, 25, 9, 30, 0, 123456789, time.UTC)
+	paused := at.Add(30 * time.Minute)
 	return &casework.Case{
 		Number: apitest.Number, Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理",
 		Description: "满半年", Applicant: casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
@@ -44,11 +45,14 @@ func fullCase() *casework.Case {
 		History: []casework.Event{
 			{Seq: 1, Type: "received", At: at, Site: apitest.Site, Actor: "clerk-07", Note: "window 3",
 				FromStatus: "draft", ToStatus: "submitted", FromSite: "cd-dgdj-ngj-a", ToSite: apitest.Site,
-				PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)},
+				PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64), Role: "clerk"},
 			{Seq: 2, Type: "escalated", At: at.Add(time.Hour), Site: "cd-dgdj", Actor: "lead-2", Note: "to the district",
 				FromStatus: "submitted", ToStatus: "assigned", FromSite: "cd-dgdj", ToSite: "cd",
-				PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64)},
+				PrevHash: strings.Repeat("1", 64), Hash: strings.Repeat("2", 64), Role: "officer"},
 		},
+		CollectSite: "cd-dgdj-ngj", Missing: []string{"户口簿", "收入证明"}, PausedSince: &paused, PausedSeconds: 86400,
+		ReviewedBy: "张审 (cd.reviewer)", Decision: casework.DecisionApproved,
+		SignOffs: []casework.SignOff{{Department: "rs", Actor: "人社 (rs.officer)", At: at.Add(2 * time.Hour)}},
 		Transit: &casework.Transit{HandoffID: casework.HandoffID(apitest.Number, 2), To: "cd", Move: casework.MoveEscalate,
 			Since: at.Add(time.Hour + 1)},
 	}
@@ -98,6 +102,14 @@ func utc(c *casework.Case) *casework.Case {
 	out.History = append([]casework.Event(nil), c.History...)
 	for i := range out.History {
 		out.History[i].At = out.History[i].At.UTC()
+	}
+	if c.PausedSince != nil {
+		p := c.PausedSince.UTC()
+		out.PausedSince = &p
+	}
+	out.SignOffs = append([]casework.SignOff(nil), c.SignOffs...)
+	for i := range out.SignOffs {
+		out.SignOffs[i].At = out.SignOffs[i].At.UTC()
 	}
 	if c.Transit != nil {
 		tr := *c.Transit

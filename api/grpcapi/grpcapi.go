@@ -195,3 +195,21 @@ func (s *casesServer) MoveCase(ctx context.Context, req *pb.MoveCaseRequest) (*p
 	}
 	return CaseToProto(c), nil
 }
+
+func (s *casesServer) TakeStep(ctx context.Context, req *pb.TakeStepRequest) (*pb.Case, error) {
+	ctx, err := s.signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := casework.ParseNumber(req.GetNumber()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "number: is not a case number (<site>-<yyyymmdd>-<6 digits>)")
+	}
+	if !casework.Step(req.GetStep()).Valid() {
+		return nil, status.Error(codes.InvalidArgument, "step: is not a step of a case's life")
+	}
+	c, err := s.cases.TakeStep(ctx, req.GetNumber(), StepFromProto(req))
+	if err != nil {
+		return nil, Err(err)
+	}
+	return CaseToProto(c), nil
+}

@@ -97,6 +97,9 @@ func New(cfg Config) http.Handler {
 	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
 		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), s.staff(func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) }))
 	}
+	for _, st := range casework.Steps {
+		mux.HandleFunc("POST /v1/cases/{number}/"+string(st), s.staff(func(w http.ResponseWriter, r *http.Request) { s.stepCase(w, r, st) }))
+	}
 	if cfg.Catalog != nil {
 		s.routeCatalog(mux)
 	}
@@ -178,6 +181,27 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 		return
 	}
 	writeJSON(w, http.StatusAccepted, c.Public())
+}
+
+// stepCase takes a step of a case's life at the holder and answers the case (200).
+func (s *server) stepCase(w http.ResponseWriter, r *http.Request, st casework.Step) {
+	number := r.PathValue("number")
+	if _, _, _, err := casework.ParseNumber(number); err != nil {
+		s.writeError(w, casework.FieldErrors{{Field: "number", Reason: "is not a case number (<site>-<yyyymmdd>-<6 digits>)"}})
+		return
+	}
+	var req api.StepRequest
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	defer cancel()
+	c, err := s.cfg.Cases.TakeStep(ctx, number, req.Request(st))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c.Public())
 }
 
 // retire retires the node's site or reinstates it, for an administrator (see administer).
