@@ -13,13 +13,13 @@ type Action string
 
 // The actions. The case moves are named by their verb, like the endpoints.
 const (
-	ActSubmit     Action = "submit"     // POST /v1/cases
-	ActReadCase   Action = "read-case"  // GET /v1/cases/{number}: the whole record, history included
-	ActListCases  Action = "list-cases" // GET /v1/cases, either scope
-	ActEscalate   Action = "escalate"
-	ActHandDown   Action = "handdown"
-	ActReturn     Action = "return"
-	ActRelay      Action = "relay"
+	ActSubmit    Action = "submit"     // POST /v1/cases
+	ActReadCase  Action = "read-case"  // GET /v1/cases/{number}: the whole record, history included
+	ActListCases Action = "list-cases" // GET /v1/cases, either scope
+	ActEscalate  Action = "escalate"
+	ActHandDown  Action = "handdown"
+	ActReturn    Action = "return"
+	ActRelay     Action = "relay"
 	// The steps of a case's life, each a verb under /v1/cases/{number}/.
 	ActAccept   Action = "accept"            // accept, reject, request-supplement, supplement: intake (受理)
 	ActProcess  Action = "process"           // process, sign-off, complete: the officer in charge (承办)
