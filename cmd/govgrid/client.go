@@ -256,7 +256,7 @@ func oneLine(s string) string {
 }
 
 func newCaseCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "case", Short: "Submit, read, list and move cases"}
+	cmd := &cobra.Command{Use: "case", Short: "Submit, read, list, move and handle cases, and verify their history"}
 	addr := addrFlag(cmd)
 	submit := &cobra.Command{
 		Use:   "submit FILE",
@@ -322,6 +322,8 @@ func newCaseCommand() *cobra.Command {
 	}
 	cmd.AddCommand(submit, get, list)
 	cmd.AddCommand(newMoveCommands(addr)...)
+	cmd.AddCommand(newStepCommands(addr)...)
+	cmd.AddCommand(newVerifyCaseCommand(addr))
 	return cmd
 }
 
