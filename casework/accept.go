@@ -37,6 +37,7 @@ func Accept(s *Submission, a Acceptance) (*Case, error) {
 		HolderSite:    a.Site,
 		OriginSite:    a.Site,
 		DecideTier:    s.DecideTier,
+		CollectSite:   s.CollectSite,
 		QueryCodeHash: a.QueryCodeHash,
 		RequestID:     s.RequestID,
 		CreatedAt:     a.At,

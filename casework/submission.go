@@ -27,6 +27,9 @@ type Submission struct {
 	Applicant   *Applicant `json:"applicant"`
 	Materials   []Material `json:"materials"`
 	DecideTier  string     `json:"decide_tier,omitempty"`
+	// CollectSite is where the applicant will collect the certificate (一站式领证); empty: the
+	// site that takes the case in.
+	CollectSite string `json:"collect_site,omitempty"`
 	// RequestID, when set, makes the submission idempotent: a retry with the same ID answers
 	// with the case the first attempt created.
 	RequestID string `json:"request_id,omitempty"`
@@ -69,6 +72,10 @@ func (s *Submission) Validate() error {
 	checkText(&fe, "description", s.Description, MaxDescription, false)
 	checkText(&fe, "request_id", s.RequestID, MaxRequestID, false)
 	checkText(&fe, "actor", s.Actor, MaxActor, false)
+	checkText(&fe, "collect_site", s.CollectSite, MaxItemCode, false)
+	if s.CollectSite != "" && !isCode(s.CollectSite) {
+		fe.add("collect_site", "must be a site code")
+	}
 	switch s.DecideTier {
 	case "", "community", "township", "district":
 	default:

@@ -134,6 +134,9 @@ const (
 	ModeReported  Mode = "reported"  // 上报: decided above
 )
 
+// Modes lists the modes.
+var Modes = []Mode{ModeImmediate, ModePromised, ModeJoint, ModeReported}
+
 // ItemRules is what the catalogue says of a case's item that its life depends on.
 type ItemRules struct {
 	Mode             Mode     `json:"mode,omitempty"`
@@ -354,16 +357,16 @@ func (c *Case) checkPlace(r StepRequest, rules ItemRules) error {
 			return conflictf("%s is taken where the case is held: %s", r.Step, c.HolderSite)
 		}
 	case AtCollection:
-		if want := c.collectionSite(); want != r.Site {
+		if want := c.CollectionSite(); want != r.Site {
 			return conflictf("the certificate is issued at the collection site the applicant chose: %s", want)
 		}
 	}
 	return nil
 }
 
-// collectionSite is where the certificate is collected: the site chosen at application, or
+// CollectionSite is where the certificate is collected: the site chosen at application, or
 // where the case was taken in.
-func (c *Case) collectionSite() string {
+func (c *Case) CollectionSite() string {
 	if c.CollectSite != "" {
 		return c.CollectSite
 	}

@@ -20,8 +20,9 @@ import (
 // decides (MZ-002, 特困人员救助供养). Two required materials are missing: acceptance is refused
 // naming them, the one-time notice asks for both, they are handed in, the case is accepted and
 // climbs to the district by itself; there one officer processes it, one person reviews it and may
-// not also approve it, another approves it, and it is completed; its history verifies at every
-// level, and each event names the signed-in account and its role.
+// not also approve it, another approves it, and it is completed; it comes back down to the
+// community, where the certificate is issued; its history verifies at every level, and each event
+// names the signed-in account and its role.
 func TestApplicationLivesAcrossTheTiers(t *testing.T) {
 	g := testgrid.New(t, fourSites)
 	district, township, ngj := g.WaitLeader("cd"), g.WaitLeader("cd-dgdj"), g.WaitLeader("cd-dgdj-ngj")
@@ -100,6 +101,13 @@ func TestApplicationLivesAcrossTheTiers(t *testing.T) {
 			t.Errorf("%s by %q, want %q", typ, roles[typ], want)
 		}
 	}
+	// Approved and completed, it comes down to the community where it was taken in (the
+	// collection site by default), where the clerk issues the certificate.
+	waitHeld(t, g, ngj, c.Number, "cd-dgdj-ngj", 30*time.Second)
+	if got := step(district, officer, "complete", nil, http.StatusConflict).History[0].Note; !strings.Contains(got, "handed on") {
+		t.Fatalf("a step at the district after the case left: %s", got)
+	}
+	step(ngj, clerk, "issue-certificate", nil, http.StatusOK)
 	// Its history verifies at every level that has a copy.
 	for _, n := range []*node.Node{district, township, ngj} {
 		g.Eventually(20*time.Second, func() error {
@@ -107,7 +115,7 @@ func TestApplicationLivesAcrossTheTiers(t *testing.T) {
 			if code := testgrid.GetJSON(t, n, "/v1/cases/"+c.Number, &got); code != http.StatusOK {
 				return fmt.Errorf("GET at %s: %d", n.Site(), code)
 			}
-			if got.Status != casework.StatusCompleted {
+			if got.Status != casework.StatusCertificateIssued {
 				return fmt.Errorf("at %s the case is %s", n.Site(), got.Status)
 			}
 			return got.VerifyHistory()

@@ -61,7 +61,7 @@ func fuzzCommands(data []byte) []*raft.Log {
 	}
 	site := func() string { return []string{"cd", "cd-dgdj", "cd-dgdj-ngj", "cd-byl", "", "x"}[r.n(6)] }
 	for len(r.b) > 0 && len(logs) < 200 {
-		switch r.n(14) {
+		switch r.n(15) {
 		case 0, 1:
 			sub := testSubmission(r.n(20))
 			sub.DecideTier = []string{"", "community", "township", "district", "city"}[r.n(5)]
@@ -125,7 +125,14 @@ func fuzzCommands(data []byte) []*raft.Log {
 			add(cmdPrune, &pruneCommand{Requests: []string{fmt.Sprintf("req-%d", r.n(20))}, Stubs: []string{number()}, Handoffs: []string{casework.HandoffID(number(), uint64(r.n(5)))}})
 		case 13:
 			// Any command type, with any payload.
-			add(replication.CommandType(1+r.n(13)), r.bytes(48))
+			add(replication.CommandType(1+r.n(17)), r.bytes(48))
+		case 14:
+			req := casework.StepRequest{Step: casework.Steps[r.n(len(casework.Steps))], Actor: []string{"a", "b", ""}[r.n(3)],
+				Role: "clerk", Site: "cd-dgdj", SiteTier: []string{"township", "district"}[r.n(2)], Reason: "r", LegalBasis: "l",
+				Missing: []string{"户口簿"}, Materials: []casework.Material{{Name: "户口簿"}}, Department: "rs"}
+			rules := casework.ItemRules{Mode: casework.Modes[r.n(len(casework.Modes))], JointDepartments: []string{"rs"},
+				RequiredMaterials: [][]string{nil, {"户口簿"}}[r.n(2)], DecideTier: []string{"", "township", "district"}[r.n(3)]}
+			add(cmdCaseStep, &stepCommand{Number: number(), Request: req, Rules: rules, Tier: tier.Township, Parent: "cd"})
 		}
 	}
 	return logs

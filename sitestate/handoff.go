@@ -231,8 +231,14 @@ func (m *machine) arrive(tx *replication.Tx, c *arriveCommand, a *Arrival, retir
 	}
 	// Only a case on its way up goes on up: one handed down or returned stays, or it would
 	// bounce between the tiers.
-	relayTo := a.RelayTo
-	if relayTo == "" && cs.Transit != nil && (cs.Transit.Move == casework.MoveEscalate || cs.Transit.Move == casework.MoveRelay) {
+	relayTo, onward := a.RelayTo, casework.MoveRelay
+	switch {
+	case collecting(cs):
+		// A decided case on its way to the collection site goes on toward it.
+		if relayTo, onward, err = collectionHop(tx, cs, site, c.Parent); err != nil {
+			return ArrivalOutcome{}, err
+		}
+	case relayTo == "" && cs.Transit != nil && (cs.Transit.Move == casework.MoveEscalate || cs.Transit.Move == casework.MoveRelay):
 		relayTo = relayTarget(cs.DecideTier, c.Tier, c.Parent)
 	}
 	if err := cs.Arrive(a.ID, site, tx.At()); err != nil {
@@ -255,7 +261,7 @@ func (m *machine) arrive(tx *replication.Tx, c *arriveCommand, a *Arrival, retir
 	}
 	tx.Delete(stubKey(cs.Number))
 	tx.Emit(counted{handoffsIn: 1})
-	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, m.takeIn(tx, cs, casework.MoveRelay, site, relayTo, "")
+	return ArrivalOutcome{ID: a.ID, Outcome: OutcomeApplied}, m.takeIn(tx, cs, onward, site, relayTo, "")
 }
 
 // relayTarget is where a case taken in at a site of tier t under parent must go on to: the
@@ -290,11 +296,20 @@ func decodeCase(b []byte) (*casework.Case, error) {
 // decide it, in the same commit. It reports false, having changed nothing, when there is
 // nowhere to send it; the caller then stores the case as held.
 func (m *machine) relay(tx *replication.Tx, cs *casework.Case, move casework.Move, site, to, code string) (bool, error) {
+	reason := fmt.Sprintf("to be decided by the %s tier", cs.DecideTier)
+	if collecting(cs) {
+		reason = "送往领证站点 to the collection site " + cs.CollectionSite()
+	}
+	return m.forward(tx, cs, move, site, to, reason, code)
+}
+
+// forward departs cs from site to to by the grid itself (AutoActor), for reason; false when to
+// is "" or the departure is not possible (logged: the case then stays).
+func (m *machine) forward(tx *replication.Tx, cs *casework.Case, move casework.Move, site, to, reason, code string) (bool, error) {
 	if to == "" {
 		return false, nil
 	}
-	d := casework.Departure{Move: move, Site: site, To: to, Actor: AutoActor,
-		Reason: fmt.Sprintf("to be decided by the %s tier", cs.DecideTier), At: tx.At()}
+	d := casework.Departure{Move: move, Site: site, To: to, Actor: AutoActor, Reason: reason, At: tx.At()}
 	if err := d.Validate(); err != nil {
 		m.logger.Warn("not relaying a case", "number", cs.Number, "to", to, "error", err)
 		return false, nil

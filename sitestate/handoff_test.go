@@ -322,7 +322,7 @@ func TestStateBytesDoNotDependOnTheNodesTimeZone(t *testing.T) {
 func TestUndecodableCommandsAreRefused(t *testing.T) {
 	s := newSite(t, "cd")
 	before := s.export()
-	for _, ct := range []replication.CommandType{cmdSubmitCase, cmdSubmitCasePB, cmdDepart, cmdArrive, cmdSettle, cmdMirror, cmdRestore, cmdConfigPut, cmdConfigSync, cmdConfigPutMany, cmdSiteKey, cmdAudit, cmdRegisterSites, cmdTrimFeed, cmdRetire} {
+	for _, ct := range []replication.CommandType{cmdSubmitCase, cmdSubmitCasePB, cmdDepart, cmdArrive, cmdSettle, cmdMirror, cmdRestore, cmdConfigPut, cmdConfigSync, cmdConfigPutMany, cmdSiteKey, cmdAudit, cmdRegisterSites, cmdTrimFeed, cmdRetire, cmdCaseStep} {
 		s.idx++
 		l := &raft.Log{Index: s.idx, Type: raft.LogCommand, Data: replication.StampedCommand(ct, []byte(`{"broken`), handoffClock)}
 		a, _ := s.local.Apply([]*raft.Log{l})[0].(*Answer)

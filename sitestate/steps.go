@@ -65,11 +65,49 @@ func (m *machine) applyStep(tx *replication.Tx, c *stepCommand) (*Answer, error)
 	}
 	unindexCase(tx, &before)
 	indexCase(tx, cs)
-	// An accepted case decided above this site climbs there by itself.
-	if r.Step == casework.StepAccept {
-		if relayed, err := m.relay(tx, cs, casework.MoveEscalate, r.Site, relayTarget(cs.DecideTier, c.Tier, c.Parent), ""); relayed || err != nil {
-			return &Answer{Case: cs}, err
+	// An accepted case decided above this site climbs there by itself; a decided one goes to
+	// the collection site the applicant chose.
+	to, move := "", casework.MoveEscalate
+	switch {
+	case r.Step == casework.StepAccept:
+		to = relayTarget(cs.DecideTier, c.Tier, c.Parent)
+	case collecting(cs):
+		if to, move, err = collectionHop(tx, cs, r.Site, c.Parent); err != nil {
+			return nil, err
 		}
 	}
+	if relayed, err := m.relay(tx, cs, move, r.Site, to, ""); relayed || err != nil {
+		return &Answer{Case: cs}, err
+	}
 	return &Answer{Case: cs}, m.storeCase(tx, cs, r.Site, "")
+}
+
+// collecting says whether cs is decided and due at its collection site: completed and approved.
+func collecting(cs *casework.Case) bool {
+	return cs.Status == casework.StatusCompleted && cs.Decision == casework.DecisionApproved
+}
+
+// collectionHop is the next site on a completed case's way from site to its collection site: the
+// child of site that the collection site lies beneath by this site's registry (a hand-down), else
+// the parent (up, to a site that knows more of the tree); "" once it is here, or at the top.
+func collectionHop(tx *replication.Tx, cs *casework.Case, site, parent string) (string, casework.Move, error) {
+	want := cs.CollectionSite()
+	if want == site {
+		return "", "", nil
+	}
+	for s, hops := want, 0; s != "" && hops < 4; hops++ {
+		var rec SiteRecord
+		ok, err := getJSON(tx, siteKey(s), &rec)
+		if err != nil || !ok {
+			if err != nil {
+				return "", "", err
+			}
+			break
+		}
+		if rec.Parent == site {
+			return s, casework.MoveHandDown, nil
+		}
+		s = rec.Parent
+	}
+	return parent, casework.MoveEscalate, nil
 }

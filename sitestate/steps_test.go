@@ -20,6 +20,8 @@ func (s *site) step(number string, r casework.StepRequest, rules casework.ItemRu
 // with it; the township passes it on; at the district the decision steps are taken, by two people.
 func TestAcceptedCaseClimbsToItsDecidingTier(t *testing.T) {
 	community, township, district := newSite(t, "cd-dgdj-ngj"), newSite(t, "cd-dgdj"), newSite(t, "cd")
+	registerAt(t, district, SiteRecord{Code: "cd-dgdj", Tier: "township", Parent: "cd"}, SiteRecord{Code: "cd-dgdj-ngj", Tier: "community", Parent: "cd-dgdj"})
+	registerAt(t, township, SiteRecord{Code: "cd-dgdj-ngj", Tier: "community", Parent: "cd-dgdj"})
 	rules := casework.ItemRules{Mode: casework.ModePromised, DecideTier: "district", RequiredMaterials: []string{"身份证复印件", "户口簿"}}
 	c := community.submit(1, "")
 	if c.Transit != nil {
@@ -77,21 +79,74 @@ func TestAcceptedCaseClimbsToItsDecidingTier(t *testing.T) {
 			t.Fatalf("%s at the district: %+v", s.step, a.Err)
 		}
 	}
-	// The listing by status follows the step.
-	page, err := district.st.ListCases(Filter{Status: casework.StatusCompleted, Limit: 10})
-	if err != nil || len(page.Cases) != 1 {
-		t.Fatalf("completed cases at the district: %v %v", page, err)
-	}
-	if page, _ := district.st.ListCases(Filter{Status: casework.StatusSubmitted, Limit: 10}); len(page.Cases) != 0 {
-		t.Fatalf("the case is still listed as submitted: %d", len(page.Cases))
-	}
-	got := district.record(c.Number)
-	if err := got.VerifyHistory(); err != nil {
-		t.Fatal(err)
-	}
 	// The step's event is in the district's feed, for the mirrors above and the supervision.
 	if f := district.feed(1); len(f) == 0 || f[len(f)-1].Case.Status != casework.StatusCompleted {
 		t.Fatalf("the district's feed does not end with the completed case")
+	}
+	// Completed and approved, it goes down to where it was taken in (the collection site by
+	// default) by itself, hop by hop along the district's registry, and is collected there.
+	done := district.outbox()
+	if len(done) != 1 || done[0].To != "cd-dgdj" || done[0].Move != casework.MoveHandDown {
+		t.Fatalf("the completed case is not on its way down: %+v", done)
+	}
+	settleAll(t, district, deliver(t, district, township))
+	if ob := township.outbox(); len(ob) != 1 || ob[0].To != "cd-dgdj-ngj" || ob[0].Move != casework.MoveHandDown {
+		t.Fatalf("the township does not pass it on down: %+v", ob)
+	}
+	settleAll(t, township, deliver(t, township, community))
+	got := community.record(c.Number)
+	if got.Status != casework.StatusCompleted || got.Transit != nil {
+		t.Fatalf("at the collection site: %s, transit %+v", got.Status, got.Transit)
+	}
+	r = clerk
+	r.Step = casework.StepIssueCertificate
+	if a := community.step(c.Number, r, rules); a.Err != nil || a.Case.Status != casework.StatusCertificateIssued {
+		t.Fatalf("the certificate at the collection site: %+v", a.Err)
+	}
+	// The listing by status follows the steps.
+	page, err := community.st.ListCases(Filter{Status: casework.StatusCertificateIssued, Limit: 10})
+	if err != nil || len(page.Cases) != 1 {
+		t.Fatalf("issued cases at the community: %v %v", page, err)
+	}
+	if page, _ := community.st.ListCases(Filter{Status: casework.StatusSubmitted, Limit: 10}); len(page.Cases) != 0 {
+		t.Fatalf("the case is still listed as submitted: %d", len(page.Cases))
+	}
+	if err := community.record(c.Number).VerifyHistory(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCompletedCaseFindsAFarCollectionSite: a case decided at a community for collection at a
+// community of another township climbs until a site's registry knows the way, then goes down.
+func TestCompletedCaseFindsAFarCollectionSite(t *testing.T) {
+	ngj, township, district := newSite(t, "cd-dgdj-ngj"), newSite(t, "cd-dgdj"), newSite(t, "cd")
+	registerAt(t, district, SiteRecord{Code: "cd-byl", Tier: "township", Parent: "cd"}, SiteRecord{Code: "cd-byl-xc", Tier: "community", Parent: "cd-byl"})
+	sub := testSubmission(1)
+	sub.CollectSite = "cd-byl-xc"
+	a := ngj.apply(cmdSubmitCase, &submitCommand{Submission: sub, Site: ngj.code, Tier: ngj.tier, Parent: ngj.parent, QueryCode: "123456"})
+	if a.Err != nil {
+		t.Fatal(a.Err)
+	}
+	rules := casework.ItemRules{Mode: casework.ModeImmediate}
+	for _, st := range []casework.Step{casework.StepAccept, casework.StepComplete} {
+		if a := ngj.step(a.Case.Number, casework.StepRequest{Step: st, Actor: "窗口 (ngj.clerk)"}, rules); a.Err != nil {
+			t.Fatalf("%s: %v", st, a.Err)
+		}
+	}
+	if ob := ngj.outbox(); len(ob) != 1 || ob[0].To != "cd-dgdj" || ob[0].Move != casework.MoveEscalate {
+		t.Fatalf("the community does not send it up: %+v", ob)
+	}
+	settleAll(t, ngj, deliver(t, ngj, township))
+	settleAll(t, township, deliver(t, township, district))
+	if ob := district.outbox(); len(ob) != 1 || ob[0].To != "cd-byl" || ob[0].Move != casework.MoveHandDown {
+		t.Fatalf("the district does not hand it down toward 西川: %+v", ob)
+	}
+}
+
+func registerAt(t *testing.T, s *site, recs ...SiteRecord) {
+	t.Helper()
+	if a := s.apply(cmdRegisterSites, &registerCommand{Sites: recs}); a.Err != nil {
+		t.Fatal(a.Err)
 	}
 }
 

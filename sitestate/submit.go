@@ -260,7 +260,7 @@ func encodeSubmitCommand(c *submitCommand) ([]byte, error) {
 	pb := &logpb.SubmitCommand{
 		Submission: &logpb.Submission{
 			Kind: string(sub.Kind), ItemCode: sub.ItemCode, Title: sub.Title, Description: sub.Description,
-			DecideTier: sub.DecideTier, RequestId: sub.RequestID, Actor: sub.Actor,
+			DecideTier: sub.DecideTier, RequestId: sub.RequestID, Actor: sub.Actor, CollectSite: sub.CollectSite,
 		},
 		Site: c.Site, Tier: string(c.Tier), Parent: c.Parent, QueryCode: c.QueryCode,
 	}
@@ -283,7 +283,7 @@ func decodeSubmitCommand(b []byte) (*submitCommand, error) {
 	c := &submitCommand{
 		Submission: casework.Submission{
 			Kind: casework.Kind(s.GetKind()), ItemCode: s.GetItemCode(), Title: s.GetTitle(), Description: s.GetDescription(),
-			DecideTier: s.GetDecideTier(), RequestID: s.GetRequestId(), Actor: s.GetActor(),
+			DecideTier: s.GetDecideTier(), RequestID: s.GetRequestId(), Actor: s.GetActor(), CollectSite: s.GetCollectSite(),
 		},
 		Site: pb.GetSite(), Tier: tier.Tier(pb.GetTier()), Parent: pb.GetParent(), QueryCode: pb.GetQueryCode(),
 	}

@@ -18,7 +18,7 @@ import (
 // empty one, no materials, materials with digests and pages, every optional field.
 func submitVariants() []*submitCommand {
 	full := testSubmission(1)
-	full.Description, full.DecideTier, full.Actor = "材料齐全", "district", "窗口 3"
+	full.Description, full.DecideTier, full.Actor, full.CollectSite = "材料齐全", "district", "窗口 3", "cd-dgdj-ngj"
 	full.Materials = []casework.Material{{Name: "身份证", Digest: strings.Repeat("ab", 32), Pages: 2}, {Name: "户口簿"}}
 	noApplicant := testSubmission(2)
 	noApplicant.Applicant = nil

@@ -1207,9 +1207,11 @@ type SubmitCaseRequest struct {
 	Applicant   *Applicant             `protobuf:"bytes,5,opt,name=applicant,proto3" json:"applicant,omitempty"`
 	Materials   []*Material            `protobuf:"bytes,6,rep,name=materials,proto3" json:"materials,omitempty"`
 	// Optional client-chosen key: a retry with the same key returns the first case, never a second one.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Actor         string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
-	DecideTier    string `protobuf:"bytes,9,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
+	RequestId  string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Actor      string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	DecideTier string `protobuf:"bytes,9,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
+	// Where the applicant will collect the certificate; empty: the site that takes the case in.
+	CollectSite   string `protobuf:"bytes,10,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1303,6 +1305,13 @@ func (x *SubmitCaseRequest) GetActor() string {
 func (x *SubmitCaseRequest) GetDecideTier() string {
 	if x != nil {
 		return x.DecideTier
+	}
+	return ""
+}
+
+func (x *SubmitCaseRequest) GetCollectSite() string {
+	if x != nil {
+		return x.CollectSite
 	}
 	return ""
 }
@@ -2949,7 +2958,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04move\x18\x02 \x01(\tR\x04move\x12\x17\n" +
 	"\ato_site\x18\x03 \x01(\tR\x06toSite\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xbb\x02\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\"\xde\x02\n" +
 	"\x11SubmitCaseRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\titem_code\x18\x02 \x01(\tR\bitemCode\x12\x14\n" +
@@ -2961,7 +2970,9 @@ const file_govgrid_proto_rawDesc = "" +
 	"request_id\x18\a \x01(\tR\trequestId\x12\x14\n" +
 	"\x05actor\x18\b \x01(\tR\x05actor\x12\x1f\n" +
 	"\vdecide_tier\x18\t \x01(\tR\n" +
-	"decideTier\"(\n" +
+	"decideTier\x12!\n" +
+	"\fcollect_site\x18\n" +
+	" \x01(\tR\vcollectSite\"(\n" +
 	"\x0eGetCaseRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\"\xf9\x01\n" +
 	"\x10ListCasesRequest\x12\x16\n" +

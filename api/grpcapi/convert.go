@@ -17,6 +17,7 @@ func SubmissionFromProto(r *pb.SubmitCaseRequest) *casework.Submission {
 		DecideTier:  r.GetDecideTier(),
 		RequestID:   r.GetRequestId(),
 		Actor:       r.GetActor(),
+		CollectSite: r.GetCollectSite(),
 	}
 	if a := r.GetApplicant(); a != nil {
 		s.Applicant = &casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
@@ -31,7 +32,7 @@ func SubmissionFromProto(r *pb.SubmitCaseRequest) *casework.Submission {
 func SubmissionToProto(s *casework.Submission) *pb.SubmitCaseRequest {
 	r := &pb.SubmitCaseRequest{
 		Kind: string(s.Kind), ItemCode: s.ItemCode, Title: s.Title, Description: s.Description,
-		DecideTier: s.DecideTier, RequestId: s.RequestID, Actor: s.Actor,
+		DecideTier: s.DecideTier, RequestId: s.RequestID, Actor: s.Actor, CollectSite: s.CollectSite,
 	}
 	if s.Applicant != nil {
 		r.Applicant = &pb.Applicant{Name: s.Applicant.Name, IdNumber: s.Applicant.IDNumber, Phone: s.Applicant.Phone}

@@ -218,7 +218,7 @@ func TestSubmissionProtoRoundTrip(t *testing.T) {
 		Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理", Description: "满半年",
 		Applicant: &casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
 		Materials: []casework.Material{{Name: "身份证复印件", Digest: strings.Repeat("ab", 32), Pages: 2}, {Name: "租房合同"}},
-		RequestID: "req-1", Actor: "clerk-07", DecideTier: "township",
+		RequestID: "req-1", Actor: "clerk-07", DecideTier: "township", CollectSite: "cd-dgdj-ngj",
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("SubmissionFromProto = %+v, want %+v", s, want)

@@ -45,7 +45,7 @@ func validRequest() *pb.SubmitCaseRequest {
 		Kind: "application", ItemCode: "QT-0010", Title: "居住证办理", Description: "满半年",
 		Applicant: &pb.Applicant{Name: "张三", IdNumber: "63010219900101123X", Phone: "13800138000"},
 		Materials: []*pb.Material{{Name: "身份证复印件", Digest: strings.Repeat("ab", 32), Pages: 2}},
-		RequestId: "req-1", Actor: "clerk-07", DecideTier: "township",
+		RequestId: "req-1", Actor: "clerk-07", DecideTier: "township", CollectSite: "cd-dgdj-ngj",
 	}
 }
 

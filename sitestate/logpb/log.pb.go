@@ -118,6 +118,7 @@ type Submission struct {
 	DecideTier    string      `protobuf:"bytes,7,opt,name=decide_tier,json=decideTier,proto3" json:"decide_tier,omitempty"`
 	RequestId     string      `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Actor         string      `protobuf:"bytes,9,opt,name=actor,proto3" json:"actor,omitempty"`
+	CollectSite   string      `protobuf:"bytes,10,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +212,13 @@ func (x *Submission) GetRequestId() string {
 func (x *Submission) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *Submission) GetCollectSite() string {
+	if x != nil {
+		return x.CollectSite
 	}
 	return ""
 }
@@ -348,7 +356,7 @@ const file_log_proto_rawDesc = "" +
 	"\x04tier\x18\x03 \x01(\tR\x04tier\x12\x16\n" +
 	"\x06parent\x18\x04 \x01(\tR\x06parent\x12\x1d\n" +
 	"\n" +
-	"query_code\x18\x05 \x01(\tR\tqueryCode\"\xbc\x02\n" +
+	"query_code\x18\x05 \x01(\tR\tqueryCode\"\xdf\x02\n" +
 	"\n" +
 	"Submission\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
@@ -361,7 +369,9 @@ const file_log_proto_rawDesc = "" +
 	"decideTier\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x12\x14\n" +
-	"\x05actor\x18\t \x01(\tR\x05actor\"R\n" +
+	"\x05actor\x18\t \x01(\tR\x05actor\x12!\n" +
+	"\fcollect_site\x18\n" +
+	" \x01(\tR\vcollectSite\"R\n" +
 	"\tApplicant\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tid_number\x18\x02 \x01(\tR\bidNumber\x12\x14\n" +
