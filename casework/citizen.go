@@ -23,6 +23,12 @@ type CitizenView struct {
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
 	Timeline    []CitizenMoment `json:"timeline"`
+	// Missing is the one-time notice of a supplement request (一次性告知): every material still to
+	// be handed in, while the case waits for them.
+	Missing []string `json:"missing,omitempty"`
+	// Decision (approved, denied) once decided; CollectSite is where to collect the certificate.
+	Decision    string `json:"decision,omitempty"`
+	CollectSite string `json:"collect_site"`
 }
 
 // CitizenMoment is one event of a case as the citizen sees it: what, when and where.
@@ -41,6 +47,7 @@ func (c *Case) CitizenView() CitizenView {
 		HolderSite: c.HolderSite, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Applicant: Applicant{Name: MaskName(c.Applicant.Name), IDNumber: MaskIDNumber(c.Applicant.IDNumber), Phone: MaskPhone(c.Applicant.Phone)},
 		Materials: make([]string, len(c.Materials)), Timeline: make([]CitizenMoment, len(c.History)),
+		Missing: c.Missing, Decision: c.Decision, CollectSite: c.CollectionSite(),
 	}
 	if c.Transit != nil {
 		v.InTransitTo = c.Transit.To

@@ -920,11 +920,15 @@ type CitizenView struct {
 	HolderSite  string                 `protobuf:"bytes,6,opt,name=holder_site,json=holderSite,proto3" json:"holder_site,omitempty"`
 	InTransitTo string                 `protobuf:"bytes,7,opt,name=in_transit_to,json=inTransitTo,proto3" json:"in_transit_to,omitempty"`
 	// Masked: the first character of the name, the ends of the ID number and the phone.
-	Applicant     *Applicant       `protobuf:"bytes,8,opt,name=applicant,proto3" json:"applicant,omitempty"`
-	Materials     []string         `protobuf:"bytes,9,rep,name=materials,proto3" json:"materials,omitempty"`
-	CreatedAt     int64            `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     int64            `protobuf:"varint,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Timeline      []*CitizenMoment `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	Applicant *Applicant       `protobuf:"bytes,8,opt,name=applicant,proto3" json:"applicant,omitempty"`
+	Materials []string         `protobuf:"bytes,9,rep,name=materials,proto3" json:"materials,omitempty"`
+	CreatedAt int64            `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt int64            `protobuf:"varint,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Timeline  []*CitizenMoment `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// The one-time notice of a supplement request: every material still to be handed in.
+	Missing       []string `protobuf:"bytes,13,rep,name=missing,proto3" json:"missing,omitempty"`
+	Decision      string   `protobuf:"bytes,14,opt,name=decision,proto3" json:"decision,omitempty"`
+	CollectSite   string   `protobuf:"bytes,15,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1041,6 +1045,27 @@ func (x *CitizenView) GetTimeline() []*CitizenMoment {
 		return x.Timeline
 	}
 	return nil
+}
+
+func (x *CitizenView) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *CitizenView) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *CitizenView) GetCollectSite() string {
+	if x != nil {
+		return x.CollectSite
+	}
+	return ""
 }
 
 type CitizenMoment struct {
@@ -2929,7 +2954,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x15GetCitizenViewRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
 	"\n" +
-	"query_code\x18\x02 \x01(\tR\tqueryCode\"\x91\x03\n" +
+	"query_code\x18\x02 \x01(\tR\tqueryCode\"\xea\x03\n" +
 	"\vCitizenView\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -2946,7 +2971,10 @@ const file_govgrid_proto_rawDesc = "" +
 	" \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_at\x18\v \x01(\x03R\tupdatedAt\x125\n" +
-	"\btimeline\x18\f \x03(\v2\x19.govgrid.v1.CitizenMomentR\btimeline\"}\n" +
+	"\btimeline\x18\f \x03(\v2\x19.govgrid.v1.CitizenMomentR\btimeline\x12\x18\n" +
+	"\amissing\x18\r \x03(\tR\amissing\x12\x1a\n" +
+	"\bdecision\x18\x0e \x01(\tR\bdecision\x12!\n" +
+	"\fcollect_site\x18\x0f \x01(\tR\vcollectSite\"}\n" +
 	"\rCitizenMoment\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x12\n" +

@@ -138,6 +138,7 @@ func CitizenViewToProto(v *casework.CitizenView) *pb.CitizenView {
 		HolderSite: v.HolderSite, InTransitTo: v.InTransitTo, Materials: v.Materials,
 		CreatedAt: nanos(v.CreatedAt), UpdatedAt: nanos(v.UpdatedAt),
 		Applicant: &pb.Applicant{Name: v.Applicant.Name, IdNumber: v.Applicant.IDNumber, Phone: v.Applicant.Phone},
+		Missing:   v.Missing, Decision: v.Decision, CollectSite: v.CollectSite,
 	}
 	for _, m := range v.Timeline {
 		out.Timeline = append(out.Timeline, &pb.CitizenMoment{Type: string(m.Type), At: nanos(m.At), Site: m.Site, ToStatus: string(m.ToStatus), ToSite: m.ToSite})
@@ -152,6 +153,7 @@ func CitizenViewFromProto(p *pb.CitizenView) *casework.CitizenView {
 		Status: casework.Status(p.GetStatus()), HolderSite: p.GetHolderSite(), InTransitTo: p.GetInTransitTo(),
 		Materials: append([]string{}, p.GetMaterials()...), CreatedAt: fromNanos(p.GetCreatedAt()), UpdatedAt: fromNanos(p.GetUpdatedAt()),
 		Timeline: []casework.CitizenMoment{},
+		Missing:  p.GetMissing(), Decision: p.GetDecision(), CollectSite: p.GetCollectSite(),
 	}
 	if a := p.GetApplicant(); a != nil {
 		v.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
