@@ -229,12 +229,18 @@ type StepRequest struct {
 	Exception string `json:"exception,omitempty"`
 	// Department: the department that signs off a joint item.
 	Department string `json:"department,omitempty"`
+	// The bill: the line charged or exempted ("" for the only line; to exempt, the whole bill),
+	// the amount in fen (a charge, or the payment of the whole bill), the payment's reference.
+	FeeLine    string `json:"fee_line,omitempty"`
+	AmountFen  int64  `json:"amount_fen,omitempty"`
+	PaymentRef string `json:"payment_ref,omitempty"`
 }
 
 // Request is the domain's request for step s.
 func (r StepRequest) Request(s casework.Step) casework.StepRequest {
 	return casework.StepRequest{Step: s, Comment: r.Comment, Reason: r.Reason, LegalBasis: r.LegalBasis,
-		Missing: r.Missing, Materials: r.Materials, Exception: r.Exception, Department: r.Department}
+		Missing: r.Missing, Materials: r.Materials, Exception: r.Exception, Department: r.Department,
+		FeeLine: r.FeeLine, AmountFen: r.AmountFen, PaymentRef: r.PaymentRef}
 }
 
 // RetireRequest is the body of POST /v1/site/retire (required there: the reason) and,

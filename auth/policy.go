@@ -27,6 +27,8 @@ const (
 	ActApprove  Action = "approve"           // approve, deny (核准)
 	ActIssue    Action = "issue-certificate" // issue-certificate, deliver (领证, 送达)
 	ActWithdraw Action = "withdraw"          // withdraw, on the applicant's behalf (撤回)
+	ActCharge   Action = "charge"            // charge, exempt: the bill's lines (收费, 减免)
+	ActPay      Action = "pay"               // pay: the payment at the window (缴费)
 
 	ActReadConfig Action = "read-config" // GET /v1/config
 	ActAdminister Action = "administer"  // configuration, catalogue, accounts, backups, leave, retire, reinstate
@@ -55,6 +57,8 @@ var Policy = map[Action][]Role{
 	ActApprove:    {RoleApprover},
 	ActIssue:      {RoleClerk, RoleOfficer},
 	ActWithdraw:   {RoleClerk, RoleGridWorker, RoleOfficer},
+	ActCharge:     {RoleOfficer},
+	ActPay:        {RoleClerk, RoleOfficer},
 	ActReadConfig: Roles,
 	ActAdminister: {RoleAdmin},
 	ActReadAudit:  {RoleAdmin, RoleSupervisor},
@@ -62,7 +66,8 @@ var Policy = map[Action][]Role{
 
 // Actions lists every action, in the order of the role matrix's table.
 var Actions = []Action{ActSubmit, ActReadCase, ActListCases, ActEscalate, ActHandDown, ActReturn, ActRelay,
-	ActAccept, ActProcess, ActReview, ActApprove, ActIssue, ActWithdraw, ActReadConfig, ActAdminister, ActReadAudit}
+	ActAccept, ActProcess, ActReview, ActApprove, ActCharge, ActPay, ActIssue, ActWithdraw, ActReadConfig,
+	ActAdminister, ActReadAudit}
 
 // personalDataRoles are the roles whose work needs an applicant's full ID number and phone: who
 // takes a case in, handles it or decides it. Everyone else who may read a case sees them masked.
@@ -133,6 +138,7 @@ var stepActions = map[string]Action{
 	"process": ActProcess, "sign-off": ActProcess, "complete": ActProcess,
 	"review": ActReview, "approve": ActApprove, "deny": ActApprove,
 	"issue-certificate": ActIssue, "deliver": ActIssue, "withdraw": ActWithdraw,
+	"charge": ActCharge, "exempt": ActCharge, "pay": ActPay,
 }
 
 // RoleFor is the role the bearer of c takes action a in: the first of c's roles that may.

@@ -58,11 +58,16 @@ const (
 	StepDeliver           Step = "deliver"
 	StepWithdraw          Step = "withdraw"
 	StepSignOff           Step = "sign-off"
+	// The bill's steps (bill.go): they keep the case's status.
+	StepCharge Step = "charge"
+	StepExempt Step = "exempt"
+	StepPay    Step = "pay"
 )
 
 // Steps lists every step, in the order of a case's life.
 var Steps = []Step{StepAccept, StepReject, StepRequestSupplement, StepSupplement, StepProcess, StepReview,
-	StepApprove, StepDeny, StepSignOff, StepComplete, StepIssueCertificate, StepDeliver, StepWithdraw}
+	StepApprove, StepDeny, StepSignOff, StepCharge, StepExempt, StepPay, StepComplete, StepIssueCertificate,
+	StepDeliver, StepWithdraw}
 
 // Valid reports whether s is a known step.
 func (s Step) Valid() bool { return slices.Contains(Steps, s) }
@@ -83,6 +88,7 @@ var StepPlace = map[Step]Where{
 	StepWithdraw: AtHolder, StepProcess: AtDeciding, StepReview: AtDeciding, StepApprove: AtDeciding,
 	StepDeny: AtDeciding, StepSignOff: AtDeciding, StepComplete: AtDeciding,
 	StepIssueCertificate: AtCollection, StepDeliver: AtCollection,
+	StepCharge: AtHolder, StepExempt: AtHolder, StepPay: AtHolder,
 }
 
 // The event types of the steps: one per step.
@@ -100,6 +106,9 @@ const (
 	EventCertificateIssued   EventType = "certificate_issued"
 	EventDelivered           EventType = "delivered"
 	EventWithdrawn           EventType = "withdrawn"
+	EventCharged             EventType = "charged"
+	EventExempted            EventType = "exempted"
+	EventPaid                EventType = "paid"
 )
 
 var stepEvents = map[Step]EventType{
@@ -107,6 +116,7 @@ var stepEvents = map[Step]EventType{
 	StepSupplement: EventSupplemented, StepProcess: EventProcessing, StepReview: EventReviewed,
 	StepApprove: EventApproved, StepDeny: EventDenied, StepSignOff: EventSignedOff, StepComplete: EventCompleted,
 	StepIssueCertificate: EventCertificateIssued, StepDeliver: EventDelivered, StepWithdraw: EventWithdrawn,
+	StepCharge: EventCharged, StepExempt: EventExempted, StepPay: EventPaid,
 }
 
 // transitions is the state machine: from a status, the steps allowed and where each leads.
@@ -115,12 +125,16 @@ var transitions = map[Status]map[Step]Status{
 	StatusSubmitted: {StepAccept: StatusAccepted, StepReject: StatusNotAccepted,
 		StepRequestSupplement: StatusSupplementRequested, StepWithdraw: StatusWithdrawn},
 	StatusSupplementRequested: {StepSupplement: StatusSubmitted, StepReject: StatusNotAccepted, StepWithdraw: StatusWithdrawn},
-	StatusAccepted:            {StepProcess: StatusProcessing, StepComplete: StatusCompleted, StepWithdraw: StatusWithdrawn},
-	StatusProcessing:          {StepReview: StatusReviewed, StepSignOff: StatusProcessing, StepWithdraw: StatusWithdrawn},
-	StatusReviewed:            {StepApprove: StatusApproved, StepDeny: StatusDenied, StepSignOff: StatusReviewed, StepWithdraw: StatusWithdrawn},
-	StatusApproved:            {StepComplete: StatusCompleted, StepSignOff: StatusApproved},
-	StatusDenied:              {StepComplete: StatusCompleted},
-	StatusCompleted:           {StepIssueCertificate: StatusCertificateIssued, StepDeliver: StatusDelivered},
+	StatusAccepted: {StepProcess: StatusProcessing, StepComplete: StatusCompleted, StepWithdraw: StatusWithdrawn,
+		StepCharge: StatusAccepted, StepExempt: StatusAccepted, StepPay: StatusAccepted},
+	StatusProcessing: {StepReview: StatusReviewed, StepSignOff: StatusProcessing, StepWithdraw: StatusWithdrawn,
+		StepCharge: StatusProcessing, StepExempt: StatusProcessing, StepPay: StatusProcessing},
+	StatusReviewed: {StepApprove: StatusApproved, StepDeny: StatusDenied, StepSignOff: StatusReviewed, StepWithdraw: StatusWithdrawn,
+		StepCharge: StatusReviewed, StepExempt: StatusReviewed, StepPay: StatusReviewed},
+	StatusApproved: {StepComplete: StatusCompleted, StepSignOff: StatusApproved,
+		StepCharge: StatusApproved, StepExempt: StatusApproved, StepPay: StatusApproved},
+	StatusDenied:    {StepComplete: StatusCompleted},
+	StatusCompleted: {StepIssueCertificate: StatusCertificateIssued, StepDeliver: StatusDelivered, StepPay: StatusCompleted},
 }
 
 // Mode is how an item is processed (办理方式).
@@ -145,6 +159,8 @@ type ItemRules struct {
 	RequiredMaterials []string `json:"required_materials,omitempty"`
 	// DecideTier is the tier whose site decides the case.
 	DecideTier string `json:"decide_tier,omitempty"`
+	// Fees are the item's fee lines: the case's bill is made of them at acceptance.
+	Fees []Fee `json:"fees,omitempty"`
 }
 
 // StepRequest is one step asked of a case, with what it records.
@@ -170,6 +186,11 @@ type StepRequest struct {
 	Exception string `json:"exception,omitempty"`
 	// Department is the department that signs off a joint item.
 	Department string `json:"department,omitempty"`
+	// The bill's steps: the line charged or exempted ("" for the only line, or the whole bill
+	// to exempt), the amount in fen (charged, or paid: the whole bill), the payment's reference.
+	FeeLine    string `json:"fee_line,omitempty"`
+	AmountFen  int64  `json:"amount_fen,omitempty"`
+	PaymentRef string `json:"payment_ref,omitempty"`
 }
 
 // SignOff is a department's sign-off of a joint item.
@@ -210,6 +231,7 @@ func AllowedSteps(status Status, rules ItemRules) []Step {
 	for _, s := range Steps {
 		if _, ok := transitions[status][s]; !ok ||
 			s == StepSignOff && rules.Mode != ModeJoint ||
+			(s == StepCharge || s == StepExempt || s == StepPay) && len(rules.Fees) == 0 ||
 			s == StepComplete && status == StatusAccepted && rules.Mode != ModeImmediate {
 			continue
 		}
@@ -248,6 +270,9 @@ func (c *Case) Take(r StepRequest, rules ItemRules) error {
 	case StepAccept:
 		if rules.DecideTier != "" {
 			c.DecideTier = rules.DecideTier // the item says who decides it
+		}
+		if len(rules.Fees) > 0 && c.Bill == nil {
+			c.Bill = newBill(rules.Fees) // one bill per case
 		}
 		if missing := c.missingRequired(rules); len(missing) > 0 {
 			if r.Exception == "" {
@@ -318,6 +343,33 @@ func (c *Case) Take(r StepRequest, rules ItemRules) error {
 	case StepIssueCertificate, StepDeliver:
 		if c.Decision != DecisionApproved {
 			return conflictf("the case was %s: there is no certificate", c.Decision)
+		}
+		if c.Bill.Owes() {
+			return conflictf("the bill of %s is not paid yet: pay it first", Yuan(c.Bill.TotalFen))
+		}
+	case StepCharge, StepExempt, StepPay:
+		if c.Bill == nil {
+			return conflictf("the case has no bill: its item charges nothing")
+		}
+		bill := *c.Bill
+		bill.Lines = slices.Clone(c.Bill.Lines)
+		var what string
+		var err error
+		switch r.Step {
+		case StepCharge:
+			what, err = bill.charge(r)
+		case StepExempt:
+			what, err = bill.exempt(r)
+		default:
+			what, err = bill.pay(r)
+		}
+		if err != nil {
+			return err
+		}
+		c.Bill = &bill
+		note = append(note, what)
+		if r.Reason != "" && r.Step != StepPay {
+			note = append(note, "理由 "+r.Reason)
 		}
 	case StepWithdraw:
 		c.resume(r.At)
@@ -418,6 +470,14 @@ func (r *StepRequest) Validate() error {
 	checkText(&fe, "legal_basis", r.LegalBasis, MaxReason, r.Step == StepReject)
 	checkText(&fe, "exception", r.Exception, MaxReason, false)
 	checkText(&fe, "department", r.Department, 64, r.Step == StepSignOff)
+	checkText(&fe, "fee_line", r.FeeLine, 100, false)
+	checkText(&fe, "payment_ref", r.PaymentRef, 128, r.Step == StepPay)
+	if r.Step == StepExempt && strings.TrimSpace(r.Reason) == "" {
+		fe.add("reason", "an exemption needs its reason")
+	}
+	if r.AmountFen < 0 || r.AmountFen > MaxFeeFen {
+		fe.add("amount_fen", "0 to %d fen", int64(MaxFeeFen))
+	}
 	if r.Step == StepRequestSupplement {
 		if len(r.Missing) == 0 {
 			fe.add("missing", "name every missing material, at once (一次性告知)")

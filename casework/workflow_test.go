@@ -40,6 +40,12 @@ func step(c *Case, s Step, actor string) StepRequest {
 		r.Materials = []Material{{Name: "户口簿", Pages: 2}, {Name: "收入证明", Pages: 1}}
 	case StepSignOff:
 		r.Department = "rs"
+	case StepCharge:
+		r.AmountFen = 1000
+	case StepExempt:
+		r.Reason = "低保对象免收"
+	case StepPay:
+		r.AmountFen, r.PaymentRef = 1000, "pay-2026-0001"
 	}
 	return r
 }
@@ -279,5 +285,66 @@ func TestStepRequestsAreChecked(t *testing.T) {
 		if err := c.Take(bad, ItemRules{}); !errors.As(err, &fe) {
 			t.Errorf("%+v: %v, want field errors", bad, err)
 		}
+	}
+}
+
+// TestOneBill: the item's fee lines become the case's one bill at acceptance, in fen; a charge
+// other than the standard needs a reason and is marked; an exemption needs its reason; the bill
+// is paid whole, once, with a reference; the certificate waits for it.
+func TestOneBill(t *testing.T) {
+	rules := ItemRules{Mode: ModeImmediate, Fees: []Fee{
+		{Name: "工本费", StandardFen: 1000, Basis: "《居民身份证法》"},
+		{Name: "快递费", StandardFen: 1250, Basis: "自愿选择"},
+	}}
+	c := lifeCase(t)
+	if err := c.Take(step(c, StepAccept, "王芳 (clerk)"), rules); err != nil {
+		t.Fatal(err)
+	}
+	if c.Bill == nil || len(c.Bill.Lines) != 2 || c.Bill.TotalFen != 2250 || c.Bill.Owes() != true {
+		t.Fatalf("the bill at acceptance: %+v", c.Bill)
+	}
+	r := step(c, StepCharge, "李明 (officer)")
+	r.FeeLine, r.AmountFen = "快递费", 800
+	if err := c.Take(r, rules); err == nil || !strings.Contains(err.Error(), "reason") {
+		t.Fatalf("an adjusted charge without a reason: %v", err)
+	}
+	r.Reason = "同城快递优惠"
+	if err := c.Take(r, rules); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Bill.Lines[1]; !l.Adjusted || l.ChargedFen != 800 || c.Bill.TotalFen != 1800 {
+		t.Fatalf("after the adjusted charge: %+v, total %d", l, c.Bill.TotalFen)
+	}
+	r = step(c, StepExempt, "李明 (officer)")
+	r.FeeLine = "工本费"
+	if err := c.Take(r, rules); err != nil || c.Bill.TotalFen != 800 {
+		t.Fatalf("exemption: %v, total %d", err, c.Bill.TotalFen)
+	}
+	if err := c.Take(step(c, StepComplete, "李明 (officer)"), rules); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Take(step(c, StepIssueCertificate, "王芳 (clerk)"), rules); err == nil || !strings.Contains(err.Error(), "¥8.00") {
+		t.Fatalf("a certificate with the bill unpaid: %v", err)
+	}
+	pay := step(c, StepPay, "王芳 (clerk)")
+	pay.AmountFen = 500
+	if err := c.Take(pay, rules); err == nil || !strings.Contains(err.Error(), "pay it whole") {
+		t.Fatalf("a part payment: %v", err)
+	}
+	pay.AmountFen = 800
+	if err := c.Take(pay, rules); err != nil || !c.Bill.Paid || c.Bill.PaymentRef != "pay-2026-0001" {
+		t.Fatalf("payment: %v %+v", err, c.Bill)
+	}
+	if err := c.Take(pay, rules); err == nil {
+		t.Fatal("a second payment taken")
+	}
+	if err := c.Take(step(c, StepIssueCertificate, "王芳 (clerk)"), rules); err != nil {
+		t.Fatalf("the certificate once paid: %v", err)
+	}
+	if err := c.VerifyHistory(); err != nil {
+		t.Fatal(err)
+	}
+	if Yuan(123456) != "¥1234.56" || Yuan(5) != "¥0.05" {
+		t.Errorf("Yuan: %s %s", Yuan(123456), Yuan(5))
 	}
 }

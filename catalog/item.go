@@ -396,5 +396,8 @@ func (it *Item) Rules() casework.ItemRules {
 			r.RequiredMaterials = append(r.RequiredMaterials, m.Name)
 		}
 	}
+	for _, f := range it.Fees {
+		r.Fees = append(r.Fees, casework.Fee{Name: f.Name, StandardFen: f.StandardFen, Basis: f.Basis})
+	}
 	return r
 }

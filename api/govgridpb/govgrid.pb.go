@@ -37,6 +37,9 @@ type TakeStepRequest struct {
 	Materials     []*Material            `protobuf:"bytes,7,rep,name=materials,proto3" json:"materials,omitempty"`
 	Exception     string                 `protobuf:"bytes,8,opt,name=exception,proto3" json:"exception,omitempty"`
 	Department    string                 `protobuf:"bytes,9,opt,name=department,proto3" json:"department,omitempty"`
+	FeeLine       string                 `protobuf:"bytes,10,opt,name=fee_line,json=feeLine,proto3" json:"fee_line,omitempty"`
+	AmountFen     int64                  `protobuf:"varint,11,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	PaymentRef    string                 `protobuf:"bytes,12,opt,name=payment_ref,json=paymentRef,proto3" json:"payment_ref,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +137,205 @@ func (x *TakeStepRequest) GetDepartment() string {
 	return ""
 }
 
+func (x *TakeStepRequest) GetFeeLine() string {
+	if x != nil {
+		return x.FeeLine
+	}
+	return ""
+}
+
+func (x *TakeStepRequest) GetAmountFen() int64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+func (x *TakeStepRequest) GetPaymentRef() string {
+	if x != nil {
+		return x.PaymentRef
+	}
+	return ""
+}
+
+// Bill is a case's one bill (一单式收费), in fen.
+type Bill struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Lines      []*FeeLine             `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	TotalFen   int64                  `protobuf:"varint,2,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
+	Paid       bool                   `protobuf:"varint,3,opt,name=paid,proto3" json:"paid,omitempty"`
+	PaymentRef string                 `protobuf:"bytes,4,opt,name=payment_ref,json=paymentRef,proto3" json:"payment_ref,omitempty"`
+	// Unix nanoseconds; 0 while unpaid.
+	PaidAt        int64 `protobuf:"varint,5,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bill) Reset() {
+	*x = Bill{}
+	mi := &file_govgrid_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bill) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bill) ProtoMessage() {}
+
+func (x *Bill) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bill.ProtoReflect.Descriptor instead.
+func (*Bill) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Bill) GetLines() []*FeeLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *Bill) GetTotalFen() int64 {
+	if x != nil {
+		return x.TotalFen
+	}
+	return 0
+}
+
+func (x *Bill) GetPaid() bool {
+	if x != nil {
+		return x.Paid
+	}
+	return false
+}
+
+func (x *Bill) GetPaymentRef() string {
+	if x != nil {
+		return x.PaymentRef
+	}
+	return ""
+}
+
+func (x *Bill) GetPaidAt() int64 {
+	if x != nil {
+		return x.PaidAt
+	}
+	return 0
+}
+
+type FeeLine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	StandardFen   int64                  `protobuf:"varint,2,opt,name=standard_fen,json=standardFen,proto3" json:"standard_fen,omitempty"`
+	ChargedFen    int64                  `protobuf:"varint,3,opt,name=charged_fen,json=chargedFen,proto3" json:"charged_fen,omitempty"`
+	Basis         string                 `protobuf:"bytes,4,opt,name=basis,proto3" json:"basis,omitempty"`
+	Adjusted      bool                   `protobuf:"varint,5,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
+	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Exempt        bool                   `protobuf:"varint,7,opt,name=exempt,proto3" json:"exempt,omitempty"`
+	ExemptReason  string                 `protobuf:"bytes,8,opt,name=exempt_reason,json=exemptReason,proto3" json:"exempt_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeeLine) Reset() {
+	*x = FeeLine{}
+	mi := &file_govgrid_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeeLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeeLine) ProtoMessage() {}
+
+func (x *FeeLine) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeeLine.ProtoReflect.Descriptor instead.
+func (*FeeLine) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FeeLine) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FeeLine) GetStandardFen() int64 {
+	if x != nil {
+		return x.StandardFen
+	}
+	return 0
+}
+
+func (x *FeeLine) GetChargedFen() int64 {
+	if x != nil {
+		return x.ChargedFen
+	}
+	return 0
+}
+
+func (x *FeeLine) GetBasis() string {
+	if x != nil {
+		return x.Basis
+	}
+	return ""
+}
+
+func (x *FeeLine) GetAdjusted() bool {
+	if x != nil {
+		return x.Adjusted
+	}
+	return false
+}
+
+func (x *FeeLine) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FeeLine) GetExempt() bool {
+	if x != nil {
+		return x.Exempt
+	}
+	return false
+}
+
+func (x *FeeLine) GetExemptReason() string {
+	if x != nil {
+		return x.ExemptReason
+	}
+	return ""
+}
+
 // SignOff is a department's sign-off of a joint (联办) item.
 type SignOff struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -146,7 +348,7 @@ type SignOff struct {
 
 func (x *SignOff) Reset() {
 	*x = SignOff{}
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +360,7 @@ func (x *SignOff) String() string {
 func (*SignOff) ProtoMessage() {}
 
 func (x *SignOff) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[1]
+	mi := &file_govgrid_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +373,7 @@ func (x *SignOff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOff.ProtoReflect.Descriptor instead.
 func (*SignOff) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{1}
+	return file_govgrid_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SignOff) GetDepartment() string {
@@ -205,7 +407,7 @@ type PeerAuditRequest struct {
 
 func (x *PeerAuditRequest) Reset() {
 	*x = PeerAuditRequest{}
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +419,7 @@ func (x *PeerAuditRequest) String() string {
 func (*PeerAuditRequest) ProtoMessage() {}
 
 func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[2]
+	mi := &file_govgrid_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +432,7 @@ func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditRequest.ProtoReflect.Descriptor instead.
 func (*PeerAuditRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{2}
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PeerAuditRequest) GetFrom() uint64 {
@@ -257,7 +459,7 @@ type PeerAuditResponse struct {
 
 func (x *PeerAuditResponse) Reset() {
 	*x = PeerAuditResponse{}
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +471,7 @@ func (x *PeerAuditResponse) String() string {
 func (*PeerAuditResponse) ProtoMessage() {}
 
 func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[3]
+	mi := &file_govgrid_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +484,7 @@ func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditResponse.ProtoReflect.Descriptor instead.
 func (*PeerAuditResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{3}
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PeerAuditResponse) GetPageJson() []byte {
@@ -303,7 +505,7 @@ type Applicant struct {
 
 func (x *Applicant) Reset() {
 	*x = Applicant{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +517,7 @@ func (x *Applicant) String() string {
 func (*Applicant) ProtoMessage() {}
 
 func (x *Applicant) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +530,7 @@ func (x *Applicant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applicant.ProtoReflect.Descriptor instead.
 func (*Applicant) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Applicant) GetName() string {
@@ -364,7 +566,7 @@ type Material struct {
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +578,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +591,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Material) GetName() string {
@@ -437,7 +639,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +651,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +664,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -570,7 +772,7 @@ type Transit struct {
 
 func (x *Transit) Reset() {
 	*x = Transit{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +784,7 @@ func (x *Transit) String() string {
 func (*Transit) ProtoMessage() {}
 
 func (x *Transit) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +797,7 @@ func (x *Transit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transit.ProtoReflect.Descriptor instead.
 func (*Transit) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Transit) GetHandoffId() string {
@@ -656,13 +858,14 @@ type Case struct {
 	ReviewedBy    string     `protobuf:"bytes,22,opt,name=reviewed_by,json=reviewedBy,proto3" json:"reviewed_by,omitempty"`
 	Decision      string     `protobuf:"bytes,23,opt,name=decision,proto3" json:"decision,omitempty"`
 	SignOffs      []*SignOff `protobuf:"bytes,24,rep,name=sign_offs,json=signOffs,proto3" json:"sign_offs,omitempty"`
+	Bill          *Bill      `protobuf:"bytes,25,opt,name=bill,proto3" json:"bill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +877,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +890,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Case) GetNumber() string {
@@ -858,6 +1061,13 @@ func (x *Case) GetSignOffs() []*SignOff {
 	return nil
 }
 
+func (x *Case) GetBill() *Bill {
+	if x != nil {
+		return x.Bill
+	}
+	return nil
+}
+
 type GetCitizenViewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
@@ -868,7 +1078,7 @@ type GetCitizenViewRequest struct {
 
 func (x *GetCitizenViewRequest) Reset() {
 	*x = GetCitizenViewRequest{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1090,7 @@ func (x *GetCitizenViewRequest) String() string {
 func (*GetCitizenViewRequest) ProtoMessage() {}
 
 func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1103,7 @@ func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
 func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCitizenViewRequest) GetNumber() string {
@@ -935,7 +1145,7 @@ type CitizenView struct {
 
 func (x *CitizenView) Reset() {
 	*x = CitizenView{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1157,7 @@ func (x *CitizenView) String() string {
 func (*CitizenView) ProtoMessage() {}
 
 func (x *CitizenView) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1170,7 @@ func (x *CitizenView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
 func (*CitizenView) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CitizenView) GetNumber() string {
@@ -1081,7 +1291,7 @@ type CitizenMoment struct {
 
 func (x *CitizenMoment) Reset() {
 	*x = CitizenMoment{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1303,7 @@ func (x *CitizenMoment) String() string {
 func (*CitizenMoment) ProtoMessage() {}
 
 func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1316,7 @@ func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
 func (*CitizenMoment) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CitizenMoment) GetType() string {
@@ -1160,7 +1370,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1382,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1395,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -1243,7 +1453,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1465,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1478,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -1350,7 +1560,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1572,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1585,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -1406,7 +1616,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1628,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1641,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -1514,7 +1724,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1736,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1749,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -1565,7 +1775,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1787,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1800,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1609,7 +1819,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1831,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1844,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -1652,7 +1862,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1874,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1887,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 type RaftStatusResponse struct {
@@ -1695,7 +1905,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1917,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1930,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -1777,7 +1987,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1999,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +2012,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -1865,7 +2075,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2087,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2100,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -1915,7 +2125,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2137,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2150,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 type HandoffRequest struct {
@@ -1953,7 +2163,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2175,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2188,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -2006,7 +2216,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2228,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2241,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -2057,7 +2267,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2279,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2292,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -2104,7 +2314,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2326,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2339,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -2165,7 +2375,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2387,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2400,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -2225,7 +2435,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2447,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2460,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -2292,7 +2502,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2514,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2527,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -2344,7 +2554,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2566,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2579,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{31}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -2392,7 +2602,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2614,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2627,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{32}
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -2455,7 +2665,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2677,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2690,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{33}
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -2533,7 +2743,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2755,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2768,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{34}
+	return file_govgrid_proto_rawDescGZIP(), []int{36}
 }
 
 type LinkStatusResponse struct {
@@ -2573,7 +2783,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2795,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2808,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{35}
+	return file_govgrid_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -2636,7 +2846,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2858,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2871,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{36}
+	return file_govgrid_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -2706,7 +2916,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2928,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2941,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{37}
+	return file_govgrid_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -2773,7 +2983,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2995,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +3008,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{38}
+	return file_govgrid_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ChangePasswordRequest) GetUser() string {
@@ -2830,7 +3040,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2842,7 +3052,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2855,7 +3065,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{39}
+	return file_govgrid_proto_rawDescGZIP(), []int{41}
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -2863,7 +3073,7 @@ var File_govgrid_proto protoreflect.FileDescriptor
 const file_govgrid_proto_rawDesc = "" +
 	"\n" +
 	"\rgovgrid.proto\x12\n" +
-	"govgrid.v1\"\x9c\x02\n" +
+	"govgrid.v1\"\xf7\x02\n" +
 	"\x0fTakeStepRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\tR\x04step\x12\x18\n" +
@@ -2876,7 +3086,30 @@ const file_govgrid_proto_rawDesc = "" +
 	"\texception\x18\b \x01(\tR\texception\x12\x1e\n" +
 	"\n" +
 	"department\x18\t \x01(\tR\n" +
-	"department\"O\n" +
+	"department\x12\x19\n" +
+	"\bfee_line\x18\n" +
+	" \x01(\tR\afeeLine\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\v \x01(\x03R\tamountFen\x12\x1f\n" +
+	"\vpayment_ref\x18\f \x01(\tR\n" +
+	"paymentRef\"\x9c\x01\n" +
+	"\x04Bill\x12)\n" +
+	"\x05lines\x18\x01 \x03(\v2\x13.govgrid.v1.FeeLineR\x05lines\x12\x1b\n" +
+	"\ttotal_fen\x18\x02 \x01(\x03R\btotalFen\x12\x12\n" +
+	"\x04paid\x18\x03 \x01(\bR\x04paid\x12\x1f\n" +
+	"\vpayment_ref\x18\x04 \x01(\tR\n" +
+	"paymentRef\x12\x17\n" +
+	"\apaid_at\x18\x05 \x01(\x03R\x06paidAt\"\xe8\x01\n" +
+	"\aFeeLine\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fstandard_fen\x18\x02 \x01(\x03R\vstandardFen\x12\x1f\n" +
+	"\vcharged_fen\x18\x03 \x01(\x03R\n" +
+	"chargedFen\x12\x14\n" +
+	"\x05basis\x18\x04 \x01(\tR\x05basis\x12\x1a\n" +
+	"\badjusted\x18\x05 \x01(\bR\badjusted\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06exempt\x18\a \x01(\bR\x06exempt\x12#\n" +
+	"\rexempt_reason\x18\b \x01(\tR\fexemptReason\"O\n" +
 	"\aSignOff\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
@@ -2917,7 +3150,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"handoff_id\x18\x01 \x01(\tR\thandoffId\x12\x17\n" +
 	"\ato_site\x18\x02 \x01(\tR\x06toSite\x12\x12\n" +
 	"\x04move\x18\x03 \x01(\tR\x04move\x12\x14\n" +
-	"\x05since\x18\x04 \x01(\x03R\x05since\"\xb4\x06\n" +
+	"\x05since\x18\x04 \x01(\x03R\x05since\"\xda\x06\n" +
 	"\x04Case\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -2950,7 +3183,8 @@ const file_govgrid_proto_rawDesc = "" +
 	"\vreviewed_by\x18\x16 \x01(\tR\n" +
 	"reviewedBy\x12\x1a\n" +
 	"\bdecision\x18\x17 \x01(\tR\bdecision\x120\n" +
-	"\tsign_offs\x18\x18 \x03(\v2\x13.govgrid.v1.SignOffR\bsignOffs\"N\n" +
+	"\tsign_offs\x18\x18 \x03(\v2\x13.govgrid.v1.SignOffR\bsignOffs\x12$\n" +
+	"\x04bill\x18\x19 \x01(\v2\x10.govgrid.v1.BillR\x04bill\"N\n" +
 	"\x15GetCitizenViewRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
 	"\n" +
@@ -3144,109 +3378,113 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_govgrid_proto_goTypes = []any{
 	(*TakeStepRequest)(nil),        // 0: govgrid.v1.TakeStepRequest
-	(*SignOff)(nil),                // 1: govgrid.v1.SignOff
-	(*PeerAuditRequest)(nil),       // 2: govgrid.v1.PeerAuditRequest
-	(*PeerAuditResponse)(nil),      // 3: govgrid.v1.PeerAuditResponse
-	(*Applicant)(nil),              // 4: govgrid.v1.Applicant
-	(*Material)(nil),               // 5: govgrid.v1.Material
-	(*Event)(nil),                  // 6: govgrid.v1.Event
-	(*Transit)(nil),                // 7: govgrid.v1.Transit
-	(*Case)(nil),                   // 8: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil),  // 9: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),            // 10: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),          // 11: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),        // 12: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),      // 13: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),         // 14: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),       // 15: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),      // 16: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),           // 17: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),          // 18: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),      // 19: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),     // 20: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),             // 21: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),   // 22: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil),  // 23: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),         // 24: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),            // 25: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),        // 26: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),             // 27: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),                // 28: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),              // 29: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),     // 30: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),    // 31: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),      // 32: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),            // 33: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),      // 34: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),     // 35: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),               // 36: govgrid.v1.FeedLink
-	(*TargetLink)(nil),             // 37: govgrid.v1.TargetLink
-	(*ChangePasswordRequest)(nil),  // 38: govgrid.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 39: govgrid.v1.ChangePasswordResponse
-	nil,                            // 40: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*Bill)(nil),                   // 1: govgrid.v1.Bill
+	(*FeeLine)(nil),                // 2: govgrid.v1.FeeLine
+	(*SignOff)(nil),                // 3: govgrid.v1.SignOff
+	(*PeerAuditRequest)(nil),       // 4: govgrid.v1.PeerAuditRequest
+	(*PeerAuditResponse)(nil),      // 5: govgrid.v1.PeerAuditResponse
+	(*Applicant)(nil),              // 6: govgrid.v1.Applicant
+	(*Material)(nil),               // 7: govgrid.v1.Material
+	(*Event)(nil),                  // 8: govgrid.v1.Event
+	(*Transit)(nil),                // 9: govgrid.v1.Transit
+	(*Case)(nil),                   // 10: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),  // 11: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),            // 12: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),          // 13: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),        // 14: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),      // 15: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),         // 16: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),       // 17: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),      // 18: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),           // 19: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),          // 20: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),      // 21: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),     // 22: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),             // 23: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),   // 24: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),  // 25: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),         // 26: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),            // 27: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),        // 28: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),             // 29: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                // 30: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),              // 31: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),     // 32: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),    // 33: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),      // 34: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),            // 35: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),      // 36: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),     // 37: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),               // 38: govgrid.v1.FeedLink
+	(*TargetLink)(nil),             // 39: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),  // 40: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 41: govgrid.v1.ChangePasswordResponse
+	nil,                            // 42: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
-	5,  // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
-	4,  // 1: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
-	5,  // 2: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
-	6,  // 3: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	7,  // 4: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
-	1,  // 5: govgrid.v1.Case.sign_offs:type_name -> govgrid.v1.SignOff
-	4,  // 6: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
-	11, // 7: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
-	4,  // 8: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	5,  // 9: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	8,  // 10: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	21, // 11: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	25, // 12: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	27, // 13: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	40, // 14: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	36, // 15: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	37, // 16: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	13, // 17: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	14, // 18: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	15, // 19: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	12, // 20: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	9,  // 21: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	0,  // 22: govgrid.v1.Cases.TakeStep:input_type -> govgrid.v1.TakeStepRequest
-	17, // 23: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	19, // 24: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	22, // 25: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	24, // 26: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	28, // 27: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	30, // 28: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	32, // 29: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	34, // 30: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	38, // 31: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	14, // 32: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
-	9,  // 33: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	2,  // 34: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
-	8,  // 35: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	8,  // 36: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	16, // 37: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	8,  // 38: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	10, // 39: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	8,  // 40: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
-	18, // 41: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	20, // 42: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	23, // 43: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	26, // 44: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	29, // 45: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	31, // 46: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	33, // 47: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	35, // 48: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	39, // 49: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	8,  // 50: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
-	10, // 51: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
-	3,  // 52: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
-	35, // [35:53] is the sub-list for method output_type
-	17, // [17:35] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	7,  // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
+	2,  // 1: govgrid.v1.Bill.lines:type_name -> govgrid.v1.FeeLine
+	6,  // 2: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
+	7,  // 3: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
+	8,  // 4: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
+	9,  // 5: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	3,  // 6: govgrid.v1.Case.sign_offs:type_name -> govgrid.v1.SignOff
+	1,  // 7: govgrid.v1.Case.bill:type_name -> govgrid.v1.Bill
+	6,  // 8: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	13, // 9: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	6,  // 10: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	7,  // 11: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	10, // 12: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	23, // 13: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	27, // 14: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	29, // 15: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	42, // 16: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	38, // 17: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	39, // 18: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	15, // 19: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	16, // 20: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	17, // 21: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	14, // 22: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	11, // 23: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	0,  // 24: govgrid.v1.Cases.TakeStep:input_type -> govgrid.v1.TakeStepRequest
+	19, // 25: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	21, // 26: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	24, // 27: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	26, // 28: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	30, // 29: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	32, // 30: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	34, // 31: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	36, // 32: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	40, // 33: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	16, // 34: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	11, // 35: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	4,  // 36: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
+	10, // 37: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	10, // 38: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	18, // 39: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	10, // 40: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	12, // 41: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	10, // 42: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
+	20, // 43: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	22, // 44: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	25, // 45: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	28, // 46: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	31, // 47: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	33, // 48: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	35, // 49: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	37, // 50: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	41, // 51: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	10, // 52: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	12, // 53: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	5,  // 54: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_govgrid_proto_init() }
@@ -3260,7 +3498,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -60,6 +60,16 @@ func CaseToProto(c *casework.Case) *pb.Case {
 	for _, so := range c.SignOffs {
 		out.SignOffs = append(out.SignOffs, &pb.SignOff{Department: so.Department, Actor: so.Actor, At: nanos(so.At)})
 	}
+	if b := c.Bill; b != nil {
+		out.Bill = &pb.Bill{TotalFen: b.TotalFen, Paid: b.Paid, PaymentRef: b.PaymentRef}
+		if b.PaidAt != nil {
+			out.Bill.PaidAt = nanos(*b.PaidAt)
+		}
+		for _, l := range b.Lines {
+			out.Bill.Lines = append(out.Bill.Lines, &pb.FeeLine{Name: l.Name, StandardFen: l.StandardFen, ChargedFen: l.ChargedFen,
+				Basis: l.Basis, Adjusted: l.Adjusted, Reason: l.Reason, Exempt: l.Exempt, ExemptReason: l.ExemptReason})
+		}
+	}
 	for _, m := range c.Materials {
 		out.Materials = append(out.Materials, &pb.Material{Name: m.Name, Digest: m.Digest, Pages: int32(m.Pages)})
 	}
@@ -93,6 +103,17 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 	}
 	for _, so := range p.GetSignOffs() {
 		c.SignOffs = append(c.SignOffs, casework.SignOff{Department: so.GetDepartment(), Actor: so.GetActor(), At: fromNanos(so.GetAt())})
+	}
+	if b := p.GetBill(); b != nil {
+		c.Bill = &casework.Bill{TotalFen: b.GetTotalFen(), Paid: b.GetPaid(), PaymentRef: b.GetPaymentRef(), Lines: []casework.FeeLine{}}
+		if b.GetPaidAt() != 0 {
+			at := fromNanos(b.GetPaidAt())
+			c.Bill.PaidAt = &at
+		}
+		for _, l := range b.GetLines() {
+			c.Bill.Lines = append(c.Bill.Lines, casework.FeeLine{Name: l.GetName(), StandardFen: l.GetStandardFen(), ChargedFen: l.GetChargedFen(),
+				Basis: l.GetBasis(), Adjusted: l.GetAdjusted(), Reason: l.GetReason(), Exempt: l.GetExempt(), ExemptReason: l.GetExemptReason()})
+		}
 	}
 	if a := p.GetApplicant(); a != nil {
 		c.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}
@@ -168,7 +189,8 @@ func CitizenViewFromProto(p *pb.CitizenView) *casework.CitizenView {
 // StepFromProto converts a gRPC step request into the domain's (the node fills who, where, when).
 func StepFromProto(r *pb.TakeStepRequest) casework.StepRequest {
 	out := casework.StepRequest{Step: casework.Step(r.GetStep()), Comment: r.GetComment(), Reason: r.GetReason(),
-		LegalBasis: r.GetLegalBasis(), Missing: r.GetMissing(), Exception: r.GetException(), Department: r.GetDepartment()}
+		LegalBasis: r.GetLegalBasis(), Missing: r.GetMissing(), Exception: r.GetException(), Department: r.GetDepartment(),
+		FeeLine: r.GetFeeLine(), AmountFen: r.GetAmountFen(), PaymentRef: r.GetPaymentRef()}
 	for _, m := range r.GetMaterials() {
 		out.Materials = append(out.Materials, casework.Material{Name: m.GetName(), Digest: m.GetDigest(), Pages: int(m.GetPages())})
 	}

@@ -31,7 +31,7 @@ func acceptedCase(t *testing.T) *casework.Case {
 // value (the history hashes are made up: it is for field-by-field checks, not VerifyHistory).
 func fullCase() *casework.Case {
 	at := time.Date(2026, 11, 25, 9, 30, 0, 123456789, time.UTC)
-	paused := at.Add(30 * time.Minute)
+	paused, paid := at.Add(30*time.Minute), at.Add(3*time.Hour)
 	return &casework.Case{
 		Number: apitest.Number, Kind: casework.KindApplication, ItemCode: "QT-0010", Title: "居住证办理",
 		Description: "满半年", Applicant: casework.Applicant{Name: "张三", IDNumber: "63010219900101123X", Phone: "13800138000"},
@@ -53,6 +53,8 @@ func fullCase() *casework.Case {
 		CollectSite: "cd-dgdj-ngj", Missing: []string{"户口簿", "收入证明"}, PausedSince: &paused, PausedSeconds: 86400,
 		ReviewedBy: "张审 (cd.reviewer)", Decision: casework.DecisionApproved,
 		SignOffs: []casework.SignOff{{Department: "rs", Actor: "人社 (rs.officer)", At: at.Add(2 * time.Hour)}},
+		Bill: &casework.Bill{Lines: []casework.FeeLine{{Name: "工本费", StandardFen: 1000, ChargedFen: 800, Basis: "《收费标准》",
+			Adjusted: true, Reason: "优惠", Exempt: true, ExemptReason: "低保"}}, TotalFen: 800, Paid: true, PaymentRef: "p-1", PaidAt: &paid},
 		Transit: &casework.Transit{HandoffID: casework.HandoffID(apitest.Number, 2), To: "cd", Move: casework.MoveEscalate,
 			Since: at.Add(time.Hour + 1)},
 	}
@@ -106,6 +108,14 @@ func utc(c *casework.Case) *casework.Case {
 	if c.PausedSince != nil {
 		p := c.PausedSince.UTC()
 		out.PausedSince = &p
+	}
+	if c.Bill != nil {
+		b := *c.Bill
+		if b.PaidAt != nil {
+			p := b.PaidAt.UTC()
+			b.PaidAt = &p
+		}
+		out.Bill = &b
 	}
 	out.SignOffs = append([]casework.SignOff(nil), c.SignOffs...)
 	for i := range out.SignOffs {

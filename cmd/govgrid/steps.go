@@ -19,7 +19,7 @@ var stepNames = map[casework.Step]string{
 	casework.StepSupplement: "补正", casework.StepProcess: "承办", casework.StepReview: "审核",
 	casework.StepApprove: "核准", casework.StepDeny: "不予许可", casework.StepSignOff: "会签",
 	casework.StepComplete: "办结", casework.StepIssueCertificate: "领证", casework.StepDeliver: "送达",
-	casework.StepWithdraw: "撤回",
+	casework.StepWithdraw: "撤回", casework.StepCharge: "收费", casework.StepExempt: "减免", casework.StepPay: "缴费",
 }
 
 // newStepCommands returns `case accept|reject|...|withdraw NUMBER`, one per step of a case's
@@ -47,6 +47,16 @@ func newStepCommands(addr *string) []*cobra.Command {
 			cmd.Flags().StringVar(&req.Exception, "exception", "", "accept with a required material missing, and why")
 		case casework.StepSignOff:
 			cmd.Flags().StringVar(&req.Department, "department", "", "the department that signs off (required)")
+		case casework.StepCharge:
+			cmd.Flags().StringVar(&req.FeeLine, "line", "", "the bill's line (default: its only line)")
+			cmd.Flags().Int64Var(&req.AmountFen, "amount-fen", 0, "the charge, in fen (¥12.50 is 1250)")
+			cmd.Flags().StringVar(&req.Reason, "reason", "", "why, when the charge is not the catalogue's standard")
+		case casework.StepExempt:
+			cmd.Flags().StringVar(&req.FeeLine, "line", "", "the bill's line (default: the whole bill)")
+			cmd.Flags().StringVar(&req.Reason, "reason", "", "why (required)")
+		case casework.StepPay:
+			cmd.Flags().Int64Var(&req.AmountFen, "amount-fen", 0, "the whole bill, in fen")
+			cmd.Flags().StringVar(&req.PaymentRef, "ref", "", "the payment's reference (required)")
 		}
 		asJSON := cmd.Flags().Bool("json", false, "print the node's answer (the case) as JSON")
 		cmd.RunE = func(cmd *cobra.Command, args []string) error {
