@@ -243,6 +243,50 @@ func (r StepRequest) Request(s casework.Step) casework.StepRequest {
 		FeeLine: r.FeeLine, AmountFen: r.AmountFen, PaymentRef: r.PaymentRef}
 }
 
+// SealKey is one of the grid's site keys (GET /v1/seal/keys): the key that seals a site's
+// decisions and signs its tokens.
+type SealKey struct {
+	Site      string    `json:"site"`
+	PublicKey []byte    `json:"public_key"` // base64 in JSON
+	KeyID     string    `json:"key_id"`     // hex of its first 8 bytes
+	Since     time.Time `json:"since,omitzero"`
+	// Revoked keys still verify their old signatures; a certificate sealed with one shows it.
+	Revoked       bool      `json:"revoked,omitempty"`
+	RevokedReason string    `json:"revoked_reason,omitempty"`
+	RevokedAt     time.Time `json:"revoked_at,omitzero"`
+}
+
+// SealKeys is the grid's keys as a site knows them (GET /v1/seal/keys): what `govgrid verify`
+// checks a certificate against, offline.
+type SealKeys struct {
+	Grid string    `json:"grid"`
+	Keys []SealKey `json:"keys"`
+}
+
+// Verify checks a seal against these keys.
+func (k *SealKeys) Verify(s *casework.Seal) error {
+	return s.Verify(k.Grid, func(site string, key []byte) casework.KeyStatus {
+		for _, sk := range k.Keys {
+			if sk.Site == site && casework.SameKey(sk.PublicKey, key) {
+				if sk.Revoked {
+					return casework.KeyRevoked
+				}
+				return casework.KeyValid
+			}
+		}
+		return casework.KeyUnknown
+	})
+}
+
+// CertificateAnswer is GET /v1/cases/{number}/certificate: the sealed decision and whether it
+// verifies against the keys the answering site knows.
+type CertificateAnswer struct {
+	Seal *casework.Seal `json:"seal"`
+	// Verified: "valid", or why not ("revoked: ...", "unknown key", "forged").
+	Verified string `json:"verified"`
+	Status   string `json:"status"`
+}
+
 // RetireRequest is the body of POST /v1/site/retire (required there: the reason) and,
 // optionally and empty, of POST /v1/site/reinstate.
 type RetireRequest struct {

@@ -66,6 +66,8 @@ type Case struct {
 	SignOffs      []SignOff  `json:"sign_offs,omitempty"`
 	// Bill is the case's one bill (bill.go), made at acceptance from the item's fees.
 	Bill *Bill `json:"bill,omitempty"`
+	// Seal is the deciding site's signed decision (certificate.go).
+	Seal *Seal `json:"seal,omitempty"`
 	// Version rises by one with every change, wherever the case is held.
 	Version uint64 `json:"version"`
 	// QueryCode is the citizen's 6-digit code. It is set only in the answer to a submission;

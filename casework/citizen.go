@@ -29,6 +29,9 @@ type CitizenView struct {
 	// Decision (approved, denied) once decided; CollectSite is where to collect the certificate.
 	Decision    string `json:"decision,omitempty"`
 	CollectSite string `json:"collect_site"`
+	// Seal is the decision's certificate, signed by the deciding site (it names the applicant
+	// masked, as here).
+	Seal *Seal `json:"seal,omitempty"`
 }
 
 // CitizenMoment is one event of a case as the citizen sees it: what, when and where.
@@ -47,7 +50,7 @@ func (c *Case) CitizenView() CitizenView {
 		HolderSite: c.HolderSite, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Applicant: Applicant{Name: MaskName(c.Applicant.Name), IDNumber: MaskIDNumber(c.Applicant.IDNumber), Phone: MaskPhone(c.Applicant.Phone)},
 		Materials: make([]string, len(c.Materials)), Timeline: make([]CitizenMoment, len(c.History)),
-		Missing: c.Missing, Decision: c.Decision, CollectSite: c.CollectionSite(),
+		Missing: c.Missing, Decision: c.Decision, CollectSite: c.CollectionSite(), Seal: c.Seal,
 	}
 	if c.Transit != nil {
 		v.InTransitTo = c.Transit.To

@@ -163,11 +163,16 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	defer tick.Stop()
 	var acked [32]byte
 	var sent time.Time
+	var sealKeys string
 	for {
 		if n.restoring() && !n.restoreFromParent(stop) {
 			return // a backup was restored meanwhile: finish it first
 		}
 		acked, sent = n.registerUpward(acked, sent)
+		var err error
+		if sealKeys, err = n.publishSealKeys(sealKeys); err != nil {
+			n.logger.Warn("could not publish the grid's seal keys", "error", err)
+		}
 		select {
 		case <-stop:
 			return

@@ -149,7 +149,7 @@ func (n *Node) start() error {
 	n.handoffs = newHandoffMetrics(n.registry)
 	n.feeds = newFeedMetrics(n.registry)
 	sc := sitestate.Config{
-		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Location: cfg.Location, Logger: logger, Registerer: n.registry,
+		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Grid: cfg.GridName, Location: cfg.Location, Logger: logger, Registerer: n.registry,
 		OnOutboxChanged: n.outbox.changed,
 		OnSitesChanged: func() {
 			nudge(n.registryChanged)
@@ -240,6 +240,7 @@ func (n *Node) startServers() {
 			Catalog:    n,
 			Auth:       n,
 			Audit:      n,
+			Seal:       n,
 			Backups:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,

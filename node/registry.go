@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -64,7 +66,7 @@ func (n *Node) registerUpward(lastAcked [32]byte, lastSent time.Time) ([32]byte,
 	req := &pb.RegisterSitesRequest{FromSite: n.cfg.Site}
 	for _, r := range recs {
 		req.Sites = append(req.Sites, &pb.SiteRecord{Code: r.Code, Tier: r.Tier, Parent: r.Parent, Nodes: r.Nodes, Leader: r.Leader,
-			Retired: r.Retired, RetiredReason: r.RetiredReason})
+			Retired: r.Retired, RetiredReason: r.RetiredReason, PublicKey: r.PublicKey})
 	}
 	for _, m := range n.gossip.members() {
 		if m.Meta.Site != n.cfg.Parent || m.Status != "alive" {
@@ -108,9 +110,12 @@ func (n *Node) registerSelf() error {
 	}
 	self := sitestate.SiteRecord{Code: n.cfg.Site, Tier: string(n.cfg.Tier), Parent: n.cfg.Parent, Nodes: nodes, Leader: n.cfg.Name,
 		Retired: retired.Retired, RetiredReason: retired.Reason}
+	if key, ok, err := n.state.SiteKey(); err == nil && ok {
+		self.PublicKey = key.Public().(ed25519.PublicKey)
+	}
 	for _, r := range recs {
 		if r.Code == self.Code && r.Tier == self.Tier && r.Parent == self.Parent && r.Leader == self.Leader && slices.Equal(r.Nodes, self.Nodes) &&
-			r.Retired == self.Retired && r.RetiredReason == self.RetiredReason {
+			r.Retired == self.Retired && r.RetiredReason == self.RetiredReason && bytes.Equal(r.PublicKey, self.PublicKey) {
 			return nil
 		}
 	}

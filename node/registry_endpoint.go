@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
@@ -31,8 +32,11 @@ func (e *registryEndpoint) RegisterSites(ctx context.Context, req *pb.RegisterSi
 	from := req.GetFromSite()
 	recs := make([]sitestate.SiteRecord, 0, len(req.GetSites()))
 	for _, r := range req.GetSites() {
+		if k := r.GetPublicKey(); len(k) != 0 && len(k) != ed25519.PublicKeySize {
+			return nil, status.Errorf(codes.InvalidArgument, "site %q: a public key is %d bytes", r.GetCode(), ed25519.PublicKeySize)
+		}
 		recs = append(recs, sitestate.SiteRecord{Code: r.GetCode(), Tier: r.GetTier(), Parent: r.GetParent(), Nodes: r.GetNodes(), Leader: r.GetLeader(),
-			Retired: r.GetRetired(), RetiredReason: r.GetRetiredReason()})
+			Retired: r.GetRetired(), RetiredReason: r.GetRetiredReason(), PublicKey: r.GetPublicKey()})
 	}
 	known, err := e.state.Sites()
 	if err != nil {

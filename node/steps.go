@@ -31,24 +31,24 @@ func (s *caseService) TakeStep(ctx context.Context, number string, r casework.St
 	if err != nil {
 		return nil, s.n.whyNotHeld(number, err)
 	}
-	rules, err := s.n.itemRules(c.ItemCode)
+	rules, name, err := s.n.itemRules(c.ItemCode)
 	if err != nil {
 		return nil, err
 	}
-	return s.n.state.TakeStep(ctx, number, r, rules)
+	return s.n.state.TakeStep(ctx, number, r, rules, name)
 }
 
-// itemRules are the rules of the catalogue's item code in force here.
-func (n *Node) itemRules(code string) (casework.ItemRules, error) {
+// itemRules are the rules and the name of the catalogue's item code in force here.
+func (n *Node) itemRules(code string) (casework.ItemRules, string, error) {
 	cat, err := n.Catalog()
 	if err != nil {
 		if errors.Is(err, sitestate.ErrNotFound) {
-			return casework.ItemRules{}, nil
+			return casework.ItemRules{}, "", nil
 		}
-		return casework.ItemRules{}, err
+		return casework.ItemRules{}, "", err
 	}
 	if it, ok := cat.Item(code); ok {
-		return it.Rules(), nil
+		return it.Rules(), it.Name, nil
 	}
-	return casework.ItemRules{}, nil
+	return casework.ItemRules{}, "", nil
 }

@@ -108,6 +108,52 @@ func TestApplicationLivesAcrossTheTiers(t *testing.T) {
 		t.Fatalf("a step at the district after the case left: %s", got)
 	}
 	step(ngj, clerk, "issue-certificate", nil, http.StatusOK)
+
+	// The decision is sealed by the district. The certificate verifies at the community (the
+	// district's key reaches it as seal/keys), for its clerk and for the citizen with the code,
+	// and offline against the keys saved from any site; forged, it does not.
+	var cert api.CertificateAnswer
+	g.Eventually(30*time.Second, func() error {
+		if code, body := authCall(t, ngj, "GET", "/v1/cases/"+c.Number+"/certificate", clerk, nil, &cert); code != http.StatusOK || cert.Verified != "valid" {
+			return fmt.Errorf("the certificate at the community: %d %s", code, body)
+		}
+		return nil
+	})
+	if crt := cert.Seal.Certificate; crt.Number != c.Number || crt.Site != "cd" || crt.Decision != casework.DecisionApproved || crt.Applicant != "张*" || crt.ItemName != "特困人员救助供养申请" {
+		t.Fatalf("the certificate says %+v", crt)
+	}
+	var citizen api.CertificateAnswer
+	if code, body := authCall(t, ngj, "GET", "/v1/cases/"+c.Number+"/certificate?query_code="+c.QueryCode, "", nil, &citizen); code != http.StatusOK || citizen.Verified != "valid" {
+		t.Fatalf("the citizen's certificate: %d %s", code, body)
+	}
+	var keys api.SealKeys
+	if code := testgrid.GetJSON(t, township, "/v1/seal/keys", &keys); code != http.StatusOK || keys.Verify(cert.Seal) != nil {
+		t.Fatalf("offline against the township's keys: %d %v", code, keys.Verify(cert.Seal))
+	}
+	forged := *cert.Seal
+	forged.Certificate.Applicant = "王*"
+	if err := keys.Verify(&forged); err != casework.ErrSealForged {
+		t.Fatalf("a forged certificate: %v", err)
+	}
+	page, _ := authCall(t, ngj, "GET", "/v1/cases/"+c.Number+"/certificate?format=html&query_code="+c.QueryCode, "", nil, nil)
+	if page != http.StatusOK {
+		t.Fatalf("the printable certificate: %d", page)
+	}
+	// The district's administrator revokes its key: the certificate then shows as revoked
+	// wherever the revocation reaches.
+	admin := testgrid.SignIn(t, district, "cd", district, "s.admin", auth.RoleAdmin)
+	if code, body := authCall(t, district, "POST", "/v1/seal/keys/cd/revoke", admin, map[string]any{"public_key": cert.Seal.PublicKey, "reason": "密钥泄露"}, nil); code != http.StatusOK {
+		t.Fatalf("revoke the district's key: %d %s", code, body)
+	}
+	if code, _ := authCall(t, district, "POST", "/v1/seal/keys/cd/revoke", officer, map[string]any{"public_key": cert.Seal.PublicKey, "reason": "x"}, nil); code != http.StatusForbidden {
+		t.Fatalf("an officer revoking a key: %d, want 403", code)
+	}
+	g.Eventually(30*time.Second, func() error {
+		if code, body := authCall(t, ngj, "GET", "/v1/cases/"+c.Number+"/certificate", clerk, nil, &cert); code != http.StatusOK || cert.Verified != "revoked" {
+			return fmt.Errorf("the certificate at the community after the revocation: %d %s", code, body)
+		}
+		return nil
+	})
 	// Its history verifies at every level that has a copy.
 	for _, n := range []*node.Node{district, township, ngj} {
 		g.Eventually(20*time.Second, func() error {

@@ -1,6 +1,7 @@
 package sitestate
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"time"
@@ -21,6 +22,8 @@ type SiteRecord struct {
 	// it, so that a site restored from its parent comes back retired.
 	Retired       bool   `json:"retired,omitempty"`
 	RetiredReason string `json:"retired_reason,omitempty"`
+	// PublicKey is the site's ed25519 public key (its seal's and its tokens').
+	PublicKey []byte `json:"public_key,omitempty"`
 	// RegisteredAt is when this site's registry last changed the record (leader's clock).
 	RegisteredAt time.Time `json:"registered_at"`
 }
@@ -47,7 +50,7 @@ func (m *machine) applyRegister(tx *replication.Tx, c *registerCommand) (*Answer
 			return nil, err
 		}
 		if found && old.Tier == rec.Tier && old.Parent == rec.Parent && old.Leader == rec.Leader && slices.Equal(old.Nodes, rec.Nodes) &&
-			old.Retired == rec.Retired && old.RetiredReason == rec.RetiredReason {
+			old.Retired == rec.Retired && old.RetiredReason == rec.RetiredReason && bytes.Equal(old.PublicKey, rec.PublicKey) {
 			continue
 		}
 		rec.RegisteredAt = tx.At()

@@ -23,6 +23,8 @@ type Config struct {
 	Site   string
 	Tier   tier.Tier
 	Parent string
+	// Grid is the grid's name, which a decision's seal names.
+	Grid string
 	// Location is the grid's time zone: it decides the day in case numbers.
 	Location *time.Location
 	Logger   *slog.Logger

@@ -2,6 +2,7 @@ package sitestate
 
 import (
 	"context"
+	"crypto/ed25519"
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
@@ -24,11 +25,14 @@ type stepCommand struct {
 	// parent in the same commit.
 	Tier   tier.Tier `json:"tier"`
 	Parent string    `json:"parent,omitempty"`
+	// Grid and ItemName go into the seal of a decision.
+	Grid     string `json:"grid,omitempty"`
+	ItemName string `json:"item_name,omitempty"`
 }
 
 // TakeStep takes step r of case number at this site under the item's rules and returns the
 // case. r's site, tier and time are this site's and the command's.
-func (s *State) TakeStep(ctx context.Context, number string, r casework.StepRequest, rules casework.ItemRules) (*casework.Case, error) {
+func (s *State) TakeStep(ctx context.Context, number string, r casework.StepRequest, rules casework.ItemRules, itemName string) (*casework.Case, error) {
 	r.Site, r.SiteTier = s.cfg.Site, string(s.cfg.Tier)
 	// Bad input is refused before it reaches the log (the state machine checks again).
 	probe := r
@@ -39,7 +43,8 @@ func (s *State) TakeStep(ctx context.Context, number string, r casework.StepRequ
 	r.At = time.Time{}
 	// Not retried on a lost leader: a step is not idempotent, and the caller sees it taken if
 	// the first attempt committed.
-	a, err := s.propose(ctx, cmdCaseStep, &stepCommand{Number: number, Request: r, Rules: rules, Tier: s.cfg.Tier, Parent: s.cfg.Parent})
+	a, err := s.propose(ctx, cmdCaseStep, &stepCommand{Number: number, Request: r, Rules: rules, Tier: s.cfg.Tier, Parent: s.cfg.Parent,
+		Grid: s.cfg.Grid, ItemName: itemName})
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +67,18 @@ func (m *machine) applyStep(tx *replication.Tx, c *stepCommand) (*Answer, error)
 	before := *cs
 	if err := cs.Take(r, c.Rules); err != nil {
 		return refuse(refusal(err)), nil
+	}
+	// The deciding site seals its decision with its key (the same on every replica: ed25519
+	// signatures are deterministic).
+	if r.Step == casework.StepApprove || r.Step == casework.StepDeny {
+		seed, ok, err := tx.Get(keySiteKey)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || len(seed) != ed25519.SeedSize {
+			return refuse(errorf(CodeUnavailable, "site %s has no seal key yet: try again in a moment", r.Site)), nil
+		}
+		cs.Seal = casework.SealWith(cs.CertificateOf(c.Grid, c.ItemName, r.Site, r.At, m.loc), ed25519.NewKeyFromSeed(seed))
 	}
 	unindexCase(tx, &before)
 	indexCase(tx, cs)

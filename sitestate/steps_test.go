@@ -2,6 +2,7 @@ package sitestate
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"maps"
 	"testing"
 
@@ -63,6 +64,10 @@ func TestAcceptedCaseClimbsToItsDecidingTier(t *testing.T) {
 		t.Fatalf("at the township: transit %+v", got.Transit)
 	}
 	settleAll(t, township, deliver(t, township, district))
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	if a := district.apply(cmdSiteKey, &siteKeyCommand{Seed: seed}); a.Err != nil {
+		t.Fatal(a.Err)
+	}
 	officer := casework.StepRequest{Actor: "区中心 承办人 (cd.officer)", Role: "officer"}
 	for _, s := range []struct {
 		step  casework.Step
@@ -78,6 +83,23 @@ func TestAcceptedCaseClimbsToItsDecidingTier(t *testing.T) {
 		if a := district.step(c.Number, r, rules); a.Err != nil || a.Case.Status != s.want {
 			t.Fatalf("%s at the district: %+v", s.step, a.Err)
 		}
+	}
+	// The approval is sealed with the district's key; altered, the seal fails.
+	sealed := district.record(c.Number).Seal
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	keyOf := func(site string, key []byte) casework.KeyStatus {
+		if site == "cd" && casework.SameKey(key, pub) {
+			return casework.KeyValid
+		}
+		return casework.KeyUnknown
+	}
+	if sealed == nil || sealed.Certificate.Decision != casework.DecisionApproved || sealed.Certificate.Applicant != "张*" || sealed.Verify("", keyOf) != nil {
+		t.Fatalf("the seal: %+v", sealed)
+	}
+	forged := *sealed
+	forged.Certificate.Decision = casework.DecisionDenied
+	if err := forged.Verify("", keyOf); err != casework.ErrSealForged {
+		t.Fatalf("an altered certificate: %v", err)
 	}
 	// The step's event is in the district's feed, for the mirrors above and the supervision.
 	if f := district.feed(1); len(f) == 0 || f[len(f)-1].Case.Status != casework.StatusCompleted {

@@ -859,6 +859,8 @@ type Case struct {
 	Decision      string     `protobuf:"bytes,23,opt,name=decision,proto3" json:"decision,omitempty"`
 	SignOffs      []*SignOff `protobuf:"bytes,24,rep,name=sign_offs,json=signOffs,proto3" json:"sign_offs,omitempty"`
 	Bill          *Bill      `protobuf:"bytes,25,opt,name=bill,proto3" json:"bill,omitempty"`
+	// The deciding site's seal of its decision (casework.Seal as JSON: the signed certificate).
+	SealJson      []byte `protobuf:"bytes,26,opt,name=seal_json,json=sealJson,proto3" json:"seal_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1068,6 +1070,13 @@ func (x *Case) GetBill() *Bill {
 	return nil
 }
 
+func (x *Case) GetSealJson() []byte {
+	if x != nil {
+		return x.SealJson
+	}
+	return nil
+}
+
 type GetCitizenViewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Number        string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
@@ -1136,9 +1145,11 @@ type CitizenView struct {
 	UpdatedAt int64            `protobuf:"varint,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	Timeline  []*CitizenMoment `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
 	// The one-time notice of a supplement request: every material still to be handed in.
-	Missing       []string `protobuf:"bytes,13,rep,name=missing,proto3" json:"missing,omitempty"`
-	Decision      string   `protobuf:"bytes,14,opt,name=decision,proto3" json:"decision,omitempty"`
-	CollectSite   string   `protobuf:"bytes,15,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
+	Missing     []string `protobuf:"bytes,13,rep,name=missing,proto3" json:"missing,omitempty"`
+	Decision    string   `protobuf:"bytes,14,opt,name=decision,proto3" json:"decision,omitempty"`
+	CollectSite string   `protobuf:"bytes,15,opt,name=collect_site,json=collectSite,proto3" json:"collect_site,omitempty"`
+	// The decision's seal (casework.Seal as JSON).
+	SealJson      []byte `protobuf:"bytes,16,opt,name=seal_json,json=sealJson,proto3" json:"seal_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1276,6 +1287,13 @@ func (x *CitizenView) GetCollectSite() string {
 		return x.CollectSite
 	}
 	return ""
+}
+
+func (x *CitizenView) GetSealJson() []byte {
+	if x != nil {
+		return x.SealJson
+	}
+	return nil
 }
 
 type CitizenMoment struct {
@@ -1981,6 +1999,9 @@ type SiteRecord struct {
 	// a restored site comes back retired.
 	Retired       bool   `protobuf:"varint,6,opt,name=retired,proto3" json:"retired,omitempty"`
 	RetiredReason string `protobuf:"bytes,7,opt,name=retired_reason,json=retiredReason,proto3" json:"retired_reason,omitempty"`
+	// The site's public ed25519 key (its seal, and its tokens' signature): the district publishes
+	// every site's keys to the whole grid, so that a certificate is checked anywhere, offline.
+	PublicKey     []byte `protobuf:"bytes,8,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2062,6 +2083,13 @@ func (x *SiteRecord) GetRetiredReason() string {
 		return x.RetiredReason
 	}
 	return ""
+}
+
+func (x *SiteRecord) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
 }
 
 type RegisterSitesRequest struct {
@@ -3150,7 +3178,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"handoff_id\x18\x01 \x01(\tR\thandoffId\x12\x17\n" +
 	"\ato_site\x18\x02 \x01(\tR\x06toSite\x12\x12\n" +
 	"\x04move\x18\x03 \x01(\tR\x04move\x12\x14\n" +
-	"\x05since\x18\x04 \x01(\x03R\x05since\"\xda\x06\n" +
+	"\x05since\x18\x04 \x01(\x03R\x05since\"\xf7\x06\n" +
 	"\x04Case\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -3184,11 +3212,12 @@ const file_govgrid_proto_rawDesc = "" +
 	"reviewedBy\x12\x1a\n" +
 	"\bdecision\x18\x17 \x01(\tR\bdecision\x120\n" +
 	"\tsign_offs\x18\x18 \x03(\v2\x13.govgrid.v1.SignOffR\bsignOffs\x12$\n" +
-	"\x04bill\x18\x19 \x01(\v2\x10.govgrid.v1.BillR\x04bill\"N\n" +
+	"\x04bill\x18\x19 \x01(\v2\x10.govgrid.v1.BillR\x04bill\x12\x1b\n" +
+	"\tseal_json\x18\x1a \x01(\fR\bsealJson\"N\n" +
 	"\x15GetCitizenViewRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
 	"\n" +
-	"query_code\x18\x02 \x01(\tR\tqueryCode\"\xea\x03\n" +
+	"query_code\x18\x02 \x01(\tR\tqueryCode\"\x87\x04\n" +
 	"\vCitizenView\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -3208,7 +3237,8 @@ const file_govgrid_proto_rawDesc = "" +
 	"\btimeline\x18\f \x03(\v2\x19.govgrid.v1.CitizenMomentR\btimeline\x12\x18\n" +
 	"\amissing\x18\r \x03(\tR\amissing\x12\x1a\n" +
 	"\bdecision\x18\x0e \x01(\tR\bdecision\x12!\n" +
-	"\fcollect_site\x18\x0f \x01(\tR\vcollectSite\"}\n" +
+	"\fcollect_site\x18\x0f \x01(\tR\vcollectSite\x12\x1b\n" +
+	"\tseal_json\x18\x10 \x01(\fR\bsealJson\"}\n" +
 	"\rCitizenMoment\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x12\n" +
@@ -3263,7 +3293,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x1b\n" +
 	"\thas_state\x18\x03 \x01(\bR\bhasState\x12\x16\n" +
 	"\x06leader\x18\x04 \x01(\tR\x06leader\x12#\n" +
-	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\"\xbb\x01\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\"\xda\x01\n" +
 	"\n" +
 	"SiteRecord\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
@@ -3272,7 +3302,9 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x05nodes\x18\x04 \x03(\tR\x05nodes\x12\x16\n" +
 	"\x06leader\x18\x05 \x01(\tR\x06leader\x12\x18\n" +
 	"\aretired\x18\x06 \x01(\bR\aretired\x12%\n" +
-	"\x0eretired_reason\x18\a \x01(\tR\rretiredReason\"a\n" +
+	"\x0eretired_reason\x18\a \x01(\tR\rretiredReason\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\b \x01(\fR\tpublicKey\"a\n" +
 	"\x14RegisterSitesRequest\x12\x1b\n" +
 	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12,\n" +
 	"\x05sites\x18\x02 \x03(\v2\x16.govgrid.v1.SiteRecordR\x05sites\"\x17\n" +

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"encoding/json"
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
@@ -60,6 +61,9 @@ func CaseToProto(c *casework.Case) *pb.Case {
 	for _, so := range c.SignOffs {
 		out.SignOffs = append(out.SignOffs, &pb.SignOff{Department: so.Department, Actor: so.Actor, At: nanos(so.At)})
 	}
+	if c.Seal != nil {
+		out.SealJson, _ = json.Marshal(c.Seal)
+	}
 	if b := c.Bill; b != nil {
 		out.Bill = &pb.Bill{TotalFen: b.TotalFen, Paid: b.Paid, PaymentRef: b.PaymentRef}
 		if b.PaidAt != nil {
@@ -103,6 +107,12 @@ func CaseFromProto(p *pb.Case) *casework.Case {
 	}
 	for _, so := range p.GetSignOffs() {
 		c.SignOffs = append(c.SignOffs, casework.SignOff{Department: so.GetDepartment(), Actor: so.GetActor(), At: fromNanos(so.GetAt())})
+	}
+	if len(p.GetSealJson()) > 0 {
+		var s casework.Seal
+		if json.Unmarshal(p.GetSealJson(), &s) == nil {
+			c.Seal = &s
+		}
 	}
 	if b := p.GetBill(); b != nil {
 		c.Bill = &casework.Bill{TotalFen: b.GetTotalFen(), Paid: b.GetPaid(), PaymentRef: b.GetPaymentRef(), Lines: []casework.FeeLine{}}
@@ -161,6 +171,9 @@ func CitizenViewToProto(v *casework.CitizenView) *pb.CitizenView {
 		Applicant: &pb.Applicant{Name: v.Applicant.Name, IdNumber: v.Applicant.IDNumber, Phone: v.Applicant.Phone},
 		Missing:   v.Missing, Decision: v.Decision, CollectSite: v.CollectSite,
 	}
+	if v.Seal != nil {
+		out.SealJson, _ = json.Marshal(v.Seal)
+	}
 	for _, m := range v.Timeline {
 		out.Timeline = append(out.Timeline, &pb.CitizenMoment{Type: string(m.Type), At: nanos(m.At), Site: m.Site, ToStatus: string(m.ToStatus), ToSite: m.ToSite})
 	}
@@ -175,6 +188,12 @@ func CitizenViewFromProto(p *pb.CitizenView) *casework.CitizenView {
 		Materials: append([]string{}, p.GetMaterials()...), CreatedAt: fromNanos(p.GetCreatedAt()), UpdatedAt: fromNanos(p.GetUpdatedAt()),
 		Timeline: []casework.CitizenMoment{},
 		Missing:  p.GetMissing(), Decision: p.GetDecision(), CollectSite: p.GetCollectSite(),
+	}
+	if len(p.GetSealJson()) > 0 {
+		var s casework.Seal
+		if json.Unmarshal(p.GetSealJson(), &s) == nil {
+			v.Seal = &s
+		}
 	}
 	if a := p.GetApplicant(); a != nil {
 		v.Applicant = casework.Applicant{Name: a.GetName(), IDNumber: a.GetIdNumber(), Phone: a.GetPhone()}

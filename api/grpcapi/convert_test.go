@@ -53,6 +53,9 @@ func fullCase() *casework.Case {
 		CollectSite: "cd-dgdj-ngj", Missing: []string{"户口簿", "收入证明"}, PausedSince: &paused, PausedSeconds: 86400,
 		ReviewedBy: "张审 (cd.reviewer)", Decision: casework.DecisionApproved,
 		SignOffs: []casework.SignOff{{Department: "rs", Actor: "人社 (rs.officer)", At: at.Add(2 * time.Hour)}},
+		Seal: &casework.Seal{Certificate: casework.Certificate{Version: 1, Grid: "cd", Number: apitest.Number, ItemCode: "QT-0010",
+			ItemName: "居住证办理", Applicant: "张*", Decision: "approved", DecidedAt: at.Add(2 * time.Hour), DecidedOn: "2026-11-25", Site: "cd"},
+			PublicKey: []byte(strings.Repeat("k", 32)), Signature: []byte(strings.Repeat("s", 64))},
 		Bill: &casework.Bill{Lines: []casework.FeeLine{{Name: "工本费", StandardFen: 1000, ChargedFen: 800, Basis: "《收费标准》",
 			Adjusted: true, Reason: "优惠", Exempt: true, ExemptReason: "低保"}}, TotalFen: 800, Paid: true, PaymentRef: "p-1", PaidAt: &paid},
 		Transit: &casework.Transit{HandoffID: casework.HandoffID(apitest.Number, 2), To: "cd", Move: casework.MoveEscalate,
@@ -108,6 +111,11 @@ func utc(c *casework.Case) *casework.Case {
 	if c.PausedSince != nil {
 		p := c.PausedSince.UTC()
 		out.PausedSince = &p
+	}
+	if c.Seal != nil {
+		se := *c.Seal
+		se.Certificate.DecidedAt = se.Certificate.DecidedAt.UTC()
+		out.Seal = &se
 	}
 	if c.Bill != nil {
 		b := *c.Bill

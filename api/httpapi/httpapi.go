@@ -62,6 +62,8 @@ type Config struct {
 	// Audit receives who did what (sign-ins, reads of whole records, changes); nil records
 	// nothing.
 	Audit AuditSink
+	// Seal serves /v1/seal/keys and the cases' certificates; nil serves none.
+	Seal SealService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
 	Metrics http.Handler
@@ -102,6 +104,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Catalog != nil {
 		s.routeCatalog(mux)
+	}
+	if cfg.Seal != nil {
+		s.routeSeal(mux)
 	}
 	if cfg.Auth != nil {
 		s.routeAuth(mux)
