@@ -28,6 +28,8 @@ type CaseService interface {
 	// TakeStep takes a step of the life of a case this site holds (r.Step and what it records;
 	// the node fills who, where and when) and returns the case.
 	TakeStep(ctx context.Context, number string, r casework.StepRequest) (*casework.Case, error)
+	// StepsFor says which steps of a case the caller may take now, at this site.
+	StepsFor(ctx context.Context, number string) (*StepsAnswer, error)
 	// ListSubtree lists this site's mirror of its subtree (its own cases and every descendant's),
 	// newest first.
 	ListSubtree(ctx context.Context, f sitestate.SubtreeFilter) (*sitestate.SubtreePage, error)

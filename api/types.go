@@ -243,6 +243,16 @@ func (r StepRequest) Request(s casework.Step) casework.StepRequest {
 		FeeLine: r.FeeLine, AmountFen: r.AmountFen, PaymentRef: r.PaymentRef}
 }
 
+// StepsAnswer is GET /v1/cases/{number}/steps: the steps the signed-in caller may take on the
+// case now, at the node's site (its status, the place, the caller's roles, and 一审一核: not the
+// approval of a case they reviewed). Empty where the case is not held.
+type StepsAnswer struct {
+	Number     string          `json:"number"`
+	Status     casework.Status `json:"status"`
+	HolderSite string          `json:"holder_site"`
+	Steps      []casework.Step `json:"steps"`
+}
+
 // SealKey is one of the grid's site keys (GET /v1/seal/keys): the key that seals a site's
 // decisions and signs its tokens.
 type SealKey struct {

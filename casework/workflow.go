@@ -240,6 +240,26 @@ func AllowedSteps(status Status, rules ItemRules) []Step {
 	return out
 }
 
+// StepsAt are the steps c allows now, taken by actor at site (of tier siteTier): those the state
+// machine allows from its status for the item, taken at their place, and not the approval by the
+// person who reviewed it (一审一核). Who may take each is the role matrix's business.
+func (c *Case) StepsAt(rules ItemRules, site, siteTier, actor string) []Step {
+	if c.Transit != nil {
+		return nil
+	}
+	var out []Step
+	for _, s := range AllowedSteps(c.Status, rules) {
+		if c.checkPlace(StepRequest{Step: s, Site: site, SiteTier: siteTier}, rules) != nil {
+			continue
+		}
+		if (s == StepApprove || s == StepDeny) && actor != "" && actor == c.ReviewedBy {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // Open reports whether a case in status is still under way (it may be withdrawn).
 func Open(status Status) bool {
 	_, ok := transitions[status][StepWithdraw]

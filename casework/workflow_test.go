@@ -348,3 +348,17 @@ func TestOneBill(t *testing.T) {
 		t.Errorf("Yuan: %s %s", Yuan(123456), Yuan(5))
 	}
 }
+
+func TestStepsAtFollowTheStatusThePlaceAndTheReviewer(t *testing.T) {
+	rules := ItemRules{Mode: ModePromised, DecideTier: "district"}
+	c := walk(t, StatusReviewed, rules)
+	if got := c.StepsAt(rules, "cd", "district", "核准人 (approver.b)"); !slices.Equal(got, []Step{StepApprove, StepDeny, StepWithdraw}) {
+		t.Errorf("an approver at the district: %v", got)
+	}
+	if got := c.StepsAt(rules, "cd", "district", "审核人 (reviewer.a)"); !slices.Equal(got, []Step{StepWithdraw}) {
+		t.Errorf("the reviewer at the district: %v", got)
+	}
+	if got := c.StepsAt(rules, "cd-dgdj", "township", "x"); len(got) != 0 {
+		t.Errorf("a township, where the case is not: %v", got)
+	}
+}

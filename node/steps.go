@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/sitestate"
@@ -36,6 +37,36 @@ func (s *caseService) TakeStep(ctx context.Context, number string, r casework.St
 		return nil, err
 	}
 	return s.n.state.TakeStep(ctx, number, r, rules, name)
+}
+
+// StepsFor says which steps of a case the caller may take now, here: those the case allows at
+// this site (casework.Case.StepsAt) that the caller's roles allow.
+func (s *caseService) StepsFor(ctx context.Context, number string) (*api.StepsAnswer, error) {
+	claims, err := s.n.authorize(ctx, auth.ActReadCase, "")
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.getCase(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.n.mayRead(claims, c); err != nil {
+		return nil, err
+	}
+	ans := &api.StepsAnswer{Number: c.Number, Status: c.Status, HolderSite: c.HolderSite, Steps: []casework.Step{}}
+	if c.HolderSite != s.n.cfg.Site {
+		return ans, nil
+	}
+	rules, _, err := s.n.itemRules(c.ItemCode)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range c.StepsAt(rules, s.n.cfg.Site, string(s.n.cfg.Tier), claims.Actor(casework.MaxActor)) {
+		if a, ok := auth.StepAction(string(st)); ok && auth.Permits(claims.Roles, a) {
+			ans.Steps = append(ans.Steps, st)
+		}
+	}
+	return ans, nil
 }
 
 // itemRules are the rules and the name of the catalogue's item code in force here.

@@ -80,6 +80,23 @@ func TestApplicationLivesAcrossTheTiers(t *testing.T) {
 
 	step(district, officer, "process", nil, http.StatusOK)
 	step(district, reviewer, "review", api.StepRequest{Comment: "材料齐全，符合条件"}, http.StatusOK)
+	// What each may do now: the reviewer may not approve what they reviewed; the approver may.
+	stepsOf := func(n *node.Node, tok string) string {
+		var a api.StepsAnswer
+		if code, body := authCall(t, n, "GET", "/v1/cases/"+c.Number+"/steps", tok, nil, &a); code != http.StatusOK {
+			t.Fatalf("steps at %s: %d %s", n.Site(), code, body)
+		}
+		return fmt.Sprint(a.Steps)
+	}
+	if got, want := stepsOf(district, reviewer), "[]"; got != want {
+		t.Errorf("the reviewer's steps: %s, want %s", got, want)
+	}
+	if got, want := stepsOf(district, approver), "[approve deny]"; got != want {
+		t.Errorf("the approver's steps: %s, want %s", got, want)
+	}
+	if got, want := stepsOf(district, officer), "[withdraw]"; got != want {
+		t.Errorf("the officer's steps: %s, want %s", got, want)
+	}
 	if got := step(district, reviewer, "approve", nil, http.StatusConflict).History[0].Note; !strings.Contains(got, "一审一核") {
 		t.Fatalf("the reviewer approving: %s", got)
 	}

@@ -248,6 +248,12 @@ func (f *Cases) TakeStep(ctx context.Context, number string, r casework.StepRequ
 	return c, nil
 }
 
+// StepsFor answers the steps the state machine allows a StoredCase at Site (no roles applied).
+func (f *Cases) StepsFor(ctx context.Context, number string) (*api.StepsAnswer, error) {
+	c := StoredCase(number, IDNumber)
+	return &api.StepsAnswer{Number: c.Number, Status: c.Status, HolderSite: c.HolderSite, Steps: c.StepsAt(casework.ItemRules{}, c.HolderSite, "", "")}, nil
+}
+
 // StepCall is one call of TakeStep.
 type StepCall struct {
 	Number  string

@@ -99,6 +99,7 @@ func New(cfg Config) http.Handler {
 	for _, m := range []casework.Move{casework.MoveEscalate, casework.MoveHandDown, casework.MoveReturn, casework.MoveRelay} {
 		mux.HandleFunc("POST /v1/cases/{number}/"+string(m), s.staff(func(w http.ResponseWriter, r *http.Request) { s.moveCase(w, r, m) }))
 	}
+	mux.HandleFunc("GET /v1/cases/{number}/steps", s.staff(s.stepsFor))
 	for _, st := range casework.Steps {
 		mux.HandleFunc("POST /v1/cases/{number}/"+string(st), s.staff(func(w http.ResponseWriter, r *http.Request) { s.stepCase(w, r, st) }))
 	}
@@ -186,6 +187,16 @@ func (s *server) moveCase(w http.ResponseWriter, r *http.Request, m casework.Mov
 		return
 	}
 	writeJSON(w, http.StatusAccepted, c.Public())
+}
+
+// stepsFor answers the steps the caller may take on a case now, here.
+func (s *server) stepsFor(w http.ResponseWriter, r *http.Request) {
+	ans, err := s.cfg.Cases.StepsFor(r.Context(), r.PathValue("number"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // stepCase takes a step of a case's life at the holder and answers the case (200).
