@@ -425,23 +425,24 @@ func TestClerkSignsIn(t *testing.T) {
 	token := eval[string](b, "the kept token", `JSON.parse(sessionStorage.getItem("govgrid.session")).token`)
 	b.screenshot("login")
 
-	// The console takes a case in as the signed-in clerk, who is its event's actor.
+	// The console takes a case in as the signed-in clerk, who is its event's actor: the intake
+	// page lists the item's materials; with every one ticked the case is accepted at once.
 	b.run("accept a case",
-		chromedp.Navigate(base+"/index.html"),
-		chromedp.WaitVisible(chromedp.CSS("#accept")),
-		chromedp.SetValue(chromedp.CSS(`#accept input[name="item_code"]`), "MZ-001"),
-		chromedp.SetValue(chromedp.CSS(`#accept input[name="title"]`), "临时救助申请"),
-		chromedp.SetValue(chromedp.CSS(`#accept input[name="name"]`), "赵丽"),
-		chromedp.SetValue(chromedp.CSS(`#accept input[name="id_number"]`), "630102199203041223"),
-		chromedp.SetValue(chromedp.CSS(`#accept input[name="phone"]`), "13909710003"),
-		chromedp.Click(chromedp.CSS("#accept button")),
-		chromedp.WaitVisible(chromedp.CSS("#receipt span")))
+		chromedp.Navigate(base+"/intake.html?item=MZ-001"),
+		chromedp.WaitVisible(chromedp.CSS("#materials tbody tr")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("#materials input[type=checkbox]").forEach((c) => c.click())`),
+		chromedp.SetValue(chromedp.CSS(`#intake input[name="name"]`), "赵丽"),
+		chromedp.SetValue(chromedp.CSS(`#intake input[name="id_number"]`), "630102199203041223"),
+		chromedp.SetValue(chromedp.CSS(`#intake input[name="phone"]`), "13909710003"),
+		chromedp.Click(chromedp.CSS("#accept-button")),
+		chromedp.WaitVisible(chromedp.CSS("#paper")))
 	number := eval[string](b, "the receipt's number", `document.querySelector("#receipt-number")?.textContent || ""`)
 	if number == "" {
-		t.Fatalf("the console did not accept the case: %q", b.text("#receipt"))
+		t.Fatalf("the console did not accept the case: %q", b.text("#intake-error"))
 	}
-	b.screenshot("console-accept")
+	b.screenshot("console-receipt")
 	var accepted struct {
+		Status  string                   `json:"status"`
 		History []struct{ Actor string } `json:"history"`
 	}
 	if code := getAs(t, base+"/v1/cases/"+number, token, &accepted); code != http.StatusOK || len(accepted.History) == 0 || accepted.History[0].Actor != "王芳 (ngj.clerk)" {
