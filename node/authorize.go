@@ -50,7 +50,9 @@ func (n *Node) Authorize(c *auth.Claims, a auth.Action) error {
 
 // covers says whether target is scope's site or beneath it, as this node knows the tree: this
 // site's ancestors are the owners of the configuration that reaches it, and the sites beneath it
-// are in its registry (both committed in its Raft log, not taken from gossip).
+// are in its registry (both committed in its Raft log). For a site outside this line (a case
+// held at the township, or at a sibling village, read by the district's staff at a village) the
+// tree gossip shows fills in: parents the registry does not know.
 func (n *Node) covers(scope, target string) bool {
 	if scope == target {
 		return true
@@ -62,6 +64,15 @@ func (n *Node) covers(scope, target string) bool {
 			return true
 		}
 	}
+	if n.beneath(parent, target, scope) {
+		return true
+	}
+	for _, m := range n.gossip.members() {
+		if _, known := parent[m.Meta.Site]; !known && m.Meta.Site != "" && m.Meta.Site != n.cfg.Site {
+			parent[m.Meta.Site] = m.Meta.Parent
+		}
+	}
+	parent[n.cfg.Site] = n.cfg.Parent
 	return n.beneath(parent, target, scope)
 }
 

@@ -297,6 +297,19 @@ func TestRoleMatrix(t *testing.T) {
 		t.Errorf("a clerk reads a trail: %d, want 403", code)
 	}
 
+	// The district's staff read any case at any node: one held at a sibling village and one held
+	// at the township, through a village (the village's registry knows neither: gossip's tree
+	// fills in), while the sibling village's own staff may not.
+	held := f.fresh(t, nodes["cd-dgdj"])
+	for _, number := range []string{f.fixed["cd-dgdj-ngj"].Number, held.Number} {
+		if code, body := authCall(t, nodes["cd-dgdj-bgj"], "GET", "/v1/cases/"+number, tokens["cd/cd/clerk"], nil, nil); code != http.StatusOK {
+			t.Errorf("the district's clerk reads %s at a village: %d %s", number, code, body)
+		}
+	}
+	if code, _ := authCall(t, nodes["cd-dgdj-bgj"], "GET", "/v1/cases/"+held.Number, testgrid.StaffToken(t, nodes["cd-dgdj-bgj"]), nil, nil); code != http.StatusForbidden {
+		t.Errorf("a village's staff read the township's case: %d, want 403", code)
+	}
+
 	// The actor of a submission is the signed-in account, whatever the request says.
 	sub := testgrid.Submission(3000)
 	sub.Actor = "冒名者"

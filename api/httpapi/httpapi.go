@@ -326,10 +326,24 @@ func fromOwnHost(w http.ResponseWriter, r *http.Request, msg string) bool {
 	return false
 }
 
+// fromLoopback says whether r came from the node's own host: over loopback, or from the very
+// address the node listens on (a node bound to its host's address only, as in a container or
+// behind systemd's address, is reached from its own host that way).
 func fromLoopback(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	ip := net.ParseIP(host)
-	return err == nil && ip != nil && ip.IsLoopback()
+	if err != nil || ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lhost, _, err := net.SplitHostPort(local.String())
+	return err == nil && net.ParseIP(lhost).Equal(ip)
 }
 
 func (s *server) submitCase(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -723,6 +724,36 @@ func TestLeaveOnlyFromLoopback(t *testing.T) {
 	e.h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted || e.node.leaves != 1 {
 		t.Fatalf("loopback leave: %d, leaves=%d", rec.Code, e.node.leaves)
+	}
+}
+
+// TestOwnHostIsLoopbackOrTheNodesOwnAddress: a node bound to its host's address (a container, a
+// systemd unit with --http-addr 10.0.0.5:8080) is reached from its own host at that address: a
+// request from the address the connection arrived at is the node's own host's; another host's is not.
+func TestOwnHostIsLoopbackOrTheNodesOwnAddress(t *testing.T) {
+	e := newEnv(t)
+	leave := func(remote, local string) int {
+		req := httptest.NewRequest("POST", "/v1/agent/leave", nil)
+		req.RemoteAddr = remote
+		if local != "" {
+			la, err := net.ResolveTCPAddr("tcp", local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, la))
+		}
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := leave("10.0.0.7:40000", "10.0.0.5:8080"); code != http.StatusForbidden {
+		t.Fatalf("from another host: %d", code)
+	}
+	if code := leave("10.0.0.5:40000", "10.0.0.5:8080"); code != http.StatusAccepted {
+		t.Fatalf("from the node's own address: %d", code)
+	}
+	if code := leave("[::1]:40000", ""); code != http.StatusAccepted {
+		t.Fatalf("over IPv6 loopback: %d", code)
 	}
 }
 
