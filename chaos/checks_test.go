@@ -57,7 +57,7 @@ func (r *run) waitOutboxesEmpty() {
 	r.g.Eventually(drainTimeout, func() error {
 		for _, name := range r.nodes {
 			var v api.SitesView
-			if err := getJSON(checkClient, r.addr[name], "/v1/sites", &v); err != nil {
+			if err := getJSON(checkClient, r.addr[name], "", "/v1/sites", &v); err != nil {
 				return err
 			}
 			own, _ := v.Find(r.siteOf[name])
@@ -86,7 +86,7 @@ func (r *run) listLocal(name string) (map[string]heldCase, error) {
 	for {
 		var page api.CasePage
 		path := "/v1/cases?scope=local&page_size=500&page_token=" + url.QueryEscape(token)
-		if err := getJSON(checkClient, r.addr[name], path, &page); err != nil {
+		if err := getJSON(checkClient, r.addr[name], r.token[name], path, &page); err != nil {
 			return nil, err
 		}
 		for _, c := range page.Cases {
@@ -185,7 +185,7 @@ func (r *run) checkCase(number, holder string) *casework.Case {
 	var c *casework.Case
 	for _, name := range r.siteNodes(holder) {
 		var got casework.Case
-		if err := getJSON(checkClient, r.addr[name], "/v1/cases/"+number, &got); err != nil {
+		if err := getJSON(checkClient, r.addr[name], r.token[name], "/v1/cases/"+number, &got); err != nil {
 			t.Errorf("case %s at %s, a node of its holder: %v", number, name, err)
 			return nil
 		}

@@ -82,7 +82,8 @@ func (c *client) submit() {
 	rid := fmt.Sprintf("%s.c%d.%d", c.site, c.id, c.seq)
 	sub := &casework.Submission{
 		Kind: casework.KindApplication, ItemCode: "GA-001", Title: "chaos " + rid,
-		Description: "开具户籍证明", Actor: fmt.Sprintf("窗口 %d", c.id), RequestID: rid,
+		// No actor: the node records the signed-in account (the site's staff) as the actor.
+		Description: "开具户籍证明", RequestID: rid,
 		Applicant: &casework.Applicant{Name: "张三", IDNumber: "630102199001011234", Phone: "13800000000"},
 		Materials: []casework.Material{{Name: "身份证复印件"}},
 	}
@@ -103,7 +104,7 @@ func (c *client) submit() {
 		}
 		call := c.r.hist.now()
 		var cs casework.Case
-		status, err := c.do(http.MethodPost, node, "/v1/cases", sub, &cs)
+		status, err := c.do(http.MethodPost, node, c.r.token[node], "/v1/cases", sub, &cs)
 		ret := c.r.hist.now()
 		switch {
 		case status == http.StatusCreated && err == nil:
@@ -160,7 +161,7 @@ func (c *client) read(number string) *casework.Case {
 	origin, _, _, _ := casework.ParseNumber(number)
 	call := c.r.hist.now()
 	var cs casework.Case
-	status, err := c.do(http.MethodGet, node, "/v1/cases/"+number, nil, &cs)
+	status, err := c.do(http.MethodGet, node, c.r.readToken, "/v1/cases/"+number, nil, &cs)
 	ret := c.r.hist.now()
 	in := opInput{Kind: opGet, Number: number, Node: node}
 	switch {
@@ -175,6 +176,8 @@ func (c *client) read(number string) *casework.Case {
 	case status == http.StatusNotFound:
 		c.r.stats.reads404.Add(1)
 		c.r.hist.add(origin, c.id, call, ret, in, opOutput{Status: status})
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		c.r.signInRefused("GET %s at %s: %v", number, node, err)
 	}
 	return nil
 }
@@ -217,14 +220,14 @@ func (c *client) move(number string) {
 	}
 	i := c.rng.IntN(len(choices))
 	verb, body := verbs[i], choices[i]
-	body.Reason, body.Actor = "chaos "+verb, fmt.Sprintf("client %d", c.id)
+	body.Reason = "chaos " + verb // the actor is the signed-in account, whatever the body says
 	nodes := c.r.siteNodes(holder)
 	node := nodes[c.rng.IntN(len(nodes))]
 	origin, _, _, _ := casework.ParseNumber(number)
 	c.r.stats.moves.Add(1)
 	call := c.r.hist.now()
 	var moved casework.Case
-	status, err := c.do(http.MethodPost, node, "/v1/cases/"+number+"/"+verb, body, &moved)
+	status, err := c.do(http.MethodPost, node, c.r.token[node], "/v1/cases/"+number+"/"+verb, body, &moved)
 	ret := c.r.hist.now()
 	in := opInput{Kind: opMove, Number: number, Verb: verb, Node: node}
 	switch {
@@ -237,6 +240,8 @@ func (c *client) move(number string) {
 		c.r.hist.add(origin, c.id, call, ret, in, opOutput{Version: moved.Version, Status: status})
 		c.r.observe(&moved, node)
 		c.r.logf("client %d: %s %s at %s -> v%d, on its way to %s", c.id, verb, number, node, moved.Version, moved.Transit.To)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		c.r.signInRefused("%s %s at %s: %v", verb, number, node, err)
 	case status/100 == 4:
 		// The case moved on or is locked since it was read, or this node's site does not
 		// hold it: refused, nothing changed.
@@ -245,10 +250,11 @@ func (c *client) move(number string) {
 	}
 }
 
-// do sends a request to a node and decodes a 2xx answer into out. The status is 0 when there was
-// no answer (refused connection, timeout); err then says why, and otherwise carries the body of
-// an answer that is not 2xx, or why a 2xx one did not decode. 5xx answers are counted.
-func (c *client) do(method, node, path string, body, out any) (int, error) {
+// do sends a request to a node, with token as its bearer, and decodes a 2xx answer into out.
+// The status is 0 when there was no answer (refused connection, timeout); err then says why,
+// and otherwise carries the body of an answer that is not 2xx, or why a 2xx one did not
+// decode. 5xx answers are counted.
+func (c *client) do(method, node, token, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -262,6 +268,7 @@ func (c *client) do(method, node, path string, body, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.r.stats.noAnswer.Add(1)

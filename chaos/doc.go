@@ -45,6 +45,12 @@
 // return, sent to a node of the site that holds the case) and read cases by number through any
 // node of the grid.
 //
+// Every call is signed in (Authorization: Bearer): submissions and moves as the test harness's
+// member of staff of the node's own site (testgrid.StaffToken, a clerk of that site), reads as
+// the district's, whose subtree is the whole grid and whose token every node takes once the
+// district's key and account reached it (waited for before the clients start). Any 401 or 403
+// to a client is a violation.
+//
 // # The checks
 //
 // After the faults are healed and the outboxes have drained:

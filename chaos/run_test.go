@@ -49,6 +49,18 @@ type run struct {
 	nodes  []string          // every node name, in start order
 	siteOf map[string]string // node name -> site
 	addr   map[string]string // node name -> HTTP address (pinned across restarts)
+	// token maps a node name to a bearer token of the harness's staff of the node's own site,
+	// signed in at that node (testgrid.StaffToken): a clerk of that site. It stays good
+	// across the node's restarts (the site's signing key is in its replicated state) and for
+	// auth.TokenLife, longer than any run.
+	token map[string]string
+	// readToken is the district staff's token (the district's first node's token), which
+	// every node of the grid verifies once the district's key and account reached it through
+	// the configuration feed. Reads "through any node of the grid" use it: the district's
+	// subtree is the whole grid, so a node answers every case in full, as it did before every
+	// call needed a token. A clerk of a community, whose subtree is that community, would be
+	// refused (403) the cases of the rest of the grid, and the reads would check less.
+	readToken string
 
 	// retryUntil is set when the faults end: clients give up retrying after it.
 	retryUntil atomic.Int64
@@ -71,9 +83,10 @@ type run struct {
 
 // stats count what happened, so a run shows that its faults and clients did something.
 type stats struct {
-	submits, acked, lostAnswers, retries, reads, reads404, moves, movesDone, movesRefused atomic.Int64
-	noAnswer, serverErrors                                                                atomic.Int64
-	kills, isolations, cuts, msgFaults, leaderChanges                                     atomic.Int64
+	submits, acked, lostAnswers, retries, reads, reads404 atomic.Int64
+	moves, movesDone, movesRefused                        atomic.Int64
+	noAnswer, serverErrors, authRefused                   atomic.Int64
+	kills, isolations, cuts, msgFaults, leaderChanges     atomic.Int64
 }
 
 func runChaos(t *testing.T, s settings) {
@@ -87,7 +100,7 @@ func runChaos(t *testing.T, s settings) {
 		}
 	})
 	r := &run{t: t, s: s, hist: newHistory(), sites: map[string]testgrid.Site{}, byTier: map[tier.Tier][]string{},
-		siteOf: map[string]string{}, addr: map[string]string{}, numberOf: map[string]string{}, ridOf: map[string]string{}, codeOf: map[string]string{},
+		siteOf: map[string]string{}, addr: map[string]string{}, token: map[string]string{}, numberOf: map[string]string{}, ridOf: map[string]string{}, codeOf: map[string]string{},
 		seen: map[string]map[uint64]string{}}
 	r.startGrid()
 
@@ -134,11 +147,13 @@ func (r *run) startGrid() {
 			r.nodes = append(r.nodes, n.Name())
 			r.siteOf[n.Name()] = s.Code
 			r.addr[n.Name()] = httpAddr(n)
+			r.token[n.Name()] = testgrid.StaffToken(r.t, n)
 		}
 	}
+	r.readToken = r.token[r.siteNodes("cd")[0]]
 	r.g.Eventually(30*time.Second, func() error {
 		var v api.SitesView
-		if err := getJSON(checkClient, r.addr[r.siteNodes("cd")[0]], "/v1/sites", &v); err != nil {
+		if err := getJSON(checkClient, r.addr[r.siteNodes("cd")[0]], "", "/v1/sites", &v); err != nil {
 			return err
 		}
 		reg := map[string]string{}
@@ -150,6 +165,17 @@ func (r *run) startGrid() {
 		for _, s := range gridSites {
 			if p, ok := reg[s.Code]; !ok || p != s.Parent {
 				return fmt.Errorf("the district has not registered %s under %q yet (%v)", s.Code, s.Parent, reg)
+			}
+		}
+		return nil
+	})
+	// The district's token is good at a node once the district's key and the account reached
+	// its site (the configuration feed): wait for it at every node before the clients read.
+	r.g.Eventually(30*time.Second, func() error {
+		for _, name := range r.nodes {
+			var who struct{ User string }
+			if err := getJSON(checkClient, r.addr[name], r.readToken, "/v1/auth/whoami", &who); err != nil {
+				return fmt.Errorf("the district's token at %s: %w", name, err)
 			}
 		}
 		return nil
@@ -200,6 +226,17 @@ func (r *run) violationLocked(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.t.Logf("chaos: VIOLATION: %s", msg)
 	r.violations = append(r.violations, msg)
+}
+
+// signInRefused records a 401 or 403 to a client's read or move. Every token the clients
+// hold was verified at every node it is sent to before they started (a site's own staff at its
+// own nodes, the district's everywhere), for longer than any run, and a move goes to a node of
+// the site the case is at, with that site's staff: a refusal means a node no longer knows a
+// key or an account it knew. (The one refusal that is the rule, a read at a community of a
+// case from elsewhere, is counted apart: see client.read.)
+func (r *run) signInRefused(format string, args ...any) {
+	r.stats.authRefused.Add(1)
+	r.violation("a valid token refused: "+format, args...)
 }
 
 // answered records that request id rid was answered with number and query code: the same request
@@ -273,9 +310,9 @@ func (r *run) randomKnown(rng *rand.Rand) string {
 func (r *run) summary() string {
 	s := &r.stats
 	faults, calls := r.g.FaultsInjected()
-	return fmt.Sprintf("%d submissions (%d acknowledged cases, %d answers treated as lost, %d retries), %d reads (%d not found), %d moves tried (%d committed, %d refused), %d requests without an answer, %d 5xx; nemesis: %d kills, %d isolations, %d cut links, %d message-fault periods (%d faults in %d calls), %d leader changes seen",
+	return fmt.Sprintf("%d submissions (%d acknowledged cases, %d answers treated as lost, %d retries), %d reads (%d not found), %d moves tried (%d committed, %d refused), %d requests without an answer, %d 5xx, %d refused a valid token; nemesis: %d kills, %d isolations, %d cut links, %d message-fault periods (%d faults in %d calls), %d leader changes seen",
 		s.submits.Load(), s.acked.Load(), s.lostAnswers.Load(), s.retries.Load(), s.reads.Load(), s.reads404.Load(),
-		s.moves.Load(), s.movesDone.Load(), s.movesRefused.Load(), s.noAnswer.Load(), s.serverErrors.Load(),
+		s.moves.Load(), s.movesDone.Load(), s.movesRefused.Load(), s.noAnswer.Load(), s.serverErrors.Load(), s.authRefused.Load(),
 		s.kills.Load(), s.isolations.Load(), s.cuts.Load(), s.msgFaults.Load(), faults, calls, s.leaderChanges.Load())
 }
 
@@ -283,9 +320,17 @@ func (r *run) summary() string {
 // fails a check instead of the test.
 var checkClient = &http.Client{Timeout: 10 * time.Second}
 
-// getJSON GETs path from the node at addr into out; anything but 200 is an error.
-func getJSON(c *http.Client, addr, path string, out any) error {
-	resp, err := c.Get("http://" + addr + path)
+// getJSON GETs path from the node at addr into out, with token as the bearer unless it is "";
+// anything but 200 is an error.
+func getJSON(c *http.Client, addr, token, path string, out any) error {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

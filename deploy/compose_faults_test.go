@@ -1,11 +1,9 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,6 +46,10 @@ type faultCase struct {
 func composeFaults(t *testing.T, g *composeGrid) {
 	t.Run("uplink", func(t *testing.T) {
 		skipWithoutHostTools(t)
+		// The clerk's calls go to the community, the listings to the township and the
+		// district: the test's token must be good at all three (it needs root too, to
+		// bootstrap from cd-1's own host).
+		g.signIn(t, "cd-1", "cd-dgdj-1", faultChildService)
 		ns := g.enterNetns(t, faultChildService)
 		t.Logf("%s: pid %d, %s %s in %s, gateway %s (spared: the host's way to the published ports)",
 			ns.service, ns.pid, ns.iface, ns.addr, ns.subnet, ns.gateway)
@@ -117,9 +119,9 @@ func (g *composeGrid) runUplinkFault(t *testing.T, ns *netns, fc faultCase) stri
 	heal := fc.apply(t, ns)
 	cutAt := time.Now()
 	for i := 1; i <= 5; i++ {
-		settle.Accepted = append(settle.Accepted, acceptCase(t, community, fmt.Sprintf("%s-%d", fc.name, i)))
+		settle.Accepted = append(settle.Accepted, acceptCase(t, community, g.bearer(), fmt.Sprintf("%s-%d", fc.name, i)))
 	}
-	escalateCase(t, community, settle.Accepted[3])
+	escalateCase(t, community, g.bearer(), settle.Accepted[3])
 	settle.Escalated = []string{settle.Accepted[3]}
 	t.Logf("%s: accepted %d cases at %s and escalated %s during the fault", fc.name, 5, faultChild, settle.Accepted[3])
 
@@ -167,10 +169,10 @@ func (g *composeGrid) runFlappingUplink(t *testing.T, ns *netns, period, length 
 
 	tick := time.NewTicker(time.Second)
 	for i := 1; time.Since(start) < length; i++ {
-		n := acceptCase(t, community, fmt.Sprintf("flapping-%d", i))
+		n := acceptCase(t, community, g.bearer(), fmt.Sprintf("flapping-%d", i))
 		settle.Accepted = append(settle.Accepted, n)
 		if i%10 == 0 {
-			escalateCase(t, community, n)
+			escalateCase(t, community, g.bearer(), n)
 			settle.Escalated = append(settle.Escalated, n)
 		}
 		<-tick.C
@@ -201,7 +203,7 @@ func (g *composeGrid) settlement() testgrid.Settlement {
 // measured on its own.
 func (g *composeGrid) primeUplink(t *testing.T, settle *testgrid.Settlement, name string) {
 	t.Helper()
-	settle.Accepted = append(settle.Accepted, acceptCase(t, g.url(faultChildService), name+"-0"))
+	settle.Accepted = append(settle.Accepted, acceptCase(t, g.url(faultChildService), g.bearer(), name+"-0"))
 	took, err := testgrid.Poll(10*time.Second, settle.Check)
 	if err == nil {
 		return
@@ -254,23 +256,14 @@ func (g *composeGrid) convergeAfterHealing(t *testing.T, settle testgrid.Settlem
 // faultHTTP is the client of the fault tests: a request may cross a lossy interface.
 var faultHTTP = &http.Client{Timeout: 10 * time.Second}
 
-// postJSON posts body to url, retrying (with the same body: requests carry an idempotency
-// key) while the node cannot be reached or answers 503, for up to 30 s.
-func postJSON(url string, body any) (int, []byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, err
-	}
+// postJSON posts body to url with token as the bearer, retrying (with the same body: requests
+// carry an idempotency key) while the node cannot be reached or answers 503, for up to 30 s.
+func postJSON(url, token string, body any) (int, []byte, error) {
 	var status int
 	var data []byte
-	_, err = testgrid.Poll(30*time.Second, func() error {
-		resp, err := faultHTTP.Post(url, "application/json", bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		status = resp.StatusCode
-		data, err = io.ReadAll(resp.Body)
+	_, err := testgrid.Poll(30*time.Second, func() error {
+		var err error
+		status, data, err = postJSONAs(url, token, body)
 		if err == nil && status == http.StatusServiceUnavailable {
 			err = fmt.Errorf("503 %s", data)
 		}
@@ -279,14 +272,14 @@ func postJSON(url string, body any) (int, []byte, error) {
 	return status, data, err
 }
 
-// acceptCase accepts a case at the node at base and returns its number; key makes the
-// request idempotent.
-func acceptCase(t *testing.T, base, key string) string {
+// acceptCase accepts a case at the node at base, signed in with token, and returns its
+// number; key makes the request idempotent.
+func acceptCase(t *testing.T, base, token, key string) string {
 	t.Helper()
 	sub := testgrid.Submission(0)
 	sub.Title = "户籍证明 " + key
 	sub.RequestID = "faulttest-" + key
-	status, body, err := postJSON(base+"/v1/cases", sub)
+	status, body, err := postJSON(base+"/v1/cases", token, sub)
 	var c api.Case
 	if err != nil || status != http.StatusCreated || json.Unmarshal(body, &c) != nil || c.Number == "" {
 		t.Fatalf("POST /v1/cases at %s: %d %v %s", base, status, err, body)
@@ -294,14 +287,15 @@ func acceptCase(t *testing.T, base, key string) string {
 	return c.Number
 }
 
-// escalateCase escalates a case held at the node at base to its parent. A 409 after a retry
-// is accepted when the case is on its way to the parent: the first attempt's answer was lost.
-func escalateCase(t *testing.T, base, number string) {
+// escalateCase escalates a case held at the node at base to its parent, signed in with token
+// (the signed-in account is the move's actor). A 409 after a retry is accepted when the case
+// is on its way to the parent: the first attempt's answer was lost.
+func escalateCase(t *testing.T, base, token, number string) {
 	t.Helper()
-	status, body, err := postJSON(base+"/v1/cases/"+number+"/escalate", map[string]string{"reason": "需街道协调", "actor": "社区 网格员"})
+	status, body, err := postJSON(base+"/v1/cases/"+number+"/escalate", token, map[string]string{"reason": "需街道协调"})
 	if err == nil && status == http.StatusConflict {
 		var c api.Case
-		if code, got := httpGet(base + "/v1/cases/" + number); code == http.StatusOK && json.Unmarshal(got, &c) == nil &&
+		if code, got := httpGetAs(base+"/v1/cases/"+number, token); code == http.StatusOK && json.Unmarshal(got, &c) == nil &&
 			(c.HolderSite == faultParent || c.Transit != nil && c.Transit.To == faultParent) {
 			return
 		}

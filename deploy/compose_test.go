@@ -50,6 +50,9 @@ type composeGrid struct {
 	// base is each service's published HTTP API, "http://127.0.0.1:port". Docker picks the
 	// port, again when a container restarts.
 	base map[string]string // guarded by mu
+	// token is the test's bearer token (signIn), good at every node it was waited for at;
+	// "" before.
+	token string // guarded by mu
 }
 
 // url is the published HTTP API of service now.
@@ -59,9 +62,19 @@ func (g *composeGrid) url(service string) string {
 	return g.base[service]
 }
 
-// api is a Getter of service's HTTP API that follows it to a new port after a restart.
+// api is a Getter of service's HTTP API that follows it to a new port after a restart, signed
+// in with the test's token once there is one (signIn).
 func (g *composeGrid) api(service string) testgrid.Getter {
-	return func(path string) (int, []byte, error) { return testgrid.URLGetter(g.url(service))(path) }
+	return func(path string) (int, []byte, error) {
+		return testgrid.TokenGetter(g.url(service), g.bearer())(path)
+	}
+}
+
+// bearer is the test's token, or "" before signIn.
+func (g *composeGrid) bearer() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.token
 }
 
 // lookupPort asks Compose which host port Docker published service's HTTP API on.
@@ -116,8 +129,9 @@ func (g *composeGrid) run(ctx context.Context, args ...string) ([]byte, error) {
 // static binary, starts deploy/docker-compose.yml under a project of its own (its own image
 // tag, subnet and host ports, so it can run beside a developer's grid), waits until every
 // node answers GET /v1/health with 200, and checks that the district's GET /v1/sites lists the
-// four sites with their tiers and parents, every node alive. Then, on the same grid, the
-// real-host faults of issue 10 (compose_faults_test.go). It always takes the grid down
+// four sites with their tiers and parents, every node alive, and that a case is not taken
+// without a token. Then, on the same grid, the real-host faults of issue 10
+// (compose_faults_test.go), signed in (staff_test.go). It always takes the grid down
 // (with its volumes) and removes the image, and prints the containers' logs on failure.
 func TestComposeGrid(t *testing.T) {
 	if testing.Short() {
@@ -135,6 +149,9 @@ func TestComposeGrid(t *testing.T) {
 		t.Fatalf("district's GET /v1/sites: %v\n%s", err, body)
 	}
 	t.Logf("the district lists all four sites, every node alive; %s in all", time.Since(started).Round(time.Millisecond))
+	// Case calls need a signed-in member of staff, on the image as anywhere.
+	g.checkNeedsToken(t, "cd-1")
+	g.checkNeedsToken(t, faultChildService)
 
 	composeFaults(t, g)
 }

@@ -194,8 +194,18 @@ func startedHTTPAddr(log string) string {
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 // httpGet returns the status and body of GET url; status 0 if the request failed.
-func httpGet(url string) (int, []byte) {
-	resp, err := httpClient.Get(url)
+func httpGet(url string) (int, []byte) { return httpGetAs(url, "") }
+
+// httpGetAs is httpGet with token as the bearer ("" sends none).
+func httpGetAs(url, token string) (int, []byte) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}

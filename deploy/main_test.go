@@ -26,9 +26,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// This binary is also the slow link's delayer and its probe, run inside a namespace.
+	// This binary is also the slow link's delayer and its probe, and the bootstrap from a
+	// district node's own host (staff_test.go), run inside a namespace.
 	maybeRunDelayer()
 	maybeRunProbe()
+	maybeRunBootstrap()
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -39,6 +39,9 @@ type grid struct {
 	township  *node.Node
 	community *node.Node
 	http      *http.Client
+	// token is the bearer token of the harness's staff of each node's site, signed in at that
+	// node (testgrid.StaffToken), by node name.
+	token map[string]string
 }
 
 // startGrid starts the grid and waits until every site has a leader, the registries list the
@@ -48,7 +51,14 @@ type grid struct {
 func startGrid(ctx context.Context, t *benchkit.T, cfg Config) (*grid, error) {
 	tg := testgrid.New(t, benchkit.GridSpec("convergebench", cfg.Logger, nil, benchkit.TownshipSites(communitySite)...))
 	g := &grid{tg: tg, township: tg.SiteNodes(townshipSite)[0], community: tg.SiteNodes(communitySite)[0],
-		http: &http.Client{Timeout: requestTimeout}, log: slog.New(slog.DiscardHandler)}
+		http: &http.Client{Timeout: requestTimeout}, log: slog.New(slog.DiscardHandler),
+		token: map[string]string{}}
+	// The clerks' calls are signed in (see benchkit.Bearer), at the community and the township;
+	// the final check reads as the same staff (testgrid.NodeGetter), at the township and
+	// whichever district node leads. Signed in now, before anything is measured.
+	for _, n := range append(tg.SiteNodes(districtSite), g.township, g.community) {
+		g.token[n.Name()] = testgrid.StaffToken(t, n)
+	}
 	if cfg.Logger != nil {
 		g.log = cfg.Logger.With("convergebench", true)
 	}
@@ -95,24 +105,29 @@ func (g *grid) submit(n *node.Node, i int) (string, error) {
 
 // escalate escalates a case the community holds to the township, as a clerk does.
 func (g *grid) escalate(number string) error {
-	body := api.MoveRequest{Reason: "需街道协调", Actor: "社区 网格员"}
+	body := api.MoveRequest{Reason: "需街道协调"} // the actor is the signed-in account
 	return g.post(g.community, "/v1/cases/"+url.PathEscape(number)+"/"+string(casework.MoveEscalate), body, http.StatusAccepted, nil)
 }
 
 // handDown hands a case the township holds down to the community.
 func (g *grid) handDown(number string) error {
-	body := api.MoveRequest{ToSite: communitySite, Instructions: "请社区核实", Actor: "街道 办事员"}
+	body := api.MoveRequest{ToSite: communitySite, Instructions: "请社区核实"} // the actor is the signed-in account
 	return g.post(g.township, "/v1/cases/"+url.PathEscape(number)+"/"+string(casework.MoveHandDown), body, http.StatusAccepted, nil)
 }
 
-// post sends body as JSON to n's HTTP API and decodes the answer into out (if not nil); any
-// status but want is an error.
+// post sends body as JSON to n's HTTP API, signed in as the staff of n's site, and decodes the
+// answer into out (if not nil); any status but want is an error.
 func (g *grid) post(n *node.Node, path string, body any, want int, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	resp, err := g.http.Post("http://"+n.Addrs().HTTP+path, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, "http://"+n.Addrs().HTTP+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.http.Do(benchkit.Bearer(req, g.token[n.Name()]))
 	if err != nil {
 		return fmt.Errorf("convergebench: POST %s at %s: %w", path, n.Site(), err)
 	}

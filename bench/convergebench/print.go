@@ -13,7 +13,7 @@ import (
 // Print writes r as a markdown section: one table with the target, then notes.
 func Print(w io.Writer, r Result) {
 	fmt.Fprintln(w, "\n## Convergence after a silent cut: community ↔ township")
-	fmt.Fprintf(w, "\n- grid: %s; the community black-holed from every other node (testgrid.BlackholeNode: nothing refused, nothing arrives); the nodes, the clerks' calls and the watcher share this machine's %d CPUs\n", r.Grid, runtime.NumCPU())
+	fmt.Fprintf(w, "\n- grid: %s; the community black-holed from every other node (testgrid.BlackholeNode: nothing refused, nothing arrives); the clerks' calls are signed in (a bearer token each, which the node verifies); the nodes, the clerks' calls and the watcher share this machine's %d CPUs\n", r.Grid, runtime.NumCPU())
 	benchkit.TableHeader(w)
 	if c := r.Cycles; c != nil {
 		fmt.Fprintf(w, "| %d cycles, each cut for %v (%d cases at the community, %d escalated; %d at the township, %d handed down): time to converge after healing, p50 | %s | | |\n",

@@ -107,7 +107,7 @@ func printMirrorNotes(w io.Writer, m *MirrorResult) {
 		default:
 			fmt.Fprintln(w, "- listings timed right after the load")
 		}
-		fmt.Fprintf(w, "- listings: GET /v1/cases?scope=subtree&status=submitted at the district over HTTP, one request at a time (the four kinds in turn, for at least %v: the district's badger collects its value logs every minute), timed until the body is read; examples:\n",
+		fmt.Fprintf(w, "- listings: GET /v1/cases?scope=subtree&status=submitted at the district over HTTP, signed in (a bearer token the node verifies each time), one request at a time (the four kinds in turn, for at least %v: the district's badger collects its value logs every minute), timed until the body is read; examples:\n",
 			m.ListFor)
 		for _, l := range m.Listings {
 			fmt.Fprintf(w, "  - %s: `%s` (%d requests, %d cases; the slowest %s after the district started)\n", l.Name, l.Example, l.Requests, l.Cases, l.SlowestAt.Round(100*time.Millisecond))

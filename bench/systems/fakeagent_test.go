@@ -2,6 +2,7 @@ package systems
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,12 +10,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -23,7 +27,8 @@ import (
 
 // runFakeAgent mimics the pinned command line and client surface of `govgrid agent` closely
 // enough to exercise StartGovgrid before the real binary exists: it checks its flags, serves
-// GET /v1/health and Cases.SubmitCase, and exits on SIGTERM.
+// GET /v1/health, the sign-in endpoints (fakeAuth) and Cases.SubmitCase (for a bearer with the
+// clerk role only), and exits on SIGTERM.
 func runFakeAgent(args []string) int {
 	if len(args) == 0 || args[0] != "agent" {
 		fmt.Fprintln(os.Stderr, "fake agent: want subcommand agent, got", args)
@@ -66,6 +71,7 @@ func runFakeAgent(args []string) int {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	(&fakeAuth{district: *tier == "district", accounts: map[string]fakeAccount{}}).route(mux)
 	go http.Serve(hl, mux)
 
 	gl, err := net.Listen("tcp", *grpcAddr)
@@ -91,6 +97,15 @@ type fakeCases struct {
 }
 
 func (f *fakeCases) SubmitCase(ctx context.Context, req *govgridpb.SubmitCaseRequest) (*govgridpb.Case, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	auth := md.Get("authorization")
+	tok, ok := "", len(auth) == 1
+	if ok {
+		tok, ok = strings.CutPrefix(auth[0], "Bearer ")
+	}
+	if !ok || !fakeTokenHas(tok, "clerk") {
+		return nil, status.Errorf(codes.Unauthenticated, "want metadata authorization: Bearer <a clerk's token>, got %q", auth)
+	}
 	if size := proto.Size(req); size < 1000 || size > 1050 {
 		return nil, status.Errorf(codes.InvalidArgument, "request is %d bytes, want about 1 KiB", size)
 	}
@@ -104,4 +119,91 @@ func (f *fakeCases) SubmitCase(ctx context.Context, req *govgridpb.SubmitCaseReq
 		return nil, errors.New("cancelled")
 	}
 	return &govgridpb.Case{Number: fmt.Sprintf("%s-%d", f.site, f.n.Add(1)), Kind: req.GetKind()}, nil
+}
+
+// fakeAuth is the agent's sign-in surface, as StartGovgrid uses it: bootstrap (from loopback,
+// at a district, once), sign-in, accounts (by the administrator) and whoami. Its tokens are
+// "fake-token:<user>:<roles, comma-separated>", which every fake node takes (the nodes of a
+// site share no state here, as the real ones share their accounts and key).
+type fakeAuth struct {
+	district bool
+	mu       sync.Mutex
+	accounts map[string]fakeAccount // guarded by mu
+}
+
+type fakeAccount struct {
+	password string
+	roles    []string
+}
+
+func (f *fakeAuth) route(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/auth/bootstrap", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch {
+		case !net.ParseIP(host).IsLoopback():
+			http.Error(w, "from the node's own host only", http.StatusForbidden)
+		case !f.district:
+			http.Error(w, "not a district", http.StatusForbidden)
+		case len(f.accounts) > 0:
+			http.Error(w, "bootstrap is done once", http.StatusConflict)
+		default:
+			f.accounts["admin"] = fakeAccount{password: "fake-admin-password", roles: []string{"admin"}}
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintln(w, `{"user":"admin","password":"fake-admin-password"}`)
+		}
+	})
+	mux.HandleFunc("POST /v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ User, Password string }
+		if json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		a, ok := f.accounts[req.User]
+		f.mu.Unlock()
+		if !ok || a.password != req.Password {
+			http.Error(w, "wrong user or password", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"token": "fake-token:" + req.User + ":" + strings.Join(a.roles, ",")})
+	})
+	mux.HandleFunc("POST /v1/accounts", func(w http.ResponseWriter, r *http.Request) {
+		if !fakeTokenHas(bearerOf(r), "admin") {
+			http.Error(w, "an administrator's token, please", http.StatusForbidden)
+			return
+		}
+		var req struct {
+			User, Password, Name, Site string
+			Roles                      []string
+		}
+		if json.NewDecoder(r.Body).Decode(&req) != nil || req.User == "" || len(req.Password) < 10 || req.Site == "" || len(req.Roles) == 0 {
+			http.Error(w, "bad account", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.accounts[req.User] = fakeAccount{password: req.Password, roles: req.Roles}
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintln(w, `{}`)
+	})
+	mux.HandleFunc("GET /v1/auth/whoami", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(bearerOf(r), "fake-token:") {
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintln(w, `{}`)
+	})
+}
+
+func bearerOf(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok
+}
+
+// fakeTokenHas says whether tok is a fake agent's token with role.
+func fakeTokenHas(tok, role string) bool {
+	parts := strings.Split(tok, ":")
+	return len(parts) == 3 && parts[0] == "fake-token" && slices.Contains(strings.Split(parts[2], ","), role)
 }

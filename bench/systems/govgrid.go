@@ -21,18 +21,27 @@ type GovgridConfig struct {
 	Binary string
 	// Nodes is the size of the site (1 or 3 in the benchmarks); values below 1 mean 1.
 	Nodes int
-	// Site and Tier are passed to every agent; "" means "cd" and "district".
+	// Site and Tier are passed to every agent; "" means "cd" and "district". The site must be
+	// a district: case calls need a signed-in account, and a site's first account is made
+	// (bootstrapped) only at a district, so the benchmark's one-site grid is a district.
 	Site, Tier string
 	// Pprof serves Go's profiler on every node's HTTP address (Target.HTTPAddrs).
 	Pprof bool
+	// Started, if set, is called once every node answers /v1/health, before the benchmark's
+	// account is made and signed in: signing in hashes passwords (argon2id, 19 MiB each, four
+	// of them), memory a node's runtime keeps a while after, so an idle node's memory is read
+	// here. An error ends the start.
+	Started func(t *Target) error
 }
 
 // StartGovgrid starts one govgrid site of cfg.Nodes agents on 127.0.0.1: all with
 // --bootstrap-expect N, the second and later ones joining the first one's gossip address. It waits
-// until every node's /v1/health answers 200 and a SubmitCase succeeds through every node (so the
-// site has a leader and followers forward to it), and returns a target whose Op submits a case of
-// about ValueSize encoded bytes. Workers are spread round-robin over the nodes, one shared gRPC
-// connection per node.
+// until every node's /v1/health answers 200, makes the benchmark's account and signs it in
+// (staffSignIn: every node takes its token), and waits until a SubmitCase succeeds through every
+// node (so the site has a leader and followers forward to it); it returns a target whose Op
+// submits a case of about ValueSize encoded bytes, as that account. Workers are spread
+// round-robin over the nodes, one shared gRPC connection per node, every call carrying the
+// token.
 func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error) {
 	n := max(cfg.Nodes, 1)
 	if cfg.Binary == "" {
@@ -104,9 +113,20 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		}
 	}
 
+	if cfg.Started != nil {
+		if err := cfg.Started(t); err != nil {
+			return nil, err
+		}
+	}
+	token, err := staffSignIn(ctx, timeout, procs, cfg.Site, t.HTTPAddrs)
+	if err != nil {
+		return nil, err
+	}
+
 	clients := make([]govgridpb.CasesClient, n)
 	for i, nd := range nodes {
-		conn, err := grpc.NewClient(nd.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(nd.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(bearer(token)))
 		if err != nil {
 			return nil, fmt.Errorf("govgrid %s: %w", nd.name, err)
 		}

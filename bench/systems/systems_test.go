@@ -199,11 +199,23 @@ func TestStartGovgridFake(t *testing.T) {
 	}
 	t.Setenv(fakeAgentEnv, "1")
 	for _, nodes := range []int{1, 3} {
-		tg, err := StartGovgrid(context.Background(), GovgridConfig{Binary: self, Nodes: nodes})
+		// Started sees every node serving, before the benchmark's account exists.
+		started := 0
+		check := func(tg *Target) error {
+			started++
+			if len(tg.PIDs) != nodes || len(tg.HTTPAddrs) != nodes {
+				t.Errorf("Started: %d PIDs and %d HTTP addresses for %d nodes", len(tg.PIDs), len(tg.HTTPAddrs), nodes)
+			}
+			return nil
+		}
+		tg, err := StartGovgrid(context.Background(), GovgridConfig{Binary: self, Nodes: nodes, Started: check})
 		if err != nil {
 			t.Fatal(err)
 		}
-		exercise(t, tg, 6)
+		if started != 1 {
+			t.Errorf("Started called %d times", started)
+		}
+		exercise(t, tg, 6) // every op carries the token: the fake agent refuses a case without it
 	}
 }
 

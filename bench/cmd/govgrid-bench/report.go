@@ -189,7 +189,7 @@ func printReport(w io.Writer, r *report) {
 
 // printCells writes the table of systems and its notes.
 func printCells(bw io.Writer, r *report) {
-	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase)\n\n", r.Warmup, r.Duration)
+	fmt.Fprintf(bw, "- per cell: fresh servers on 127.0.0.1, %v warmup + %v measured, closed loop, 1 KiB writes (etcd Put, postgres INSERT, govgrid SubmitCase over gRPC with a bearer token, which the node verifies)\n\n", r.Warmup, r.Duration)
 	fmt.Fprintln(bw, "| system | nodes | concurrency | ops/s | p50 | p99 | server CPU/op (cores) | govgrid/etcd (ops, p99, CPU/op) | govgrid/postgres (ops, p99, CPU/op) |")
 	fmt.Fprintln(bw, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var notes []string
