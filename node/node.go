@@ -47,6 +47,8 @@ type Node struct {
 	catalog fromConfig[*catalog.Catalog]
 	// accounts are the accounts, site keys and revocations in force here (auth.go).
 	accounts fromConfig[*accountBook]
+	// verified remembers the tokens whose signature checked out (auth.go).
+	verified verifiedTokens
 	// citizens counts failed citizen lookups (citizen.go), signIns failed sign-ins (auth.go).
 	citizens failureGate
 	signIns  failureGate

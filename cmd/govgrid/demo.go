@@ -438,7 +438,12 @@ func printDemoHelp(dir string, nodes []*gridNode, join string, accounts []demoAc
 	for _, a := range accounts {
 		password[a.User] = a.Password
 	}
-	d, c := nodes[0].HTTP, nodes[len(nodes)-1].HTTP
+	d, c := nodes[0].HTTP, ""
+	for _, n := range nodes {
+		if n.Site == "cd-dgdj-ngj" { // 南关街社区: the Try lines sign in its clerk there
+			c = n.HTTP
+		}
+	}
 	fmt.Printf(`
 Try (every call needs a signed-in account, but the catalogue, a citizen's view and the grid's shape):
   govgrid sites --addr %[1]s

@@ -93,8 +93,22 @@ func TestApplicationThroughTheConsole(t *testing.T) {
 	if got := b.text("#notice-missing"); !strings.Contains(got, "户口簿") || !strings.Contains(got, "家庭收入证明") {
 		t.Fatalf("the notice names %q", got)
 	}
-	number := b.text("#receipt-number")
+	number, code := b.text("#receipt-number"), b.text("#receipt-code")
 	b.screenshot("one-time-notice")
+	citizen := func(what, wait string) {
+		b.run(what,
+			chromedp.Navigate(ngjBase+"/status.html"),
+			chromedp.WaitVisible(chromedp.CSS("#status")),
+			chromedp.SetValue(chromedp.CSS(`#status input[name="number"]`), number),
+			chromedp.SetValue(chromedp.CSS(`#status input[name="query_code"]`), code),
+			chromedp.Click(chromedp.CSS("#status button")),
+			chromedp.WaitVisible(chromedp.CSS(wait)))
+	}
+	// The citizen's status page shows the notice too.
+	citizen("the citizen sees the notice", "#case-missing")
+	if got := b.text("#case-missing"); !strings.Contains(got, "户口簿") {
+		t.Fatalf("the citizen's page lists %q", got)
+	}
 
 	// The materials come: supplement, then accept; the case climbs to the district.
 	if steps := b.openCase(ngjBase, number); !slices.Contains(steps, "supplement") {
@@ -137,6 +151,12 @@ func TestApplicationThroughTheConsole(t *testing.T) {
 		t.Fatalf("the certificate page says %q", got)
 	}
 	b.screenshot("certificate")
+	// The citizen finds the decision and the certificate on the status page.
+	citizen("the citizen sees the decision", "#case-certificate")
+	if got := b.text("#case-decision"); got != "准予" {
+		t.Fatalf("the citizen's page says the decision is %q", got)
+	}
+	b.screenshot("citizen-decided")
 
 	// The history verifies wherever a copy is; the certificate, offline, against saved keys.
 	for _, n := range []*node.Node{district, township, community} {

@@ -2,7 +2,7 @@
 // A citizen's status page: the case number and the query code of the receipt, nothing else. The
 // node answers a masked view; a wrong code and an unknown number read the same.
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-let last = null;
+let last = null, lastCode = "";
 
 async function lookUp(number, code) {
   const r = await fetch("/v1/cases/" + encodeURIComponent(number), { headers: { "X-Query-Code": code, Accept: "application/json" } });
@@ -28,7 +28,11 @@ function show() {
       <dt>${esc(t("applicant_word"))}</dt><dd>${esc(v.applicant.name)} · ${esc(v.applicant.id_number)} · ${esc(v.applicant.phone)}</dd>
       <dt>${esc(t("materials"))}</dt><dd>${v.materials.map(esc).join("、") || "—"}</dd>
       <dt>${esc(t("accepted_at"))}</dt><dd>${esc(when(v.created_at))}</dd>
+      ${v.decision ? `<dt>${esc(t("decision"))}</dt><dd id="case-decision">${esc(t(v.decision))}</dd>` : ""}
+      <dt>${esc(t("collect_at"))}</dt><dd>${esc(v.collect_site)}</dd>
     </dl>
+    ${v.missing && v.missing.length ? `<h2>${esc(t("missing_title"))}</h2><ol id="case-missing">${v.missing.map((m) => `<li>${esc(m)}</li>`).join("")}</ol>` : ""}
+    ${v.seal ? `<p><a id="case-certificate" href="/v1/cases/${encodeURIComponent(v.number)}/certificate?format=html&amp;query_code=${encodeURIComponent(lastCode)}">${esc(t("certificate"))}</a></p>` : ""}
     <h2>${esc(t("timeline"))}</h2>
     <ol id="timeline">${v.timeline.map((m) => `<li>${esc(when(m.at))} · ${esc(m.site)} · ${esc(tOr("ev_" + m.type, m.type))}${m.to_site ? " → " + esc(m.to_site) : ""}</li>`).join("")}</ol>
   </section>`;
@@ -37,7 +41,8 @@ function show() {
 document.getElementById("status").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
-  last = await lookUp(String(f.get("number")).trim(), String(f.get("query_code")).trim()).catch(() => ({ status: 0, body: {} }));
+  lastCode = String(f.get("query_code")).trim();
+  last = await lookUp(String(f.get("number")).trim(), lastCode).catch(() => ({ status: 0, body: {} }));
   show();
 });
 window.addEventListener("languagechange-govgrid", show);
