@@ -222,7 +222,8 @@ func checkDataDir(dir string) error {
 }
 
 func (n *Node) startServers() {
-	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20))...)
+	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20),
+		grpc.ChainUnaryInterceptor(recoverUnary(n.logger)), grpc.ChainStreamInterceptor(recoverStream(n.logger)))...)
 	grpcapi.Register(n.grpcSrv, &caseService{n: n}, n)
 	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
 	n.healthSrv = health.NewServer()

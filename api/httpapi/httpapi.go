@@ -4,6 +4,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -543,10 +545,28 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusNotFound && re == nil {
 		msg = "no such case"
 	}
+	if status == http.StatusInternalServerError {
+		// The text of an internal error is for the operator, not the caller: it goes to the
+		// log under an id the answer names.
+		id := requestID()
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.Error("request failed", "request_id", id, "error", err)
+		}
+		w.Header().Set("X-Request-Id", id)
+		writeError(w, status, code, "internal error: request id "+id+" (the node's log has the details)", nil)
+		return
+	}
 	if status >= 500 && s.cfg.Logger != nil {
 		s.cfg.Logger.Warn("request failed", "status", status, "error", err)
 	}
 	writeError(w, status, code, msg, fields)
+}
+
+// requestID names one failed request in the log and in its answer.
+func requestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, fields casework.FieldErrors) {

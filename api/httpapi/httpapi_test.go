@@ -322,6 +322,10 @@ func TestSubmitCaseServiceErrors(t *testing.T) {
 			if rec.Header().Get("Location") != "" {
 				t.Errorf("Location on an error")
 			}
+			if tt.status == 500 && (strings.Contains(b.Error.Message, "disk on fire") || rec.Header().Get("X-Request-Id") == "" ||
+				!strings.Contains(b.Error.Message, rec.Header().Get("X-Request-Id"))) {
+				t.Errorf("a 500 answers %q (X-Request-Id %q): internal text, or no request id", b.Error.Message, rec.Header().Get("X-Request-Id"))
+			}
 		})
 	}
 }
