@@ -170,7 +170,7 @@ func (n *Node) Login(ctx context.Context, user, password, client string) (*api.L
 	// Hash even for an unknown user, once, so that the answer takes as long either way.
 	hash := a.PasswordHash
 	if !ok {
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	select {
 	case n.argonSlots <- struct{}{}:
@@ -204,8 +204,9 @@ func (n *Node) Login(ctx context.Context, user, password, client string) (*api.L
 	return &api.LoginAnswer{Token: tok, ExpiresAt: c.ExpiresAt, User: a.User, Name: a.Name, Site: a.Site, Roles: a.Roles}, nil
 }
 
-// dummyHash is checked against when the user is unknown.
-var dummyHash = auth.HashPassword("no such user", make([]byte, auth.SaltLen))
+// dummyHash is checked against when the user is unknown. Made on the first such sign-in, not at
+// start: argon2id takes 19 MiB, which an idle node should not hold.
+var dummyHash = sync.OnceValue(func() string { return auth.HashPassword("no such user", make([]byte, auth.SaltLen)) })
 
 // Authenticate verifies a bearer token: signed by this site or an ancestor, of this grid, not
 // expired, not signed out, issued after its account's last password change, the account still
