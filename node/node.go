@@ -250,8 +250,11 @@ func (n *Node) startServers() {
 			Pprof:      n.cfg.Pprof,
 			Console:    web.Handler(),
 		}),
+		// No ReadTimeout or WriteTimeout: a backup streams for as long as the site is large;
+		// a slow client holds one goroutine, and the headers must come within 10 s.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	n.goRun(func() {
 		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

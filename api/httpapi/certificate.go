@@ -143,7 +143,7 @@ h1{text-align:center;letter-spacing:.2em;font-size:1.6em;margin-bottom:.2em}
 table{width:100%;border-collapse:collapse;margin:1.5em 0}td{border:1px solid #888;padding:.5em .7em}td:first-child{width:30%;background:#f4f4f4}
 .seal{display:flex;gap:1.5em;align-items:center;margin-top:1em}.seal svg{width:180px;height:180px;flex:none}
 .ok{color:#0a6b2d;font-weight:bold}.bad{color:#b00020;font-weight:bold}.mono{font-family:monospace;font-size:.8em;word-break:break-all}
-@media print{button{display:none}body{margin:0}}
+.hint{color:#555}@media print{.hint{display:none}body{margin:0}}
 </style></head><body>
 <h1>办理结果通知书</h1><p class="sub">Notice of decision · {{.Seal.Certificate.Grid}}</p>
 <table>
@@ -158,7 +158,7 @@ table{width:100%;border-collapse:collapse;margin:1.5em 0}td{border:1px solid #88
 <p id="cert-verified" class="{{if eq .Verified "valid"}}ok{{else}}bad{{end}}">{{.VerdictName}}</p>
 <p>扫描二维码或运行 <code>govgrid verify</code> 离线核验本通知书。<br><small>Scan the code, or run govgrid verify, to check this notice offline against the grid's keys.</small></p>
 <p class="mono">key {{.KeyID}} · sig {{.SigHead}}…</p></div></div>
-<p><button onclick="window.print()">打印 Print</button></p>
+<p class="hint">打印：Ctrl+P · Print: Ctrl+P</p>
 </body></html>`))
 
 // certificatePage writes the printable certificate.

@@ -761,6 +761,20 @@ func TestOwnHostIsLoopbackOrTheNodesOwnAddress(t *testing.T) {
 	}
 }
 
+// TestSecurityHeaders: every answer forbids framing and sniffing and carries the console's CSP,
+// which allows nothing from outside.
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	rec := e.do("GET", "/v1/health", nil)
+	h := rec.Header()
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "http") {
+		t.Errorf("CSP %q", csp)
+	}
+	if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("headers %v", h)
+	}
+}
+
 func TestListSubtree(t *testing.T) {
 	e := newEnv(t)
 	c := apitest.StoredCase("cd-dgdj-ngj-20261125-000001", "63010219900101123X")

@@ -138,8 +138,8 @@ function receipt(c, accepted, materials) {
     <p>受理时间 Accepted: ${esc(when(accepted.updated_at))} · 承诺办结 Promised by: <b id="receipt-due">${esc(due)}</b>
       · 状态 ${esc(statusName[accepted.status] || accepted.status)}${accepted.transit ? " · 已报送 sent on to " + esc(accepted.transit.to_site) : ""}</p>
     <p>凭办件编号和查询码可在“办件查询”页查看进度。 With the number and the query code, follow the case on the status page.</p>
-    <p class="noprint"><button type="button" onclick="window.print()">打印回执 Print</button> <a href="case.html?number=${encodeURIComponent(c.number)}">办件详情 Case</a>
-      <button type="button" onclick="location.reload()">下一位 Next</button></p>`;
+    <p class="noprint"><button type="button" data-action="print">打印回执 Print</button> <a href="case.html?number=${encodeURIComponent(c.number)}">办件详情 Case</a>
+      <button type="button" data-action="next">下一位 Next</button></p>`;
   $("#paper").hidden = false;
   requestID = newRequestID();
 }
@@ -149,11 +149,19 @@ function notice(c, missingNames) {
     <p>您的申请尚缺以下全部材料，补齐后即予受理（办理时限自补齐之日起计算）：<br><small>Hand in every material below and the application is accepted (the time limit runs from then):</small></p>
     <ol id="notice-missing">${missingNames.map((m) => `<li>${esc(m)}</li>`).join("")}</ol>
     <p>窗口工作人员（签名）：＿＿＿＿ 申请人（签名）：＿＿＿＿ 日期：${esc(new Date().toLocaleDateString("zh-CN"))}</p>
-    <p class="noprint"><button type="button" onclick="window.print()">打印告知书 Print</button> <a href="case.html?number=${encodeURIComponent(c.number)}">办件详情 Case</a>
-      <button type="button" onclick="location.reload()">下一位 Next</button></p>`;
+    <p class="noprint"><button type="button" data-action="print">打印告知书 Print</button> <a href="case.html?number=${encodeURIComponent(c.number)}">办件详情 Case</a>
+      <button type="button" data-action="next">下一位 Next</button></p>`;
   $("#paper").hidden = false;
   requestID = newRequestID();
 }
+
+// The printed paper's buttons (no inline handlers: the console's Content-Security-Policy allows
+// only its own scripts).
+$("#paper").addEventListener("click", (ev) => {
+  const b = ev.target.closest("button[data-action]");
+  if (b && b.dataset.action === "print") window.print();
+  if (b && b.dataset.action === "next") location.href = "intake.html";
+});
 
 showSession();
 const pre = new URLSearchParams(location.search).get("item");
