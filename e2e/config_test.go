@@ -88,6 +88,20 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 			want: []string{"--tier", "province"},
 		},
 		{
+			name: "advertise address with a port",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--advertise-addr", "10.0.0.5:9090"}
+			},
+			want: []string{"--advertise-addr", "without a port"},
+		},
+		{
+			name: "advertise address nobody can dial",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--advertise-addr", "0.0.0.0"}
+			},
+			want: []string{"--advertise-addr", "0.0.0.0"},
+		},
+		{
 			name: "community without parent",
 			args: func(t *testing.T, dir string) []string {
 				return []string{"--site", "cd-dgdj-xyl", "--tier", "community", "--data-dir", filepath.Join(dir, "data")}

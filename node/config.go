@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
@@ -30,6 +31,10 @@ type Config struct {
 	GRPCAddr   string
 	RaftAddr   string
 	GossipAddr string
+	// AdvertiseAddr, if set, is the host (an IP or a name) the other nodes dial, with each
+	// listen address's port: a node may then bind 0.0.0.0 in a container, and a site behind NAT
+	// announce its routed address. Empty: the nodes dial the listen addresses themselves.
+	AdvertiseAddr string
 	// Join lists gossip addresses of nodes already in the grid.
 	Join []string
 	// BootstrapExpect is how many nodes of this site must be seen before a new site bootstraps.
@@ -127,6 +132,17 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: %w", a.flag, err)
 		}
 	}
+	if c.AdvertiseAddr != "" {
+		if strings.Contains(c.AdvertiseAddr, ":") && net.ParseIP(c.AdvertiseAddr) == nil {
+			return fmt.Errorf("--advertise-addr: %q is a host (an IP or a name), without a port: each listen address's port is kept", c.AdvertiseAddr)
+		}
+		if ip := net.ParseIP(c.AdvertiseAddr); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("--advertise-addr: %q is not an address other nodes can dial", c.AdvertiseAddr)
+		}
+		if _, port, _ := net.SplitHostPort(c.RaftAddr); port == "0" {
+			return errors.New("--advertise-addr needs --raft-addr with its port (Raft announces it before it binds)")
+		}
+	}
 	for _, j := range c.Join {
 		if err := checkHostPort(j); err != nil {
 			return fmt.Errorf("--join: %w", err)
@@ -178,4 +194,17 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("%q has no host (use 0.0.0.0 to listen everywhere)", addr)
 	}
 	return nil
+}
+
+// advertised is listen address addr as the other nodes dial it: the advertise host with addr's
+// port, or addr itself.
+func (c *Config) advertised(addr string) string {
+	if c.AdvertiseAddr == "" {
+		return addr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(c.AdvertiseAddr, port)
 }

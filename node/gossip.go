@@ -71,6 +71,9 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertisePort = port
+	if cfg.AdvertiseAddr != "" {
+		mc.AdvertiseAddr = cfg.AdvertiseAddr
+	}
 	mc.Label = cfg.GridName
 	mc.SecretKey = cfg.GossipKey
 	mc.Logger = log.New(memberlistLog{logger.With("component", "memberlist")}, "", 0)

@@ -134,6 +134,9 @@ func (n *Node) start() error {
 	fwd := &forwarder{peers: n.peers}
 	rc := replication.DefaultConfig()
 	rc.NodeID, rc.DataDir, rc.RaftAddr = cfg.Name, cfg.DataDir, cfg.RaftAddr
+	if cfg.AdvertiseAddr != "" {
+		rc.RaftAdvertise = cfg.advertised(cfg.RaftAddr)
+	}
 	rc.Logger, rc.Registerer, rc.Forwarder = logger, n.registry, fwd
 	rc.TransportTimeout = n.timings.raftTransport
 	if cfg.Network != nil {
@@ -180,7 +183,7 @@ func (n *Node) start() error {
 	}
 	meta := Meta{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Version: cfg.Version,
-		GRPC: n.grpcLn.Addr().String(), HTTP: n.httpLn.Addr().String(), Raft: n.raft.RaftAddr(),
+		GRPC: cfg.advertised(n.grpcLn.Addr().String()), HTTP: cfg.advertised(n.httpLn.Addr().String()), Raft: n.raft.RaftAddr(),
 	}
 	n.meta = meta
 	if n.gossip, err = newGossip(cfg, meta, logger); err != nil {
