@@ -15,9 +15,10 @@ import (
 // secret that lets whoever can read the data directory (the service's user on the node's host:
 // a nightly backup from cron, `govgrid leave` when a machine is retired) administer this node
 // from its own host without a person's token, which lives 8 hours. It grants nothing new: the
-// reader of the data directory reads every case in it already. It is taken only over loopback,
-// only for the node's own administration (backups, leave, retire, reinstate, configuration and
-// catalogue), never for cases, and each use is in the audit trail as "operator@<node>".
+// reader of the data directory reads every case in it already. It is taken only from the node's
+// own host (loopback, or the address the node listens on), only for the node's own
+// administration (backups, leave, retire, reinstate, configuration and catalogue), never for
+// cases, and each use is in the audit trail as "operator@<the address asked>".
 const OperatorKeyFile = "operator.key"
 
 // loadOperatorKey reads the node's operator key, making it (mode 0600) on the first start.
