@@ -88,6 +88,13 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 			want: []string{"--tier", "province"},
 		},
 		{
+			name: "a TLS certificate without its key",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--http-tls-cert", filepath.Join(dir, "cert.pem")}
+			},
+			want: []string{"--http-tls-cert", "--http-tls-key"},
+		},
+		{
 			name: "advertise address with a port",
 			args: func(t *testing.T, dir string) []string {
 				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--advertise-addr", "10.0.0.5:9090"}

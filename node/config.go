@@ -62,6 +62,9 @@ type Config struct {
 	Version  string
 	// Pprof serves Go's profiler on the HTTP address under /debug/pprof/.
 	Pprof bool
+	// HTTPTLSCert and HTTPTLSKey, both set, are the PEM files of the certificate (with its
+	// chain) and key the HTTP API and console serve HTTPS with; neither set: plain HTTP.
+	HTTPTLSCert, HTTPTLSKey string
 	// Network, if set, is how the node reaches its peers: Raft's and gRPC's connections and the
 	// gossip transport. Tests route every link of an in-process grid through their own network
 	// to cut or slow it; nil is the host's network.
@@ -131,6 +134,9 @@ func (c Config) Validate() error {
 		if err := checkHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %w", a.flag, err)
 		}
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		return errors.New("--http-tls-cert and --http-tls-key go together: give both, or neither for plain HTTP")
 	}
 	if c.AdvertiseAddr != "" {
 		if strings.Contains(c.AdvertiseAddr, ":") && net.ParseIP(c.AdvertiseAddr) == nil {

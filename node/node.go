@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,8 @@ type Node struct {
 	argonSlots chan struct{}
 	// operatorKey is the secret of OperatorKeyFile.
 	operatorKey string
+	// httpTLS, when set, makes the HTTP API serve HTTPS (Config.HTTPTLSCert).
+	httpTLS *tls.Config
 	// audit gathers this node's audit events until they are committed (audit.go).
 	audit auditBuffer
 
@@ -123,6 +126,11 @@ func (n *Node) start() error {
 	var err error
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.HTTPTLSCert != "" {
+		if n.httpTLS, err = loadHTTPTLS(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
+			return err
+		}
+	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
 	}
@@ -225,7 +233,7 @@ func checkDataDir(dir string) error {
 }
 
 func (n *Node) startServers() {
-	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20),
+	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20), grpc.MaxConcurrentStreams(1024),
 		grpc.ChainUnaryInterceptor(recoverUnary(n.logger)), grpc.ChainStreamInterceptor(recoverStream(n.logger)))...)
 	grpcapi.Register(n.grpcSrv, &caseService{n: n}, n)
 	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
@@ -258,9 +266,14 @@ func (n *Node) startServers() {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         n.httpTLS,
 	}
 	n.goRun(func() {
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := n.httpSrv.Serve
+		if n.httpSrv.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return n.httpSrv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.logger.Error("http server stopped", "error", err)
 		}
 	})
@@ -433,4 +446,13 @@ func (n *Node) servingStatus() healthpb.HealthCheckResponse_ServingStatus {
 		return healthpb.HealthCheckResponse_SERVING
 	}
 	return healthpb.HealthCheckResponse_NOT_SERVING
+}
+
+// loadHTTPTLS reads the HTTP API's certificate and key (TLS 1.2 at least).
+func loadHTTPTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--http-tls-cert, --http-tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

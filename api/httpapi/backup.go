@@ -35,7 +35,11 @@ func (s *server) atLeader(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the site has no leader to take the backup", nil)
 		return false
 	}
-	http.Redirect(w, r, "http://"+addr+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://" // the nodes of a site serve alike
+	}
+	http.Redirect(w, r, scheme+addr+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 	return false
 }
 

@@ -45,6 +45,8 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.Bool("leave-on-terminate", false, "on SIGTERM, leave the site and the grid for good instead of just stopping")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+	fs.String("http-tls-cert", "", "PEM certificate (with its chain) for HTTPS on the HTTP address; with --http-tls-key")
+	fs.String("http-tls-key", "", "PEM private key of --http-tls-cert")
 }
 
 func newAgentCommand() *cobra.Command {
@@ -152,6 +154,7 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 	cfg.GossipProfile = v.GetString("gossip-profile")
 	cfg.Version = version
 	cfg.Pprof = v.GetBool("pprof")
+	cfg.HTTPTLSCert, cfg.HTTPTLSKey = v.GetString("http-tls-cert"), v.GetString("http-tls-key")
 	if cfg.ReapAfter, err = durationSetting(v, "reap-after"); err != nil {
 		return cfg, false, err
 	}

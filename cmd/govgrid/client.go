@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +26,8 @@ func addrFlag(cmd *cobra.Command) *string {
 	}
 	// Every command that talks to a node may carry a sign-in token.
 	cmd.PersistentFlags().StringVar(&tokenFlag, "token", "", "a sign-in `TOKEN` for the request (default: GOVGRID_TOKEN, else the one govgrid login kept)")
+	cmd.PersistentFlags().StringVar(&caCertFlag, "ca-cert", os.Getenv("GOVGRID_CA_CERT"),
+		"PEM `FILE` of the CA that signed the node's HTTPS certificate (for --addr https://...; or GOVGRID_CA_CERT)")
 	cmd.PersistentFlags().StringVar(&operatorKeyFlag, "operator-key", os.Getenv("GOVGRID_OPERATOR_KEY"),
 		"the node's operator key `FILE` (DATA_DIR/operator.key, or GOVGRID_OPERATOR_KEY): administer the node on this host without signing in (backups from cron, leave)")
 	return cmd.PersistentFlags().String("addr", def, "HTTP address of any node (or GOVGRID_ADDR)")
@@ -75,7 +79,11 @@ func callWith(addr, method, path, contentType string, body []byte, out any, auth
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
-	resp, err := httpClient.Do(req)
+	client, err := withCA(httpClient)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -342,4 +350,30 @@ func newLeaveCommand() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// caCertFlag is the CA file of --ca-cert.
+var caCertFlag string
+
+// withCA is c trusting --ca-cert's CA as well as the system's, or c itself without one.
+func withCA(c *http.Client) (*http.Client, error) {
+	if caCertFlag == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(caCertFlag)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert: %s holds no PEM certificate", caCertFlag)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cc := *c
+	cc.Transport = t
+	return &cc, nil
 }

@@ -61,7 +61,11 @@ func atLeader(method, addr, path string, body func() io.Reader) (*http.Response,
 		if authz != "" {
 			req.Header.Set("Authorization", authz)
 		}
-		resp, err := noRedirect.Do(req)
+		client, err := withCA(noRedirect)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, err
 		}
