@@ -481,6 +481,8 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (any, error) {
 	// Apply's timeout bounds only the enqueue; the wait below honours ctx for the rest.
 	f := s.raft.Apply(cmd, timeout)
 	errCh := make(chan error, 1)
+	// raft answers every future it took, but one still queued when the node shuts down: then
+	// this waiter outlives the call (its caller returns at ctx's end), until the process exits.
 	go func() { errCh <- f.Error() }()
 	select {
 	case <-ctx.Done():
