@@ -6,6 +6,8 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 
@@ -37,6 +39,14 @@ type CaseService interface {
 	// unknown number and a wrong code, a CodeRateLimited refusal after too many failures from
 	// client (its address; "" for another node passing a citizen's request on).
 	CitizenView(ctx context.Context, number, code, client string) (*casework.CitizenView, error)
+}
+
+// NewRequestID names one failed request in the node's log and in its answer (an internal error's
+// text goes to the log, never to the caller).
+func NewRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // refusals maps the code of a refusal (sitestate.Error) to its HTTP status and gRPC code; the

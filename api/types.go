@@ -1,9 +1,11 @@
 package api
 
 import (
-	"github.com/govgrid/govgrid/auth"
+	"bytes"
+	"slices"
 	"time"
 
+	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/tier"
@@ -273,18 +275,21 @@ type SealKeys struct {
 	Keys []SealKey `json:"keys"`
 }
 
+// Find returns the index of site's key pub among these keys, or -1.
+func (k *SealKeys) Find(site string, pub []byte) int {
+	return slices.IndexFunc(k.Keys, func(sk SealKey) bool { return sk.Site == site && bytes.Equal(sk.PublicKey, pub) })
+}
+
 // Verify checks a seal against these keys.
 func (k *SealKeys) Verify(s *casework.Seal) error {
 	return s.Verify(k.Grid, func(site string, key []byte) casework.KeyStatus {
-		for _, sk := range k.Keys {
-			if sk.Site == site && casework.SameKey(sk.PublicKey, key) {
-				if sk.Revoked {
-					return casework.KeyRevoked
-				}
-				return casework.KeyValid
-			}
+		switch i := k.Find(site, key); {
+		case i < 0:
+			return casework.KeyUnknown
+		case k.Keys[i].Revoked:
+			return casework.KeyRevoked
 		}
-		return casework.KeyUnknown
+		return casework.KeyValid
 	})
 }
 

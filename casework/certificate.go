@@ -1,7 +1,6 @@
 package casework
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -100,6 +99,3 @@ func (s *Seal) Verify(grid string, keyOf func(site string, key []byte) KeyStatus
 	}
 	return ErrSealUnknownKey
 }
-
-// SameKey says whether two public keys are the same.
-func SameKey(a, b []byte) bool { return bytes.Equal(a, b) }

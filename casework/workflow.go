@@ -260,12 +260,6 @@ func (c *Case) StepsAt(rules ItemRules, site, siteTier, actor string) []Step {
 	return out
 }
 
-// Open reports whether a case in status is still under way (it may be withdrawn).
-func Open(status Status) bool {
-	_, ok := transitions[status][StepWithdraw]
-	return ok
-}
-
 // Take applies step r to c under the item's rules: it checks the request, the status, the place
 // and the rules (materials at acceptance, an immediate item's completion, a joint item's sign-offs,
 // 一审一核: the approver is not the reviewer), then changes c and appends the step's event. On an

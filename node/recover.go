@@ -2,10 +2,10 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"runtime/debug"
+
+	"github.com/govgrid/govgrid/api"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,9 +39,7 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 }
 
 func panicked(logger *slog.Logger, method string, p any) error {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
+	id := api.NewRequestID()
 	logger.Error("a gRPC handler panicked", "request_id", id, "method", method, "panic", p, "stack", string(debug.Stack()))
 	return status.Errorf(codes.Internal, "internal error: request id %s (the node's log has the details)", id)
 }

@@ -69,12 +69,12 @@ func (n *Node) addSealKeys(recs []sitestate.SiteRecord) error {
 	if err != nil {
 		return err
 	}
-	var doc sealKeysDoc
+	var doc api.SealKeys
 	for _, d := range view.Docs {
 		if d.Path == sealKeysPath && d.Owner == n.cfg.Site {
 			if err := json.Unmarshal(d.Value, &doc); err != nil {
 				n.logger.Warn("seal/keys does not decode; rebuilding it", "error", err)
-				doc = sealKeysDoc{}
+				doc = api.SealKeys{}
 			}
 		}
 	}
@@ -84,7 +84,7 @@ func (n *Node) addSealKeys(recs []sitestate.SiteRecord) error {
 		if len(r.PublicKey) != ed25519.PublicKeySize {
 			continue
 		}
-		if !slices.ContainsFunc(doc.Keys, func(k api.SealKey) bool { return k.Site == r.Code && casework.SameKey(k.PublicKey, r.PublicKey) }) {
+		if doc.Find(r.Code, r.PublicKey) < 0 {
 			doc.Keys = append(doc.Keys, api.SealKey{Site: r.Code, PublicKey: r.PublicKey, KeyID: keyID(r.PublicKey), Since: now})
 			changed = true
 		}
@@ -92,7 +92,7 @@ func (n *Node) addSealKeys(recs []sitestate.SiteRecord) error {
 	if !changed {
 		return nil
 	}
-	v, err := json.Marshal(doc)
+	v, err := json.Marshal(sealKeysDoc{Keys: doc.Keys})
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (n *Node) SealKeys() (*api.SealKeys, error) {
 	}
 	if key, ok, err := n.state.SiteKey(); err == nil && ok {
 		pub := key.Public().(ed25519.PublicKey)
-		if !slices.ContainsFunc(out.Keys, func(k api.SealKey) bool { return k.Site == n.cfg.Site && casework.SameKey(k.PublicKey, pub) }) {
+		if out.Find(n.cfg.Site, pub) < 0 {
 			out.Keys = append(out.Keys, api.SealKey{Site: n.cfg.Site, PublicKey: pub, KeyID: keyID(pub)})
 		}
 	}
@@ -161,7 +161,7 @@ func (n *Node) RevokeSealKey(ctx context.Context, by *auth.Claims, site string, 
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(keys.Keys, func(k api.SealKey) bool { return k.Site == site && casework.SameKey(k.PublicKey, key) })
+	i := keys.Find(site, key)
 	if i < 0 {
 		return nil, sitestate.Errorf(sitestate.CodeNotFound, "no key %s of site %s among the grid's keys", keyID(key), site)
 	}

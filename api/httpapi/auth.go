@@ -207,16 +207,23 @@ func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) {
 // tested alone) it checks nothing.
 func (s *server) staff(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Auth == nil {
+		if r, ok := s.signedIn(w, r); ok {
 			h(w, r)
-			return
 		}
-		c := s.bearer(w, r)
-		if c == nil {
-			return
-		}
-		h(w, r.WithContext(auth.NewContext(r.Context(), c)))
 	}
+}
+
+// signedIn is r with its bearer token's claims in its context (see staff), or false once it
+// answered 401.
+func (s *server) signedIn(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if s.cfg.Auth == nil {
+		return r, true
+	}
+	c := s.bearer(w, r)
+	if c == nil {
+		return nil, false
+	}
+	return r.WithContext(auth.NewContext(r.Context(), c)), true
 }
 
 // administer lets a change of the site itself through (its configuration and catalogue, a

@@ -82,15 +82,13 @@ func (s *server) certificate(w http.ResponseWriter, r *http.Request) {
 		}
 		seal, status = v.Seal, v.Status
 	} else {
-		var c *casework.Case
-		var err error
-		s.staff(func(w http.ResponseWriter, r *http.Request) {
-			c, err = s.cfg.Cases.GetCase(r.Context(), number)
-			if err != nil {
-				s.writeError(w, err)
-			}
-		})(w, r)
-		if c == nil {
+		r, ok := s.signedIn(w, r)
+		if !ok {
+			return
+		}
+		c, err := s.cfg.Cases.GetCase(r.Context(), number)
+		if err != nil {
+			s.writeError(w, err)
 			return
 		}
 		seal, status = c.Seal, c.Status

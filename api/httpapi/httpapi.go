@@ -4,8 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -566,7 +564,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusInternalServerError {
 		// The text of an internal error is for the operator, not the caller: it goes to the
 		// log under an id the answer names.
-		id := requestID()
+		id := api.NewRequestID()
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Error("request failed", "request_id", id, "error", err)
 		}
@@ -578,13 +576,6 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		s.cfg.Logger.Warn("request failed", "status", status, "error", err)
 	}
 	writeError(w, status, code, msg, fields)
-}
-
-// requestID names one failed request in the log and in its answer.
-func requestID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, fields casework.FieldErrors) {
