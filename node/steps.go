@@ -42,17 +42,11 @@ func (s *caseService) TakeStep(ctx context.Context, number string, r casework.St
 // StepsFor says which steps of a case the caller may take now, here: those the case allows at
 // this site (casework.Case.StepsAt) that the caller's roles allow.
 func (s *caseService) StepsFor(ctx context.Context, number string) (*api.StepsAnswer, error) {
-	claims, err := s.n.authorize(ctx, auth.ActReadCase, "")
+	c, err := s.GetCase(ctx, number) // authorized as a read of the case
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.getCase(ctx, number)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.n.mayRead(claims, c); err != nil {
-		return nil, err
-	}
+	claims := auth.FromContext(ctx)
 	ans := &api.StepsAnswer{Number: c.Number, Status: c.Status, HolderSite: c.HolderSite, Steps: []casework.Step{}}
 	if c.HolderSite != s.n.cfg.Site {
 		return ans, nil
