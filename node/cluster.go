@@ -22,6 +22,7 @@ type clusterServer struct {
 	*linkEndpoint
 	*authEndpoint
 	*caseEndpoint
+	*certEndpoint
 }
 
 func (n *Node) clusterServer() *clusterServer {
@@ -36,6 +37,7 @@ func (n *Node) clusterServer() *clusterServer {
 		linkEndpoint:     &linkEndpoint{node: n.cfg.Name, links: n.links, raft: n.raft},
 		authEndpoint:     &authEndpoint{n: n},
 		caseEndpoint:     &caseEndpoint{cases: &caseService{n: n}},
+		certEndpoint:     &certEndpoint{n: n},
 	}
 }
 

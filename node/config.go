@@ -65,6 +65,17 @@ type Config struct {
 	// HTTPTLSCert and HTTPTLSKey, both set, are the PEM files of the certificate (with its
 	// chain) and key the HTTP API and console serve HTTPS with; neither set: plain HTTP.
 	HTTPTLSCert, HTTPTLSKey string
+	// TLSDir holds the node's grid certificate (ca.pem, node.pem, node.key; and ca.key at a
+	// district node that issues certificates); empty: DATA_DIR/tls.
+	TLSDir string
+	// JoinToken, when the node has no certificate yet, is redeemed at the district for one.
+	JoinToken string
+	// InsecurePeers runs the node without certificates: its ports trust whoever connects. For a
+	// laboratory; never on a network with anyone else on it.
+	InsecurePeers bool
+	// CertLifetime is how long the certificates this node issues (at a district node holding the
+	// CA's key) are valid; 0 means DefaultCertLifetime. Nodes renew at two thirds of it.
+	CertLifetime time.Duration
 	// Network, if set, is how the node reaches its peers: Raft's and gRPC's connections and the
 	// gossip transport. Tests route every link of an in-process grid through their own network
 	// to cut or slow it; nil is the host's network.
@@ -133,6 +144,14 @@ func (c Config) Validate() error {
 	} {
 		if err := checkHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s: %w", a.flag, err)
+		}
+	}
+	if c.InsecurePeers && c.JoinToken != "" {
+		return errors.New("--join-token and --insecure-peers contradict each other: a join token is for a grid with certificates")
+	}
+	if c.JoinToken != "" {
+		if _, err := parseJoinToken(c.JoinToken); err != nil {
+			return err
 		}
 	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {

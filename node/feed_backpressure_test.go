@@ -8,11 +8,10 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/govgrid/govgrid/tier"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestFeedWaitsForASlowParent reads a community's feed as its parent would, without
@@ -27,11 +26,7 @@ func TestFeedWaitsForASlowParent(t *testing.T) {
 	for i := range cases {
 		submitDecided(t, community, i, "")
 	}
-	conn, err := grpc.NewClient(community.Addrs().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := g.PeerConn(pki.Identity{Site: "cd-dgdj", Node: "cd-dgdj-1"}, community.Addrs().GRPC)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := pb.NewClusterClient(conn).Feed(ctx)

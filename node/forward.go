@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -23,13 +24,14 @@ type peers struct {
 	network Network                     // nil: the host's network
 	calls   grpc.UnaryClientInterceptor // nil: calls go out as they are
 	timings linkTimings
+	tls     *peerTLS // nil: plain text (Config.InsecurePeers)
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // guarded by mu
 }
 
-func newPeers(network Network, calls grpc.UnaryClientInterceptor, timings linkTimings) *peers {
-	return &peers{network: network, calls: calls, timings: timings, conns: map[string]*grpc.ClientConn{}}
+func newPeers(network Network, calls grpc.UnaryClientInterceptor, timings linkTimings, t *peerTLS) *peers {
+	return &peers{network: network, calls: calls, timings: timings, tls: t, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
@@ -38,8 +40,12 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
+	creds := insecure.NewCredentials()
+	if p.tls != nil {
+		creds = credentials.NewTLS(p.tls.grpcClient())
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		// gRPC's default reconnect backoff grows to two minutes: after a long partition the
 		// first handoff would wait that long though gossip already sees the peer back.
 		grpc.WithConnectParams(grpc.ConnectParams{

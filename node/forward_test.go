@@ -14,7 +14,7 @@ import (
 // silent cut may have left dead at the other end (before, a 3 s cut took 12–14 s to converge:
 // gRPC's keepalive had to notice first). Other failures keep the connection.
 func TestTimedOutConnectionsAreDialledAfresh(t *testing.T) {
-	p := newPeers(nil, nil, timingsFor(""))
+	p := newPeers(nil, nil, timingsFor(""), nil)
 	defer p.close()
 	const addr = "127.0.0.1:1"
 	first, err := p.conn(addr)

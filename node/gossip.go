@@ -32,6 +32,7 @@ type gossip struct {
 	logger  *slog.Logger
 	grid    string        // the gossip label
 	keyed   bool          // gossip is encrypted
+	keyring *memberlist.Keyring
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
 	// news wakes every worker waiting on a peer (handoff senders, feed pullers) when membership
@@ -86,7 +87,16 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 		return nil, fmt.Errorf("gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	g.list = list
+	g.keyring = mc.Keyring
 	return g, nil
+}
+
+// keys are the gossip keys in use, the primary first (none when gossip is not encrypted).
+func (g *gossip) keys() [][]byte {
+	if g.keyring == nil {
+		return nil
+	}
+	return g.keyring.GetKeys()
 }
 
 // addr is the gossip address others should join.

@@ -242,6 +242,10 @@ func (n *Node) reconcileMembers() (changed, pending bool) {
 				changed = true
 			}
 		case m.Status == "alive" && (!known || string(s.Address) != m.Meta.Raft):
+			if err := n.checkMemberCert(m); err != nil {
+				n.logger.Warn("not adding a node whose certificate does not name it a node of this site", "member", m.Name, "error", err)
+				continue
+			}
 			n.logger.Info("adding node to the site as a non-voter until it catches up", "member", m.Name, "raft", m.Meta.Raft)
 			if err := n.raft.AddNonvoter(raftID(m.Name), raft.ServerAddress(m.Meta.Raft)); err != nil {
 				n.logger.Warn("could not add node", "member", m.Name, "error", err)
@@ -270,6 +274,17 @@ func (n *Node) reconcileMembers() (changed, pending bool) {
 		}
 	}
 	return changed, pending
+}
+
+// checkMemberCert checks, over a TLS handshake with m's Raft address, that m's certificate names
+// m and this site (a no-op without certificates).
+func (n *Node) checkMemberCert(m Member) error {
+	if n.peerTLS == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.timings.raftTransport)
+	defer cancel()
+	return n.peerTLS.checkMember(ctx, n.dialContext, m.Meta.Raft, m.Name)
 }
 
 // nonvoterCaughtUp tells whether m's node follows this node and has applied the log to within promoteLag

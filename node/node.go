@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -59,13 +60,17 @@ type Node struct {
 	operatorKey string
 	// httpTLS, when set, makes the HTTP API serve HTTPS (Config.HTTPTLSCert).
 	httpTLS *tls.Config
+	// peerTLS is the node's grid certificate and CA (tls.go); nil with Config.InsecurePeers.
+	peerTLS *peerTLS
 	// audit gathers this node's audit events until they are committed (audit.go).
 	audit auditBuffer
 
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server
-	grpcSrv        *grpc.Server
-	healthSrv      *health.Server
+	// grpcSrv serves the gRPC port; with certificates it takes the TLS connections (nodes and
+	// clients that want TLS) and publicSrv the plain-text ones (split_listener.go).
+	grpcSrv, publicSrv *grpc.Server
+	healthSrv          *health.Server
 
 	// registryChanged wakes the leader loop when the site registry changed, so that a child's
 	// registration goes up at once instead of adding a tick per tier.
@@ -104,8 +109,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("node", cfg.Name, "site", cfg.Site)
+	pt, err := loadTrust(&cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	timings := timingsFor(cfg.GossipProfile)
-	n := &Node{cfg: cfg, logger: logger, peers: newPeers(cfg.Network, cfg.PeerCalls, timings), links: newLinks(), timings: timings, registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
+	n := &Node{cfg: cfg, logger: logger, peerTLS: pt, peers: newPeers(cfg.Network, cfg.PeerCalls, timings, pt), links: newLinks(), timings: timings, registry: prometheus.NewRegistry(), stop: make(chan struct{}), done: make(chan struct{}),
 		registryChanged: make(chan struct{}, 1), outbox: newOutbox(), mirrorWake: make(chan struct{}, 1)}
 	n.audit.wake = make(chan struct{}, 1)
 	n.argonSlots = make(chan struct{}, maxConcurrentHashes)
@@ -125,6 +134,9 @@ func (n *Node) start() error {
 	cfg, logger := n.cfg, n.logger
 	var err error
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if n.peerTLS != nil {
+		n.peerTLS.register(n.registry)
+	}
 
 	if cfg.HTTPTLSCert != "" {
 		if n.httpTLS, err = loadHTTPTLS(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
@@ -152,6 +164,20 @@ func (n *Node) start() error {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			return cfg.Network.Dial(ctx, addr)
+		}
+	}
+	if pt := n.peerTLS; pt != nil {
+		dial := rc.Dial
+		if dial == nil {
+			dial = func(addr string, timeout time.Duration) (net.Conn, error) { return net.DialTimeout("tcp", addr, timeout) }
+		}
+		rc.Dial = pt.raftDialer(dial)
+		rc.Listen = func(addr string) (net.Listener, error) {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return tls.NewListener(ln, pt.raftServer()), nil
 		}
 	}
 	if s := cfg.RaftTimeScale; s > 0 && s != 1 {
@@ -215,6 +241,9 @@ func (n *Node) start() error {
 	n.goRun(n.bootstrapSite)
 	n.goRun(func() { n.runAudit(n.stop) })
 	n.goRun(n.monitorLeadership)
+	if n.peerTLS != nil {
+		n.goRun(n.renewCertificates)
+	}
 	logger.Info("node started", "tier", cfg.Tier, "parent", cfg.Parent, "http", meta.HTTP, "grpc", meta.GRPC,
 		"raft", meta.Raft, "gossip", n.gossip.addr())
 	return nil
@@ -233,19 +262,17 @@ func checkDataDir(dir string) error {
 }
 
 func (n *Node) startServers() {
-	n.grpcSrv = grpc.NewServer(append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20), grpc.MaxConcurrentStreams(1024),
-		grpc.ChainUnaryInterceptor(recoverUnary(n.logger)), grpc.ChainStreamInterceptor(recoverStream(n.logger)))...)
-	grpcapi.Register(n.grpcSrv, &caseService{n: n}, n)
-	pb.RegisterClusterServer(n.grpcSrv, n.clusterServer())
 	n.healthSrv = health.NewServer()
 	n.healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(n.grpcSrv, n.healthSrv)
-	reflection.Register(n.grpcSrv)
-	n.goRun(func() {
-		if err := n.grpcSrv.Serve(n.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.logger.Error("grpc server stopped", "error", err)
-		}
-	})
+	n.grpcSrv = n.newGRPCServer(n.peerTLS != nil)
+	if n.peerTLS == nil {
+		n.serveGRPC(n.grpcSrv, n.grpcLn)
+	} else {
+		split := newSplitListener(n.grpcLn)
+		n.publicSrv = n.newGRPCServer(false)
+		n.serveGRPC(n.grpcSrv, split.tls)
+		n.serveGRPC(n.publicSrv, split.plain)
+	}
 	n.httpSrv = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Cases:      &caseService{n: n},
@@ -277,6 +304,69 @@ func (n *Node) startServers() {
 			n.logger.Error("http server stopped", "error", err)
 		}
 	})
+}
+
+// newGRPCServer makes a gRPC server with every service; withTLS, it speaks TLS with the node's
+// certificate. The Cluster service's rules (peer_rules.go) refuse a caller without a grid
+// certificate, so on the plain-text server it answers only PermissionDenied.
+func (n *Node) newGRPCServer(withTLS bool) *grpc.Server {
+	opts := append(n.timings.serverKeepalive(), grpc.MaxRecvMsgSize(4<<20), grpc.MaxConcurrentStreams(1024),
+		grpc.ChainUnaryInterceptor(recoverUnary(n.logger), n.peerRulesUnary), grpc.ChainStreamInterceptor(recoverStream(n.logger), n.peerRulesStream))
+	if withTLS {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(n.peerTLS.grpcServer())))
+	}
+	srv := grpc.NewServer(opts...)
+	grpcapi.Register(srv, &caseService{n: n}, n)
+	pb.RegisterClusterServer(srv, n.clusterServer())
+	if withTLS {
+		pb.RegisterEnrolmentServer(srv, &enrolmentServer{n: n})
+	}
+	healthpb.RegisterHealthServer(srv, n.healthSrv)
+	reflection.Register(srv)
+	return srv
+}
+
+func (n *Node) serveGRPC(srv *grpc.Server, ln net.Listener) {
+	n.goRun(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+			n.logger.Error("grpc server stopped", "error", err)
+		}
+	})
+}
+
+// loadTrust finds the node's grid certificate (tls.go): in its TLS directory, or by redeeming
+// its join token; none, it refuses to start unless cfg.InsecurePeers. It also takes the gossip
+// key from the data dir's keyring when the configuration gives none.
+func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
+	if cfg.TLSDir == "" {
+		cfg.TLSDir = filepath.Join(cfg.DataDir, TLSDirName)
+	}
+	var pt *peerTLS
+	if !cfg.InsecurePeers {
+		if !hasNodeCert(cfg.TLSDir) {
+			if cfg.JoinToken == "" {
+				return nil, errNoTrust
+			}
+			if err := redeemJoinToken(cfg, cfg.TLSDir); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if pt, err = loadPeerTLS(*cfg, cfg.TLSDir); err != nil {
+			return nil, err
+		}
+		pt.logger = logger
+	}
+	if len(cfg.GossipKey) == 0 {
+		keys, err := readGossipKeyring(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) > 0 {
+			cfg.GossipKey = keys[0]
+		}
+	}
+	return pt, nil
 }
 
 // goRun runs fn in a goroutine that Close waits for.
@@ -383,10 +473,19 @@ func (n *Node) shutdown(leave bool) error {
 	}
 	if n.grpcSrv != nil {
 		stopped := make(chan struct{})
-		go func() { n.grpcSrv.GracefulStop(); close(stopped) }()
+		go func() {
+			if n.publicSrv != nil {
+				n.publicSrv.GracefulStop()
+			}
+			n.grpcSrv.GracefulStop()
+			close(stopped)
+		}()
 		select {
 		case <-stopped:
 		case <-time.After(5 * time.Second):
+			if n.publicSrv != nil {
+				n.publicSrv.Stop()
+			}
 			n.grpcSrv.Stop()
 		}
 	} else if n.grpcLn != nil {

@@ -31,6 +31,8 @@ type Config struct {
 	// Dial, if set, opens Raft's connections to peers (tests route them through their own
 	// network); nil dials TCP.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// Listen, if set, makes Raft's listener (the node wraps it in TLS); nil listens on TCP.
+	Listen func(addr string) (net.Listener, error)
 
 	// Commands are the state machine's commands. Answers encodes and decodes their answers
 	// for the hop from the leader back to a follower that forwarded the command, and Refuse
@@ -258,13 +260,34 @@ func (s *Store) catchUpFromSnapshot() error {
 }
 
 func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error) {
-	if cfg.Dial != nil {
-		ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if cfg.Dial != nil || cfg.Listen != nil {
+		listen, dial := cfg.Listen, cfg.Dial
+		if listen == nil {
+			listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		}
+		if dial == nil {
+			dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+				return net.DialTimeout("tcp", addr, timeout)
+			}
+		}
+		ln, err := listen(cfg.RaftAddr)
 		if err != nil {
 			return nil, fmt.Errorf("replication: listen for raft on %s: %w", cfg.RaftAddr, err)
 		}
+		stream := &dialStream{Listener: ln, dial: dial, advertise: ln.Addr()}
+		if cfg.RaftAdvertise != "" {
+			a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+			if err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("replication: raft advertise address %q: %w", cfg.RaftAdvertise, err)
+			}
+			stream.advertise = a
+		} else if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			ln.Close()
+			return nil, fmt.Errorf("replication: raft listens on %s, which peers cannot dial: set an advertise address", a)
+		}
 		return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  &dialStream{Listener: ln, dial: cfg.Dial},
+			Stream:  stream,
 			MaxPool: 4,
 			Timeout: cfg.TransportTimeout,
 			Logger:  hcl,
@@ -291,11 +314,15 @@ func newTransport(cfg Config, hcl *hclogAdapter) (*raft.NetworkTransport, error)
 	return t, nil
 }
 
-// dialStream is Raft's TCP stream layer with dials made by Config.Dial.
+// dialStream is Raft's stream layer with Config.Listen's listener and Config.Dial's dials.
 type dialStream struct {
 	net.Listener
-	dial func(addr string, timeout time.Duration) (net.Conn, error)
+	dial      func(addr string, timeout time.Duration) (net.Conn, error)
+	advertise net.Addr
 }
+
+// Addr is the address peers dial (raft advertises it).
+func (s *dialStream) Addr() net.Addr { return s.advertise }
 
 func (s *dialStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	return s.dial(string(addr), timeout)

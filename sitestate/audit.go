@@ -34,6 +34,7 @@ const (
 	AuditConfigChanged   = "config_changed"
 	AuditSiteChanged     = "site_changed" // leave, retire, reinstate, restore
 	AuditDropped         = "events_dropped"
+	AuditTrustChanged    = "trust_changed" // join tokens issued, revoked, redeemed
 )
 
 // MaxAuditBatch is the most entries one audit command appends.

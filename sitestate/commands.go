@@ -28,6 +28,7 @@ const (
 	cmdSiteKey       replication.CommandType = 15 // sitekey.go
 	cmdAudit         replication.CommandType = 16 // audit.go
 	cmdCaseStep      replication.CommandType = 17 // steps.go: a step of a case's life
+	cmdJoinToken     replication.CommandType = 18 // jointoken.go: issue, revoke or spend a join token
 )
 
 // registration is one command as registered by its capability's file.

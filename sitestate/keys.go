@@ -38,6 +38,7 @@ import (
 //	m/sitekey                               the site's ed25519 key seed (32 bytes): it signs sign-in tokens
 //	a/<seq BE>                              AuditEntry: the site's audit trail, hash-chained
 //	m/audit                                 auditHead: the trail's last sequence and hash
+//	j/<token id>                            JoinToken: a join token the district issued (its secret hashed)
 var (
 	keyApplied         = replication.KeyApplied
 	prefixCase         = []byte("c/")
@@ -63,9 +64,11 @@ var (
 	keySiteKey         = []byte("m/sitekey")
 	prefixAudit        = []byte("a/")
 	keyAuditHead       = []byte("m/audit")
+	prefixJoinToken    = []byte("j/")
 )
 
 func caseKey(number string) []byte       { return concat(prefixCase, []byte(number)) }
+func joinTokenKey(id string) []byte      { return concat(prefixJoinToken, []byte(id)) }
 func sequenceKey(day string) []byte      { return concat(prefixSequence, []byte(day)) }
 func requestKey(id string) []byte        { return concat(prefixRequest, []byte(id)) }
 func siteKey(code string) []byte         { return concat(prefixSite, []byte(code)) }

@@ -162,7 +162,9 @@ type Answer struct {
 	// Configs are the documents a config-put-many wrote.
 	Configs []ConfigDoc `json:"configs,omitempty"`
 	Cursor  *FeedCursor `json:"cursor,omitempty"`
-	Err     *Error      `json:"error,omitempty"`
+	// JoinToken is the token a join-token command issued, revoked or spent.
+	JoinToken *JoinToken `json:"join_token,omitempty"`
+	Err       *Error     `json:"error,omitempty"`
 }
 
 // Refused reports whether the answer refuses its command (replication.Refusal).

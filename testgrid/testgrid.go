@@ -14,18 +14,21 @@ package testgrid
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -46,6 +49,9 @@ type Spec struct {
 	GridName string
 	// Configure, if set, adjusts each node's config before it starts.
 	Configure func(*node.Config)
+	// CertLifetime is how long the nodes' certificates are valid (those the grid writes, and
+	// those district nodes issue when they are renewed); 0 means 30 days.
+	CertLifetime time.Duration
 	// ProductionTimings keeps node.DefaultConfig's timings (Raft's timeouts unscaled, the
 	// gossip profile's push-pull interval, the default reconnect and dead-node reclaim
 	// intervals) instead of the shortened ones that make tests fast: for benchmarks that
@@ -73,6 +79,9 @@ type Grid struct {
 
 	base  string // parent of every node's data directory
 	links *links
+	// ca is the grid's CA (its key too: every district node issues); gossipKey encrypts gossip.
+	ca        *pki.CA
+	gossipKey []byte
 
 	mu    sync.Mutex
 	nodes map[string]*member // guarded by mu
@@ -94,6 +103,14 @@ func New(t T, spec Spec) *Grid {
 	// The base directory is made before Close is registered: cleanups run last-in first-out,
 	// so the nodes stop before their data directories are removed.
 	g := &Grid{t: t, spec: spec, nodes: map[string]*member{}, base: t.TempDir(), links: newLinks()}
+	var err error
+	if g.ca, err = pki.NewCA(spec.GridName, 365*24*time.Hour); err != nil {
+		t.Fatalf("grid CA: %v", err)
+	}
+	g.gossipKey = make([]byte, 32)
+	if _, err := rand.Read(g.gossipKey); err != nil {
+		t.Fatalf("gossip key: %v", err)
+	}
 	t.Cleanup(g.Close)
 	for _, s := range spec.Sites {
 		for i := 1; i <= s.Nodes; i++ {
@@ -115,6 +132,9 @@ func (g *Grid) Config(s Site, name string) node.Config {
 		g.t.Fatalf("%v", err)
 	}
 	cfg.DataDir = dir
+	g.Provision(dir, s, name)
+	cfg.GossipKey = g.gossipKey
+	cfg.CertLifetime = g.spec.CertLifetime
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.BootstrapExpect = s.BootstrapExpect
 	if cfg.BootstrapExpect == 0 {
@@ -139,6 +159,36 @@ func (g *Grid) Config(s Site, name string) node.Config {
 		g.spec.Configure(&cfg)
 	}
 	return cfg
+}
+
+// CA is the grid's certificate authority (with its key).
+func (g *Grid) CA() *pki.CA { return g.ca }
+
+// GossipKey is the key that encrypts the grid's gossip.
+func (g *Grid) GossipKey() []byte { return g.gossipKey }
+
+// Provision writes a certificate for node name of site s into dataDir's TLS directory, as an
+// operator does with `govgrid tls cert create`; a district node also gets the CA's key, so that
+// it issues certificates for join tokens and renewals.
+func (g *Grid) Provision(dataDir string, s Site, name string) {
+	g.t.Helper()
+	life := g.spec.CertLifetime
+	if life == 0 {
+		life = 30 * 24 * time.Hour
+	}
+	files, err := pki.IssueFiles(g.ca, pki.Identity{Grid: g.spec.GridName, Site: s.Code, Node: name}, life)
+	if err != nil {
+		g.t.Fatalf("certificate for %s: %v", name, err)
+	}
+	dir := filepath.Join(dataDir, node.TLSDirName)
+	if err := pki.WriteNode(dir, files); err != nil {
+		g.t.Fatalf("certificate for %s: %v", name, err)
+	}
+	if s.Tier == tier.District {
+		if err := pki.WriteCA(dir, g.ca); err != nil {
+			g.t.Fatalf("CA key for %s: %v", name, err)
+		}
+	}
 }
 
 // Start starts a new node of site s (an operator adding a node) and returns it.

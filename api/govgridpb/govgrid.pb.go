@@ -397,6 +397,214 @@ func (x *SignOff) GetAt() int64 {
 	return 0
 }
 
+type RenewCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new key's public half, PKIX DER.
+	PublicKey     []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_govgrid_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RenewCertificateRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type RedeemJoinTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's id and secret (not the whole token: its addresses and pin stay with the node).
+	TokenId       string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Node          string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Site          string `protobuf:"bytes,4,opt,name=site,proto3" json:"site,omitempty"`
+	Tier          string `protobuf:"bytes,5,opt,name=tier,proto3" json:"tier,omitempty"`
+	Parent        string `protobuf:"bytes,6,opt,name=parent,proto3" json:"parent,omitempty"`
+	PublicKey     []byte `protobuf:"bytes,7,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeemJoinTokenRequest) Reset() {
+	*x = RedeemJoinTokenRequest{}
+	mi := &file_govgrid_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeemJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeemJoinTokenRequest) ProtoMessage() {}
+
+func (x *RedeemJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeemJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*RedeemJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RedeemJoinTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *RedeemJoinTokenRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// NodeCertificate is a node's certificate and the grid's trust: the CA, and on redemption the
+// gossip keys (primary first) and the grid's name.
+type NodeCertificate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	GossipKeys    [][]byte               `protobuf:"bytes,3,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
+	Grid          string                 `protobuf:"bytes,4,opt,name=grid,proto3" json:"grid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeCertificate) Reset() {
+	*x = NodeCertificate{}
+	mi := &file_govgrid_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeCertificate) ProtoMessage() {}
+
+func (x *NodeCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeCertificate.ProtoReflect.Descriptor instead.
+func (*NodeCertificate) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NodeCertificate) GetCertPem() []byte {
+	if x != nil {
+		return x.CertPem
+	}
+	return nil
+}
+
+func (x *NodeCertificate) GetCaPem() []byte {
+	if x != nil {
+		return x.CaPem
+	}
+	return nil
+}
+
+func (x *NodeCertificate) GetGossipKeys() [][]byte {
+	if x != nil {
+		return x.GossipKeys
+	}
+	return nil
+}
+
+func (x *NodeCertificate) GetGrid() string {
+	if x != nil {
+		return x.Grid
+	}
+	return ""
+}
+
 type PeerAuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint64                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
@@ -407,7 +615,7 @@ type PeerAuditRequest struct {
 
 func (x *PeerAuditRequest) Reset() {
 	*x = PeerAuditRequest{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +627,7 @@ func (x *PeerAuditRequest) String() string {
 func (*PeerAuditRequest) ProtoMessage() {}
 
 func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +640,7 @@ func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditRequest.ProtoReflect.Descriptor instead.
 func (*PeerAuditRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PeerAuditRequest) GetFrom() uint64 {
@@ -459,7 +667,7 @@ type PeerAuditResponse struct {
 
 func (x *PeerAuditResponse) Reset() {
 	*x = PeerAuditResponse{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +679,7 @@ func (x *PeerAuditResponse) String() string {
 func (*PeerAuditResponse) ProtoMessage() {}
 
 func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +692,7 @@ func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditResponse.ProtoReflect.Descriptor instead.
 func (*PeerAuditResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PeerAuditResponse) GetPageJson() []byte {
@@ -505,7 +713,7 @@ type Applicant struct {
 
 func (x *Applicant) Reset() {
 	*x = Applicant{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +725,7 @@ func (x *Applicant) String() string {
 func (*Applicant) ProtoMessage() {}
 
 func (x *Applicant) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +738,7 @@ func (x *Applicant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applicant.ProtoReflect.Descriptor instead.
 func (*Applicant) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Applicant) GetName() string {
@@ -566,7 +774,7 @@ type Material struct {
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +786,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +799,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Material) GetName() string {
@@ -639,7 +847,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +859,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +872,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -772,7 +980,7 @@ type Transit struct {
 
 func (x *Transit) Reset() {
 	*x = Transit{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +992,7 @@ func (x *Transit) String() string {
 func (*Transit) ProtoMessage() {}
 
 func (x *Transit) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1005,7 @@ func (x *Transit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transit.ProtoReflect.Descriptor instead.
 func (*Transit) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Transit) GetHandoffId() string {
@@ -867,7 +1075,7 @@ type Case struct {
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1087,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1100,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Case) GetNumber() string {
@@ -1087,7 +1295,7 @@ type GetCitizenViewRequest struct {
 
 func (x *GetCitizenViewRequest) Reset() {
 	*x = GetCitizenViewRequest{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1307,7 @@ func (x *GetCitizenViewRequest) String() string {
 func (*GetCitizenViewRequest) ProtoMessage() {}
 
 func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1320,7 @@ func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
 func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCitizenViewRequest) GetNumber() string {
@@ -1156,7 +1364,7 @@ type CitizenView struct {
 
 func (x *CitizenView) Reset() {
 	*x = CitizenView{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1376,7 @@ func (x *CitizenView) String() string {
 func (*CitizenView) ProtoMessage() {}
 
 func (x *CitizenView) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1389,7 @@ func (x *CitizenView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
 func (*CitizenView) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CitizenView) GetNumber() string {
@@ -1309,7 +1517,7 @@ type CitizenMoment struct {
 
 func (x *CitizenMoment) Reset() {
 	*x = CitizenMoment{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1529,7 @@ func (x *CitizenMoment) String() string {
 func (*CitizenMoment) ProtoMessage() {}
 
 func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1542,7 @@ func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
 func (*CitizenMoment) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CitizenMoment) GetType() string {
@@ -1388,7 +1596,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1608,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1621,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -1471,7 +1679,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1691,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1704,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -1578,7 +1786,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1798,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1811,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -1634,7 +1842,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1854,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1867,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -1742,7 +1950,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1962,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1975,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -1793,7 +2001,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +2013,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2026,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1837,7 +2045,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +2057,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +2070,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -1880,7 +2088,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2100,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2113,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 type RaftStatusResponse struct {
@@ -1923,7 +2131,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2143,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2156,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -2008,7 +2216,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2228,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2241,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -2103,7 +2311,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2323,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2336,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -2153,7 +2361,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2373,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2386,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 type HandoffRequest struct {
@@ -2191,7 +2399,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2411,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2424,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -2244,7 +2452,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2464,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2477,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -2295,7 +2503,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2515,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2528,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -2342,7 +2550,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2562,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2575,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -2403,7 +2611,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2623,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2636,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -2463,7 +2671,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2683,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2696,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{31}
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -2530,7 +2738,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2750,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2763,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{32}
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -2582,7 +2790,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2802,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2815,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{33}
+	return file_govgrid_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -2630,7 +2838,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2850,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2863,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{34}
+	return file_govgrid_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -2693,7 +2901,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2913,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2926,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{35}
+	return file_govgrid_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -2771,7 +2979,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +2991,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +3004,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{36}
+	return file_govgrid_proto_rawDescGZIP(), []int{39}
 }
 
 type LinkStatusResponse struct {
@@ -2811,7 +3019,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +3031,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +3044,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{37}
+	return file_govgrid_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -2874,7 +3082,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3094,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3107,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{38}
+	return file_govgrid_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -2944,7 +3152,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3164,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3177,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{39}
+	return file_govgrid_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -3011,7 +3219,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_govgrid_proto_msgTypes[40]
+	mi := &file_govgrid_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3231,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[40]
+	mi := &file_govgrid_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3244,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{40}
+	return file_govgrid_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ChangePasswordRequest) GetUser() string {
@@ -3068,7 +3276,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_govgrid_proto_msgTypes[41]
+	mi := &file_govgrid_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3288,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[41]
+	mi := &file_govgrid_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3301,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{41}
+	return file_govgrid_proto_rawDescGZIP(), []int{44}
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -3143,7 +3351,25 @@ const file_govgrid_proto_rawDesc = "" +
 	"department\x18\x01 \x01(\tR\n" +
 	"department\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x0e\n" +
-	"\x02at\x18\x03 \x01(\x03R\x02at\"<\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at\"8\n" +
+	"\x17RenewCertificateRequest\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\"\xbe\x01\n" +
+	"\x16RedeemJoinTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x12\n" +
+	"\x04site\x18\x04 \x01(\tR\x04site\x12\x12\n" +
+	"\x04tier\x18\x05 \x01(\tR\x04tier\x12\x16\n" +
+	"\x06parent\x18\x06 \x01(\tR\x06parent\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\a \x01(\fR\tpublicKey\"x\n" +
+	"\x0fNodeCertificate\x12\x19\n" +
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12\x1f\n" +
+	"\vgossip_keys\x18\x03 \x03(\fR\n" +
+	"gossipKeys\x12\x12\n" +
+	"\x04grid\x18\x04 \x01(\tR\x04grid\"<\n" +
 	"\x10PeerAuditRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"0\n" +
@@ -3380,7 +3606,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
 	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x129\n" +
-	"\bTakeStep\x12\x1b.govgrid.v1.TakeStepRequest\x1a\x10.govgrid.v1.Case2\xfd\x06\n" +
+	"\bTakeStep\x12\x1b.govgrid.v1.TakeStepRequest\x1a\x10.govgrid.v1.Case2\xd3\a\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -3396,7 +3622,10 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x0eChangePassword\x12!.govgrid.v1.ChangePasswordRequest\x1a\".govgrid.v1.ChangePasswordResponse\x12;\n" +
 	"\vPeerGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12P\n" +
 	"\x12PeerGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x12H\n" +
-	"\tPeerAudit\x12\x1c.govgrid.v1.PeerAuditRequest\x1a\x1d.govgrid.v1.PeerAuditResponseB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
+	"\tPeerAudit\x12\x1c.govgrid.v1.PeerAuditRequest\x1a\x1d.govgrid.v1.PeerAuditResponse\x12T\n" +
+	"\x10RenewCertificate\x12#.govgrid.v1.RenewCertificateRequest\x1a\x1b.govgrid.v1.NodeCertificate2_\n" +
+	"\tEnrolment\x12R\n" +
+	"\x0fRedeemJoinToken\x12\".govgrid.v1.RedeemJoinTokenRequest\x1a\x1b.govgrid.v1.NodeCertificateB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
 var (
 	file_govgrid_proto_rawDescOnce sync.Once
@@ -3410,110 +3639,117 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_govgrid_proto_goTypes = []any{
-	(*TakeStepRequest)(nil),        // 0: govgrid.v1.TakeStepRequest
-	(*Bill)(nil),                   // 1: govgrid.v1.Bill
-	(*FeeLine)(nil),                // 2: govgrid.v1.FeeLine
-	(*SignOff)(nil),                // 3: govgrid.v1.SignOff
-	(*PeerAuditRequest)(nil),       // 4: govgrid.v1.PeerAuditRequest
-	(*PeerAuditResponse)(nil),      // 5: govgrid.v1.PeerAuditResponse
-	(*Applicant)(nil),              // 6: govgrid.v1.Applicant
-	(*Material)(nil),               // 7: govgrid.v1.Material
-	(*Event)(nil),                  // 8: govgrid.v1.Event
-	(*Transit)(nil),                // 9: govgrid.v1.Transit
-	(*Case)(nil),                   // 10: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil),  // 11: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),            // 12: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),          // 13: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),        // 14: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),      // 15: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),         // 16: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),       // 17: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),      // 18: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),           // 19: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),          // 20: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),      // 21: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),     // 22: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),             // 23: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),   // 24: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil),  // 25: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),         // 26: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),            // 27: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),        // 28: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),             // 29: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),                // 30: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),              // 31: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),     // 32: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),    // 33: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),      // 34: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),            // 35: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),      // 36: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),     // 37: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),               // 38: govgrid.v1.FeedLink
-	(*TargetLink)(nil),             // 39: govgrid.v1.TargetLink
-	(*ChangePasswordRequest)(nil),  // 40: govgrid.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 41: govgrid.v1.ChangePasswordResponse
-	nil,                            // 42: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*TakeStepRequest)(nil),         // 0: govgrid.v1.TakeStepRequest
+	(*Bill)(nil),                    // 1: govgrid.v1.Bill
+	(*FeeLine)(nil),                 // 2: govgrid.v1.FeeLine
+	(*SignOff)(nil),                 // 3: govgrid.v1.SignOff
+	(*RenewCertificateRequest)(nil), // 4: govgrid.v1.RenewCertificateRequest
+	(*RedeemJoinTokenRequest)(nil),  // 5: govgrid.v1.RedeemJoinTokenRequest
+	(*NodeCertificate)(nil),         // 6: govgrid.v1.NodeCertificate
+	(*PeerAuditRequest)(nil),        // 7: govgrid.v1.PeerAuditRequest
+	(*PeerAuditResponse)(nil),       // 8: govgrid.v1.PeerAuditResponse
+	(*Applicant)(nil),               // 9: govgrid.v1.Applicant
+	(*Material)(nil),                // 10: govgrid.v1.Material
+	(*Event)(nil),                   // 11: govgrid.v1.Event
+	(*Transit)(nil),                 // 12: govgrid.v1.Transit
+	(*Case)(nil),                    // 13: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),   // 14: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),             // 15: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),           // 16: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),         // 17: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),       // 18: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),          // 19: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),        // 20: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),       // 21: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),            // 22: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),           // 23: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),       // 24: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),      // 25: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),              // 26: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),    // 27: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),   // 28: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),          // 29: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),             // 30: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),         // 31: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),              // 32: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                 // 33: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),               // 34: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),      // 35: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),     // 36: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),       // 37: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),             // 38: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),       // 39: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),      // 40: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),                // 41: govgrid.v1.FeedLink
+	(*TargetLink)(nil),              // 42: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),   // 43: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),  // 44: govgrid.v1.ChangePasswordResponse
+	nil,                             // 45: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
-	7,  // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
+	10, // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
 	2,  // 1: govgrid.v1.Bill.lines:type_name -> govgrid.v1.FeeLine
-	6,  // 2: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
-	7,  // 3: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
-	8,  // 4: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	9,  // 5: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	9,  // 2: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
+	10, // 3: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
+	11, // 4: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
+	12, // 5: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
 	3,  // 6: govgrid.v1.Case.sign_offs:type_name -> govgrid.v1.SignOff
 	1,  // 7: govgrid.v1.Case.bill:type_name -> govgrid.v1.Bill
-	6,  // 8: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
-	13, // 9: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
-	6,  // 10: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	7,  // 11: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	10, // 12: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	23, // 13: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	27, // 14: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	29, // 15: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	42, // 16: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	38, // 17: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	39, // 18: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	15, // 19: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	16, // 20: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	17, // 21: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	14, // 22: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	11, // 23: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	9,  // 8: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	16, // 9: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	9,  // 10: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	10, // 11: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	13, // 12: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	26, // 13: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	30, // 14: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	32, // 15: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	45, // 16: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	41, // 17: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	42, // 18: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	18, // 19: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	19, // 20: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	20, // 21: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	17, // 22: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	14, // 23: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
 	0,  // 24: govgrid.v1.Cases.TakeStep:input_type -> govgrid.v1.TakeStepRequest
-	19, // 25: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	21, // 26: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	24, // 27: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	26, // 28: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	30, // 29: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	32, // 30: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	34, // 31: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	36, // 32: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	40, // 33: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	16, // 34: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
-	11, // 35: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	4,  // 36: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
-	10, // 37: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	10, // 38: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	18, // 39: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	10, // 40: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	12, // 41: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	10, // 42: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
-	20, // 43: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	22, // 44: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	25, // 45: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	28, // 46: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	31, // 47: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	33, // 48: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	35, // 49: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	37, // 50: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	41, // 51: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	10, // 52: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
-	12, // 53: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
-	5,  // 54: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
-	37, // [37:55] is the sub-list for method output_type
-	19, // [19:37] is the sub-list for method input_type
+	22, // 25: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	24, // 26: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	27, // 27: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	29, // 28: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	33, // 29: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	35, // 30: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	37, // 31: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	39, // 32: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	43, // 33: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	19, // 34: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	14, // 35: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	7,  // 36: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
+	4,  // 37: govgrid.v1.Cluster.RenewCertificate:input_type -> govgrid.v1.RenewCertificateRequest
+	5,  // 38: govgrid.v1.Enrolment.RedeemJoinToken:input_type -> govgrid.v1.RedeemJoinTokenRequest
+	13, // 39: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	13, // 40: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	21, // 41: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	13, // 42: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	15, // 43: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	13, // 44: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
+	23, // 45: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	25, // 46: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	28, // 47: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	31, // 48: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	34, // 49: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	36, // 50: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	38, // 51: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	40, // 52: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	44, // 53: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	13, // 54: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	15, // 55: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	8,  // 56: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
+	6,  // 57: govgrid.v1.Cluster.RenewCertificate:output_type -> govgrid.v1.NodeCertificate
+	6,  // 58: govgrid.v1.Enrolment.RedeemJoinToken:output_type -> govgrid.v1.NodeCertificate
+	39, // [39:59] is the sub-list for method output_type
+	19, // [19:39] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -3530,9 +3766,9 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_govgrid_proto_goTypes,
 		DependencyIndexes: file_govgrid_proto_depIdxs,

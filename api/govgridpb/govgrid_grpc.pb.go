@@ -362,6 +362,7 @@ const (
 	Cluster_PeerGetCase_FullMethodName        = "/govgrid.v1.Cluster/PeerGetCase"
 	Cluster_PeerGetCitizenView_FullMethodName = "/govgrid.v1.Cluster/PeerGetCitizenView"
 	Cluster_PeerAudit_FullMethodName          = "/govgrid.v1.Cluster/PeerAudit"
+	Cluster_RenewCertificate_FullMethodName   = "/govgrid.v1.Cluster/RenewCertificate"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -412,6 +413,10 @@ type ClusterClient interface {
 	// PeerAudit answers a page of this site's audit trail to a node of a site above it, whose
 	// administrator or supervisor asked there (GET /v1/audit?site=) and was authorized there.
 	PeerAudit(ctx context.Context, in *PeerAuditRequest, opts ...grpc.CallOption) (*PeerAuditResponse, error)
+	// RenewCertificate signs a new certificate for the caller's identity (the one its current
+	// certificate names) and the public key it sends; a node asks before its certificate expires.
+	// Only a district node that holds the grid CA's key answers; others answer FailedPrecondition.
+	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*NodeCertificate, error)
 }
 
 type clusterClient struct {
@@ -554,6 +559,16 @@ func (c *clusterClient) PeerAudit(ctx context.Context, in *PeerAuditRequest, opt
 	return out, nil
 }
 
+func (c *clusterClient) RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*NodeCertificate, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeCertificate)
+	err := c.cc.Invoke(ctx, Cluster_RenewCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -602,6 +617,10 @@ type ClusterServer interface {
 	// PeerAudit answers a page of this site's audit trail to a node of a site above it, whose
 	// administrator or supervisor asked there (GET /v1/audit?site=) and was authorized there.
 	PeerAudit(context.Context, *PeerAuditRequest) (*PeerAuditResponse, error)
+	// RenewCertificate signs a new certificate for the caller's identity (the one its current
+	// certificate names) and the public key it sends; a node asks before its certificate expires.
+	// Only a district node that holds the grid CA's key answers; others answer FailedPrecondition.
+	RenewCertificate(context.Context, *RenewCertificateRequest) (*NodeCertificate, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -647,6 +666,9 @@ func (UnimplementedClusterServer) PeerGetCitizenView(context.Context, *GetCitize
 }
 func (UnimplementedClusterServer) PeerAudit(context.Context, *PeerAuditRequest) (*PeerAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PeerAudit not implemented")
+}
+func (UnimplementedClusterServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*NodeCertificate, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -867,6 +889,24 @@ func _Cluster_PeerAudit_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).RenewCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_RenewCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).RenewCertificate(ctx, req.(*RenewCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -914,6 +954,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "PeerAudit",
 			Handler:    _Cluster_PeerAudit_Handler,
 		},
+		{
+			MethodName: "RenewCertificate",
+			Handler:    _Cluster_RenewCertificate_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -928,5 +972,119 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "govgrid.proto",
+}
+
+const (
+	Enrolment_RedeemJoinToken_FullMethodName = "/govgrid.v1.Enrolment/RedeemJoinToken"
+)
+
+// EnrolmentClient is the client API for Enrolment service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Enrolment admits a new node to the grid: it serves over TLS (the new node checks the CA
+// against the pin its join token carries) without a client certificate, which the new node does
+// not have yet.
+type EnrolmentClient interface {
+	// RedeemJoinToken checks a join token (its id and secret, its site, expiry and uses) at the
+	// district, spends one use, and answers a certificate for the node and the grid's gossip keys.
+	RedeemJoinToken(ctx context.Context, in *RedeemJoinTokenRequest, opts ...grpc.CallOption) (*NodeCertificate, error)
+}
+
+type enrolmentClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewEnrolmentClient(cc grpc.ClientConnInterface) EnrolmentClient {
+	return &enrolmentClient{cc}
+}
+
+func (c *enrolmentClient) RedeemJoinToken(ctx context.Context, in *RedeemJoinTokenRequest, opts ...grpc.CallOption) (*NodeCertificate, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeCertificate)
+	err := c.cc.Invoke(ctx, Enrolment_RedeemJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EnrolmentServer is the server API for Enrolment service.
+// All implementations must embed UnimplementedEnrolmentServer
+// for forward compatibility.
+//
+// Enrolment admits a new node to the grid: it serves over TLS (the new node checks the CA
+// against the pin its join token carries) without a client certificate, which the new node does
+// not have yet.
+type EnrolmentServer interface {
+	// RedeemJoinToken checks a join token (its id and secret, its site, expiry and uses) at the
+	// district, spends one use, and answers a certificate for the node and the grid's gossip keys.
+	RedeemJoinToken(context.Context, *RedeemJoinTokenRequest) (*NodeCertificate, error)
+	mustEmbedUnimplementedEnrolmentServer()
+}
+
+// UnimplementedEnrolmentServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedEnrolmentServer struct{}
+
+func (UnimplementedEnrolmentServer) RedeemJoinToken(context.Context, *RedeemJoinTokenRequest) (*NodeCertificate, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeemJoinToken not implemented")
+}
+func (UnimplementedEnrolmentServer) mustEmbedUnimplementedEnrolmentServer() {}
+func (UnimplementedEnrolmentServer) testEmbeddedByValue()                   {}
+
+// UnsafeEnrolmentServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to EnrolmentServer will
+// result in compilation errors.
+type UnsafeEnrolmentServer interface {
+	mustEmbedUnimplementedEnrolmentServer()
+}
+
+func RegisterEnrolmentServer(s grpc.ServiceRegistrar, srv EnrolmentServer) {
+	// If the following call panics, it indicates UnimplementedEnrolmentServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Enrolment_ServiceDesc, srv)
+}
+
+func _Enrolment_RedeemJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeemJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnrolmentServer).RedeemJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Enrolment_RedeemJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnrolmentServer).RedeemJoinToken(ctx, req.(*RedeemJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Enrolment_ServiceDesc is the grpc.ServiceDesc for Enrolment service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Enrolment_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "govgrid.v1.Enrolment",
+	HandlerType: (*EnrolmentServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RedeemJoinToken",
+			Handler:    _Enrolment_RedeemJoinToken_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "govgrid.proto",
 }
