@@ -30,8 +30,8 @@ type Member struct {
 type gossip struct {
 	list    *memberlist.Memberlist
 	logger  *slog.Logger
-	grid    string        // the gossip label
-	keyed   bool          // gossip is encrypted
+	grid    string // the gossip label
+	keyed   bool   // gossip is encrypted
 	keyring *memberlist.Keyring
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file

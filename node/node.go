@@ -169,7 +169,9 @@ func (n *Node) start() error {
 	if pt := n.peerTLS; pt != nil {
 		dial := rc.Dial
 		if dial == nil {
-			dial = func(addr string, timeout time.Duration) (net.Conn, error) { return net.DialTimeout("tcp", addr, timeout) }
+			dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+				return net.DialTimeout("tcp", addr, timeout)
+			}
 		}
 		rc.Dial = pt.raftDialer(dial)
 		rc.Listen = func(addr string) (net.Listener, error) {
