@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,8 +31,12 @@ type Member struct {
 type gossip struct {
 	list    *memberlist.Memberlist
 	logger  *slog.Logger
-	grid    string        // the gossip label
-	keyed   bool          // gossip is encrypted
+	grid    string // the gossip label
+	dataDir string // where the keyring file is kept
+	// keyring holds the keys gossip is encrypted with (nil: gossip in the clear); keyMu
+	// serializes its changes, each saved to the keyring file (keyring.go).
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
 	// news wakes every worker waiting on a peer (handoff senders, feed pullers) when membership
@@ -75,9 +80,24 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 		mc.AdvertiseAddr = cfg.AdvertiseAddr
 	}
 	mc.Label = cfg.GridName
-	mc.SecretKey = cfg.GossipKey
+	keyring, from, err := gossipKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case keyring == nil:
+		logger.Info("gossip is not encrypted: no --gossip-key and no keyring file", "keyring", filepath.Join(cfg.DataDir, GossipKeyringFile))
+	case from == "--gossip-key":
+		logger.Info("gossip keys from --gossip-key, saved to the keyring file", "keyring", filepath.Join(cfg.DataDir, GossipKeyringFile),
+			"primary", KeyFingerprint(keyring.GetPrimaryKey()))
+	default:
+		logger.Info("gossip keys from the keyring file (it takes precedence over --gossip-key)", "keyring", from,
+			"keys", len(keyring.GetKeys()), "primary", KeyFingerprint(keyring.GetPrimaryKey()), "gossip_key_ignored", len(cfg.GossipKey) > 0)
+	}
+	// Only the keyring: memberlist would make a SecretKey primary over it.
+	mc.Keyring = keyring
 	mc.Logger = log.New(memberlistLog{logger.With("component", "memberlist")}, "", 0)
-	g := &gossip{meta: encoded, logger: logger, grid: cfg.GridName, keyed: len(cfg.GossipKey) > 0, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
+	g := &gossip{meta: encoded, logger: logger, grid: cfg.GridName, dataDir: cfg.DataDir, keyring: keyring, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -100,7 +120,7 @@ func (g *gossip) join(addrs []string) (int, error) {
 		return 0, nil
 	}
 	n, err := g.list.Join(addrs)
-	return n, explainJoin(err, g.grid, g.keyed)
+	return n, explainJoin(err, g.grid, g.keyring != nil)
 }
 
 // explainJoin says what a failed join most likely means: memberlist's own error for a peer of
@@ -114,7 +134,7 @@ func explainJoin(err error, grid string, keyed bool) error {
 	switch {
 	case strings.Contains(msg, "no installed keys could decrypt") || strings.Contains(msg, "encryption is configured") ||
 		strings.Contains(msg, "is encrypted and encryption is not configured"):
-		return fmt.Errorf("%w: the nodes answered with another gossip key: this node's --gossip-key (set: %v) must be the grid's", err, keyed)
+		return fmt.Errorf("%w: the nodes answered with another gossip key: this node's --gossip-key or keyring (set: %v) must hold the grid's primary key", err, keyed)
 	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
 		return fmt.Errorf("%w: the nodes closed the connection without answering: most likely their grid label differs from this node's --grid %q (they log \"unacceptable label\"), or their gossip key does", err, grid)
 	}

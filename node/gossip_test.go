@@ -1,7 +1,11 @@
 package node
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,5 +32,54 @@ func TestFailedJoinSaysLabelOrKey(t *testing.T) {
 	}
 	if err := explainJoin(errors.New("dial tcp: connection refused"), "x", false); err.Error() != "dial tcp: connection refused" {
 		t.Errorf("an unrelated error was dressed up: %v", err)
+	}
+}
+
+// TestGossipKeyringFile: the keyring file is a JSON array of base64 keys, the primary first,
+// written 0600 and read back the same; a missing file is os.ErrNotExist, a bad one an error
+// naming the file and what is wrong.
+func TestGossipKeyringFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadGossipKeyring(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("no file: %v, want os.ErrNotExist", err)
+	}
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
+	if err := WriteGossipKeyring(dir, [][]byte{k1, k2}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, GossipKeyringFile)
+	b, _ := os.ReadFile(path)
+	want := `["` + base64.StdEncoding.EncodeToString(k1) + `","` + base64.StdEncoding.EncodeToString(k2) + `"]`
+	if strings.TrimSpace(string(b)) != want {
+		t.Errorf("file is %s, want %s", b, want)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+	keys, err := ReadGossipKeyring(dir)
+	if err != nil || len(keys) != 2 || !bytes.Equal(keys[0], k1) || !bytes.Equal(keys[1], k2) {
+		t.Fatalf("read back %x, %v", keys, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	for _, bad := range [][][]byte{nil, {[]byte("short")}, {k1, k1}} {
+		if err := WriteGossipKeyring(dir, bad); err == nil {
+			t.Errorf("wrote a keyring of %d keys %x", len(bad), bad)
+		}
+	}
+	for content, why := range map[string]string{
+		`{"primary":"x"}`: "JSON array",
+		`["not base64!"]`: "not base64",
+		`["AAAA"]`:        "16, 24 or 32 bytes",
+		`[]`:              "at least one key",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadGossipKeyring(dir)
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s read as %v, want an error naming the file and %q", content, err, why)
+		}
 	}
 }
