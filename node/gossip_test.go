@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +82,34 @@ func TestGossipKeyringFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), why) {
 			t.Errorf("%s read as %v, want an error naming the file and %q", content, err, why)
 		}
+	}
+}
+
+// TestGossipLogExplainsRefusedGossip: memberlist's lines for gossip dropped by the receiving
+// node (its exact v0.7 wording) become one warning naming the cause and the sender, once a
+// minute per sender; other lines keep their level.
+func TestGossipLogExplainsRefusedGossip(t *testing.T) {
+	var out bytes.Buffer
+	ml := &memberlistLog{l: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, tc := range []struct{ line, want string }{
+		{`[ERR] memberlist: discarding stream with unacceptable label "othergrid": from=10.0.0.7:41234`, `level=WARN msg="refused gossip from a node of another grid (its --grid is \"othergrid\")`},
+		{`[ERR] memberlist: discarding packet with unacceptable label "": from=10.0.0.8:7946`, `from=10.0.0.8:7946 cause=label`},
+		{`[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=10.0.0.9:5000`, `level=WARN msg="refused gossip that none of this node's gossip keys decrypts`},
+		{`[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.10:7946`, `from=10.0.0.10:7946 cause=key`},
+		{`[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=10.0.0.11:1`, `node without a gossip key`},
+		{`[ERR] memberlist: failed to receive: remote state is encrypted and encryption is not configured from=10.0.0.12:1`, `this node has no gossip key`},
+		{`[ERR] memberlist: failed to receive: EOF from=10.0.0.13:1`, `level=DEBUG`},
+		{`[WARN] memberlist: Refuting a suspect message (from: n2)`, `level=WARN msg="Refuting a suspect message`},
+	} {
+		out.Reset()
+		ml.Write([]byte(tc.line + "\n"))
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s\nlogged as %s\nwant %s", tc.line, out.String(), tc.want)
+		}
+	}
+	out.Reset()
+	ml.Write([]byte(`[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=10.0.0.9:5000`))
+	if !strings.Contains(out.String(), "level=DEBUG") {
+		t.Errorf("the same sender and cause again within a minute: %s, want debug", out.String())
 	}
 }
