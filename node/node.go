@@ -256,6 +256,7 @@ func (n *Node) startServers() {
 			Audit:      n,
 			Seal:       n,
 			Backups:    n,
+			Keyring:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,
 			Pprof:      n.cfg.Pprof,
