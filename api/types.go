@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -365,4 +367,34 @@ type AccountRequest struct {
 	Name     string      `json:"name"`
 	Site     string      `json:"site"`
 	Roles    []auth.Role `json:"roles"`
+}
+
+// KeyringView is GET /v1/keyring and the answer to its changes: the keys this node's gossip is
+// encrypted with, by fingerprint (never the keys), the primary (the one that encrypts) first.
+type KeyringView struct {
+	// Node is the answering node's name.
+	Node string `json:"node"`
+	// Encrypted is false when gossip on the node is in the clear (no key): Keys is empty.
+	Encrypted bool      `json:"encrypted"`
+	Keys      []KeyView `json:"keys"`
+}
+
+// KeyView is one gossip key: "sha256:" and the hex of the key's SHA-256, and whether it is
+// the primary.
+type KeyView struct {
+	Fingerprint string `json:"fingerprint"`
+	Primary     bool   `json:"primary"`
+}
+
+// KeyFingerprint names a gossip key without giving it away: "sha256:" and the hex of its
+// SHA-256.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// KeyRequest is the body of POST /v1/keyring/install, /use and /remove: a gossip key, base64
+// (standard, padded) of 16, 24 or 32 bytes.
+type KeyRequest struct {
+	Key string `json:"key"`
 }

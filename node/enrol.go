@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -427,47 +426,6 @@ func (n *Node) renewAt(addr string, pubDER []byte) (*pb.NodeCertificate, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return pb.NewClusterClient(conn).RenewCertificate(ctx, &pb.RenewCertificateRequest{PublicKey: pubDER})
-}
-
-// WriteGossipKeyring writes the gossip keys (primary first) into dataDir/gossip.keyring as a
-// JSON array of base64 keys, mode 0600.
-func WriteGossipKeyring(dataDir string, keys [][]byte) error {
-	enc := make([]string, len(keys))
-	for i, k := range keys {
-		enc[i] = base64.StdEncoding.EncodeToString(k)
-	}
-	b, err := json.Marshal(enc)
-	if err != nil {
-		return err
-	}
-	return pki.WriteFile(filepath.Join(dataDir, GossipKeyringFile), b, 0o600)
-}
-
-// GossipKeyringFile is the data dir's file of gossip keys, primary first.
-const GossipKeyringFile = "gossip.keyring"
-
-// readGossipKeyring reads dataDir/gossip.keyring; no file is no keys.
-func readGossipKeyring(dataDir string) ([][]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, GossipKeyringFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var enc []string
-	if err := json.Unmarshal(b, &enc); err != nil {
-		return nil, fmt.Errorf("%s: %w", GossipKeyringFile, err)
-	}
-	keys := make([][]byte, 0, len(enc))
-	for _, e := range enc {
-		k, err := base64.StdEncoding.DecodeString(e)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", GossipKeyringFile, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
 }
 
 func randomHex(n int) string {

@@ -6,6 +6,8 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,8 +33,11 @@ type gossip struct {
 	list    *memberlist.Memberlist
 	logger  *slog.Logger
 	grid    string // the gossip label
-	keyed   bool   // gossip is encrypted
+	dataDir string // where the keyring file is kept
+	// keyring holds the keys gossip is encrypted with (nil: gossip in the clear); keyMu
+	// serializes its changes, each saved to the keyring file (keyring.go).
 	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
 	changed chan struct{} // membership changed: the leader reconciles the site
 	saved   chan struct{} // membership changed: the node rewrites its peers file
 	// news wakes every worker waiting on a peer (handoff senders, feed pullers) when membership
@@ -76,9 +81,24 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 		mc.AdvertiseAddr = cfg.AdvertiseAddr
 	}
 	mc.Label = cfg.GridName
-	mc.SecretKey = cfg.GossipKey
-	mc.Logger = log.New(memberlistLog{logger.With("component", "memberlist")}, "", 0)
-	g := &gossip{meta: encoded, logger: logger, grid: cfg.GridName, keyed: len(cfg.GossipKey) > 0, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
+	keyring, from, err := gossipKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case keyring == nil:
+		logger.Info("gossip is not encrypted: no --gossip-key and no keyring file", "keyring", filepath.Join(cfg.DataDir, GossipKeyringFile))
+	case from == "--gossip-key":
+		logger.Info("gossip keys from --gossip-key, saved to the keyring file", "keyring", filepath.Join(cfg.DataDir, GossipKeyringFile),
+			"primary", KeyFingerprint(keyring.GetPrimaryKey()))
+	default:
+		logger.Info("gossip keys from the keyring file (it takes precedence over --gossip-key)", "keyring", from,
+			"keys", len(keyring.GetKeys()), "primary", KeyFingerprint(keyring.GetPrimaryKey()), "gossip_key_ignored", len(cfg.GossipKey) > 0)
+	}
+	// Only the keyring: memberlist would make a SecretKey primary over it.
+	mc.Keyring = keyring
+	mc.Logger = log.New(&memberlistLog{l: logger.With("component", "memberlist")}, "", 0)
+	g := &gossip{meta: encoded, logger: logger, grid: cfg.GridName, dataDir: cfg.DataDir, keyring: keyring, changed: make(chan struct{}, 1), saved: make(chan struct{}, 1), nodes: map[string]Member{}}
 	mc.Delegate = g
 	mc.Events = g
 	mc.Merge = g
@@ -87,7 +107,6 @@ func newGossip(cfg Config, meta Meta, logger *slog.Logger) (*gossip, error) {
 		return nil, fmt.Errorf("gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	g.list = list
-	g.keyring = mc.Keyring
 	return g, nil
 }
 
@@ -110,7 +129,7 @@ func (g *gossip) join(addrs []string) (int, error) {
 		return 0, nil
 	}
 	n, err := g.list.Join(addrs)
-	return n, explainJoin(err, g.grid, g.keyed)
+	return n, explainJoin(err, g.grid, g.keyring != nil)
 }
 
 // explainJoin says what a failed join most likely means: memberlist's own error for a peer of
@@ -124,7 +143,7 @@ func explainJoin(err error, grid string, keyed bool) error {
 	switch {
 	case strings.Contains(msg, "no installed keys could decrypt") || strings.Contains(msg, "encryption is configured") ||
 		strings.Contains(msg, "is encrypted and encryption is not configured"):
-		return fmt.Errorf("%w: the nodes answered with another gossip key: this node's --gossip-key (set: %v) must be the grid's", err, keyed)
+		return fmt.Errorf("%w: the nodes answered with another gossip key: this node's --gossip-key or keyring (set: %v) must hold the grid's primary key", err, keyed)
 	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
 		return fmt.Errorf("%w: the nodes closed the connection without answering: most likely their grid label differs from this node's --grid %q (they log \"unacceptable label\"), or their gossip key does", err, grid)
 	}
@@ -132,10 +151,21 @@ func explainJoin(err error, grid string, keyed bool) error {
 }
 
 // memberlistLog sends memberlist's log lines to slog at the level their prefix names, so that a
-// peer of another grid or with another key is seen at warn level, not thrown away.
-type memberlistLog struct{ l *slog.Logger }
+// peer of another grid or with another key is seen at warn level, not thrown away. The lines
+// that mean such a peer (refused label, undecryptable gossip) become one warning that says which
+// it is and who sent it, at most once a minute per sender and cause (a refused peer retries
+// every probe); the repeats go to debug.
+type memberlistLog struct {
+	l *slog.Logger
 
-func (m memberlistLog) Write(p []byte) (int, error) {
+	mu     sync.Mutex
+	warned map[string]time.Time // guarded by mu: last warning, by cause and sender
+}
+
+// refusedWarnEvery bounds how often a refused sender is warned about.
+const refusedWarnEvery = time.Minute
+
+func (m *memberlistLog) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelDebug
 	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug} {
@@ -144,11 +174,81 @@ func (m memberlistLog) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	if r, ok := explainRefused(line); ok {
+		level = slog.LevelWarn
+		if !m.firstIn(r.cause+" "+r.from, time.Now()) {
+			level = slog.LevelDebug
+		}
+		attrs := []any{"from", r.from, "cause", r.cause, "memberlist", line}
+		if r.label != "" {
+			attrs = append(attrs, "their_grid", r.label)
+		}
+		m.l.Log(context.Background(), level, r.msg, attrs...)
+		return len(p), nil
+	}
 	if level == slog.LevelError && strings.Contains(line, "failed to receive") && strings.Contains(line, "EOF") {
 		level = slog.LevelDebug // a peer that hung up mid-stream: routine on a flaky link
 	}
-	m.l.Log(context.Background(), level, strings.TrimPrefix(line, "memberlist: "))
+	m.l.Log(context.Background(), level, line)
 	return len(p), nil
+}
+
+// firstIn says whether key was not warned about within refusedWarnEvery, and records now.
+func (m *memberlistLog) firstIn(key string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.warned == nil {
+		m.warned = map[string]time.Time{}
+	}
+	if last, ok := m.warned[key]; ok && now.Sub(last) < refusedWarnEvery {
+		return false
+	}
+	if len(m.warned) > 1000 { // many senders: start over rather than grow
+		clear(m.warned)
+	}
+	m.warned[key] = now
+	return true
+}
+
+// refused is gossip this node dropped: the cause ("label" or "key"), the sender's address, the
+// sender's label when that was the cause, and what to tell the operator.
+type refused struct {
+	cause, from, label, msg string
+}
+
+// labelInLine finds the quoted label of memberlist's "unacceptable label %q" lines.
+var labelInLine = regexp.MustCompile(`unacceptable label ("(?:[^"\\]|\\.)*")`)
+
+// explainRefused reads a memberlist log line (its prefixes removed) that says received gossip
+// was dropped for its label or its encryption: memberlist v0.7's handleConn and ingestPacket
+// write "discarding stream|packet with unacceptable label %q: from=ADDR", "failed to receive:
+// no installed keys could decrypt the message from=ADDR" (and "Decrypt packet failed: ..."),
+// "failed to receive: encryption is configured but remote state is not encrypted from=ADDR" and
+// "failed to receive: remote state is encrypted and encryption is not configured from=ADDR".
+func explainRefused(line string) (refused, bool) {
+	from := "unknown"
+	if i := strings.LastIndex(line, "from="); i >= 0 {
+		from = strings.TrimSpace(line[i+len("from="):])
+	}
+	switch {
+	case strings.Contains(line, "unacceptable label"):
+		r := refused{cause: "label", from: from}
+		if m := labelInLine.FindStringSubmatch(line); m != nil {
+			if l, err := strconv.Unquote(m[1]); err == nil {
+				r.label = l
+			}
+		}
+		r.msg = fmt.Sprintf("refused gossip from a node of another grid (its --grid is %q): it can never join this one; start it with this grid's --grid", r.label)
+		return r, true
+	case strings.Contains(line, "encryption is configured but remote state is not encrypted"):
+		return refused{cause: "key", from: from, msg: "refused gossip from a node without a gossip key: this grid encrypts gossip; give that node the grid's --gossip-key (or keyring)"}, true
+	case strings.Contains(line, "remote state is encrypted and encryption is not configured"):
+		return refused{cause: "key", from: from, msg: "refused encrypted gossip: this node has no gossip key (no --gossip-key, no keyring); give it the grid's key"}, true
+	case strings.Contains(line, "no installed keys could decrypt the message") || strings.Contains(line, "Decrypt packet failed"):
+		return refused{cause: "key", from: from, msg: "refused gossip that none of this node's gossip keys decrypts: the sender has another gossip key (or none); check its --gossip-key or keyring (govgrid keyring list)"}, true
+	}
+	return refused{}, false
 }
 
 // members returns every node gossip knows of, alive or not, sorted by name. It reads the copy

@@ -285,6 +285,7 @@ func (n *Node) startServers() {
 			Audit:      n,
 			Seal:       n,
 			Backups:    n,
+			Keyring:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 			Logger:     n.logger,
 			Pprof:      n.cfg.Pprof,
@@ -337,8 +338,7 @@ func (n *Node) serveGRPC(srv *grpc.Server, ln net.Listener) {
 }
 
 // loadTrust finds the node's grid certificate (tls.go): in its TLS directory, or by redeeming
-// its join token; none, it refuses to start unless cfg.InsecurePeers. It also takes the gossip
-// key from the data dir's keyring when the configuration gives none.
+// its join token; none, it refuses to start unless cfg.InsecurePeers.
 func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
 	if cfg.TLSDir == "" {
 		cfg.TLSDir = filepath.Join(cfg.DataDir, TLSDirName)
@@ -358,15 +358,6 @@ func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
 			return nil, err
 		}
 		pt.logger = logger
-	}
-	if len(cfg.GossipKey) == 0 {
-		keys, err := readGossipKeyring(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		if len(keys) > 0 {
-			cfg.GossipKey = keys[0]
-		}
 	}
 	return pt, nil
 }

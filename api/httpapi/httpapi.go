@@ -66,6 +66,8 @@ type Config struct {
 	Seal SealService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
+	// Keyring serves /v1/keyring (the node's gossip keys, for administrators); nil serves none.
+	Keyring KeyringService
 	Metrics http.Handler
 	// Console serves the web console at /; nil serves none.
 	Console http.Handler
@@ -117,6 +119,9 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/config/{path...}", s.staff(s.getConfig))
 		mux.HandleFunc("PUT /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, false) })
 		mux.HandleFunc("DELETE /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, true) })
+	}
+	if cfg.Keyring != nil {
+		s.routeKeyring(mux)
 	}
 	if cfg.Backups != nil {
 		mux.HandleFunc("GET /v1/snapshot", s.saveBackup)
