@@ -398,3 +398,26 @@ func KeyFingerprint(key []byte) string {
 type KeyRequest struct {
 	Key string `json:"key"`
 }
+
+// JoinToken is a join token as the district lists it: never its secret, except in Token, which
+// only the answer that created it carries.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	Site      string    `json:"site"` // "*": any site
+	Expires   time.Time `json:"expires"`
+	UsesLeft  int       `json:"uses_left"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	Revoked   bool      `json:"revoked"`
+	// Admitted lists the nodes it admitted, site/node.
+	Admitted []string `json:"admitted,omitempty"`
+	Token    string   `json:"token,omitempty"`
+}
+
+// JoinTokenRequest asks the district for a join token: for a node of site ("*": any site), valid
+// for TTL (a Go duration, e.g. "24h"), for Uses redemptions.
+type JoinTokenRequest struct {
+	Site string `json:"site"`
+	TTL  string `json:"ttl"`
+	Uses int    `json:"uses"`
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,10 @@ func agentEnv(extra []string) []string {
 		if !strings.HasPrefix(kv, "GOVGRID_") {
 			env = append(env, kv)
 		}
+	}
+	// Every agent of the tests encrypts gossip with the e2e grid's key, unless a test says otherwise.
+	if e2eGossipKey != "" && !slices.ContainsFunc(extra, func(kv string) bool { return strings.HasPrefix(kv, "GOVGRID_GOSSIP_KEY=") }) {
+		env = append(env, "GOVGRID_GOSSIP_KEY="+e2eGossipKey)
 	}
 	return append(env, extra...)
 }
@@ -165,7 +170,8 @@ func (a *agentProc) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer logf.Close() // the child holds its own descriptor
+	defer logf.Close()             // the child holds its own descriptor
+	provisionFromArgs(a.t, a.args) // the node's certificate, unless its data dir has one
 	command := a.command
 	if command == nil {
 		command = []string{"agent"}

@@ -129,9 +129,30 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 			want: []string{"--data-dir"},
 		},
 		{
-			name: "http port in use",
+			name: "no certificate",
 			args: func(t *testing.T, dir string) []string {
 				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data")}
+			},
+			want: []string{"no grid certificate", "--join-token", "govgrid tls cert create"},
+		},
+		{
+			name: "damaged join token",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--join-token", "ggjt1.bm9wZQ"}
+			},
+			want: []string{"--join-token", "damaged"},
+		},
+		{
+			name: "gossip in the clear",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--gossip-key", ""}
+			},
+			want: []string{"gossip must be encrypted", "--gossip-key"},
+		},
+		{
+			name: "http port in use",
+			args: func(t *testing.T, dir string) []string {
+				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--insecure-peers"}
 			},
 			occupyHTTP: true,
 			want:       []string{"--http-addr", "address already in use"},
@@ -258,6 +279,7 @@ func TestAgentConfigSources(t *testing.T) {
 				t.Fatal(err)
 			}
 			args = append(args, "--config", cfgPath)
+			provision(t, dataDir, siteOf[strongest], name, false)
 
 			a := newAgentProc(t, name, addrs, args, envs)
 			a.start()

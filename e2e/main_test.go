@@ -46,6 +46,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	fmt.Printf("e2e: built %s in %s\n", bin, time.Since(start).Round(time.Millisecond))
+	if err := initTrust(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: the grid's CA: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	govgridBin = bin
 	code := m.Run()
 	os.RemoveAll(dir)

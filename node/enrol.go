@@ -18,6 +18,7 @@ import (
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
+	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/pki"
@@ -84,27 +85,13 @@ func parseJoinToken(s string) (joinTokenBody, error) {
 	return b, nil
 }
 
-// JoinTokenInfo is a join token as listed: never its secret.
-type JoinTokenInfo struct {
-	ID        string    `json:"id"`
-	Site      string    `json:"site"`
-	Expires   time.Time `json:"expires"`
-	UsesLeft  int       `json:"uses_left"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-	Revoked   bool      `json:"revoked"`
-	Admitted  []string  `json:"admitted,omitempty"`
-	// Token is the token itself, only in the answer that created it.
-	Token string `json:"token,omitempty"`
-}
-
-func tokenInfo(t *sitestate.JoinToken) JoinTokenInfo {
-	return JoinTokenInfo{ID: t.ID, Site: t.Site, Expires: t.Expires, UsesLeft: t.UsesLeft, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, Revoked: t.Revoked, Admitted: t.Admitted}
+func tokenInfo(t *sitestate.JoinToken) api.JoinToken {
+	return api.JoinToken{ID: t.ID, Site: t.Site, Expires: t.Expires, UsesLeft: t.UsesLeft, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, Revoked: t.Revoked, Admitted: t.Admitted}
 }
 
 // CreateJoinToken issues a join token at the district: for a node of site (sitestate.AnySite:
 // any site), valid for ttl and uses redemptions. The answer carries the token, once.
-func (n *Node) CreateJoinToken(ctx context.Context, by *auth.Claims, site string, ttl time.Duration, uses int) (*JoinTokenInfo, error) {
+func (n *Node) CreateJoinToken(ctx context.Context, by *auth.Claims, site string, ttl time.Duration, uses int) (*api.JoinToken, error) {
 	if n.cfg.Tier != tier.District {
 		return nil, sitestate.Errorf(sitestate.CodeConflict, "%s is not the district: join tokens are issued there", n.cfg.Site)
 	}
@@ -151,7 +138,7 @@ func (n *Node) CreateJoinToken(ctx context.Context, by *auth.Claims, site string
 }
 
 // JoinTokens lists the district's join tokens.
-func (n *Node) JoinTokens() ([]JoinTokenInfo, error) {
+func (n *Node) JoinTokens() ([]api.JoinToken, error) {
 	if n.cfg.Tier != tier.District {
 		return nil, sitestate.Errorf(sitestate.CodeConflict, "%s is not the district: join tokens are kept there", n.cfg.Site)
 	}
@@ -159,7 +146,7 @@ func (n *Node) JoinTokens() ([]JoinTokenInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]JoinTokenInfo, 0, len(ts))
+	out := make([]api.JoinToken, 0, len(ts))
 	for i := range ts {
 		out = append(out, tokenInfo(&ts[i]))
 	}
@@ -167,7 +154,7 @@ func (n *Node) JoinTokens() ([]JoinTokenInfo, error) {
 }
 
 // RevokeJoinToken stops a join token from admitting anyone more.
-func (n *Node) RevokeJoinToken(ctx context.Context, by *auth.Claims, id string) (*JoinTokenInfo, error) {
+func (n *Node) RevokeJoinToken(ctx context.Context, by *auth.Claims, id string) (*api.JoinToken, error) {
 	if n.cfg.Tier != tier.District {
 		return nil, sitestate.Errorf(sitestate.CodeConflict, "%s is not the district: join tokens are kept there", n.cfg.Site)
 	}

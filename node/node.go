@@ -284,6 +284,7 @@ func (n *Node) startServers() {
 			Auth:       n,
 			Audit:      n,
 			Seal:       n,
+			JoinTokens: n,
 			Backups:    n,
 			Keyring:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),

@@ -66,6 +66,9 @@ type Config struct {
 	Seal SealService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
+	// JoinTokens serves /v1/join-tokens (the district's join tokens, for administrators); nil
+	// serves none.
+	JoinTokens JoinTokens
 	// Keyring serves /v1/keyring (the node's gossip keys, for administrators); nil serves none.
 	Keyring KeyringService
 	Metrics http.Handler
@@ -119,6 +122,9 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/config/{path...}", s.staff(s.getConfig))
 		mux.HandleFunc("PUT /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, false) })
 		mux.HandleFunc("DELETE /v1/config/{path...}", func(w http.ResponseWriter, r *http.Request) { s.putConfig(w, r, true) })
+	}
+	if cfg.JoinTokens != nil {
+		s.routeJoinTokens(mux)
 	}
 	if cfg.Keyring != nil {
 		s.routeKeyring(mux)

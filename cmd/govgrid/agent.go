@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,10 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.String("http-tls-cert", "", "PEM certificate (with its chain) for HTTPS on the HTTP address; with --http-tls-key")
 	fs.String("http-tls-key", "", "PEM private key of --http-tls-cert")
+	fs.String("tls-dir", "", "directory of the node's grid certificate: ca.pem, node.pem, node.key (and ca.key at a district node that issues); default DATA_DIR/tls")
+	fs.String("join-token", "", "a join token from the district (govgrid token create): a new node redeems it for its certificate and the gossip keys")
+	fs.Bool("insecure-peers", false, "run without certificates or gossip encryption: every port trusts whoever connects (a laboratory only)")
+	fs.Duration("cert-lifetime", node.DefaultCertLifetime, "how long the certificates a district node holding ca.key issues are valid")
 }
 
 func newAgentCommand() *cobra.Command {
@@ -169,7 +174,34 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 			return cfg, false, errors.New("--gossip-key: not base64")
 		}
 	}
+	cfg.TLSDir, cfg.JoinToken, cfg.InsecurePeers = v.GetString("tls-dir"), v.GetString("join-token"), v.GetBool("insecure-peers")
+	if cfg.CertLifetime, err = durationSetting(v, "cert-lifetime"); err != nil {
+		return cfg, false, err
+	}
+	if cfg.JoinToken != "" && !v.IsSet("grid") {
+		// The token names its grid: a new node need not be told twice.
+		if grid, err := node.ParseJoinToken(cfg.JoinToken); err == nil {
+			cfg.GridName = grid
+		}
+	}
+	if err := requireGossipKey(cfg); err != nil {
+		return cfg, false, err
+	}
 	return cfg, v.GetBool("leave-on-terminate"), cfg.Validate()
+}
+
+// requireGossipKey refuses a node whose gossip would go in the clear: it needs --gossip-key, a
+// keyring file in its data dir (kept from an earlier run), or a join token (which brings the
+// keys), unless it runs --insecure-peers.
+func requireGossipKey(cfg node.Config) error {
+	if cfg.InsecurePeers || len(cfg.GossipKey) > 0 || cfg.JoinToken != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, node.GossipKeyringFile)); err == nil {
+		return nil
+	}
+	return errors.New("gossip must be encrypted: give --gossip-key (base64 of 32 random bytes: openssl rand -base64 32, the same on every node), " +
+		"or --join-token; --insecure-peers runs without, for a laboratory only")
 }
 
 // splitList accepts "a,b" in one value (environment variables, config strings) as well as lists.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/catalog/sample"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/spf13/cobra"
 )
 
@@ -85,11 +88,15 @@ func runDemo(dir string, basePort int) error {
 		return fmt.Errorf("--dir: %w", err)
 	}
 	nodes := planDemo(basePort)
+	trust, err := demoTrust(dir, nodes)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	join := nodes[0].Gossip
 	for _, n := range nodes {
-		if err := startDemoNode(exe, dir, n, join); err != nil {
+		if err := startDemoNode(exe, dir, n, join, trust.GossipKey); err != nil {
 			stopDemo(nodes)
 			return err
 		}
@@ -110,12 +117,18 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	if err := writeGridJSON(dir, nodes); err != nil {
+	operatorKey := filepath.Join(dir, "data", nodes[0].Node, node.OperatorKeyFile)
+	if trust.JoinToken, err = demoJoinToken(ctx, nodes[0].HTTP, operatorKey); err != nil {
 		stopDemo(nodes)
 		wg.Wait()
 		return err
 	}
-	if err := loadDemoCatalog(ctx, nodes[0].HTTP, filepath.Join(dir, "data", nodes[0].Node, node.OperatorKeyFile)); err != nil {
+	if err := writeGridJSON(dir, nodes, trust); err != nil {
+		stopDemo(nodes)
+		wg.Wait()
+		return err
+	}
+	if err := loadDemoCatalog(ctx, nodes[0].HTTP, operatorKey); err != nil {
 		stopDemo(nodes)
 		wg.Wait()
 		return err
@@ -126,7 +139,7 @@ func runDemo(dir string, basePort int) error {
 		wg.Wait()
 		return err
 	}
-	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes), accounts)
+	printDemoHelp(dir, nodes, joinCommand(exe, dir, basePort, nodes, trust.JoinToken), accounts)
 	printDemoAccounts(dir, accounts)
 	for {
 		select {
@@ -157,7 +170,7 @@ func planDemo(basePort int) []*gridNode {
 	return nodes
 }
 
-func startDemoNode(exe, dir string, n *gridNode, join string) error {
+func startDemoNode(exe, dir string, n *gridNode, join, gossipKey string) error {
 	expect := 0
 	for _, s := range demoLayout {
 		if s.Code == n.Site {
@@ -167,7 +180,7 @@ func startDemoNode(exe, dir string, n *gridNode, join string) error {
 	args := []string{"agent", "--node", n.Node, "--site", n.Site, "--tier", n.Tier,
 		"--data-dir", filepath.Join(dir, "data", n.Node), "--http-addr", n.HTTP, "--grpc-addr", n.GRPC,
 		"--raft-addr", n.Raft, "--gossip-addr", n.Gossip, "--bootstrap-expect", strconv.Itoa(expect),
-		"--grid", demoGrid}
+		"--grid", demoGrid, "--gossip-key", gossipKey}
 	if n.Parent != "" {
 		args = append(args, "--parent", n.Parent)
 	}
@@ -227,11 +240,12 @@ func waitHealthy(ctx context.Context, nodes []*gridNode, exited <-chan *gridNode
 	return nil
 }
 
-func writeGridJSON(dir string, nodes []*gridNode) error {
+func writeGridJSON(dir string, nodes []*gridNode, trust demoTrustFiles) error {
 	b, err := json.MarshalIndent(struct {
-		Grid  string      `json:"grid"`
+		Grid string `json:"grid"`
+		demoTrustFiles
 		Nodes []*gridNode `json:"nodes"`
-	}{demoGrid, nodes}, "", "  ")
+	}{demoGrid, trust, nodes}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -279,11 +293,90 @@ func isZombie(pid int) bool {
 
 // joinCommand is the command that adds a community to the running demo grid (八一路街道's new
 // 西川社区), on the ports after the demo's own.
-func joinCommand(exe, dir string, basePort int, nodes []*gridNode) string {
+func joinCommand(exe, dir string, basePort int, nodes []*gridNode, token string) string {
 	p := basePort + 4*len(nodes)
-	return fmt.Sprintf("%s agent --node cd-byl-xc-1 --site cd-byl-xc --tier community --parent cd-byl --grid %s --join %s "+
+	return fmt.Sprintf("%s agent --node cd-byl-xc-1 --site cd-byl-xc --tier community --parent cd-byl --join-token %s --join %s "+
 		"--data-dir %s --http-addr 127.0.0.1:%d --grpc-addr 127.0.0.1:%d --raft-addr 127.0.0.1:%d --gossip-addr 127.0.0.1:%d",
-		exe, demoGrid, nodes[0].Gossip, filepath.Join(dir, "data", "cd-byl-xc-1"), p, p+1, p+2, p+3)
+		exe, token, nodes[0].Gossip, filepath.Join(dir, "data", "cd-byl-xc-1"), p, p+1, p+2, p+3)
+}
+
+// demoTrustFiles is what grid.json says of the demo grid's trust: the CA's certificate file, the
+// gossip key, and a join token that admits new nodes of any site.
+type demoTrustFiles struct {
+	CA        string `json:"ca"`
+	GossipKey string `json:"gossip_key"`
+	JoinToken string `json:"join_token"`
+}
+
+// demoTrust makes, on the first run, the demo grid's CA (DIR/ca), its gossip key (DIR/gossip.key)
+// and every node's certificate (with the CA's key at the district's nodes, which issue); a
+// resumed demo reuses them.
+func demoTrust(dir string, nodes []*gridNode) (demoTrustFiles, error) {
+	caDir := filepath.Join(dir, "ca")
+	ca, err := pki.LoadCA(caDir)
+	if errors.Is(err, os.ErrNotExist) {
+		if ca, err = pki.NewCA(demoGrid, 10*365*24*time.Hour); err == nil {
+			err = pki.WriteCA(caDir, ca)
+		}
+	}
+	if err != nil {
+		return demoTrustFiles{}, fmt.Errorf("the demo's CA in %s: %w", caDir, err)
+	}
+	keyFile := filepath.Join(dir, "gossip.key")
+	key, err := os.ReadFile(keyFile)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err = rand.Read(raw); err == nil {
+			key = []byte(base64.StdEncoding.EncodeToString(raw))
+			err = pki.WriteFile(keyFile, key, 0o600)
+		}
+	}
+	if err != nil {
+		return demoTrustFiles{}, fmt.Errorf("the demo's gossip key: %w", err)
+	}
+	for _, n := range nodes {
+		tlsDir := filepath.Join(dir, "data", n.Node, node.TLSDirName)
+		if _, err := os.Stat(filepath.Join(tlsDir, pki.NodeCertFile)); err == nil {
+			continue
+		}
+		files, err := pki.IssueFiles(ca, pki.Identity{Grid: demoGrid, Site: n.Site, Node: n.Node}, node.DefaultCertLifetime)
+		if err == nil {
+			err = pki.WriteNode(tlsDir, files)
+		}
+		if err == nil && n.Tier == "district" {
+			err = pki.WriteCA(tlsDir, ca)
+		}
+		if err != nil {
+			return demoTrustFiles{}, fmt.Errorf("certificate for %s: %w", n.Node, err)
+		}
+	}
+	abs, err := filepath.Abs(filepath.Join(caDir, pki.CACertFile))
+	if err != nil {
+		return demoTrustFiles{}, err
+	}
+	return demoTrustFiles{CA: abs, GossipKey: strings.TrimSpace(string(key))}, nil
+}
+
+// demoJoinToken asks the district (addr) for a join token that admits ten new nodes of any site
+// for a week, with the district node's operator key.
+func demoJoinToken(ctx context.Context, addr, keyFile string) (string, error) {
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", fmt.Errorf("the district node's operator key: %w", err)
+	}
+	body, _ := json.Marshal(api.JoinTokenRequest{Site: "*", TTL: "168h", Uses: 10})
+	var t api.JoinToken
+	for range 50 {
+		if err = callWith(addr, http.MethodPost, "/v1/join-tokens", "application/json", body, &t, "Operator "+strings.TrimSpace(string(key))); err == nil {
+			return t.Token, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return "", fmt.Errorf("the demo's join token: %w", err)
 }
 
 // loadDemoCatalog imports the sample catalogue at the district (addr), from where it reaches
