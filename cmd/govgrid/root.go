@@ -13,6 +13,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newSiteCommand(), newCaseCommand(), newLeaveCommand(), newSnapshotCommand(), newCatalogCommand(),
-		newLoginCommand(), newAuthCommand(), newAccountCommand(), newVerifyCommand(), newSealCommand())
+		newLoginCommand(), newAuthCommand(), newAccountCommand(), newVerifyCommand(), newSealCommand(), newKeygenCommand())
 	return root
 }
