@@ -26,6 +26,11 @@ type Config struct {
 	Parent string
 	// DataDir holds the node's Raft log, snapshots and state.
 	DataDir string
+	// EncryptionKeyFile, if set, is the file of the key that encrypts the data directory at rest
+	// (the state, the Raft log's entries, the snapshots): 32 random bytes in base64, as
+	// `govgrid keygen encryption` writes it. A data directory encrypted once opens only with
+	// its key; one written in the clear only without a key (replication/DESIGN.md).
+	EncryptionKeyFile string
 	// Listen addresses, host:port. Port 0 picks a free port (tests).
 	HTTPAddr   string
 	GRPCAddr   string

@@ -157,6 +157,11 @@ func (n *Node) start() error {
 	if cfg.AdvertiseAddr != "" {
 		rc.RaftAdvertise = cfg.advertised(cfg.RaftAddr)
 	}
+	if cfg.EncryptionKeyFile != "" {
+		if rc.EncryptionKey, err = replication.LoadEncryptionKey(cfg.EncryptionKeyFile); err != nil {
+			return fmt.Errorf("--encryption-key-file %s: %w", cfg.EncryptionKeyFile, err)
+		}
+	}
 	rc.Logger, rc.Registerer, rc.Forwarder = logger, n.registry, fwd
 	rc.TransportTimeout = n.timings.raftTransport
 	if cfg.Network != nil {
@@ -198,6 +203,12 @@ func (n *Node) start() error {
 		},
 	}
 	if n.state, err = sitestate.Open(sc, rc); err != nil {
+		if errors.Is(err, replication.ErrEncryptionKey) {
+			if cfg.EncryptionKeyFile == "" {
+				return fmt.Errorf("%w: give its key with --encryption-key-file", err)
+			}
+			return fmt.Errorf("%w: check --encryption-key-file (%s) and --data-dir", err, cfg.EncryptionKeyFile)
+		}
 		return err
 	}
 	n.raft = n.state.Raft()

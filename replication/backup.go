@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -62,20 +63,31 @@ func (s *Store) Backup(w io.Writer, of json.RawMessage) (*BackupInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The state goes to a temporary file first: its length leads the file.
+	// The state goes to a temporary file first: its length leads the file. The file is
+	// encrypted under a key of its own that only this call knows, so that the site's records
+	// never lie on the node's disk in the clear, whether or not the data directory is
+	// encrypted.
 	tmp, err := os.CreateTemp("", "govgrid-backup-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if err := writeSnapshot(txn, tmp); err != nil {
+	tmpKey := make([]byte, 32)
+	if _, err := rand.Read(tmpKey); err != nil {
 		return nil, err
 	}
-	size, err := tmp.Seek(0, io.SeekCurrent)
+	sw, err := newStreamWriter(tmp, tmpKey)
 	if err != nil {
 		return nil, err
 	}
+	if err := writeSnapshot(txn, sw); err != nil {
+		return nil, err
+	}
+	if err := sw.Close(); err != nil {
+		return nil, err
+	}
+	size := sw.plain
 	info := &BackupInfo{Index: index, TakenAt: time.Now().UTC(), Node: s.cfg.NodeID, Of: of, StateBytes: size}
 	head, err := json.Marshal(info)
 	if err != nil {
@@ -96,8 +108,14 @@ func (s *Store) Backup(w io.Writer, of json.RawMessage) (*BackupInfo, error) {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	if _, err := io.Copy(out, tmp); err != nil {
+	sr, err := newStreamReader(tmp, tmpKey)
+	if err != nil {
 		return nil, err
+	}
+	if n, err := io.Copy(out, sr); err != nil {
+		return nil, err
+	} else if n != size {
+		return nil, fmt.Errorf("replication: backup's state is %d bytes, wrote %d", size, n)
 	}
 	_, err = w.Write(sum.Sum(nil))
 	return info, err

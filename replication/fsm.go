@@ -35,6 +35,7 @@ type machine struct {
 // command's writes go through a Tx and reach the transaction only if the command is not refused.
 type fsm struct {
 	dir     string
+	key     []byte // the state's encryption key; nil in the clear
 	logger  *slog.Logger
 	metrics *metrics
 	m       machine
@@ -49,13 +50,16 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-func newFSM(dir string, logger *slog.Logger, m *metrics, mc machine) (*fsm, error) {
+func newFSM(dir string, key []byte, logger *slog.Logger, m *metrics, mc machine) (*fsm, error) {
 	if dir != "" {
 		if err := finishInterruptedRestore(dir); err != nil {
 			return nil, err
 		}
 	}
-	db, err := openStateDB(dir, logger)
+	db, err := openStateDB(dir, logger, key)
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return nil, fmt.Errorf("open state %s: %w (%v)", dir, ErrEncryptionKey, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
@@ -63,7 +67,7 @@ func newFSM(dir string, logger *slog.Logger, m *metrics, mc machine) (*fsm, erro
 		db.Close()
 		return nil, fmt.Errorf("state database takes transactions of %d writes and %d bytes: less than one command's limit", db.MaxBatchCount(), db.MaxBatchSize())
 	}
-	f := &fsm{dir: dir, logger: logger, metrics: m, m: mc, db: db}
+	f := &fsm{dir: dir, key: key, logger: logger, metrics: m, m: mc, db: db}
 	idx, err := readApplied(db)
 	if err != nil {
 		db.Close()
@@ -279,7 +283,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	tmp := f.dir + restoreSuffix
-	if err := loadSnapshot(rc, tmp, f.logger); err != nil {
+	if err := loadSnapshot(rc, tmp, f.logger, f.key); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	if err := f.swapIn(); err != nil {
@@ -300,7 +304,7 @@ func (f *fsm) swapIn() error {
 	if err := swapInRestored(f.dir); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	db, err := openStateDB(f.dir, f.logger)
+	db, err := openStateDB(f.dir, f.logger, f.key)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: reopen state: %w", err)
 	}

@@ -26,7 +26,8 @@ type Local struct {
 
 // OpenLocal opens (or creates) a state database at dir for the state machine in cfg (Commands,
 // Answers, Refuse and the hooks; the Raft fields are ignored); an empty dir keeps the state in
-// memory. clock stamps each proposal; nil uses time.Now.
+// memory. clock stamps each proposal; nil uses time.Now. The state is kept in the clear
+// (cfg.EncryptionKey is ignored): only tests and tools on scratch directories use it.
 func OpenLocal(dir string, cfg Config, clock func() time.Time) (*Local, error) {
 	if cfg.Commands == nil || cfg.Refuse == nil {
 		return nil, fmt.Errorf("replication: a local state machine needs its commands and refusal")
@@ -40,7 +41,7 @@ func OpenLocal(dir string, cfg Config, clock func() time.Time) (*Local, error) {
 		clock = time.Now
 	}
 	mc := machine{commands: cfg.Commands, refuse: cfg.Refuse, onCommit: cfg.OnCommit, onRestore: cfg.OnRestore}
-	f, err := newFSM(dir, cfg.Logger, newMetrics(nil, func() float64 { return 0 }), mc)
+	f, err := newFSM(dir, nil, cfg.Logger, newMetrics(nil, func() float64 { return 0 }), mc)
 	if err != nil {
 		return nil, err
 	}

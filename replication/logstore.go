@@ -50,33 +50,41 @@ func segmentBytes(maxLogBytes int64) int {
 // lock) and could seal a segment without its index when Raft truncated the log's tail (a
 // follower dropping entries a new leader did not have), after which the node could not start
 // ("sealed segment has no index block", hashicorp/raft-wal#31; seen in the chaos run).
-func openWAL(dir string, maxLogBytes int64, logger *slog.Logger) (*wal.WAL, error) {
+//
+// With keys, the entries' data is encrypted (encryptedLog).
+func openWAL(dir string, maxLogBytes int64, logger *slog.Logger, keys *dataKeys) (logStore, error) {
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithSegmentSize(segmentBytes(maxLogBytes)), wal.WithLogger(newHCLogger(logger, "wal")))
 	if err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("replication: open the raft log in %s: %w", dir, err)
 	}
+	if keys != nil {
+		return &encryptedLog{WAL: w, aead: keys.log}, nil
+	}
 	return w, nil
 }
 
 // openLogStore opens the node's Raft log, converting an earlier version's first.
-func openLogStore(dataDir string, maxLogBytes int64, logger *slog.Logger) (*wal.WAL, error) {
+func openLogStore(dataDir string, maxLogBytes int64, logger *slog.Logger, keys *dataKeys) (logStore, error) {
 	dir := filepath.Join(dataDir, walDir)
-	if err := migrateBadgerLog(dataDir, maxLogBytes, logger); err != nil {
+	if err := migrateBadgerLog(dataDir, maxLogBytes, logger, keys); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	return openWAL(dir, maxLogBytes, logger)
+	return openWAL(dir, maxLogBytes, logger, keys)
 }
 
 // migrateBadgerLog converts the badger log of an earlier version (<data-dir>/raft) into the WAL:
 // every entry and the stable values Raft keeps (term, vote), written into <data-dir>/wal.tmp,
 // which is renamed into place only when complete; then the badger log is removed. A crash at any
 // point leaves either the badger log (converted again on the next start) or the WAL.
-func migrateBadgerLog(dataDir string, maxLogBytes int64, logger *slog.Logger) error {
+//
+// The badger log is read as it is (earlier versions did not encrypt); with keys, the WAL it is
+// converted to is encrypted.
+func migrateBadgerLog(dataDir string, maxLogBytes int64, logger *slog.Logger, keys *dataKeys) error {
 	old := filepath.Join(dataDir, badgerLogDir)
 	dir := filepath.Join(dataDir, walDir)
 	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
@@ -98,7 +106,7 @@ func migrateBadgerLog(dataDir string, maxLogBytes int64, logger *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("replication: open the raft log of an earlier version in %s: %w", old, err)
 	}
-	dst, err := openWAL(tmp, maxLogBytes, logger)
+	dst, err := openWAL(tmp, maxLogBytes, logger, keys)
 	if err != nil {
 		src.Close()
 		return err

@@ -47,7 +47,7 @@ func TestEarlierLogIsConverted(t *testing.T) {
 	}
 
 	for start := 1; start <= 2; start++ {
-		w, err := openLogStore(dir, DefaultConfig().MaxLogBytes, slog.New(slog.DiscardHandler))
+		w, err := openLogStore(dir, DefaultConfig().MaxLogBytes, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatalf("start %d: %v", start, err)
 		}
@@ -79,7 +79,7 @@ func TestEarlierEmptyLogIsConverted(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.Close()
-	w, err := openLogStore(dir, DefaultConfig().MaxLogBytes, slog.New(slog.DiscardHandler))
+	w, err := openLogStore(dir, DefaultConfig().MaxLogBytes, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestLogReopensAfterItsTailWasTruncated(t *testing.T) {
 			dir := t.TempDir()
 			logger := slog.New(slog.DiscardHandler)
 			const maxLogBytes = 16 << 10 // 4 KiB segments: 44 entries of 256 bytes fill several
-			w, err := openWAL(dir, maxLogBytes, logger)
+			w, err := openWAL(dir, maxLogBytes, logger, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func TestLogReopensAfterItsTailWasTruncated(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			w, err = openWAL(dir, maxLogBytes, logger)
+			w, err = openWAL(dir, maxLogBytes, logger, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +222,7 @@ func TestLogReopensAfterItsTailWasTruncated(t *testing.T) {
 // fsync per batch), as a leader under load does; raftbadger's BenchmarkStoreLogs is the same on
 // the badger log it replaced (issue 12: both figures, same machine).
 func BenchmarkLogStoreAppend(b *testing.B) {
-	ls, err := openLogStore(b.TempDir(), 256<<20, slog.New(slog.DiscardHandler))
+	ls, err := openLogStore(b.TempDir(), 256<<20, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -126,11 +126,11 @@ func writeSnapshotStream(txn *badger.Txn, w io.Writer) error {
 
 // loadSnapshot reads a snapshot stream into a new state database at dir, verifies its count
 // and checksum, and marks it complete. Whatever was at dir before is removed first.
-func loadSnapshot(r io.Reader, dir string, logger *slog.Logger) error {
+func loadSnapshot(r io.Reader, dir string, logger *slog.Logger, key []byte) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	db, err := openStateDB(dir, logger)
+	db, err := openStateDB(dir, logger, key)
 	if err != nil {
 		return err
 	}

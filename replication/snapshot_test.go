@@ -14,7 +14,7 @@ import (
 
 func mustNewFSM(t *testing.T, dir string) *fsm {
 	t.Helper()
-	f, err := newFSM(dir, slog.New(slog.DiscardHandler), newMetrics(nil, func() float64 { return 0 }), machineOf((&kv{}).config()))
+	f, err := newFSM(dir, nil, slog.New(slog.DiscardHandler), newMetrics(nil, func() float64 { return 0 }), machineOf((&kv{}).config()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestInterruptedRestoreIsFinishedOrDiscarded(t *testing.T) {
 	o := mustNewFSM(t, other)
 	o.ApplyBatch(testLogs(t, 3))
 	o.close()
-	if err := loadSnapshot(bytes.NewReader(sink.Bytes()), other+restoreSuffix, slog.New(slog.DiscardHandler)); err != nil {
+	if err := loadSnapshot(bytes.NewReader(sink.Bytes()), other+restoreSuffix, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	}
 	o2 := mustNewFSM(t, other)
@@ -163,7 +163,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add([]byte(snapshotMagicZstd + "\x28\xb5\x2f\xfd"))
 	f.Add([]byte(snapshotMagic + "\x02a\x02b\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00"))
 	dir := f.TempDir()
-	db, err := openStateDB(filepath.Join(dir, "fuzz"), slog.New(slog.DiscardHandler))
+	db, err := openStateDB(filepath.Join(dir, "fuzz"), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

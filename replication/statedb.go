@@ -2,6 +2,7 @@ package replication
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -13,7 +14,13 @@ import (
 // The DB is synced before each snapshot, because Raft then forgets the log below it.
 //
 // An empty dir opens a state in memory, for tests and fuzzing (OpenLocal with no directory).
-func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
+//
+// A key (32 bytes, derived from the master key: encryption.go) turns on badger's encryption:
+// AES-256 of every table and value-log file under data keys that badger keeps in its
+// KEYREGISTRY, encrypted under this key, and replaces every stateDataKeyRotation. Opening an
+// encrypted state without its key, or one in the clear with a key, fails (badger's
+// ErrEncryptionKeyMismatch); encryption.json catches both earlier.
+func openStateDB(dir string, logger *slog.Logger, key []byte) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		WithSyncWrites(false).
@@ -34,12 +41,25 @@ func openStateDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithDetectConflicts(false)
+	if key != nil {
+		// Badger needs caches with encryption: the decrypted table indexes live in the index
+		// cache (set above), and blocks, which are no longer read straight from the mapped
+		// tables, in a block cache of their own.
+		opts = opts.WithEncryptionKey(key).WithEncryptionKeyRotationDuration(stateDataKeyRotation).
+			WithBlockCacheSize(stateBlockCacheEncrypted)
+	}
 	if dir == "" {
 		// In memory there is no value log: every value stays in the tree.
 		opts = opts.WithInMemory(true).WithValueThreshold(1 << 20)
 	}
 	return badger.Open(opts)
 }
+
+// stateBlockCacheEncrypted is the block cache of an encrypted state.
+const stateBlockCacheEncrypted = 8 << 20
+
+// stateDataKeyRotation is how often badger starts a new data key for the files it writes.
+const stateDataKeyRotation = 10 * 24 * time.Hour
 
 // badgerLogger sends badger's log lines to slog; its chatty info lines go to debug.
 type badgerLogger struct{ l *slog.Logger }

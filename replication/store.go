@@ -70,6 +70,11 @@ type Config struct {
 	TransportTimeout time.Duration
 	// ValueLogGCInterval is how often the state's badger database reclaims value-log space.
 	ValueLogGCInterval time.Duration
+
+	// EncryptionKey, if set (EncryptionKeySize bytes), encrypts the data directory at rest: the
+	// state, the Raft log's entries and the snapshots (encryption.go). A directory encrypted
+	// once opens only with the same key; one written in the clear only without a key.
+	EncryptionKey []byte
 }
 
 // AnswerCodec encodes a state machine's answers for the forwarding hop.
@@ -119,6 +124,8 @@ func (c Config) Validate() error {
 		return errors.New("replication: value-log GC interval must be positive")
 	case c.MaxLogBytes < 16<<20:
 		return errors.New("replication: max log bytes must be at least 16 MiB")
+	case c.EncryptionKey != nil && len(c.EncryptionKey) != EncryptionKeySize:
+		return fmt.Errorf("replication: the encryption key must be %d bytes", EncryptionKeySize)
 	}
 	return nil
 }
@@ -141,7 +148,7 @@ type Store struct {
 	fsm       *fsm
 	logStore  logStore
 	transport *raft.NetworkTransport
-	snapshots *raft.FileSnapshotStore
+	snapshots raft.SnapshotStore
 	metrics   *metrics
 
 	// trailing is the TrailingLogs in force (boundLog lowers it for large entries); lastBound
@@ -170,6 +177,15 @@ func Open(cfg Config) (*Store, error) {
 			s.closeStores()
 		}
 	}()
+	// Before anything is written: a new directory given a key is marked encrypted first.
+	keys, err := openEncryption(cfg.DataDir, cfg.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	var stateKey []byte
+	if keys != nil {
+		stateKey = keys.state
+	}
 	for _, d := range []string{"snapshots", "state"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o750); err != nil {
 			return nil, fmt.Errorf("replication: %w", err)
@@ -181,22 +197,26 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return float64(s.fsm.applied.Load())
 	})
-	var err error
 	if _, err := checkStateAfterStop(cfg.DataDir, logger); err != nil {
 		return nil, err
 	}
 	mc := machine{commands: cfg.Commands, refuse: cfg.Refuse, onCommit: cfg.OnCommit, onRestore: cfg.OnRestore}
-	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), logger, s.metrics, mc); err != nil {
+	if s.fsm, err = newFSM(filepath.Join(cfg.DataDir, "state"), stateKey, logger, s.metrics, mc); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	ls, err := openLogStore(cfg.DataDir, cfg.MaxLogBytes, logger)
+	ls, err := openLogStore(cfg.DataDir, cfg.MaxLogBytes, logger, keys)
 	if err != nil {
 		return nil, err
 	}
 	s.logStore = ls
 	hcl := newHCLogger(logger, "raft")
-	if s.snapshots, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hcl); err != nil {
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, hcl)
+	if err != nil {
 		return nil, fmt.Errorf("replication: open snapshots: %w", err)
+	}
+	s.snapshots = files
+	if keys != nil {
+		s.snapshots = &encryptedSnapshots{inner: files, key: keys.snap}
 	}
 	if err := s.catchUpFromSnapshot(); err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.String("tier", "", "the site's tier: district, township or community")
 	fs.String("parent", "", "the parent site's code (every site but the district)")
 	fs.String("data-dir", d.DataDir, "directory for the Raft log, snapshots and state")
+	fs.String("encryption-key-file", "", "file of the key (32 bytes, base64; `govgrid keygen encryption` makes one) that encrypts the data directory at rest; a directory encrypted once opens only with it")
 	fs.String("http-addr", d.HTTPAddr, "HTTP/JSON API and console address")
 	fs.String("grpc-addr", d.GRPCAddr, "gRPC address (clients and other nodes)")
 	fs.String("raft-addr", d.RaftAddr, "Raft address (nodes of the same site)")
@@ -150,6 +151,7 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 	}
 	cfg.Site, cfg.Tier, cfg.Parent = v.GetString("site"), t, v.GetString("parent")
 	cfg.DataDir = v.GetString("data-dir")
+	cfg.EncryptionKeyFile = v.GetString("encryption-key-file")
 	cfg.HTTPAddr, cfg.GRPCAddr = v.GetString("http-addr"), v.GetString("grpc-addr")
 	cfg.RaftAddr, cfg.GossipAddr = v.GetString("raft-addr"), v.GetString("gossip-addr")
 	cfg.AdvertiseAddr = v.GetString("advertise-addr")

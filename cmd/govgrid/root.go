@@ -13,6 +13,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAgentCommand(), newDemoCommand(), newMembersCommand(), newSitesCommand(), newSiteCommand(), newCaseCommand(), newLeaveCommand(), newSnapshotCommand(), newCatalogCommand(),
-		newLoginCommand(), newAuthCommand(), newAccountCommand(), newVerifyCommand(), newSealCommand(), newKeyringCommand(), newTokenCommand(), newTLSCommand())
+		newLoginCommand(), newAuthCommand(), newAccountCommand(), newVerifyCommand(), newSealCommand(), newKeyringCommand(), newTokenCommand(), newTLSCommand(),
+		newKeygenCommand())
 	return root
 }
