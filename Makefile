@@ -8,7 +8,7 @@ BASE_PORT ?= 17000
 # staticcheck runs with `go run`, fetched through the module proxy: it stays out of go.mod.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-short chaos demo bench lint proto image clean
+.PHONY: build test test-short chaos demo bench lint proto image compose-trust clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/govgrid
@@ -63,6 +63,21 @@ proto:
 
 image: build
 	docker build -f deploy/Dockerfile -t govgrid:$(VERSION) -t govgrid:latest .
+
+# The compose grid's trust, in deploy/trust (once): its CA, each node's certificate (with ca.key
+# at the district's nodes) and key for encryption at rest, and the gossip key; owned by the
+# image's user (65532), so run it as root or with sudo.
+COMPOSE_NODES = cd-1 cd-2 cd-3 cd-dgdj-1 cd-dgdj-ngj-1 cd-dgdj-bgj-1
+compose-trust: build
+	@test ! -e deploy/trust/ca/ca.key || { echo "deploy/trust exists: remove it to make a new grid"; exit 1; }
+	bin/govgrid tls ca create --grid $${GOVGRID_GRID:-chengdong} --dir deploy/trust/ca
+	for n in $(COMPOSE_NODES); do \
+		site=$${n%-*}; key=; case $$site in cd) key=--with-ca-key;; esac; \
+		bin/govgrid tls cert create --ca-dir deploy/trust/ca --site $$site --node $$n $$key --out deploy/trust/$$n || exit 1; \
+		bin/govgrid keygen encryption --out deploy/trust/$$n/encryption.key || exit 1; \
+	done
+	head -c 32 /dev/urandom | base64 > deploy/trust/gossip.key
+	chown -R 65532:65532 deploy/trust
 
 clean:
 	rm -rf bin $(DEMO_DIR) bench-results.json

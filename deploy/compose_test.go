@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/pki"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/testgrid"
 )
 
@@ -174,7 +177,9 @@ func startComposeGrid(t *testing.T) *composeGrid {
 		t.Fatal(err)
 	}
 	g := &composeGrid{compose: compose, project: "govgrid-test-" + suffix, file: file, base: map[string]string{}}
-	g.env = []string{"GOVGRID_IMAGE=" + image, "GOVGRID_GRID=composetest-" + suffix}
+	grid := "composetest-" + suffix
+	trust, gossipKey := composeTrust(t, grid)
+	g.env = []string{"GOVGRID_IMAGE=" + image, "GOVGRID_GRID=" + grid, "GOVGRID_TRUST=" + trust, "GOVGRID_GOSSIP_KEY=" + gossipKey}
 	for _, n := range composeNodes {
 		g.env = append(g.env, n.env+"=") // empty: Docker picks a free host port
 	}
@@ -223,6 +228,53 @@ func startComposeGrid(t *testing.T) *composeGrid {
 	}
 	t.Logf("all %d nodes healthy %s after `up -d` returned", len(composeNodes), time.Since(upDone).Round(time.Millisecond))
 	return g
+}
+
+// composeTrust does what `make compose-trust` does, for grid, in a temporary directory: the CA,
+// each node's certificate (the district's with ca.key) and key for encryption at rest, owned by
+// the image's user; it returns the directory and a new gossip key.
+func composeTrust(t *testing.T, grid string) (dir, gossipKey string) {
+	t.Helper()
+	dir = t.TempDir()
+	ca, err := pki.NewCA(grid, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range composeNodes {
+		files, err := pki.IssueFiles(ca, pki.Identity{Grid: grid, Site: n.site, Node: n.service}, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodeDir := filepath.Join(dir, n.service)
+		if err := pki.WriteNode(nodeDir, files); err != nil {
+			t.Fatal(err)
+		}
+		if n.tier == "district" {
+			if err := pki.WriteCA(nodeDir, ca); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, keyFile, err := replication.NewEncryptionKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(nodeDir, "encryption.key"), keyFile, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, 65532, 65532)
+	}); err != nil {
+		t.Skipf("the compose grid's trust files must belong to the image's user 65532 (run as root): %v", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return dir, base64.StdEncoding.EncodeToString(key)
 }
 
 // checkComposeTree says what is wrong with the district's GET /v1/sites, or nil if every site

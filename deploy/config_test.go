@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/testgrid"
 	"github.com/spf13/viper"
 )
@@ -104,10 +105,23 @@ func TestExampleConfigs(t *testing.T) {
 func runExample(t *testing.T, bin, path, node, site, tier, parent string) {
 	t.Helper()
 	var stderr lockedBuffer
-	cmd := exec.Command(bin, "agent", "--config", path, "--data-dir", t.TempDir(),
+	// The operator's part: the node's certificate of the grid's CA, and the grid's gossip key.
+	dataDir := t.TempDir()
+	ca, err := pki.NewCA("chengdong", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := pki.IssueFiles(ca, pki.Identity{Grid: "chengdong", Site: site, Node: node}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteNode(filepath.Join(dataDir, "tls"), files); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "agent", "--config", path, "--data-dir", dataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0",
-		"--join", "", "--bootstrap-expect", "1")
+		"--join", "", "--bootstrap-expect", "1", "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZg==")
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

@@ -70,6 +70,9 @@ type Config struct {
 	// HTTPTLSCert and HTTPTLSKey, both set, are the PEM files of the certificate (with its
 	// chain) and key the HTTP API and console serve HTTPS with; neither set: plain HTTP.
 	HTTPTLSCert, HTTPTLSKey string
+	// HTTPHosts, if set, are the names the HTTP API answers to (the Host header); others get
+	// 421. Loopback is always answered.
+	HTTPHosts []string
 	// TLSDir holds the node's grid certificate (ca.pem, node.pem, node.key; and ca.key at a
 	// district node that issues certificates); empty: DATA_DIR/tls.
 	TLSDir string

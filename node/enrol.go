@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govgrid/govgrid/api"
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/api/grpcapi"
-	"github.com/govgrid/govgrid/api"
 	"github.com/govgrid/govgrid/auth"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/pki"

@@ -296,6 +296,7 @@ func (n *Node) startServers() {
 			Audit:      n,
 			Seal:       n,
 			JoinTokens: n,
+			Hosts:      n.cfg.HTTPHosts,
 			Backups:    n,
 			Keyring:    n,
 			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),

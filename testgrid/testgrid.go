@@ -29,6 +29,7 @@ import (
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/pki"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -133,6 +134,15 @@ func (g *Grid) Config(s Site, name string) node.Config {
 	}
 	cfg.DataDir = dir
 	g.Provision(dir, s, name)
+	// Encrypted at rest, with a key kept beside the data dir (a restart uses the same config).
+	_, keyFile, err := replication.NewEncryptionKey()
+	if err != nil {
+		g.t.Fatalf("%v", err)
+	}
+	cfg.EncryptionKeyFile = dir + ".key"
+	if err := os.WriteFile(cfg.EncryptionKeyFile, keyFile, 0o600); err != nil {
+		g.t.Fatalf("%v", err)
+	}
 	cfg.GossipKey = g.gossipKey
 	cfg.CertLifetime = g.spec.CertLifetime
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/govgrid/govgrid/api"
@@ -66,6 +67,8 @@ type Config struct {
 	Seal SealService
 	// Backups serves /v1/snapshot; nil serves none.
 	Backups BackupService
+	// Hosts, if set, are the names (and addresses) the Host header may carry; empty: any.
+	Hosts []string
 	// JoinTokens serves /v1/join-tokens (the district's join tokens, for administrators); nil
 	// serves none.
 	JoinTokens JoinTokens
@@ -147,7 +150,33 @@ func New(cfg Config) http.Handler {
 	if cfg.Console != nil {
 		mux.Handle("GET /", cfg.Console)
 	}
-	return secureHeaders(mux)
+	return secureHeaders(checkHost(cfg.Hosts, mux))
+}
+
+// checkHost refuses a request whose Host header is none of hosts (421 Misdirected Request), so
+// that a page of another site cannot reach the console by DNS rebinding. No hosts: any. A
+// loopback address is always accepted (the node's own host administers it).
+func checkHost(hosts []string, h http.Handler) http.Handler {
+	if len(hosts) == 0 {
+		return h
+	}
+	allowed := map[string]bool{}
+	for _, name := range hosts {
+		allowed[strings.ToLower(name)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hst, _, err := net.SplitHostPort(host); err == nil {
+			host = hst
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if ip := net.ParseIP(host); allowed[host] || ip != nil && ip.IsLoopback() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": map[string]string{
+			"code": "misdirected", "message": fmt.Sprintf("host %q is not a name of this node (--http-hosts)", r.Host)}})
+	})
 }
 
 // contentSecurityPolicy is the console's: its own scripts and styles only (inline styles for the

@@ -49,6 +49,7 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.String("http-tls-cert", "", "PEM certificate (with its chain) for HTTPS on the HTTP address; with --http-tls-key")
 	fs.String("http-tls-key", "", "PEM private key of --http-tls-cert")
+	fs.StringSlice("http-hosts", nil, "names (and addresses) the HTTP API answers to in the Host header, comma-separated; others get 421 (loopback always); empty: any")
 	fs.String("tls-dir", "", "directory of the node's grid certificate: ca.pem, node.pem, node.key (and ca.key at a district node that issues); default DATA_DIR/tls")
 	fs.String("join-token", "", "a join token from the district (govgrid token create): a new node redeems it for its certificate and the gossip keys")
 	fs.Bool("insecure-peers", false, "run without certificates or gossip encryption: every port trusts whoever connects (a laboratory only)")
@@ -176,6 +177,7 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 			return cfg, false, errors.New("--gossip-key: not base64")
 		}
 	}
+	cfg.HTTPHosts = splitList(v.GetStringSlice("http-hosts"))
 	cfg.TLSDir, cfg.JoinToken, cfg.InsecurePeers = v.GetString("tls-dir"), v.GetString("join-token"), v.GetBool("insecure-peers")
 	if cfg.CertLifetime, err = durationSetting(v, "cert-lifetime"); err != nil {
 		return cfg, false, err
