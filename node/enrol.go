@@ -221,7 +221,8 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 		client = p.Addr.String()
 	}
 	n.Audit(sitestate.AuditTrustChanged, "", client, "join-token/"+req.GetTokenId(), fmt.Sprintf("admitted node %s of site %s", cfg.Name, cfg.Site))
-	return &pb.NodeCertificate{CertPem: pki.CertPEM(der), CaPem: pki.CertPEM(n.peerTLS.ca.Cert.Raw), GossipKeys: n.gossip.keys(), Grid: n.cfg.GridName}, nil
+	return &pb.NodeCertificate{CertPem: pki.CertPEM(der), CaPem: pki.CertPEM(n.peerTLS.ca.Cert.Raw), GossipKeys: n.gossip.keys(), Grid: n.cfg.GridName,
+		GridSecret: n.peerTLS.secret}, nil
 }
 
 // certEndpoint serves Cluster.RenewCertificate.
@@ -303,7 +304,13 @@ func redeemJoinToken(cfg *Config, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := pki.WriteNode(dir, pki.NodeFiles{CA: ans.GetCaPem(), Cert: ans.GetCertPem(), Key: keyPEM}); err != nil {
+		secret := ans.GetGridSecret()
+		if len(secret) == 0 {
+			secret = nil // a grid without a secret (or a district node from before it)
+		} else if len(secret) != pki.GridSecretSize {
+			return fmt.Errorf("%s: the grid secret answered is %d bytes, not %d", addr, len(secret), pki.GridSecretSize)
+		}
+		if err := pki.WriteNode(dir, pki.NodeFiles{CA: ans.GetCaPem(), Cert: ans.GetCertPem(), Key: keyPEM, Secret: secret}); err != nil {
 			return err
 		}
 		if keys := ans.GetGossipKeys(); len(keys) > 0 {
