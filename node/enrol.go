@@ -42,6 +42,9 @@ import (
 // district disk loses the key with the district's state: restore the district from its backup and
 // put back ca.key from where the operator keeps it offline (govgrid tls ca create tells); without
 // it, make a new CA and reissue every node (the old certificates keep working until they expire).
+// The grid secret (DATA_DIR/tls/grid.secret, the key of citizens' query codes) is kept the same
+// way, but on every node; it goes to a new node with its certificate. A new CA must keep the old
+// grid.secret: a new one leaves the codes of every case accepted before unverifiable.
 
 // JoinTokenPrefix starts every join token: "ggjt1." and base64url of the token's JSON.
 const JoinTokenPrefix = "ggjt1."

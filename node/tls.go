@@ -262,7 +262,7 @@ func (t *peerTLS) raftDialer(dial func(addr string, timeout time.Duration) (net.
 
 // errNoTrust is the start error of a node with no certificate and no way to get one.
 var errNoTrust = errors.New("this node has no grid certificate: start it with --join-token (issued by the district: govgrid token create), " +
-	"or put ca.pem, node.pem and node.key (govgrid tls cert create) in its TLS directory (--tls-dir, default DATA_DIR/tls); " +
+	"or put ca.pem, node.pem, node.key and grid.secret (govgrid tls cert create) in its TLS directory (--tls-dir, default DATA_DIR/tls); " +
 	"--insecure-peers runs without trust between nodes, for a laboratory only")
 
 // CertificateNotAfter is when this node's grid certificate expires (zero without certificates).
