@@ -1,6 +1,7 @@
 package casework
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -78,13 +79,60 @@ func ParseNumber(n string) (site, day string, seq uint32, err error) {
 
 // HashQueryCode hashes a citizen's query code, salted with the submission's request id so that
 // equal codes on two cases hash differently. The code itself is never stored or logged.
+//
+// This is the legacy form, kept for cases accepted before the grid secret (QueryCodeMAC) and for
+// states without one (tests, offline tools): anyone who holds the case (a mirror, an export, a
+// backup) can try all 10^6 codes against it.
 func HashQueryCode(requestID, code string) string {
 	sum := sha256.Sum256([]byte(requestID + "\x00" + code))
 	return hex.EncodeToString(sum[:])
 }
 
-// CheckQueryCode reports whether code is the query code issued for c.
-func (c *Case) CheckQueryCode(code string) bool {
-	want := HashQueryCode(c.RequestID, code)
-	return subtle.ConstantTimeCompare([]byte(want), []byte(c.QueryCodeHash)) == 1
+// QueryCodeMACPrefix marks a stored query code value made by QueryCodeMAC (version 1:
+// HMAC-SHA256 under the grid secret). A value without a known prefix is a legacy HashQueryCode.
+const QueryCodeMACPrefix = "h1:"
+
+// QueryCodeMAC is the stored form of a citizen's query code under the grid secret (issue 15.6):
+// "h1:" + hex(HMAC-SHA256(secret, requestID + "\x00" + code)). The request id still makes equal
+// codes differ between cases; the secret, which no site's Raft state holds, keeps whoever has a
+// copy of the case (a mirror, a feed, an export, a backup) from trying the 10^6 codes offline.
+func QueryCodeMAC(secret []byte, requestID, code string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(requestID + "\x00" + code))
+	return QueryCodeMACPrefix + hex.EncodeToString(mac.Sum(nil))
+}
+
+// QueryCodeDigest is what a site stores for a new case's code: QueryCodeMAC under secret when
+// the grid has one, the legacy HashQueryCode when secret is empty.
+func QueryCodeDigest(secret []byte, requestID, code string) string {
+	if len(secret) == 0 {
+		return HashQueryCode(requestID, code)
+	}
+	return QueryCodeMAC(secret, requestID, code)
+}
+
+// CheckQueryCodeDigest reports whether code matches stored, the value kept for a case with the
+// given request id: an "h1:" value by its MAC under secret (never without one), any other
+// non-empty value as a legacy salted hash, so that cases accepted before the grid secret keep
+// their codes. The comparison takes constant time.
+func CheckQueryCodeDigest(secret []byte, stored, requestID, code string) bool {
+	var want string
+	switch {
+	case stored == "":
+		return false
+	case strings.HasPrefix(stored, QueryCodeMACPrefix):
+		if len(secret) == 0 {
+			return false
+		}
+		want = QueryCodeMAC(secret, requestID, code)
+	default:
+		want = HashQueryCode(requestID, code)
+	}
+	return subtle.ConstantTimeCompare([]byte(want), []byte(stored)) == 1
+}
+
+// CheckQueryCode reports whether code is the query code issued for c, with secret the grid
+// secret (see CheckQueryCodeDigest).
+func (c *Case) CheckQueryCode(secret []byte, code string) bool {
+	return CheckQueryCodeDigest(secret, c.QueryCodeHash, c.RequestID, code)
 }

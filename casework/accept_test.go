@@ -383,23 +383,114 @@ func TestHashQueryCode(t *testing.T) {
 
 func TestCheckQueryCode(t *testing.T) {
 	c := mustAccept(t) // QueryCodeHash = HashQueryCode("req-1", "123456"), RequestID "req-1"
-	if !c.CheckQueryCode("123456") {
+	if !c.CheckQueryCode(nil, "123456") {
 		t.Errorf("the issued code does not check")
 	}
+	if !c.CheckQueryCode(testSecret, "123456") {
+		t.Errorf("a legacy hash does not check once the grid has a secret")
+	}
 	for _, wrong := range []string{"", "12345", "1234567", "654321", "123456 ", "req-1"} {
-		if c.CheckQueryCode(wrong) {
+		if c.CheckQueryCode(nil, wrong) {
 			t.Errorf("CheckQueryCode(%q) = true", wrong)
 		}
 	}
 	other := *c
 	other.RequestID = "req-2"
-	if other.CheckQueryCode("123456") {
+	if other.CheckQueryCode(nil, "123456") {
 		t.Errorf("the code checks against a case with another request id")
 	}
 	other = *c
 	other.QueryCodeHash = ""
-	if other.CheckQueryCode("123456") || other.CheckQueryCode("") {
+	if other.CheckQueryCode(nil, "123456") || other.CheckQueryCode(nil, "") || other.CheckQueryCode(testSecret, "") {
 		t.Errorf("a case without a hash accepts a code")
+	}
+	other = *c
+	other.QueryCodeHash = QueryCodeMAC(testSecret, "req-1", "123456")
+	if !other.CheckQueryCode(testSecret, "123456") || other.CheckQueryCode(nil, "123456") {
+		t.Errorf("a MACed code: checks %v with the secret (want true), %v without (want false)",
+			other.CheckQueryCode(testSecret, "123456"), other.CheckQueryCode(nil, "123456"))
+	}
+}
+
+// testSecret is a grid secret for the tests: bytes 0..31.
+var testSecret = func() []byte {
+	b := make([]byte, 32)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
+func TestQueryCodeMAC(t *testing.T) {
+	m := QueryCodeMAC(testSecret, "req-1", "123456")
+	// Golden value: "h1:" + HMAC-SHA256(key 00..1f, "req-1\x00123456"). Stored cases depend on
+	// it; it must never change (a new form takes a new prefix).
+	if want := "h1:ab7c153d194e6f414f229886b794d0498b14717d2e9b1c5abbec5fe324627679"; m != want {
+		t.Errorf("QueryCodeMAC = %s, want %s", m, want)
+	}
+	other := append([]byte(nil), testSecret...)
+	other[0] ^= 1
+	for _, tc := range []struct {
+		name string
+		got  string
+	}{
+		{"another request id", QueryCodeMAC(testSecret, "req-2", "123456")},
+		{"another code", QueryCodeMAC(testSecret, "req-1", "123457")},
+		{"another secret", QueryCodeMAC(other, "req-1", "123456")},
+		{"a character moved from code to request id", QueryCodeMAC(testSecret, "req-11", "23456")},
+		{"the legacy hash", QueryCodeMACPrefix + HashQueryCode("req-1", "123456")},
+	} {
+		if tc.got == m {
+			t.Errorf("%s: the same MAC %s", tc.name, m)
+		}
+	}
+	if strings.Contains(m, "123456") || strings.Contains(m, HashQueryCode("req-1", "123456")) {
+		t.Errorf("the MAC shows the code or its legacy hash: %s", m)
+	}
+	if d := QueryCodeDigest(testSecret, "req-1", "123456"); d != m {
+		t.Errorf("QueryCodeDigest with a secret = %s, want the MAC %s", d, m)
+	}
+	if d := QueryCodeDigest(nil, "req-1", "123456"); d != HashQueryCode("req-1", "123456") {
+		t.Errorf("QueryCodeDigest without a secret = %s, want the legacy hash", d)
+	}
+}
+
+func TestCheckQueryCodeDigest(t *testing.T) {
+	other := append([]byte(nil), testSecret...)
+	other[31] ^= 0x80
+	mac := QueryCodeMAC(testSecret, "req-1", "123456")
+	legacy := HashQueryCode("req-1", "123456")
+	for _, tc := range []struct {
+		name      string
+		secret    []byte
+		stored    string
+		requestID string
+		code      string
+		want      bool
+	}{
+		{"MAC, right code", testSecret, mac, "req-1", "123456", true},
+		{"MAC, wrong code", testSecret, mac, "req-1", "654321", false},
+		{"MAC, empty code", testSecret, mac, "req-1", "", false},
+		{"MAC, other request id", testSecret, mac, "req-2", "123456", false},
+		{"MAC, another grid's secret", other, mac, "req-1", "123456", false},
+		{"MAC, no secret here", nil, mac, "req-1", "123456", false},
+		{"MAC, empty secret here", []byte{}, mac, "req-1", "123456", false},
+		{"MAC, upper-case hex", testSecret, "h1:" + strings.ToUpper(strings.TrimPrefix(mac, "h1:")), "req-1", "123456", false},
+		{"MAC without its prefix", testSecret, strings.TrimPrefix(mac, "h1:"), "req-1", "123456", false},
+		{"MAC, truncated", testSecret, mac[:len(mac)-2], "req-1", "123456", false},
+		{"legacy, right code, no secret", nil, legacy, "req-1", "123456", true},
+		{"legacy, right code, with a secret", testSecret, legacy, "req-1", "123456", true},
+		{"legacy, wrong code", testSecret, legacy, "req-1", "123457", false},
+		{"legacy, other request id", nil, legacy, "req-2", "123456", false},
+		{"legacy with a MAC prefix", testSecret, "h1:" + legacy, "req-1", "123456", false},
+		{"nothing stored", testSecret, "", "req-1", "123456", false},
+		{"nothing stored, empty code", nil, "", "req-1", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CheckQueryCodeDigest(tc.secret, tc.stored, tc.requestID, tc.code); got != tc.want {
+				t.Errorf("CheckQueryCodeDigest(%q, %q, %q) = %v, want %v", tc.stored, tc.requestID, tc.code, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -72,7 +72,10 @@ type Case struct {
 	Version uint64 `json:"version"`
 	// QueryCode is the citizen's 6-digit code. It is set only in the answer to a submission;
 	// the stored case keeps QueryCodeHash instead.
-	QueryCode     string `json:"query_code,omitempty"`
+	QueryCode string `json:"query_code,omitempty"`
+	// QueryCodeHash is the stored form of the code: "h1:" + its HMAC under the grid secret
+	// (QueryCodeMAC), or, for cases accepted before the grid secret or without one, the bare
+	// salted hash (HashQueryCode). Check a code with CheckQueryCode.
 	QueryCodeHash string `json:"query_code_hash,omitempty"`
 	// RequestID is the submission's idempotency key (salt of QueryCodeHash).
 	RequestID string    `json:"request_id,omitempty"`

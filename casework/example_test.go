@@ -18,11 +18,12 @@ func ExampleAccept() {
 	}
 	// The site leader chooses the number, the time and the query code before proposing.
 	at := time.Date(2026, 11, 25, 9, 30, 0, 0, time.FixedZone("CST", 8*3600))
+	secret := make([]byte, 32) // the grid secret (pki: grid.secret); zeros only in an example
 	c, err := casework.Accept(sub, casework.Acceptance{
 		Number:        casework.FormatNumber("cd-dgdj-ngj", at.Format("20060102"), 42),
 		Site:          "cd-dgdj-ngj",
 		At:            at,
-		QueryCodeHash: casework.HashQueryCode(sub.RequestID, "123456"),
+		QueryCodeHash: casework.QueryCodeMAC(secret, sub.RequestID, "123456"),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -31,7 +32,7 @@ func ExampleAccept() {
 	fmt.Println(c.Number, c.Status, "version", c.Version)
 	fmt.Println(len(c.History), "event:", c.History[0].Type, "at", c.History[0].At.Format(time.RFC3339))
 	fmt.Println("history verifies:", c.VerifyHistory() == nil)
-	fmt.Println("query code checks:", c.CheckQueryCode("123456"))
+	fmt.Println("query code checks:", c.CheckQueryCode(secret, "123456"))
 	fmt.Println("listed as:", casework.MaskIDNumber(c.Applicant.IDNumber))
 
 	// An invalid submission is refused with every problem named.

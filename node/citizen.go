@@ -160,7 +160,7 @@ func (s *caseService) citizenView(ctx context.Context, number, code string) (*ca
 		return nil, err
 	}
 	if c.QueryCodeHash != "" { // a copy kept here: the code is checked here
-		if !c.CheckQueryCode(code) {
+		if !c.CheckQueryCode(s.n.queryCodeSecret(), code) {
 			return nil, sitestate.ErrNotFound
 		}
 		v := c.CitizenView()

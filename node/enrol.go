@@ -43,6 +43,9 @@ import (
 // district disk loses the key with the district's state: restore the district from its backup and
 // put back ca.key from where the operator keeps it offline (govgrid tls ca create tells); without
 // it, make a new CA and reissue every node (the old certificates keep working until they expire).
+// The grid secret (DATA_DIR/tls/grid.secret, the key of citizens' query codes) is kept the same
+// way, but on every node; it goes to a new node with its certificate. A new CA must keep the old
+// grid.secret: a new one leaves the codes of every case accepted before unverifiable.
 
 // JoinTokenPrefix starts every join token: "ggjt1." and base64url of the token's JSON.
 const JoinTokenPrefix = "ggjt1."
@@ -208,7 +211,8 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 		client = p.Addr.String()
 	}
 	n.Audit(sitestate.AuditTrustChanged, "", client, "join-token/"+req.GetTokenId(), fmt.Sprintf("admitted node %s of site %s", cfg.Name, cfg.Site))
-	return &pb.NodeCertificate{CertPem: pki.CertPEM(der), CaPem: pki.CertPEM(n.peerTLS.ca.Cert.Raw), GossipKeys: n.gossip.keys(), Grid: n.cfg.GridName}, nil
+	return &pb.NodeCertificate{CertPem: pki.CertPEM(der), CaPem: pki.CertPEM(n.peerTLS.ca.Cert.Raw), GossipKeys: n.gossip.keys(), Grid: n.cfg.GridName,
+		GridSecret: n.peerTLS.secret}, nil
 }
 
 // certEndpoint serves Cluster.RenewCertificate.
@@ -290,7 +294,13 @@ func redeemJoinToken(cfg *Config, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := pki.WriteNode(dir, pki.NodeFiles{CA: ans.GetCaPem(), Cert: ans.GetCertPem(), Key: keyPEM}); err != nil {
+		secret := ans.GetGridSecret()
+		if len(secret) == 0 {
+			secret = nil // a grid without a secret (or a district node from before it)
+		} else if len(secret) != pki.GridSecretSize {
+			return fmt.Errorf("%s: the grid secret answered is %d bytes, not %d", addr, len(secret), pki.GridSecretSize)
+		}
+		if err := pki.WriteNode(dir, pki.NodeFiles{CA: ans.GetCaPem(), Cert: ans.GetCertPem(), Key: keyPEM, Secret: secret}); err != nil {
 			return err
 		}
 		if keys := ans.GetGossipKeys(); len(keys) > 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/govgrid/govgrid/api/grpcapi"
 	"github.com/govgrid/govgrid/api/httpapi"
 	"github.com/govgrid/govgrid/catalog"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/govgrid/govgrid/web"
@@ -197,6 +198,7 @@ func (n *Node) start() error {
 	sc := sitestate.Config{
 		Site: cfg.Site, Tier: cfg.Tier, Parent: cfg.Parent, Grid: cfg.GridName, Location: cfg.Location, Logger: logger, Registerer: n.registry,
 		OnOutboxChanged: n.outbox.changed,
+		QueryCodeSecret: n.queryCodeSecret(),
 		OnSitesChanged: func() {
 			nudge(n.registryChanged)
 			nudge(n.mirrorWake)
@@ -371,8 +373,21 @@ func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
 			return nil, err
 		}
 		pt.logger = logger
+		if pt.secret == nil {
+			logger.Warn("no grid secret in the TLS dir: new cases keep their query codes as a bare salted hash, which anyone holding a copy can try every code against; install grid.secret from the CA's directory on every node",
+				"file", filepath.Join(cfg.TLSDir, pki.GridSecretFile))
+		}
 	}
 	return pt, nil
+}
+
+// queryCodeSecret is the grid secret, the key of citizens' query codes: nil without one (a grid
+// whose CA has none, or Config.InsecurePeers), when codes keep the legacy salted hash.
+func (n *Node) queryCodeSecret() []byte {
+	if n.peerTLS == nil {
+		return nil
+	}
+	return n.peerTLS.secret
 }
 
 // goRun runs fn in a goroutine that Close waits for.

@@ -27,16 +27,20 @@ import (
 // name: village PCs are dialled by IP and renumbered.
 
 // TLSDirName is the directory of the data dir that holds the node's TLS files (ca.pem, node.pem,
-// node.key, and at an issuing district node ca.key), unless Config.TLSDir says otherwise.
+// node.key, grid.secret, and at an issuing district node ca.key), unless Config.TLSDir says
+// otherwise.
 const TLSDirName = "tls"
 
 // peerTLS is this node's TLS material: the grid's CA and its own certificate, which renewal
-// replaces while the node runs.
+// replaces while the node runs, and the grid secret.
 type peerTLS struct {
 	ca   *pki.CA
 	id   pki.Identity
 	dir  string
 	cert atomic.Pointer[tls.Certificate]
+	// secret is the grid secret (dir/grid.secret, pki.GridSecretFile): the key of citizens'
+	// query codes (casework.QueryCodeMAC). Nil where the grid has none (a CA made before it).
+	secret []byte
 	// refused counts connections and calls refused by the rules, by path and rule.
 	refused *prometheus.CounterVec
 	expiry  prometheus.GaugeFunc
@@ -61,7 +65,7 @@ func loadPeerTLS(cfg Config, dir string) (*peerTLS, error) {
 		return nil, fmt.Errorf("%s names %s, but this node is %s: issue it a certificate of its own (govgrid tls cert create, or --join-token)",
 			filepath.Join(dir, pki.NodeCertFile), id, want)
 	}
-	t := &peerTLS{ca: ca, id: id, dir: dir}
+	t := &peerTLS{ca: ca, id: id, dir: dir, secret: ca.Secret}
 	t.cert.Store(&cert)
 	return t, nil
 }
@@ -258,7 +262,7 @@ func (t *peerTLS) raftDialer(dial func(addr string, timeout time.Duration) (net.
 
 // errNoTrust is the start error of a node with no certificate and no way to get one.
 var errNoTrust = errors.New("this node has no grid certificate: start it with --join-token (issued by the district: govgrid token create), " +
-	"or put ca.pem, node.pem and node.key (govgrid tls cert create) in its TLS directory (--tls-dir, default DATA_DIR/tls); " +
+	"or put ca.pem, node.pem, node.key and grid.secret (govgrid tls cert create) in its TLS directory (--tls-dir, default DATA_DIR/tls); " +
 	"--insecure-peers runs without trust between nodes, for a laboratory only")
 
 // CertificateNotAfter is when this node's grid certificate expires (zero without certificates).

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/sitestate"
@@ -256,11 +258,17 @@ func TestJoinTokens(t *testing.T) {
 	if got := n.CertificateNotAfter(); got.IsZero() {
 		t.Fatal("the admitted node has no certificate")
 	}
+	if secret, err := pki.LoadGridSecret(filepath.Join(cfg.DataDir, node.TLSDirName)); err != nil || !bytes.Equal(secret, g.CA().Secret) {
+		t.Fatalf("the admitted node's grid secret: %x, %v; want the grid's", secret, err)
+	}
 	g.WaitLeader("cd-a-9")
 	waitRegistered(t, g, g.WaitLeader("cd-a"), map[string]string{"cd-a-9": "cd-a"}, 20*time.Second)
 	c := submit(t, n, 1)
 	if c.HolderSite != "cd-a-9" {
 		t.Fatalf("the admitted site holds %q", c.HolderSite)
+	}
+	if stored, err := n.State().GetCase(c.Number); err != nil || stored.QueryCodeHash != casework.QueryCodeMAC(g.CA().Secret, stored.RequestID, c.QueryCode) {
+		t.Fatalf("the admitted site keeps the query code as %+v, %v; want its MAC under the grid secret", stored, err)
 	}
 	if _, err := newNode(village, "cd-a-9-2", once.Token); err == nil || !strings.Contains(err.Error(), "used up") {
 		t.Errorf("a used-up token: %v", err)

@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -58,9 +59,69 @@ type CA struct {
 	Cert *x509.Certificate
 	// Key is nil where the CA only verifies (every node but the issuing district's).
 	Key crypto.Signer
+	// Secret is the grid secret (GridSecretSize random bytes, file grid.secret): the key under
+	// which sites MAC citizens' query codes (casework.QueryCodeMAC). It is in no site's Raft
+	// state, so no snapshot, backup, mirror or export carries it. Nil for a CA made before the
+	// secret existed, or where the CA directory holds no grid.secret.
+	Secret []byte
 }
 
-// NewCA makes a CA for grid, valid for validity.
+// GridSecretSize is the length of the grid secret, in bytes.
+const GridSecretSize = 32
+
+// NewGridSecret draws a grid secret.
+func NewGridSecret() []byte {
+	b := make([]byte, GridSecretSize)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return b
+}
+
+// EncodeGridSecret is the grid secret as its file holds it: standard base64, one line.
+func EncodeGridSecret(secret []byte) []byte {
+	return []byte(base64.StdEncoding.EncodeToString(secret) + "\n")
+}
+
+// ParseGridSecret reads a grid.secret file's bytes: base64 of GridSecretSize bytes (surrounding
+// white space ignored).
+func ParseGridSecret(b []byte) ([]byte, error) {
+	secret, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("the grid secret is not base64: %w", err)
+	}
+	if len(secret) != GridSecretSize {
+		return nil, fmt.Errorf("the grid secret is %d bytes, not %d", len(secret), GridSecretSize)
+	}
+	return secret, nil
+}
+
+// LoadGridSecret reads dir/grid.secret; a missing file is nil and no error.
+func LoadGridSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, GridSecretFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	secret, err := ParseGridSecret(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return secret, nil
+}
+
+// WriteGridSecret writes secret into dir/grid.secret (mode 0600).
+func WriteGridSecret(dir string, secret []byte) error {
+	if len(secret) != GridSecretSize {
+		return fmt.Errorf("the grid secret is %d bytes, not %d", len(secret), GridSecretSize)
+	}
+	return WriteFile(filepath.Join(dir, GridSecretFile), EncodeGridSecret(secret), 0o600)
+}
+
+// NewCA makes a CA for grid, valid for validity, with a new grid secret.
 func NewCA(grid string, validity time.Duration) (*CA, error) {
 	key, err := NewKey()
 	if err != nil {
@@ -86,7 +147,7 @@ func NewCA(grid string, validity time.Duration) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CA{Cert: cert, Key: key}, nil
+	return &CA{Cert: cert, Key: key, Secret: NewGridSecret()}, nil
 }
 
 // Grid is the grid the CA serves (its URI's host).
@@ -240,9 +301,12 @@ const (
 	CAKeyFile    = "ca.key"
 	NodeCertFile = "node.pem"
 	NodeKeyFile  = "node.key"
+	// GridSecretFile holds the grid secret (CA.Secret), base64 on one line, mode 0600: beside
+	// the CA's files, and in every node's TLS directory.
+	GridSecretFile = "grid.secret"
 )
 
-// LoadCA reads dir/ca.pem and, if present, dir/ca.key.
+// LoadCA reads dir/ca.pem and, if present, dir/ca.key and dir/grid.secret.
 func LoadCA(dir string) (*CA, error) {
 	b, err := os.ReadFile(filepath.Join(dir, CACertFile))
 	if err != nil {
@@ -256,6 +320,9 @@ func LoadCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("%s is not a CA certificate", filepath.Join(dir, CACertFile))
 	}
 	ca := &CA{Cert: cert}
+	if ca.Secret, err = LoadGridSecret(dir); err != nil {
+		return nil, err
+	}
 	kb, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -269,10 +336,16 @@ func LoadCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
-// WriteCA writes ca.pem and, if the CA has its key, ca.key (mode 0600) into dir.
+// WriteCA writes ca.pem and, if the CA has them, ca.key and grid.secret (both mode 0600) into
+// dir.
 func WriteCA(dir string, ca *CA) error {
 	if err := WriteFile(filepath.Join(dir, CACertFile), CertPEM(ca.Cert.Raw), 0o644); err != nil {
 		return err
+	}
+	if ca.Secret != nil {
+		if err := WriteGridSecret(dir, ca.Secret); err != nil {
+			return err
+		}
 	}
 	if ca.Key == nil {
 		return nil
@@ -284,9 +357,11 @@ func WriteCA(dir string, ca *CA) error {
 	return WriteFile(filepath.Join(dir, CAKeyFile), kb, 0o600)
 }
 
-// NodeFiles is a node's TLS material as files: its CA, certificate and key.
+// NodeFiles is a node's TLS material as files: its CA, certificate and key, and the grid secret.
 type NodeFiles struct {
 	CA, Cert, Key []byte // PEM
+	// Secret is the grid secret (raw bytes; nil: none is written).
+	Secret []byte
 }
 
 // IssueFiles makes a key for id and a certificate from ca: what `govgrid tls cert create` and a
@@ -304,13 +379,19 @@ func IssueFiles(ca *CA, id Identity, validity time.Duration) (NodeFiles, error) 
 	if err != nil {
 		return NodeFiles{}, err
 	}
-	return NodeFiles{CA: CertPEM(ca.Cert.Raw), Cert: CertPEM(der), Key: kb}, nil
+	return NodeFiles{CA: CertPEM(ca.Cert.Raw), Cert: CertPEM(der), Key: kb, Secret: ca.Secret}, nil
 }
 
-// WriteNode writes a node's files into dir (DATA_DIR/tls): ca.pem, node.pem, node.key (0600).
+// WriteNode writes a node's files into dir (DATA_DIR/tls): ca.pem, node.pem, node.key (0600)
+// and, when f has it, grid.secret (0600).
 func WriteNode(dir string, f NodeFiles) error {
 	if err := WriteFile(filepath.Join(dir, CACertFile), f.CA, 0o644); err != nil {
 		return err
+	}
+	if f.Secret != nil {
+		if err := WriteGridSecret(dir, f.Secret); err != nil {
+			return err
+		}
 	}
 	if err := WriteFile(filepath.Join(dir, NodeKeyFile), f.Key, 0o600); err != nil {
 		return err

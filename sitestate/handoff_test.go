@@ -242,7 +242,7 @@ func TestRetriedSubmissionAnswersTheSameCaseWhereverItWent(t *testing.T) {
 	if retry.Err != nil || !retry.Duplicate || retry.Case.Number != first.Case.Number || retry.QueryCode != "246810" {
 		t.Fatalf("retry after the case left: %+v", retry)
 	}
-	if !retry.Case.CheckQueryCode(retry.QueryCode) {
+	if !retry.Case.CheckQueryCode(nil, retry.QueryCode) {
 		t.Fatal("the code answered does not match the case")
 	}
 }

@@ -37,6 +37,11 @@ type Config struct {
 	// commit that queued handoffs (added, in commit order) or took them out (removed ids), and
 	// with reload set after the whole state was replaced from a snapshot.
 	OnOutboxChanged func(added []OutboxEntry, removed []string, reload bool)
+	// QueryCodeSecret is the grid secret (pki's grid.secret): a new case keeps its citizen's code
+	// as casework.QueryCodeMAC under it. It must be the same on every node of the grid (every
+	// replica computes the MAC when it applies a submission); it is never written to the state.
+	// Nil keeps the legacy salted hash (casework.HashQueryCode): tests, grids without a secret.
+	QueryCodeSecret []byte
 }
 
 // Validate reports the first problem with c.
@@ -83,6 +88,8 @@ type machine struct {
 	loc     *time.Location
 	logger  *slog.Logger
 	metrics *metrics
+	// queryCodeSecret keys the MAC of new cases' query codes (Config.QueryCodeSecret).
+	queryCodeSecret []byte
 }
 
 // Open opens the node's stores and starts Raft with the site's commands. rc configures the Raft
@@ -118,7 +125,8 @@ func newState(cfg Config, rc *replication.Config) (*State, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &State{cfg: cfg, m: &machine{loc: cfg.Location, logger: cfg.Logger.With("component", "sitestate"), metrics: newMetrics(cfg.Registerer)}}
+	s := &State{cfg: cfg, m: &machine{loc: cfg.Location, logger: cfg.Logger.With("component", "sitestate"), metrics: newMetrics(cfg.Registerer),
+		queryCodeSecret: append([]byte(nil), cfg.QueryCodeSecret...)}}
 	rc.Commands = s.m.commands()
 	rc.Answers = answerCodec{}
 	rc.Refuse = refuseCommand

@@ -110,7 +110,9 @@ func (m *machine) applySubmit(tx *replication.Tx, c *submitCommand) (*Answer, er
 	number := casework.FormatNumber(c.Site, day, seq)
 	hash := c.QueryCodeHash
 	if c.QueryCode != "" {
-		hash = casework.HashQueryCode(c.Submission.RequestID, c.QueryCode)
+		// A MAC under the grid secret when the node has one (every node of the grid has the
+		// same), else the legacy salted hash: the case carries it into mirrors and exports.
+		hash = casework.QueryCodeDigest(m.queryCodeSecret, c.Submission.RequestID, c.QueryCode)
 	}
 	// Accept validates the submission; a refusal writes nothing, the number included.
 	cs, err := casework.Accept(&c.Submission, casework.Acceptance{Number: number, Site: c.Site, At: at, QueryCodeHash: hash})

@@ -168,7 +168,7 @@ func (f *Cases) CitizenView(ctx context.Context, number, code, client string) (*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.cases[number]
-	if !ok || c.QueryCodeHash == "" || !c.CheckQueryCode(code) {
+	if !ok || c.QueryCodeHash == "" || !c.CheckQueryCode(nil, code) {
 		return nil, sitestate.ErrNotFound
 	}
 	v := c.CitizenView()

@@ -538,11 +538,14 @@ func (x *RedeemJoinTokenRequest) GetPublicKey() []byte {
 // NodeCertificate is a node's certificate and the grid's trust: the CA, and on redemption the
 // gossip keys (primary first) and the grid's name.
 type NodeCertificate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	GossipKeys    [][]byte               `protobuf:"bytes,3,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
-	Grid          string                 `protobuf:"bytes,4,opt,name=grid,proto3" json:"grid,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CertPem    []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem      []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	GossipKeys [][]byte               `protobuf:"bytes,3,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
+	Grid       string                 `protobuf:"bytes,4,opt,name=grid,proto3" json:"grid,omitempty"`
+	// grid_secret is the grid secret (pki grid.secret, 32 bytes), the key of citizens' query
+	// codes: answered to a redeemed join token only, never to a renewal.
+	GridSecret    []byte `protobuf:"bytes,5,opt,name=grid_secret,json=gridSecret,proto3" json:"grid_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -603,6 +606,13 @@ func (x *NodeCertificate) GetGrid() string {
 		return x.Grid
 	}
 	return ""
+}
+
+func (x *NodeCertificate) GetGridSecret() []byte {
+	if x != nil {
+		return x.GridSecret
+	}
+	return nil
 }
 
 type PeerAuditRequest struct {
@@ -3363,13 +3373,15 @@ const file_govgrid_proto_rawDesc = "" +
 	"\x04tier\x18\x05 \x01(\tR\x04tier\x12\x16\n" +
 	"\x06parent\x18\x06 \x01(\tR\x06parent\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\a \x01(\fR\tpublicKey\"x\n" +
+	"public_key\x18\a \x01(\fR\tpublicKey\"\x99\x01\n" +
 	"\x0fNodeCertificate\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12\x1f\n" +
 	"\vgossip_keys\x18\x03 \x03(\fR\n" +
 	"gossipKeys\x12\x12\n" +
-	"\x04grid\x18\x04 \x01(\tR\x04grid\"<\n" +
+	"\x04grid\x18\x04 \x01(\tR\x04grid\x12\x1f\n" +
+	"\vgrid_secret\x18\x05 \x01(\fR\n" +
+	"gridSecret\"<\n" +
 	"\x10PeerAuditRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"0\n" +
