@@ -210,7 +210,8 @@ func TestGossipWrongKeyNeverMergesAndSaysSo(t *testing.T) {
 // no keyring file, lists no keys, and refuses to change its keyring (409: installing a key
 // would start encrypting at once and cut it off from its peers).
 func TestGossipKeyringUnencryptedNode(t *testing.T) {
-	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 1}}})
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{{Code: "cd", Tier: tier.District, Nodes: 1}},
+		Configure: func(c *node.Config) { c.GossipKey, c.InsecurePeers = nil, true }})
 	n := g.Node("cd-1")
 	if fps := fingerprints(t, n); len(fps) != 0 {
 		t.Fatalf("keys %v on a node without a gossip key", fps)
