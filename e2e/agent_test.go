@@ -111,6 +111,9 @@ type agentProc struct {
 	dataDir string
 	args    []string // the arguments after the subcommand
 	command []string // the subcommand: "agent" unless set
+	// bare, if set, starts the agent without a certificate of the tests' CA (it starts a grid,
+	// or redeems a join token).
+	bare bool
 	env     []string // extra environment, see agentEnv
 	logPath string
 
@@ -171,7 +174,9 @@ func (a *agentProc) start() {
 		a.t.Fatal(err)
 	}
 	defer logf.Close()             // the child holds its own descriptor
-	provisionFromArgs(a.t, a.args) // the node's certificate, unless its data dir has one
+	if !a.bare {
+		provisionFromArgs(a.t, a.args) // the node's certificate, unless its data dir has one
+	}
 	command := a.command
 	if command == nil {
 		command = []string{"agent"}
@@ -273,6 +278,12 @@ func (a *agentProc) dumpLog() {
 		b = append([]byte("...\n"), b[len(b)-maxLogDump:]...)
 	}
 	a.t.Logf("----- log of %s (%s) -----\n%s----- end of log of %s -----", a.name, a.logPath, b, a.name)
+}
+
+// readLog is what the agent has logged so far ("" if nothing).
+func (a *agentProc) readLog() string {
+	b, _ := os.ReadFile(a.logPath)
+	return string(b)
 }
 
 // baseURL is the agent's HTTP API root.

@@ -131,7 +131,7 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 		{
 			name: "no certificate",
 			args: func(t *testing.T, dir string) []string {
-				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data")}
+				return []string{"--site", "cd-dgdj", "--tier", "township", "--parent", "cd", "--data-dir", filepath.Join(dir, "data")}
 			},
 			want: []string{"no grid certificate", "--join-token", "govgrid tls cert create"},
 		},
@@ -145,7 +145,7 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 		{
 			name: "gossip in the clear",
 			args: func(t *testing.T, dir string) []string {
-				return []string{"--site", "cd", "--tier", "district", "--data-dir", filepath.Join(dir, "data"), "--gossip-key", ""}
+				return []string{"--site", "cd-dgdj", "--tier", "township", "--parent", "cd", "--data-dir", filepath.Join(dir, "data"), "--gossip-key", ""}
 			},
 			want: []string{"gossip must be encrypted", "--gossip-key"},
 		},

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -423,6 +425,50 @@ func (n *Node) renewAt(addr string, pubDER []byte) (*pb.NodeCertificate, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return pb.NewClusterClient(conn).RenewCertificate(ctx, &pb.RenewCertificateRequest{PublicKey: pubDER})
+}
+
+// StartsAGrid tells whether cfg is the first node of a new grid: a district node of a one-node
+// site (--bootstrap-expect 1) that joins nobody, with no certificate, no CA and no join token.
+// Such a node makes the grid's CA, its own certificate and, if none was given, the gossip key, as
+// Consul's first server makes its built-in CA: `govgrid agent --tier district` starts a grid with
+// trust on, and every later node comes with a join token from it.
+func StartsAGrid(cfg Config) bool {
+	dir := cfg.TLSDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, TLSDirName)
+	}
+	_, caErr := os.Stat(filepath.Join(dir, pki.CACertFile))
+	_, keyringErr := os.Stat(filepath.Join(cfg.DataDir, GossipKeyringFile))
+	return !cfg.InsecurePeers && cfg.Tier == tier.District && cfg.BootstrapExpect == 1 && len(cfg.Join) == 0 &&
+		cfg.JoinToken == "" && !hasNodeCert(dir) && errors.Is(caErr, os.ErrNotExist) && errors.Is(keyringErr, os.ErrNotExist)
+}
+
+// startGrid makes a new grid's CA (with its key and grid secret) and this node's certificate in
+// cfg.TLSDir, and a gossip key unless cfg has one.
+func startGrid(cfg *Config, logger *slog.Logger) error {
+	ca, err := pki.NewCA(cfg.GridName, 10*365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	files, err := pki.IssueFiles(ca, pki.Identity{Grid: cfg.GridName, Site: cfg.Site, Node: cfg.Name}, DefaultCertLifetime)
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteCA(cfg.TLSDir, ca); err != nil {
+		return err
+	}
+	if err := pki.WriteNode(cfg.TLSDir, files); err != nil {
+		return err
+	}
+	if len(cfg.GossipKey) == 0 {
+		cfg.GossipKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.GossipKey); err != nil {
+			return err
+		}
+	}
+	logger.Warn("started a new grid: made its CA and this node's certificate; keep a copy of ca.key and grid.secret offline, "+
+		"and admit every other node with a join token (govgrid token create)", "grid", cfg.GridName, "tls_dir", cfg.TLSDir, "ca_pin", pki.Pin(ca.Cert))
+	return nil
 }
 
 func randomHex(n int) string {

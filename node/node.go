@@ -360,6 +360,11 @@ func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
 	}
 	var pt *peerTLS
 	if !cfg.InsecurePeers {
+		if StartsAGrid(*cfg) {
+			if err := startGrid(cfg, logger); err != nil {
+				return nil, err
+			}
+		}
 		if !hasNodeCert(cfg.TLSDir) {
 			if cfg.JoinToken == "" {
 				return nil, errNoTrust

@@ -262,6 +262,7 @@ func (t *peerTLS) raftDialer(dial func(addr string, timeout time.Duration) (net.
 
 // errNoTrust is the start error of a node with no certificate and no way to get one.
 var errNoTrust = errors.New("this node has no grid certificate: start it with --join-token (issued by the district: govgrid token create), " +
+	"or, for the first node of a new grid, as a district node of a one-node site that joins nobody (it makes the grid's CA), " +
 	"or put ca.pem, node.pem, node.key and grid.secret (govgrid tls cert create) in its TLS directory (--tls-dir, default DATA_DIR/tls); " +
 	"--insecure-peers runs without trust between nodes, for a laboratory only")
 

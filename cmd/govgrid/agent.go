@@ -196,9 +196,9 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 
 // requireGossipKey refuses a node whose gossip would go in the clear: it needs --gossip-key, a
 // keyring file in its data dir (kept from an earlier run), or a join token (which brings the
-// keys), unless it runs --insecure-peers.
+// keys), unless it starts a new grid (it then makes the key) or runs --insecure-peers.
 func requireGossipKey(cfg node.Config) error {
-	if cfg.InsecurePeers || len(cfg.GossipKey) > 0 || cfg.JoinToken != "" {
+	if cfg.InsecurePeers || len(cfg.GossipKey) > 0 || cfg.JoinToken != "" || node.StartsAGrid(cfg) {
 		return nil
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, node.GossipKeyringFile)); err == nil {
