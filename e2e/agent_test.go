@@ -113,7 +113,7 @@ type agentProc struct {
 	command []string // the subcommand: "agent" unless set
 	// bare, if set, starts the agent without a certificate of the tests' CA (it starts a grid,
 	// or redeems a join token).
-	bare bool
+	bare    bool
 	env     []string // extra environment, see agentEnv
 	logPath string
 
@@ -173,7 +173,7 @@ func (a *agentProc) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer logf.Close()             // the child holds its own descriptor
+	defer logf.Close() // the child holds its own descriptor
 	if !a.bare {
 		provisionFromArgs(a.t, a.args) // the node's certificate, unless its data dir has one
 	}
