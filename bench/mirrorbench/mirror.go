@@ -100,7 +100,7 @@ func measureMirror(ctx context.Context, t *benchkit.T, cfg Config) (*MirrorResul
 		for j := range cfg.MirrorCommunities {
 			g.communities = append(g.communities, synthCommunity(i, j))
 		}
-		s, err := startSynthTownship(g, mirrorDistrict, mirrorGrid, district.Addrs().Gossip)
+		s, err := startSynthTownship(g, mirrorDistrict, mirrorGrid, district.Addrs().Gossip, grid.CA(), grid.GossipKey())
 		if err != nil {
 			return res, err
 		}

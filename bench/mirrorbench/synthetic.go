@@ -2,6 +2,8 @@ package mirrorbench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +17,11 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
 	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/govgrid/govgrid/tier"
 )
 
@@ -28,12 +31,17 @@ const unusedRaftAddr = "127.0.0.1:1"
 
 // synthTownship is a township as the district sees it: a gossip member advertising a gRPC
 // address, whose Cluster.Feed serves a generated feed, and a registration of the township and
-// its communities. It has no Raft, no store and no other service.
+// its communities. It has no Raft, no store and no other service. Like a real township's node it
+// holds a certificate of the grid's CA naming its site and member (the district pulls feeds over
+// TLS and checks it, and takes RegisterSites only from a child's certificate), and its gossip is
+// encrypted with the grid's key.
 type synthTownship struct {
 	pb.UnimplementedClusterServer
 	parent string
-	member string // its gossip member's name, also its "node" in the registration
+	member string // its gossip member's name, also its "node" in the registration and certificate
 	gen    *generator
+	ca     *pki.CA
+	cert   tls.Certificate // of ca, for pki.Identity{grid, gen.site, member}
 
 	ln   net.Listener
 	srv  *grpc.Server
@@ -55,15 +63,28 @@ func newSynthTownship(gen *generator, parent string) *synthTownship {
 	return s
 }
 
-// startSynthTownship starts the township's gRPC server and gossip member and joins the grid
-// through join (a gossip address). gridName must be the grid's gossip label.
-func startSynthTownship(gen *generator, parent, gridName, join string) (*synthTownship, error) {
+// startSynthTownship starts the township's gRPC server (TLS, with a certificate of ca for its
+// site) and gossip member (encrypted with gossipKey) and joins the grid through join (a gossip
+// address). gridName must be the grid's gossip label and ca's grid.
+func startSynthTownship(gen *generator, parent, gridName, join string, ca *pki.CA, gossipKey []byte) (*synthTownship, error) {
 	s := newSynthTownship(gen, parent)
 	var err error
+	s.ca = ca
+	if s.cert, err = issueCert(ca, pki.Identity{Grid: gridName, Site: gen.site, Node: s.member}); err != nil {
+		return nil, fmt.Errorf("mirrorbench: certificate for %s: %w", gen.site, err)
+	}
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	s.srv = grpc.NewServer()
+	// As a node's gRPC port: a caller may present a certificate, which must be the grid's
+	// (node.Node's grpcServer); Feed itself checks the caller names the parent.
+	s.srv = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		Certificates:     []tls.Certificate{s.cert},
+		ClientAuth:       tls.RequestClientCert,
+		NextProtos:       []string{"h2"},
+		VerifyConnection: s.verifyPeer(false),
+	})))
 	pb.RegisterClusterServer(s.srv, s)
 	s.wg.Add(1)
 	go func() {
@@ -81,6 +102,10 @@ func startSynthTownship(gen *generator, parent, gridName, join string) (*synthTo
 	mc.Name = s.member
 	mc.BindAddr, mc.BindPort, mc.AdvertisePort = "127.0.0.1", 0, 0
 	mc.Label = gridName
+	if mc.Keyring, err = memberlist.NewKeyring(nil, gossipKey); err != nil {
+		s.close()
+		return nil, fmt.Errorf("mirrorbench: gossip key for %s: %w", gen.site, err)
+	}
 	mc.Delegate = metaDelegate(meta)
 	mc.Logger = log.New(io.Discard, "", 0)
 	if s.list, err = memberlist.Create(mc); err != nil {
@@ -97,7 +122,13 @@ func startSynthTownship(gen *generator, parent, gridName, join string) (*synthTo
 // register sends the township's registry (itself and its communities) to the district, as a
 // township's leader does (node.registerUpward).
 func (s *synthTownship) register(ctx context.Context, districtGRPC string) error {
-	conn, err := grpc.NewClient(districtGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(districtGRPC, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		Certificates:       []tls.Certificate{s.cert},
+		InsecureSkipVerify: true, // no host names: verifyPeer checks the grid identity
+		NextProtos:         []string{"h2"},
+		VerifyConnection:   s.verifyPeer(true),
+	})))
 	if err != nil {
 		return err
 	}
@@ -113,6 +144,35 @@ func (s *synthTownship) register(ctx context.Context, districtGRPC string) error
 	defer cancel()
 	_, err = pb.NewClusterClient(conn).RegisterSites(cctx, req)
 	return err
+}
+
+// verifyPeer checks that the other end of a TLS connection presents a certificate of the grid's
+// CA, as a node does; a client without a certificate passes unless required.
+func (s *synthTownship) verifyPeer(required bool) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 && !required {
+			return nil
+		}
+		_, err := s.ca.Verify(cs.PeerCertificates, time.Now())
+		return err
+	}
+}
+
+// issueCert makes a key and a certificate of ca for id.
+func issueCert(ca *pki.CA, id pki.Identity) (tls.Certificate, error) {
+	key, err := pki.NewKey()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	der, err := ca.Issue(id, key.Public(), 24*time.Hour)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 func (s *synthTownship) close() {

@@ -2,6 +2,7 @@ package systems
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,10 +25,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 )
 
 // runFakeAgent mimics the pinned command line and client surface of `govgrid agent` closely
-// enough to exercise StartGovgrid before the real binary exists: it checks its flags, serves
+// enough to exercise StartGovgrid before the real binary exists: it checks its flags and, as the
+// real agent does without --insecure-peers, its trust (a gossip key and a certificate of the
+// grid's CA naming this node in DATA_DIR/tls, with the CA's key at a district), serves
 // GET /v1/health, the sign-in endpoints (fakeAuth) and Cases.SubmitCase (for a bearer with the
 // clerk role only), and exits on SIGTERM.
 func runFakeAgent(args []string) int {
@@ -45,6 +51,8 @@ func runFakeAgent(args []string) int {
 	gossipAddr := fs.String("gossip-addr", "", "")
 	expect := fs.Int("bootstrap-expect", 0, "")
 	join := fs.String("join", "", "")
+	grid := fs.String("grid", "govgrid", "")
+	gossipKey := fs.String("gossip-key", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -58,6 +66,10 @@ func runFakeAgent(args []string) int {
 	if *expect < 1 || (*expect > 1 && *node != "n1" && *join == "") {
 		fmt.Fprintln(os.Stderr, "fake agent: bad --bootstrap-expect/--join", *expect, *join)
 		return 2
+	}
+	if err := fakeCheckTrust(*grid, *site, *node, *tier, *dataDir, *gossipKey); err != nil {
+		fmt.Fprintln(os.Stderr, "fake agent:", err)
+		return 1
 	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -88,6 +100,34 @@ func runFakeAgent(args []string) int {
 	<-sig
 	srv.GracefulStop()
 	return 0
+}
+
+// fakeCheckTrust refuses to start, as the real agent does, without a gossip key or a certificate
+// of the grid's CA for this very node in dataDir/tls; a district node must hold the CA's key.
+func fakeCheckTrust(grid, site, name, tier, dataDir, gossipKey string) error {
+	key, err := base64.StdEncoding.DecodeString(gossipKey)
+	if err != nil || !slices.Contains([]int{16, 24, 32}, len(key)) {
+		return fmt.Errorf("--gossip-key %q: want base64 of 16, 24 or 32 bytes", gossipKey)
+	}
+	dir := filepath.Join(dataDir, node.TLSDirName)
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		return err
+	}
+	if ca.Grid() != grid {
+		return fmt.Errorf("the CA is grid %q's, --grid is %q", ca.Grid(), grid)
+	}
+	if tier == "district" && ca.Key == nil {
+		return fmt.Errorf("a district node without %s", pki.CAKeyFile)
+	}
+	_, id, err := pki.LoadNode(dir, ca)
+	if err != nil {
+		return err
+	}
+	if want := (pki.Identity{Grid: grid, Site: site, Node: name}); id != want {
+		return fmt.Errorf("the certificate names %v, want %v", id, want)
+	}
+	return nil
 }
 
 type fakeCases struct {

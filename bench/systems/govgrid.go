@@ -2,17 +2,25 @@ package systems
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/node"
+	"github.com/govgrid/govgrid/pki"
 )
+
+// govgridGrid is the grid the benchmark's agents form (--grid, and their CA's grid).
+const govgridGrid = "govgrid"
 
 // GovgridConfig configures StartGovgrid.
 type GovgridConfig struct {
@@ -35,7 +43,10 @@ type GovgridConfig struct {
 }
 
 // StartGovgrid starts one govgrid site of cfg.Nodes agents on 127.0.0.1: all with
-// --bootstrap-expect N, the second and later ones joining the first one's gossip address. It waits
+// --bootstrap-expect N, the second and later ones joining the first one's gossip address. The
+// agents run secure, as deployed: a grid CA is made in the cluster's directory (ca/), every node's
+// DATA_DIR/tls gets a certificate of it naming the node (and, at a district, the CA's key, as an
+// issuing district node holds), and all share one --gossip-key. It waits
 // until every node's /v1/health answers 200, makes the benchmark's account and signs it in
 // (staffSignIn: every node takes its token), and waits until a SubmitCase succeeds through every
 // node (so the site has a leader and followers forward to it); it returns a target whose Op
@@ -66,12 +77,22 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		nodes[i] = node{fmt.Sprintf("n%d", i+1), addr(0), addr(1), addr(2), addr(3)}
 	}
 
+	trust, err := newGridTrust(t.Dir, govgridGrid)
+	if err != nil {
+		return nil, err
+	}
+
 	var procs []*process
 	t.onClose(func() error { return stopAll(procs) })
 	for i, nd := range nodes {
 		dataDir := filepath.Join(t.Dir, nd.name)
+		if err := trust.provision(dataDir, cfg.Site, nd.name, cfg.Tier == "district"); err != nil {
+			return nil, err
+		}
 		args := []string{
 			"agent",
+			"--grid", govgridGrid,
+			"--gossip-key", trust.gossipKey,
 			"--node", nd.name,
 			"--site", cfg.Site,
 			"--tier", cfg.Tier,
@@ -149,6 +170,53 @@ func StartGovgrid(ctx context.Context, cfg GovgridConfig) (_ *Target, err error)
 		return err
 	}
 	return t, nil
+}
+
+// gridTrust is what a secure grid's agents are started with: the grid's CA (kept, with its key,
+// in the cluster's directory, as an operator keeps it) and the gossip key.
+type gridTrust struct {
+	grid      string
+	ca        *pki.CA
+	gossipKey string // base64, for --gossip-key
+}
+
+// certLifetime is the life of the CA and of the node certificates a benchmark issues: far beyond
+// any run, so that no renewal happens during a measurement.
+const certLifetime = 30 * 24 * time.Hour
+
+// newGridTrust makes a CA for grid in dir/ca (ca.pem, ca.key) and a random 32-byte gossip key.
+func newGridTrust(dir, grid string) (*gridTrust, error) {
+	ca, err := pki.NewCA(grid, certLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("grid CA: %w", err)
+	}
+	if err := pki.WriteCA(filepath.Join(dir, "ca"), ca); err != nil {
+		return nil, fmt.Errorf("grid CA: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	return &gridTrust{grid: grid, ca: ca, gossipKey: base64.StdEncoding.EncodeToString(key)}, nil
+}
+
+// provision writes node name of site's certificate into dataDir's TLS directory, as
+// `govgrid tls cert create` does; a district node also gets the CA's key.
+func (g *gridTrust) provision(dataDir, site, name string, district bool) error {
+	files, err := pki.IssueFiles(g.ca, pki.Identity{Grid: g.grid, Site: site, Node: name}, certLifetime)
+	if err != nil {
+		return fmt.Errorf("certificate for %s: %w", name, err)
+	}
+	dir := filepath.Join(dataDir, node.TLSDirName)
+	if err := pki.WriteNode(dir, files); err != nil {
+		return fmt.Errorf("certificate for %s: %w", name, err)
+	}
+	if district {
+		if err := pki.WriteCA(dir, g.ca); err != nil {
+			return fmt.Errorf("CA key for %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // caseGen builds SubmitCase requests whose protobuf encoding is about size bytes.
