@@ -23,6 +23,7 @@ import (
 	"github.com/govgrid/govgrid/catalog/sample"
 	"github.com/govgrid/govgrid/node"
 	"github.com/govgrid/govgrid/pki"
+	"github.com/govgrid/govgrid/replication"
 	"github.com/spf13/cobra"
 )
 
@@ -55,8 +56,9 @@ type gridNode struct {
 	Raft   string `json:"raft"`
 	PID    int    `json:"pid"`
 
-	name string
-	cmd  *exec.Cmd
+	name    string
+	keyFile string // the key that encrypts its data dir at rest ("": none)
+	cmd     *exec.Cmd
 }
 
 // demoGrid is the demo grid's gossip label (--grid): a node joins it only with the same label.
@@ -183,6 +185,9 @@ func startDemoNode(exe, dir string, n *gridNode, join, gossipKey string) error {
 		"--grid", demoGrid, "--gossip-key", gossipKey}
 	if n.Parent != "" {
 		args = append(args, "--parent", n.Parent)
+	}
+	if n.keyFile != "" {
+		args = append(args, "--encryption-key-file", n.keyFile)
 	}
 	if n.Gossip != join {
 		args = append(args, "--join", join)
@@ -335,6 +340,23 @@ func demoTrust(dir string, nodes []*gridNode) (demoTrustFiles, error) {
 		return demoTrustFiles{}, fmt.Errorf("the demo's gossip key: %w", err)
 	}
 	for _, n := range nodes {
+		// A new node's data dir is encrypted at rest with a key of its own, kept beside it (a
+		// data dir of an earlier demo, written in the clear, stays so).
+		keyFile := filepath.Join(dir, "keys", n.Node+".key")
+		if _, err := os.Stat(filepath.Join(dir, "data", n.Node)); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+				_, file, err := replication.NewEncryptionKey()
+				if err == nil {
+					err = pki.WriteFile(keyFile, file, 0o600)
+				}
+				if err != nil {
+					return demoTrustFiles{}, fmt.Errorf("encryption key for %s: %w", n.Node, err)
+				}
+			}
+		}
+		if _, err := os.Stat(keyFile); err == nil {
+			n.keyFile = keyFile
+		}
 		tlsDir := filepath.Join(dir, "data", n.Node, node.TLSDirName)
 		if _, err := os.Stat(filepath.Join(tlsDir, pki.NodeCertFile)); err == nil {
 			continue
