@@ -1,10 +1,14 @@
 package casework
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -135,4 +139,58 @@ func CheckQueryCodeDigest(secret []byte, stored, requestID, code string) bool {
 // secret (see CheckQueryCodeDigest).
 func (c *Case) CheckQueryCode(secret []byte, code string) bool {
 	return CheckQueryCodeDigest(secret, c.QueryCodeHash, c.RequestID, code)
+}
+
+// QueryCodeSealPrefix marks a query code sealed under the grid secret (SealQueryCode).
+const QueryCodeSealPrefix = "s1:"
+
+// SealQueryCode is what a site keeps of a case's code so that it can answer a retried submission
+// with it and a restored site can get it back from its parent: AES-256-GCM under a key derived from
+// the grid secret, the nonce derived from the case number (each number seals one code, so the same
+// bytes on every replica), the number as associated data. Without a secret: the code as it is.
+func SealQueryCode(secret []byte, number, code string) string {
+	if len(secret) == 0 || code == "" {
+		return code
+	}
+	aead, nonce := queryCodeAEAD(secret, number)
+	return QueryCodeSealPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nil, nonce, []byte(code), []byte(number)))
+}
+
+// OpenQueryCode gives back the code SealQueryCode sealed for number; a value without the prefix
+// (kept before codes were sealed, or on a grid without a secret) is the code itself.
+func OpenQueryCode(secret []byte, number, stored string) (string, error) {
+	rest, sealed := strings.CutPrefix(stored, QueryCodeSealPrefix)
+	if !sealed {
+		return stored, nil
+	}
+	if len(secret) == 0 {
+		return "", errors.New("the query code is sealed under the grid secret, which this node lacks")
+	}
+	box, err := base64.RawStdEncoding.DecodeString(rest)
+	if err != nil {
+		return "", fmt.Errorf("sealed query code: %w", err)
+	}
+	aead, nonce := queryCodeAEAD(secret, number)
+	code, err := aead.Open(nil, nonce, box, []byte(number))
+	if err != nil {
+		return "", errors.New("the sealed query code does not open with this grid's secret")
+	}
+	return string(code), nil
+}
+
+func queryCodeAEAD(secret []byte, number string) (cipher.AEAD, []byte) {
+	derive := func(label string) []byte {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(label))
+		return mac.Sum(nil)
+	}
+	block, err := aes.NewCipher(derive("govgrid query code seal v1"))
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead, derive("govgrid query code nonce v1\x00" + number)[:aead.NonceSize()]
 }

@@ -1,6 +1,7 @@
 package casework
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -506,5 +507,35 @@ func TestPublic(t *testing.T) {
 	}
 	if c.QueryCodeHash == "" || c.RequestID == "" {
 		t.Errorf("Public changed the original")
+	}
+}
+
+func TestSealQueryCode(t *testing.T) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	sealed := SealQueryCode(secret, "cd-20261203-000001", "135790")
+	if !strings.HasPrefix(sealed, QueryCodeSealPrefix) || strings.Contains(sealed, "135790") {
+		t.Fatalf("sealed %q", sealed)
+	}
+	if again := SealQueryCode(secret, "cd-20261203-000001", "135790"); again != sealed {
+		t.Fatal("sealing is not the same on every replica")
+	}
+	for _, tc := range []struct {
+		name, number, stored string
+		secret               []byte
+		want                 string
+		ok                   bool
+	}{
+		{"opens", "cd-20261203-000001", sealed, secret, "135790", true},
+		{"another case's number", "cd-20261203-000002", sealed, secret, "", false},
+		{"another grid's secret", "cd-20261203-000001", sealed, bytes.Repeat([]byte{8}, 32), "", false},
+		{"no secret", "cd-20261203-000001", sealed, nil, "", false},
+		{"damaged", "cd-20261203-000001", sealed[:len(sealed)-2], secret, "", false},
+		{"kept before sealing", "cd-20261203-000001", "135790", secret, "135790", true},
+		{"no secret, not sealed", "cd-20261203-000001", SealQueryCode(nil, "x", "135790"), nil, "135790", true},
+	} {
+		got, err := OpenQueryCode(tc.secret, tc.number, tc.stored)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q (ok %v)", tc.name, got, err, tc.want, tc.ok)
+		}
 	}
 }

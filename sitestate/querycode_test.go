@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/govgrid/govgrid/casework"
 	"github.com/govgrid/govgrid/replication"
 	"github.com/govgrid/govgrid/tier"
@@ -66,6 +68,21 @@ func TestQueryCodeIsMACedUnderTheGridSecret(t *testing.T) {
 	if !macSeen { // else the scan above proves nothing: the values would be encoded otherwise
 		t.Error("no state value holds the case's MAC in plain text")
 	}
+	// What the site keeps to answer a retry is the code sealed, never the code itself...
+	for k, v := range kv {
+		if bytes.Contains(v, []byte(`"246810"`)) {
+			t.Errorf("state key %q holds the query code readable: %s", k, v)
+		}
+	}
+	rec, ok, err := getRequestOf(s.st, sub.RequestID)
+	if err != nil || !ok || !strings.HasPrefix(rec.QueryCode, casework.QueryCodeSealPrefix) {
+		t.Fatalf("request record %+v (%v, %v): want the code sealed", rec, ok, err)
+	}
+	// ... and a retry still answers the code.
+	again := s.apply(cmdSubmitCase, &submitCommand{Submission: sub, Site: s.code, Tier: s.tier, Parent: s.parent, QueryCode: "999999"})
+	if !again.Duplicate || again.QueryCode != "246810" {
+		t.Fatalf("a retried submission answered duplicate=%v code %q, want the first code", again.Duplicate, again.QueryCode)
+	}
 
 	plain := openSite(t, "cd-dgdj", tier.Township, "cd", t.TempDir())
 	b := plain.apply(cmdSubmitCase, &submitCommand{Submission: sub, Site: plain.code, Tier: plain.tier, Parent: plain.parent, QueryCode: "246810"})
@@ -75,4 +92,16 @@ func TestQueryCodeIsMACedUnderTheGridSecret(t *testing.T) {
 	if got, _ := plain.st.GetCase(b.Case.Number); got == nil || got.QueryCodeHash != legacy || !got.CheckQueryCode(secret, "246810") {
 		t.Errorf("without a secret: stored %+v, want the legacy hash %s (which still checks on a grid with a secret)", got, legacy)
 	}
+}
+
+// getRequestOf reads a request record from st.
+func getRequestOf(st *State, id string) (*requestRecord, bool, error) {
+	var rec *requestRecord
+	var ok bool
+	err := st.view(func(txn *badger.Txn) error {
+		var err error
+		rec, ok, err = getRequest(view{txn}, id)
+		return err
+	})
+	return rec, ok, err
 }

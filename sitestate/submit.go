@@ -124,11 +124,14 @@ func (m *machine) applySubmit(tx *replication.Tx, c *submitCommand) (*Answer, er
 	if to == "" {
 		to = relayTarget(cs.DecideTier, c.Tier, c.Parent)
 	}
-	if err := m.takeIn(tx, cs, casework.MoveEscalate, c.Site, to, c.QueryCode); err != nil {
+	// What the site and its parent keep of the code (to answer a retry, to give a restored site
+	// back) is sealed under the grid secret: their snapshots and backups do not hold it readable.
+	sealed := casework.SealQueryCode(m.queryCodeSecret, number, c.QueryCode)
+	if err := m.takeIn(tx, cs, casework.MoveEscalate, c.Site, to, sealed); err != nil {
 		return nil, err
 	}
 	if id := c.Submission.RequestID; id != "" {
-		if err := putJSON(tx, requestKey(id), requestRecord{Number: number, QueryCode: c.QueryCode, At: at}); err != nil {
+		if err := putJSON(tx, requestKey(id), requestRecord{Number: number, QueryCode: sealed, At: at}); err != nil {
 			return nil, err
 		}
 	}
@@ -148,6 +151,11 @@ func (m *machine) duplicate(tx *replication.Tx, prev *requestRecord) (*Answer, e
 			return nil, err
 		}
 		code = meta.QueryCode
+	}
+	if opened, err := casework.OpenQueryCode(m.queryCodeSecret, prev.Number, code); err == nil {
+		code = opened
+	} else {
+		code = "" // the case, without a code this node cannot read (another grid secret)
 	}
 	cs, ok, err := getCase(tx, prev.Number)
 	if err != nil {
