@@ -16,6 +16,10 @@ type splitListener struct {
 	tls   *subListener
 	plain *subListener
 	once  sync.Once
+
+	mu      sync.Mutex
+	closed  bool                  // guarded by mu
+	pending map[net.Conn]struct{} // guarded by mu: connections not sorted yet
 }
 
 // firstByteTimeout bounds how long a connection may stay silent before it is sorted: a client
@@ -23,7 +27,7 @@ type splitListener struct {
 const firstByteTimeout = 10 * time.Second
 
 func newSplitListener(inner net.Listener) *splitListener {
-	s := &splitListener{inner: inner}
+	s := &splitListener{inner: inner, pending: map[net.Conn]struct{}{}}
 	done := make(chan struct{})
 	s.tls = &subListener{parent: s, conns: make(chan net.Conn), done: done}
 	s.plain = &subListener{parent: s, conns: make(chan net.Conn), done: done}
@@ -47,9 +51,21 @@ func (s *splitListener) run(done chan struct{}) {
 }
 
 func (s *splitListener) sort(conn net.Conn, done chan struct{}) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.pending[conn] = struct{}{}
+	s.mu.Unlock()
 	conn.SetReadDeadline(time.Now().Add(firstByteTimeout))
 	var first [1]byte
-	if _, err := conn.Read(first[:]); err != nil {
+	_, err := conn.Read(first[:])
+	s.mu.Lock()
+	delete(s.pending, conn)
+	s.mu.Unlock()
+	if err != nil {
 		conn.Close()
 		return
 	}
@@ -65,10 +81,16 @@ func (s *splitListener) sort(conn net.Conn, done chan struct{}) {
 	}
 }
 
-// Close stops the inner listener; both sides' Accept then return an error.
+// Close stops the inner listener, and the connections still being sorted; both sides' Accept
+// then return an error.
 func (s *splitListener) Close() error {
-	err := s.inner.Close()
-	return err
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.pending {
+		c.Close()
+	}
+	s.mu.Unlock()
+	return s.inner.Close()
 }
 
 // subListener is one side of a splitListener.
