@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +50,7 @@ func agentFlags(fs *pflag.FlagSet) {
 	fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.String("http-tls-cert", "", "PEM certificate (with its chain) for HTTPS on the HTTP address; with --http-tls-key")
 	fs.String("http-tls-key", "", "PEM private key of --http-tls-cert")
+	fs.String("client-addr", "", "the host (IP) the HTTP API and console bind, with --http-addr's port: e.g. 127.0.0.1 or an office LAN's address, apart from the peer ports' --advertise-addr")
 	fs.StringSlice("http-hosts", nil, "names (and addresses) the HTTP API answers to in the Host header, comma-separated; others get 421 (loopback always); empty: any")
 	fs.String("tls-dir", "", "directory of the node's grid certificate: ca.pem, node.pem, node.key (and ca.key at a district node that issues); default DATA_DIR/tls")
 	fs.String("join-token", "", "a join token from the district (govgrid token create): a new node redeems it for its certificate and the gossip keys")
@@ -156,6 +158,16 @@ func nodeConfig(v *viper.Viper) (node.Config, bool, error) {
 	cfg.HTTPAddr, cfg.GRPCAddr = v.GetString("http-addr"), v.GetString("grpc-addr")
 	cfg.RaftAddr, cfg.GossipAddr = v.GetString("raft-addr"), v.GetString("gossip-addr")
 	cfg.AdvertiseAddr = v.GetString("advertise-addr")
+	if client := v.GetString("client-addr"); client != "" {
+		if net.ParseIP(client) == nil {
+			return cfg, false, fmt.Errorf("--client-addr: %q is not an IP address (the HTTP API binds it, with --http-addr's port)", client)
+		}
+		_, port, err := net.SplitHostPort(cfg.HTTPAddr)
+		if err != nil {
+			return cfg, false, fmt.Errorf("--http-addr: %w", err)
+		}
+		cfg.HTTPAddr = net.JoinHostPort(client, port)
+	}
 	cfg.Join = splitList(v.GetStringSlice("join"))
 	cfg.BootstrapExpect = v.GetInt("bootstrap-expect")
 	cfg.GridName = v.GetString("grid")
