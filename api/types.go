@@ -403,7 +403,9 @@ type KeyRequest struct {
 // only the answer that created it carries.
 type JoinToken struct {
 	ID        string    `json:"id"`
-	Site      string    `json:"site"` // "*": any site
+	Site string `json:"site"` // "*": any site
+	// Parent is the site a new site it admits must hang under (a township's token).
+	Parent    string    `json:"parent,omitempty"`
 	Expires   time.Time `json:"expires"`
 	UsesLeft  int       `json:"uses_left"`
 	CreatedBy string    `json:"created_by"`

@@ -91,15 +91,28 @@ func parseJoinToken(s string) (joinTokenBody, error) {
 }
 
 func tokenInfo(t *sitestate.JoinToken) api.JoinToken {
-	return api.JoinToken{ID: t.ID, Site: t.Site, Expires: t.Expires, UsesLeft: t.UsesLeft, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, Revoked: t.Revoked, Admitted: t.Admitted}
+	return api.JoinToken{ID: t.ID, Site: t.Site, Parent: t.Parent, Expires: t.Expires, UsesLeft: t.UsesLeft, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, Revoked: t.Revoked, Admitted: t.Admitted}
 }
 
 // CreateJoinToken issues a join token at the district: for a node of site (sitestate.AnySite:
 // any site), valid for ttl and uses redemptions. The answer carries the token, once.
 func (n *Node) CreateJoinToken(ctx context.Context, by *auth.Claims, site string, ttl time.Duration, uses int) (*api.JoinToken, error) {
-	if n.cfg.Tier != tier.District {
-		return nil, sitestate.Errorf(sitestate.CodeConflict, "%s is not the district: join tokens are issued there", n.cfg.Site)
+	if n.cfg.Tier == tier.Township {
+		return n.joinTokenFromDistrict(ctx, by, site, ttl, uses)
 	}
+	if n.cfg.Tier != tier.District {
+		return nil, sitestate.Errorf(sitestate.CodeConflict, "%s is a community: join tokens are issued at the district, or at a township for its subtree", n.cfg.Site)
+	}
+	who := "operator"
+	if by != nil {
+		who = by.User
+	}
+	return n.issueJoinToken(ctx, who, site, "", ttl, uses)
+}
+
+// issueJoinToken issues a token at the district; parent, if set, is the site a new site it admits
+// must hang under.
+func (n *Node) issueJoinToken(ctx context.Context, who, site, parent string, ttl time.Duration, uses int) (*api.JoinToken, error) {
 	if n.peerTLS == nil {
 		return nil, sitestate.Errorf(sitestate.CodeConflict, "this grid runs without certificates (--insecure-peers): there is nothing to join with")
 	}
@@ -128,18 +141,91 @@ func (n *Node) CreateJoinToken(ctx context.Context, by *auth.Claims, site string
 	if len(addrs) == 0 {
 		addrs = []string{n.meta.GRPC}
 	}
-	who := "operator"
-	if by != nil {
-		who = by.User
-	}
 	hash := sha256.Sum256([]byte(secret))
-	t, err := n.state.IssueJoinToken(ctx, &sitestate.JoinToken{ID: id, Site: site, SecretHash: hash[:], Expires: time.Now().Add(ttl).UTC(), UsesLeft: uses, CreatedBy: who})
+	t, err := n.state.IssueJoinToken(ctx, &sitestate.JoinToken{ID: id, Site: site, Parent: parent, SecretHash: hash[:], Expires: time.Now().Add(ttl).UTC(), UsesLeft: uses, CreatedBy: who})
 	if err != nil {
 		return nil, err
 	}
 	info := tokenInfo(t)
 	info.Token = joinTokenBody{Grid: n.cfg.GridName, ID: id, Secret: secret, Pin: pki.Pin(n.peerTLS.ca.Cert), Addrs: addrs, Site: site}.encode()
 	return &info, nil
+}
+
+// joinTokenFromDistrict asks the district for a token for a new node of this township or of a new
+// site beneath it (Cluster.IssueJoinToken): the district keeps the tokens and the CA.
+func (n *Node) joinTokenFromDistrict(ctx context.Context, by *auth.Claims, site string, ttl time.Duration, uses int) (*api.JoinToken, error) {
+	if site == sitestate.AnySite || site == "" {
+		return nil, casework.FieldErrors{{Field: "site", Reason: "a township issues tokens for itself or one new site beneath it, named"}}
+	}
+	who := "operator@" + n.cfg.Site
+	if by != nil {
+		who = by.User + "@" + n.cfg.Site
+	}
+	req := &pb.IssueJoinTokenRequest{FromSite: n.cfg.Site, Site: site, TtlSeconds: int64(ttl / time.Second), Uses: int32(uses), By: who}
+	var errs []error
+	for _, m := range n.gossip.members() {
+		if m.Status != "alive" || m.Meta.Tier != tier.District || m.Meta.GRPC == "" {
+			continue
+		}
+		conn, err := n.peers.conn(m.Meta.GRPC)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := pb.NewClusterClient(conn).IssueJoinToken(cctx, req)
+		cancel()
+		if err != nil {
+			if c := status.Code(err); c == codes.InvalidArgument || c == codes.PermissionDenied || c == codes.FailedPrecondition {
+				return nil, fromRemote(err) // the district's answer
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			continue
+		}
+		var t api.JoinToken
+		if err := json.Unmarshal(res.GetTokenJson(), &t); err != nil {
+			return nil, err
+		}
+		return &t, nil
+	}
+	return nil, sitestate.Errorf(sitestate.CodeUnavailable, "no district node answered (the token is issued there): %v", errors.Join(errs...))
+}
+
+// IssueJoinToken issues, at the district, a token a township asked for (Cluster, mutual TLS: the
+// caller's certificate is the township's, checked by the peer rules).
+func (e *certEndpoint) IssueJoinToken(ctx context.Context, req *pb.IssueJoinTokenRequest) (*pb.IssueJoinTokenResponse, error) {
+	n := e.n
+	if n.cfg.Tier != tier.District {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the district: join tokens are issued there", n.cfg.Site)
+	}
+	from, site := req.GetFromSite(), req.GetSite()
+	if err := tier.ValidateSiteCode(site); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "site: %v", err)
+	}
+	parent := from
+	if site != from {
+		// A new site beneath the township: not one registered elsewhere.
+		recs, err := n.state.Sites()
+		if err != nil {
+			return nil, grpcapi.Err(err)
+		}
+		for _, r := range recs {
+			if r.Code == site && r.Parent != from {
+				return nil, status.Errorf(codes.PermissionDenied, "site %s hangs under %s, not under %s: a township issues tokens for its own subtree", site, r.Parent, from)
+			}
+		}
+	} else {
+		parent = ""
+	}
+	t, err := n.issueJoinToken(ctx, clip(req.GetBy(), 128), site, parent, time.Duration(req.GetTtlSeconds())*time.Second, int(req.GetUses()))
+	if err != nil {
+		return nil, grpcapi.Err(err)
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.IssueJoinTokenResponse{TokenJson: b}, nil
 }
 
 // JoinTokens lists the district's join tokens.
@@ -200,7 +286,7 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "public_key: not a PKIX public key: %v", err)
 	}
-	if _, err := n.state.SpendJoinToken(ctx, req.GetTokenId(), req.GetSecret(), cfg.Site, cfg.Name); err != nil {
+	if _, err := n.state.SpendJoinToken(ctx, req.GetTokenId(), req.GetSecret(), cfg.Site, cfg.Parent, cfg.Name); err != nil {
 		return nil, grpcapi.Err(err)
 	}
 	der, err := n.peerTLS.ca.Issue(pki.Identity{Grid: n.cfg.GridName, Site: cfg.Site, Node: cfg.Name}, pub, n.certLifetime())

@@ -58,6 +58,8 @@ var clusterRules = map[string]peerRule{
 	pb.Cluster_PeerGetCitizenView_FullMethodName: ruleGrid,
 	pb.Cluster_PeerAudit_FullMethodName:          ruleAbove,
 	pb.Cluster_RenewCertificate_FullMethodName:   ruleGrid,
+	// A township's administrator asks, through the township, for a token of its subtree.
+	pb.Cluster_IssueJoinToken_FullMethodName: ruleNeighbour,
 }
 
 const clusterPrefix = "/govgrid.v1.Cluster/"

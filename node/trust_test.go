@@ -329,3 +329,42 @@ func TestCertificatesAreRenewedWhileTheGridRuns(t *testing.T) {
 	c := submitDecided(t, township, 1, tier.District)
 	waitHeld(t, g, district, c.Number, "cd", 20*time.Second)
 }
+
+// A township issues join tokens, through the district, for itself and for new sites beneath it,
+// never for a site elsewhere in the tree; the token fixes the new site's parent.
+func TestTownshipIssuesJoinTokensForItsSubtree(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: trustSites.Sites[:3]})
+	townA := g.WaitLeader("cd-a")
+	waitRegistered(t, g, g.WaitLeader("cd"), map[string]string{"cd-a": "cd", "cd-b": "cd"}, 20*time.Second)
+	ctx := trustContext(t)
+	if _, err := townA.CreateJoinToken(ctx, nil, "cd-b", time.Hour, 1); err == nil || !strings.Contains(err.Error(), "hangs under cd") {
+		t.Errorf("a township's token for a sibling township: %v", err)
+	}
+	if _, err := townA.CreateJoinToken(ctx, nil, sitestate.AnySite, time.Hour, 1); err == nil {
+		t.Error("a township issued a token for any site")
+	}
+	tok, err := townA.CreateJoinToken(ctx, nil, "cd-a-7", time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Parent != "cd-a" || !strings.HasSuffix(tok.CreatedBy, "@cd-a") {
+		t.Fatalf("token %+v: want parent cd-a, created by someone at cd-a", tok)
+	}
+	wrongParent := testgrid.Site{Code: "cd-a-7", Tier: tier.Community, Parent: "cd-b", Nodes: 1}
+	cfg := g.Config(wrongParent, "cd-a-7-x")
+	os.RemoveAll(filepath.Join(cfg.DataDir, node.TLSDirName))
+	cfg.GossipKey, cfg.JoinToken = nil, tok.Token
+	if n, err := node.New(cfg); err == nil {
+		n.Close()
+		t.Fatal("a token for a site under cd-a admitted one under cd-b")
+	} else if !strings.Contains(err.Error(), `admits a site under "cd-a"`) {
+		t.Fatalf("wrong parent: %v", err)
+	}
+	village := testgrid.Site{Code: "cd-a-7", Tier: tier.Community, Parent: "cd-a", Nodes: 1}
+	cfg = g.Config(village, "cd-a-7-1")
+	os.RemoveAll(filepath.Join(cfg.DataDir, node.TLSDirName))
+	cfg.GossipKey, cfg.JoinToken = nil, tok.Token
+	g.StartConfig(cfg)
+	g.WaitLeader("cd-a-7")
+	waitRegistered(t, g, townA, map[string]string{"cd-a-7": "cd-a"}, 20*time.Second)
+}

@@ -25,7 +25,10 @@ const AnySite = "*"
 type JoinToken struct {
 	ID string `json:"id"`
 	// Site is the site a node it admits must serve, or AnySite.
-	Site       string    `json:"site"`
+	Site string `json:"site"`
+	// Parent, if set, is the site a new site it admits must hang under (a token a township asked
+	// for); a node of Parent itself is admitted too.
+	Parent     string    `json:"parent,omitempty"`
 	SecretHash []byte    `json:"secret_hash"`
 	Expires    time.Time `json:"expires"`
 	UsesLeft   int       `json:"uses_left"`
@@ -40,9 +43,10 @@ type joinTokenCommand struct {
 	Op    string     `json:"op"` // issue, revoke or spend
 	Token *JoinToken `json:"token,omitempty"`
 	ID    string     `json:"id,omitempty"`
-	// Secret, Site and Node are a spend's: the secret presented and who asks.
+	// Secret, Site, Parent and Node are a spend's: the secret presented and who asks.
 	Secret string `json:"secret,omitempty"`
 	Site   string `json:"site,omitempty"`
+	Parent string `json:"parent,omitempty"`
 	Node   string `json:"node,omitempty"`
 }
 
@@ -86,6 +90,8 @@ func (m *machine) applyJoinToken(tx *replication.Tx, c *joinTokenCommand) (*Answ
 		return refuse(errorf(CodeForbidden, "join token %s is used up", c.ID)), nil
 	case t.Site != AnySite && t.Site != c.Site:
 		return refuse(errorf(CodeForbidden, "join token %s admits a node of site %q, not %q", c.ID, t.Site, c.Site)), nil
+	case t.Parent != "" && c.Site != t.Parent && c.Parent != t.Parent:
+		return refuse(errorf(CodeForbidden, "join token %s admits a site under %q, not under %q", c.ID, t.Parent, c.Parent)), nil
 	}
 	t.UsesLeft--
 	t.Admitted = append(t.Admitted, c.Site+"/"+c.Node)
@@ -119,10 +125,10 @@ func (s *State) RevokeJoinToken(ctx context.Context, id string) (*JoinToken, err
 	return a.JoinToken, nil
 }
 
-// SpendJoinToken checks a token's secret, expiry, uses and site for node of site, and spends one
-// use; a refusal is CodeForbidden with the reason.
-func (s *State) SpendJoinToken(ctx context.Context, id, secret, site, node string) (*JoinToken, error) {
-	a, err := s.propose(ctx, cmdJoinToken, &joinTokenCommand{Op: "spend", ID: id, Secret: secret, Site: site, Node: node})
+// SpendJoinToken checks a token's secret, expiry, uses, site and parent for node of site (under
+// parent), and spends one use; a refusal is CodeForbidden with the reason.
+func (s *State) SpendJoinToken(ctx context.Context, id, secret, site, parent, node string) (*JoinToken, error) {
+	a, err := s.propose(ctx, cmdJoinToken, &joinTokenCommand{Op: "spend", ID: id, Secret: secret, Site: site, Parent: parent, Node: node})
 	if err != nil {
 		return nil, err
 	}

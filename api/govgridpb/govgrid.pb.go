@@ -397,6 +397,128 @@ func (x *SignOff) GetAt() int64 {
 	return 0
 }
 
+type IssueJoinTokenRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FromSite   string                 `protobuf:"bytes,1,opt,name=from_site,json=fromSite,proto3" json:"from_site,omitempty"`
+	Site       string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	TtlSeconds int64                  `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	Uses       int32                  `protobuf:"varint,4,opt,name=uses,proto3" json:"uses,omitempty"`
+	// The account that asked, as "user@site", for the district's list.
+	By            string `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueJoinTokenRequest) Reset() {
+	*x = IssueJoinTokenRequest{}
+	mi := &file_govgrid_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueJoinTokenRequest) ProtoMessage() {}
+
+func (x *IssueJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*IssueJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *IssueJoinTokenRequest) GetFromSite() string {
+	if x != nil {
+		return x.FromSite
+	}
+	return ""
+}
+
+func (x *IssueJoinTokenRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *IssueJoinTokenRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *IssueJoinTokenRequest) GetUses() int32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+func (x *IssueJoinTokenRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+// IssueJoinTokenResponse carries the token as the HTTP API shows it (api.JoinToken, JSON).
+type IssueJoinTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenJson     []byte                 `protobuf:"bytes,1,opt,name=token_json,json=tokenJson,proto3" json:"token_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueJoinTokenResponse) Reset() {
+	*x = IssueJoinTokenResponse{}
+	mi := &file_govgrid_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueJoinTokenResponse) ProtoMessage() {}
+
+func (x *IssueJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_govgrid_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*IssueJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_govgrid_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IssueJoinTokenResponse) GetTokenJson() []byte {
+	if x != nil {
+		return x.TokenJson
+	}
+	return nil
+}
+
 type RenewCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new key's public half, PKIX DER.
@@ -407,7 +529,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +541,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[4]
+	mi := &file_govgrid_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +554,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{4}
+	return file_govgrid_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RenewCertificateRequest) GetPublicKey() []byte {
@@ -458,7 +580,7 @@ type RedeemJoinTokenRequest struct {
 
 func (x *RedeemJoinTokenRequest) Reset() {
 	*x = RedeemJoinTokenRequest{}
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +592,7 @@ func (x *RedeemJoinTokenRequest) String() string {
 func (*RedeemJoinTokenRequest) ProtoMessage() {}
 
 func (x *RedeemJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[5]
+	mi := &file_govgrid_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +605,7 @@ func (x *RedeemJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeemJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*RedeemJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{5}
+	return file_govgrid_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RedeemJoinTokenRequest) GetTokenId() string {
@@ -552,7 +674,7 @@ type NodeCertificate struct {
 
 func (x *NodeCertificate) Reset() {
 	*x = NodeCertificate{}
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +686,7 @@ func (x *NodeCertificate) String() string {
 func (*NodeCertificate) ProtoMessage() {}
 
 func (x *NodeCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[6]
+	mi := &file_govgrid_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +699,7 @@ func (x *NodeCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeCertificate.ProtoReflect.Descriptor instead.
 func (*NodeCertificate) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{6}
+	return file_govgrid_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeCertificate) GetCertPem() []byte {
@@ -625,7 +747,7 @@ type PeerAuditRequest struct {
 
 func (x *PeerAuditRequest) Reset() {
 	*x = PeerAuditRequest{}
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +759,7 @@ func (x *PeerAuditRequest) String() string {
 func (*PeerAuditRequest) ProtoMessage() {}
 
 func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[7]
+	mi := &file_govgrid_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +772,7 @@ func (x *PeerAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditRequest.ProtoReflect.Descriptor instead.
 func (*PeerAuditRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{7}
+	return file_govgrid_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PeerAuditRequest) GetFrom() uint64 {
@@ -677,7 +799,7 @@ type PeerAuditResponse struct {
 
 func (x *PeerAuditResponse) Reset() {
 	*x = PeerAuditResponse{}
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +811,7 @@ func (x *PeerAuditResponse) String() string {
 func (*PeerAuditResponse) ProtoMessage() {}
 
 func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[8]
+	mi := &file_govgrid_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +824,7 @@ func (x *PeerAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerAuditResponse.ProtoReflect.Descriptor instead.
 func (*PeerAuditResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{8}
+	return file_govgrid_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PeerAuditResponse) GetPageJson() []byte {
@@ -723,7 +845,7 @@ type Applicant struct {
 
 func (x *Applicant) Reset() {
 	*x = Applicant{}
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +857,7 @@ func (x *Applicant) String() string {
 func (*Applicant) ProtoMessage() {}
 
 func (x *Applicant) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[9]
+	mi := &file_govgrid_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +870,7 @@ func (x *Applicant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Applicant.ProtoReflect.Descriptor instead.
 func (*Applicant) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{9}
+	return file_govgrid_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Applicant) GetName() string {
@@ -784,7 +906,7 @@ type Material struct {
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +918,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[10]
+	mi := &file_govgrid_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +931,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{10}
+	return file_govgrid_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Material) GetName() string {
@@ -857,7 +979,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +991,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[11]
+	mi := &file_govgrid_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1004,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{11}
+	return file_govgrid_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -990,7 +1112,7 @@ type Transit struct {
 
 func (x *Transit) Reset() {
 	*x = Transit{}
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1124,7 @@ func (x *Transit) String() string {
 func (*Transit) ProtoMessage() {}
 
 func (x *Transit) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[12]
+	mi := &file_govgrid_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1137,7 @@ func (x *Transit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transit.ProtoReflect.Descriptor instead.
 func (*Transit) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{12}
+	return file_govgrid_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Transit) GetHandoffId() string {
@@ -1085,7 +1207,7 @@ type Case struct {
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1219,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[13]
+	mi := &file_govgrid_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1232,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{13}
+	return file_govgrid_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Case) GetNumber() string {
@@ -1305,7 +1427,7 @@ type GetCitizenViewRequest struct {
 
 func (x *GetCitizenViewRequest) Reset() {
 	*x = GetCitizenViewRequest{}
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1439,7 @@ func (x *GetCitizenViewRequest) String() string {
 func (*GetCitizenViewRequest) ProtoMessage() {}
 
 func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[14]
+	mi := &file_govgrid_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1452,7 @@ func (x *GetCitizenViewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCitizenViewRequest.ProtoReflect.Descriptor instead.
 func (*GetCitizenViewRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{14}
+	return file_govgrid_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCitizenViewRequest) GetNumber() string {
@@ -1374,7 +1496,7 @@ type CitizenView struct {
 
 func (x *CitizenView) Reset() {
 	*x = CitizenView{}
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1508,7 @@ func (x *CitizenView) String() string {
 func (*CitizenView) ProtoMessage() {}
 
 func (x *CitizenView) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[15]
+	mi := &file_govgrid_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1521,7 @@ func (x *CitizenView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenView.ProtoReflect.Descriptor instead.
 func (*CitizenView) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{15}
+	return file_govgrid_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CitizenView) GetNumber() string {
@@ -1527,7 +1649,7 @@ type CitizenMoment struct {
 
 func (x *CitizenMoment) Reset() {
 	*x = CitizenMoment{}
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1661,7 @@ func (x *CitizenMoment) String() string {
 func (*CitizenMoment) ProtoMessage() {}
 
 func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[16]
+	mi := &file_govgrid_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1674,7 @@ func (x *CitizenMoment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CitizenMoment.ProtoReflect.Descriptor instead.
 func (*CitizenMoment) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{16}
+	return file_govgrid_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CitizenMoment) GetType() string {
@@ -1606,7 +1728,7 @@ type MoveCaseRequest struct {
 
 func (x *MoveCaseRequest) Reset() {
 	*x = MoveCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1740,7 @@ func (x *MoveCaseRequest) String() string {
 func (*MoveCaseRequest) ProtoMessage() {}
 
 func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[17]
+	mi := &file_govgrid_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1753,7 @@ func (x *MoveCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveCaseRequest.ProtoReflect.Descriptor instead.
 func (*MoveCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{17}
+	return file_govgrid_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MoveCaseRequest) GetNumber() string {
@@ -1689,7 +1811,7 @@ type SubmitCaseRequest struct {
 
 func (x *SubmitCaseRequest) Reset() {
 	*x = SubmitCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1823,7 @@ func (x *SubmitCaseRequest) String() string {
 func (*SubmitCaseRequest) ProtoMessage() {}
 
 func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[18]
+	mi := &file_govgrid_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1836,7 @@ func (x *SubmitCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCaseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{18}
+	return file_govgrid_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitCaseRequest) GetKind() string {
@@ -1796,7 +1918,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1930,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[19]
+	mi := &file_govgrid_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1943,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{19}
+	return file_govgrid_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetCaseRequest) GetNumber() string {
@@ -1852,7 +1974,7 @@ type ListCasesRequest struct {
 
 func (x *ListCasesRequest) Reset() {
 	*x = ListCasesRequest{}
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1986,7 @@ func (x *ListCasesRequest) String() string {
 func (*ListCasesRequest) ProtoMessage() {}
 
 func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[20]
+	mi := &file_govgrid_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1999,7 @@ func (x *ListCasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesRequest.ProtoReflect.Descriptor instead.
 func (*ListCasesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{20}
+	return file_govgrid_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListCasesRequest) GetStatus() string {
@@ -1960,7 +2082,7 @@ type ListCasesResponse struct {
 
 func (x *ListCasesResponse) Reset() {
 	*x = ListCasesResponse{}
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2094,7 @@ func (x *ListCasesResponse) String() string {
 func (*ListCasesResponse) ProtoMessage() {}
 
 func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[21]
+	mi := &file_govgrid_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2107,7 @@ func (x *ListCasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCasesResponse.ProtoReflect.Descriptor instead.
 func (*ListCasesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{21}
+	return file_govgrid_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListCasesResponse) GetCases() []*Case {
@@ -2011,7 +2133,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2145,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[22]
+	mi := &file_govgrid_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2158,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{22}
+	return file_govgrid_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2055,7 +2177,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2189,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[23]
+	mi := &file_govgrid_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2202,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{23}
+	return file_govgrid_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -2098,7 +2220,7 @@ type RaftStatusRequest struct {
 
 func (x *RaftStatusRequest) Reset() {
 	*x = RaftStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2232,7 @@ func (x *RaftStatusRequest) String() string {
 func (*RaftStatusRequest) ProtoMessage() {}
 
 func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[24]
+	mi := &file_govgrid_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2245,7 @@ func (x *RaftStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusRequest.ProtoReflect.Descriptor instead.
 func (*RaftStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{24}
+	return file_govgrid_proto_rawDescGZIP(), []int{26}
 }
 
 type RaftStatusResponse struct {
@@ -2141,7 +2263,7 @@ type RaftStatusResponse struct {
 
 func (x *RaftStatusResponse) Reset() {
 	*x = RaftStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2275,7 @@ func (x *RaftStatusResponse) String() string {
 func (*RaftStatusResponse) ProtoMessage() {}
 
 func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[25]
+	mi := &file_govgrid_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2288,7 @@ func (x *RaftStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStatusResponse.ProtoReflect.Descriptor instead.
 func (*RaftStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{25}
+	return file_govgrid_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RaftStatusResponse) GetNode() string {
@@ -2226,7 +2348,7 @@ type SiteRecord struct {
 
 func (x *SiteRecord) Reset() {
 	*x = SiteRecord{}
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2360,7 @@ func (x *SiteRecord) String() string {
 func (*SiteRecord) ProtoMessage() {}
 
 func (x *SiteRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[26]
+	mi := &file_govgrid_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2373,7 @@ func (x *SiteRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteRecord.ProtoReflect.Descriptor instead.
 func (*SiteRecord) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{26}
+	return file_govgrid_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SiteRecord) GetCode() string {
@@ -2321,7 +2443,7 @@ type RegisterSitesRequest struct {
 
 func (x *RegisterSitesRequest) Reset() {
 	*x = RegisterSitesRequest{}
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2455,7 @@ func (x *RegisterSitesRequest) String() string {
 func (*RegisterSitesRequest) ProtoMessage() {}
 
 func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[27]
+	mi := &file_govgrid_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2468,7 @@ func (x *RegisterSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSitesRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{27}
+	return file_govgrid_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RegisterSitesRequest) GetFromSite() string {
@@ -2371,7 +2493,7 @@ type RegisterSitesResponse struct {
 
 func (x *RegisterSitesResponse) Reset() {
 	*x = RegisterSitesResponse{}
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2505,7 @@ func (x *RegisterSitesResponse) String() string {
 func (*RegisterSitesResponse) ProtoMessage() {}
 
 func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[28]
+	mi := &file_govgrid_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2518,7 @@ func (x *RegisterSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSitesResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSitesResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{28}
+	return file_govgrid_proto_rawDescGZIP(), []int{30}
 }
 
 type HandoffRequest struct {
@@ -2409,7 +2531,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2543,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[29]
+	mi := &file_govgrid_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +2556,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{29}
+	return file_govgrid_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HandoffRequest) GetFromSite() string {
@@ -2462,7 +2584,7 @@ type HandoffItem struct {
 
 func (x *HandoffItem) Reset() {
 	*x = HandoffItem{}
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2596,7 @@ func (x *HandoffItem) String() string {
 func (*HandoffItem) ProtoMessage() {}
 
 func (x *HandoffItem) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[30]
+	mi := &file_govgrid_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2609,7 @@ func (x *HandoffItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffItem.ProtoReflect.Descriptor instead.
 func (*HandoffItem) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{30}
+	return file_govgrid_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HandoffItem) GetId() string {
@@ -2513,7 +2635,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2647,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[31]
+	mi := &file_govgrid_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2660,7 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{31}
+	return file_govgrid_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HandoffResponse) GetAcks() []*HandoffAck {
@@ -2560,7 +2682,7 @@ type HandoffAck struct {
 
 func (x *HandoffAck) Reset() {
 	*x = HandoffAck{}
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2694,7 @@ func (x *HandoffAck) String() string {
 func (*HandoffAck) ProtoMessage() {}
 
 func (x *HandoffAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[32]
+	mi := &file_govgrid_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2707,7 @@ func (x *HandoffAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffAck.ProtoReflect.Descriptor instead.
 func (*HandoffAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{32}
+	return file_govgrid_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HandoffAck) GetId() string {
@@ -2621,7 +2743,7 @@ type FeedAck struct {
 
 func (x *FeedAck) Reset() {
 	*x = FeedAck{}
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2755,7 @@ func (x *FeedAck) String() string {
 func (*FeedAck) ProtoMessage() {}
 
 func (x *FeedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[33]
+	mi := &file_govgrid_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2768,7 @@ func (x *FeedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedAck.ProtoReflect.Descriptor instead.
 func (*FeedAck) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{33}
+	return file_govgrid_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FeedAck) GetFromSite() string {
@@ -2681,7 +2803,7 @@ type FeedBatch struct {
 
 func (x *FeedBatch) Reset() {
 	*x = FeedBatch{}
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2815,7 @@ func (x *FeedBatch) String() string {
 func (*FeedBatch) ProtoMessage() {}
 
 func (x *FeedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[34]
+	mi := &file_govgrid_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2828,7 @@ func (x *FeedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedBatch.ProtoReflect.Descriptor instead.
 func (*FeedBatch) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{34}
+	return file_govgrid_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FeedBatch) GetEntries() [][]byte {
@@ -2748,7 +2870,7 @@ type ConfigSinceRequest struct {
 
 func (x *ConfigSinceRequest) Reset() {
 	*x = ConfigSinceRequest{}
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2882,7 @@ func (x *ConfigSinceRequest) String() string {
 func (*ConfigSinceRequest) ProtoMessage() {}
 
 func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[35]
+	mi := &file_govgrid_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2895,7 @@ func (x *ConfigSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSinceRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{35}
+	return file_govgrid_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ConfigSinceRequest) GetFromSite() string {
@@ -2800,7 +2922,7 @@ type ConfigSinceResponse struct {
 
 func (x *ConfigSinceResponse) Reset() {
 	*x = ConfigSinceResponse{}
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2812,7 +2934,7 @@ func (x *ConfigSinceResponse) String() string {
 func (*ConfigSinceResponse) ProtoMessage() {}
 
 func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[36]
+	mi := &file_govgrid_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2825,7 +2947,7 @@ func (x *ConfigSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSinceResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSinceResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{36}
+	return file_govgrid_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConfigSinceResponse) GetDocs() [][]byte {
@@ -2848,7 +2970,7 @@ type ExportSiteRequest struct {
 
 func (x *ExportSiteRequest) Reset() {
 	*x = ExportSiteRequest{}
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2982,7 @@ func (x *ExportSiteRequest) String() string {
 func (*ExportSiteRequest) ProtoMessage() {}
 
 func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[37]
+	mi := &file_govgrid_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2995,7 @@ func (x *ExportSiteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSiteRequest.ProtoReflect.Descriptor instead.
 func (*ExportSiteRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{37}
+	return file_govgrid_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExportSiteRequest) GetSite() string {
@@ -2911,7 +3033,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2923,7 +3045,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[38]
+	mi := &file_govgrid_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2936,7 +3058,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{38}
+	return file_govgrid_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ExportChunk) GetTotal() uint64 {
@@ -2989,7 +3111,7 @@ type LinkStatusRequest struct {
 
 func (x *LinkStatusRequest) Reset() {
 	*x = LinkStatusRequest{}
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3123,7 @@ func (x *LinkStatusRequest) String() string {
 func (*LinkStatusRequest) ProtoMessage() {}
 
 func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[39]
+	mi := &file_govgrid_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3136,7 @@ func (x *LinkStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusRequest.ProtoReflect.Descriptor instead.
 func (*LinkStatusRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{39}
+	return file_govgrid_proto_rawDescGZIP(), []int{41}
 }
 
 type LinkStatusResponse struct {
@@ -3029,7 +3151,7 @@ type LinkStatusResponse struct {
 
 func (x *LinkStatusResponse) Reset() {
 	*x = LinkStatusResponse{}
-	mi := &file_govgrid_proto_msgTypes[40]
+	mi := &file_govgrid_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3163,7 @@ func (x *LinkStatusResponse) String() string {
 func (*LinkStatusResponse) ProtoMessage() {}
 
 func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[40]
+	mi := &file_govgrid_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3176,7 @@ func (x *LinkStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatusResponse.ProtoReflect.Descriptor instead.
 func (*LinkStatusResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{40}
+	return file_govgrid_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LinkStatusResponse) GetLeader() string {
@@ -3092,7 +3214,7 @@ type FeedLink struct {
 
 func (x *FeedLink) Reset() {
 	*x = FeedLink{}
-	mi := &file_govgrid_proto_msgTypes[41]
+	mi := &file_govgrid_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3226,7 @@ func (x *FeedLink) String() string {
 func (*FeedLink) ProtoMessage() {}
 
 func (x *FeedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[41]
+	mi := &file_govgrid_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3239,7 @@ func (x *FeedLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedLink.ProtoReflect.Descriptor instead.
 func (*FeedLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{41}
+	return file_govgrid_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FeedLink) GetChild() string {
@@ -3162,7 +3284,7 @@ type TargetLink struct {
 
 func (x *TargetLink) Reset() {
 	*x = TargetLink{}
-	mi := &file_govgrid_proto_msgTypes[42]
+	mi := &file_govgrid_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3296,7 @@ func (x *TargetLink) String() string {
 func (*TargetLink) ProtoMessage() {}
 
 func (x *TargetLink) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[42]
+	mi := &file_govgrid_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3309,7 @@ func (x *TargetLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetLink.ProtoReflect.Descriptor instead.
 func (*TargetLink) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{42}
+	return file_govgrid_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TargetLink) GetSite() string {
@@ -3229,7 +3351,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_govgrid_proto_msgTypes[43]
+	mi := &file_govgrid_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3363,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[43]
+	mi := &file_govgrid_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3376,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{43}
+	return file_govgrid_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ChangePasswordRequest) GetUser() string {
@@ -3286,7 +3408,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_govgrid_proto_msgTypes[44]
+	mi := &file_govgrid_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +3420,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_govgrid_proto_msgTypes[44]
+	mi := &file_govgrid_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +3433,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_govgrid_proto_rawDescGZIP(), []int{44}
+	return file_govgrid_proto_rawDescGZIP(), []int{46}
 }
 
 var File_govgrid_proto protoreflect.FileDescriptor
@@ -3361,7 +3483,17 @@ const file_govgrid_proto_rawDesc = "" +
 	"department\x18\x01 \x01(\tR\n" +
 	"department\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x0e\n" +
-	"\x02at\x18\x03 \x01(\x03R\x02at\"8\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at\"\x8d\x01\n" +
+	"\x15IssueJoinTokenRequest\x12\x1b\n" +
+	"\tfrom_site\x18\x01 \x01(\tR\bfromSite\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\tR\x04site\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
+	"ttlSeconds\x12\x12\n" +
+	"\x04uses\x18\x04 \x01(\x05R\x04uses\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\"7\n" +
+	"\x16IssueJoinTokenResponse\x12\x1d\n" +
+	"\n" +
+	"token_json\x18\x01 \x01(\fR\ttokenJson\"8\n" +
 	"\x17RenewCertificateRequest\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\"\xbe\x01\n" +
@@ -3618,7 +3750,7 @@ const file_govgrid_proto_rawDesc = "" +
 	"\tListCases\x12\x1c.govgrid.v1.ListCasesRequest\x1a\x1d.govgrid.v1.ListCasesResponse\x129\n" +
 	"\bMoveCase\x12\x1b.govgrid.v1.MoveCaseRequest\x1a\x10.govgrid.v1.Case\x12L\n" +
 	"\x0eGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x129\n" +
-	"\bTakeStep\x12\x1b.govgrid.v1.TakeStepRequest\x1a\x10.govgrid.v1.Case2\xd3\a\n" +
+	"\bTakeStep\x12\x1b.govgrid.v1.TakeStepRequest\x1a\x10.govgrid.v1.Case2\xac\b\n" +
 	"\aCluster\x12<\n" +
 	"\x05Apply\x12\x18.govgrid.v1.ApplyRequest\x1a\x19.govgrid.v1.ApplyResponse\x12K\n" +
 	"\n" +
@@ -3635,7 +3767,8 @@ const file_govgrid_proto_rawDesc = "" +
 	"\vPeerGetCase\x12\x1a.govgrid.v1.GetCaseRequest\x1a\x10.govgrid.v1.Case\x12P\n" +
 	"\x12PeerGetCitizenView\x12!.govgrid.v1.GetCitizenViewRequest\x1a\x17.govgrid.v1.CitizenView\x12H\n" +
 	"\tPeerAudit\x12\x1c.govgrid.v1.PeerAuditRequest\x1a\x1d.govgrid.v1.PeerAuditResponse\x12T\n" +
-	"\x10RenewCertificate\x12#.govgrid.v1.RenewCertificateRequest\x1a\x1b.govgrid.v1.NodeCertificate2_\n" +
+	"\x10RenewCertificate\x12#.govgrid.v1.RenewCertificateRequest\x1a\x1b.govgrid.v1.NodeCertificate\x12W\n" +
+	"\x0eIssueJoinToken\x12!.govgrid.v1.IssueJoinTokenRequest\x1a\".govgrid.v1.IssueJoinTokenResponse2_\n" +
 	"\tEnrolment\x12R\n" +
 	"\x0fRedeemJoinToken\x12\".govgrid.v1.RedeemJoinTokenRequest\x1a\x1b.govgrid.v1.NodeCertificateB*Z(github.com/govgrid/govgrid/api/govgridpbb\x06proto3"
 
@@ -3651,117 +3784,121 @@ func file_govgrid_proto_rawDescGZIP() []byte {
 	return file_govgrid_proto_rawDescData
 }
 
-var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_govgrid_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_govgrid_proto_goTypes = []any{
 	(*TakeStepRequest)(nil),         // 0: govgrid.v1.TakeStepRequest
 	(*Bill)(nil),                    // 1: govgrid.v1.Bill
 	(*FeeLine)(nil),                 // 2: govgrid.v1.FeeLine
 	(*SignOff)(nil),                 // 3: govgrid.v1.SignOff
-	(*RenewCertificateRequest)(nil), // 4: govgrid.v1.RenewCertificateRequest
-	(*RedeemJoinTokenRequest)(nil),  // 5: govgrid.v1.RedeemJoinTokenRequest
-	(*NodeCertificate)(nil),         // 6: govgrid.v1.NodeCertificate
-	(*PeerAuditRequest)(nil),        // 7: govgrid.v1.PeerAuditRequest
-	(*PeerAuditResponse)(nil),       // 8: govgrid.v1.PeerAuditResponse
-	(*Applicant)(nil),               // 9: govgrid.v1.Applicant
-	(*Material)(nil),                // 10: govgrid.v1.Material
-	(*Event)(nil),                   // 11: govgrid.v1.Event
-	(*Transit)(nil),                 // 12: govgrid.v1.Transit
-	(*Case)(nil),                    // 13: govgrid.v1.Case
-	(*GetCitizenViewRequest)(nil),   // 14: govgrid.v1.GetCitizenViewRequest
-	(*CitizenView)(nil),             // 15: govgrid.v1.CitizenView
-	(*CitizenMoment)(nil),           // 16: govgrid.v1.CitizenMoment
-	(*MoveCaseRequest)(nil),         // 17: govgrid.v1.MoveCaseRequest
-	(*SubmitCaseRequest)(nil),       // 18: govgrid.v1.SubmitCaseRequest
-	(*GetCaseRequest)(nil),          // 19: govgrid.v1.GetCaseRequest
-	(*ListCasesRequest)(nil),        // 20: govgrid.v1.ListCasesRequest
-	(*ListCasesResponse)(nil),       // 21: govgrid.v1.ListCasesResponse
-	(*ApplyRequest)(nil),            // 22: govgrid.v1.ApplyRequest
-	(*ApplyResponse)(nil),           // 23: govgrid.v1.ApplyResponse
-	(*RaftStatusRequest)(nil),       // 24: govgrid.v1.RaftStatusRequest
-	(*RaftStatusResponse)(nil),      // 25: govgrid.v1.RaftStatusResponse
-	(*SiteRecord)(nil),              // 26: govgrid.v1.SiteRecord
-	(*RegisterSitesRequest)(nil),    // 27: govgrid.v1.RegisterSitesRequest
-	(*RegisterSitesResponse)(nil),   // 28: govgrid.v1.RegisterSitesResponse
-	(*HandoffRequest)(nil),          // 29: govgrid.v1.HandoffRequest
-	(*HandoffItem)(nil),             // 30: govgrid.v1.HandoffItem
-	(*HandoffResponse)(nil),         // 31: govgrid.v1.HandoffResponse
-	(*HandoffAck)(nil),              // 32: govgrid.v1.HandoffAck
-	(*FeedAck)(nil),                 // 33: govgrid.v1.FeedAck
-	(*FeedBatch)(nil),               // 34: govgrid.v1.FeedBatch
-	(*ConfigSinceRequest)(nil),      // 35: govgrid.v1.ConfigSinceRequest
-	(*ConfigSinceResponse)(nil),     // 36: govgrid.v1.ConfigSinceResponse
-	(*ExportSiteRequest)(nil),       // 37: govgrid.v1.ExportSiteRequest
-	(*ExportChunk)(nil),             // 38: govgrid.v1.ExportChunk
-	(*LinkStatusRequest)(nil),       // 39: govgrid.v1.LinkStatusRequest
-	(*LinkStatusResponse)(nil),      // 40: govgrid.v1.LinkStatusResponse
-	(*FeedLink)(nil),                // 41: govgrid.v1.FeedLink
-	(*TargetLink)(nil),              // 42: govgrid.v1.TargetLink
-	(*ChangePasswordRequest)(nil),   // 43: govgrid.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),  // 44: govgrid.v1.ChangePasswordResponse
-	nil,                             // 45: govgrid.v1.ConfigSinceRequest.KnownEntry
+	(*IssueJoinTokenRequest)(nil),   // 4: govgrid.v1.IssueJoinTokenRequest
+	(*IssueJoinTokenResponse)(nil),  // 5: govgrid.v1.IssueJoinTokenResponse
+	(*RenewCertificateRequest)(nil), // 6: govgrid.v1.RenewCertificateRequest
+	(*RedeemJoinTokenRequest)(nil),  // 7: govgrid.v1.RedeemJoinTokenRequest
+	(*NodeCertificate)(nil),         // 8: govgrid.v1.NodeCertificate
+	(*PeerAuditRequest)(nil),        // 9: govgrid.v1.PeerAuditRequest
+	(*PeerAuditResponse)(nil),       // 10: govgrid.v1.PeerAuditResponse
+	(*Applicant)(nil),               // 11: govgrid.v1.Applicant
+	(*Material)(nil),                // 12: govgrid.v1.Material
+	(*Event)(nil),                   // 13: govgrid.v1.Event
+	(*Transit)(nil),                 // 14: govgrid.v1.Transit
+	(*Case)(nil),                    // 15: govgrid.v1.Case
+	(*GetCitizenViewRequest)(nil),   // 16: govgrid.v1.GetCitizenViewRequest
+	(*CitizenView)(nil),             // 17: govgrid.v1.CitizenView
+	(*CitizenMoment)(nil),           // 18: govgrid.v1.CitizenMoment
+	(*MoveCaseRequest)(nil),         // 19: govgrid.v1.MoveCaseRequest
+	(*SubmitCaseRequest)(nil),       // 20: govgrid.v1.SubmitCaseRequest
+	(*GetCaseRequest)(nil),          // 21: govgrid.v1.GetCaseRequest
+	(*ListCasesRequest)(nil),        // 22: govgrid.v1.ListCasesRequest
+	(*ListCasesResponse)(nil),       // 23: govgrid.v1.ListCasesResponse
+	(*ApplyRequest)(nil),            // 24: govgrid.v1.ApplyRequest
+	(*ApplyResponse)(nil),           // 25: govgrid.v1.ApplyResponse
+	(*RaftStatusRequest)(nil),       // 26: govgrid.v1.RaftStatusRequest
+	(*RaftStatusResponse)(nil),      // 27: govgrid.v1.RaftStatusResponse
+	(*SiteRecord)(nil),              // 28: govgrid.v1.SiteRecord
+	(*RegisterSitesRequest)(nil),    // 29: govgrid.v1.RegisterSitesRequest
+	(*RegisterSitesResponse)(nil),   // 30: govgrid.v1.RegisterSitesResponse
+	(*HandoffRequest)(nil),          // 31: govgrid.v1.HandoffRequest
+	(*HandoffItem)(nil),             // 32: govgrid.v1.HandoffItem
+	(*HandoffResponse)(nil),         // 33: govgrid.v1.HandoffResponse
+	(*HandoffAck)(nil),              // 34: govgrid.v1.HandoffAck
+	(*FeedAck)(nil),                 // 35: govgrid.v1.FeedAck
+	(*FeedBatch)(nil),               // 36: govgrid.v1.FeedBatch
+	(*ConfigSinceRequest)(nil),      // 37: govgrid.v1.ConfigSinceRequest
+	(*ConfigSinceResponse)(nil),     // 38: govgrid.v1.ConfigSinceResponse
+	(*ExportSiteRequest)(nil),       // 39: govgrid.v1.ExportSiteRequest
+	(*ExportChunk)(nil),             // 40: govgrid.v1.ExportChunk
+	(*LinkStatusRequest)(nil),       // 41: govgrid.v1.LinkStatusRequest
+	(*LinkStatusResponse)(nil),      // 42: govgrid.v1.LinkStatusResponse
+	(*FeedLink)(nil),                // 43: govgrid.v1.FeedLink
+	(*TargetLink)(nil),              // 44: govgrid.v1.TargetLink
+	(*ChangePasswordRequest)(nil),   // 45: govgrid.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),  // 46: govgrid.v1.ChangePasswordResponse
+	nil,                             // 47: govgrid.v1.ConfigSinceRequest.KnownEntry
 }
 var file_govgrid_proto_depIdxs = []int32{
-	10, // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
+	12, // 0: govgrid.v1.TakeStepRequest.materials:type_name -> govgrid.v1.Material
 	2,  // 1: govgrid.v1.Bill.lines:type_name -> govgrid.v1.FeeLine
-	9,  // 2: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
-	10, // 3: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
-	11, // 4: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
-	12, // 5: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
+	11, // 2: govgrid.v1.Case.applicant:type_name -> govgrid.v1.Applicant
+	12, // 3: govgrid.v1.Case.materials:type_name -> govgrid.v1.Material
+	13, // 4: govgrid.v1.Case.history:type_name -> govgrid.v1.Event
+	14, // 5: govgrid.v1.Case.transit:type_name -> govgrid.v1.Transit
 	3,  // 6: govgrid.v1.Case.sign_offs:type_name -> govgrid.v1.SignOff
 	1,  // 7: govgrid.v1.Case.bill:type_name -> govgrid.v1.Bill
-	9,  // 8: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
-	16, // 9: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
-	9,  // 10: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
-	10, // 11: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
-	13, // 12: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
-	26, // 13: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
-	30, // 14: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
-	32, // 15: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
-	45, // 16: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
-	41, // 17: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
-	42, // 18: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
-	18, // 19: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
-	19, // 20: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
-	20, // 21: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
-	17, // 22: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
-	14, // 23: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	11, // 8: govgrid.v1.CitizenView.applicant:type_name -> govgrid.v1.Applicant
+	18, // 9: govgrid.v1.CitizenView.timeline:type_name -> govgrid.v1.CitizenMoment
+	11, // 10: govgrid.v1.SubmitCaseRequest.applicant:type_name -> govgrid.v1.Applicant
+	12, // 11: govgrid.v1.SubmitCaseRequest.materials:type_name -> govgrid.v1.Material
+	15, // 12: govgrid.v1.ListCasesResponse.cases:type_name -> govgrid.v1.Case
+	28, // 13: govgrid.v1.RegisterSitesRequest.sites:type_name -> govgrid.v1.SiteRecord
+	32, // 14: govgrid.v1.HandoffRequest.items:type_name -> govgrid.v1.HandoffItem
+	34, // 15: govgrid.v1.HandoffResponse.acks:type_name -> govgrid.v1.HandoffAck
+	47, // 16: govgrid.v1.ConfigSinceRequest.known:type_name -> govgrid.v1.ConfigSinceRequest.KnownEntry
+	43, // 17: govgrid.v1.LinkStatusResponse.feeds:type_name -> govgrid.v1.FeedLink
+	44, // 18: govgrid.v1.LinkStatusResponse.targets:type_name -> govgrid.v1.TargetLink
+	20, // 19: govgrid.v1.Cases.SubmitCase:input_type -> govgrid.v1.SubmitCaseRequest
+	21, // 20: govgrid.v1.Cases.GetCase:input_type -> govgrid.v1.GetCaseRequest
+	22, // 21: govgrid.v1.Cases.ListCases:input_type -> govgrid.v1.ListCasesRequest
+	19, // 22: govgrid.v1.Cases.MoveCase:input_type -> govgrid.v1.MoveCaseRequest
+	16, // 23: govgrid.v1.Cases.GetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
 	0,  // 24: govgrid.v1.Cases.TakeStep:input_type -> govgrid.v1.TakeStepRequest
-	22, // 25: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
-	24, // 26: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
-	27, // 27: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
-	29, // 28: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
-	33, // 29: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
-	35, // 30: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
-	37, // 31: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
-	39, // 32: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
-	43, // 33: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
-	19, // 34: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
-	14, // 35: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
-	7,  // 36: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
-	4,  // 37: govgrid.v1.Cluster.RenewCertificate:input_type -> govgrid.v1.RenewCertificateRequest
-	5,  // 38: govgrid.v1.Enrolment.RedeemJoinToken:input_type -> govgrid.v1.RedeemJoinTokenRequest
-	13, // 39: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
-	13, // 40: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
-	21, // 41: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
-	13, // 42: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
-	15, // 43: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
-	13, // 44: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
-	23, // 45: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
-	25, // 46: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
-	28, // 47: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
-	31, // 48: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
-	34, // 49: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
-	36, // 50: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
-	38, // 51: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
-	40, // 52: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
-	44, // 53: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
-	13, // 54: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
-	15, // 55: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
-	8,  // 56: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
-	6,  // 57: govgrid.v1.Cluster.RenewCertificate:output_type -> govgrid.v1.NodeCertificate
-	6,  // 58: govgrid.v1.Enrolment.RedeemJoinToken:output_type -> govgrid.v1.NodeCertificate
-	39, // [39:59] is the sub-list for method output_type
-	19, // [19:39] is the sub-list for method input_type
+	24, // 25: govgrid.v1.Cluster.Apply:input_type -> govgrid.v1.ApplyRequest
+	26, // 26: govgrid.v1.Cluster.RaftStatus:input_type -> govgrid.v1.RaftStatusRequest
+	29, // 27: govgrid.v1.Cluster.RegisterSites:input_type -> govgrid.v1.RegisterSitesRequest
+	31, // 28: govgrid.v1.Cluster.Handoff:input_type -> govgrid.v1.HandoffRequest
+	35, // 29: govgrid.v1.Cluster.Feed:input_type -> govgrid.v1.FeedAck
+	37, // 30: govgrid.v1.Cluster.ConfigSince:input_type -> govgrid.v1.ConfigSinceRequest
+	39, // 31: govgrid.v1.Cluster.ExportSite:input_type -> govgrid.v1.ExportSiteRequest
+	41, // 32: govgrid.v1.Cluster.LinkStatus:input_type -> govgrid.v1.LinkStatusRequest
+	45, // 33: govgrid.v1.Cluster.ChangePassword:input_type -> govgrid.v1.ChangePasswordRequest
+	21, // 34: govgrid.v1.Cluster.PeerGetCase:input_type -> govgrid.v1.GetCaseRequest
+	16, // 35: govgrid.v1.Cluster.PeerGetCitizenView:input_type -> govgrid.v1.GetCitizenViewRequest
+	9,  // 36: govgrid.v1.Cluster.PeerAudit:input_type -> govgrid.v1.PeerAuditRequest
+	6,  // 37: govgrid.v1.Cluster.RenewCertificate:input_type -> govgrid.v1.RenewCertificateRequest
+	4,  // 38: govgrid.v1.Cluster.IssueJoinToken:input_type -> govgrid.v1.IssueJoinTokenRequest
+	7,  // 39: govgrid.v1.Enrolment.RedeemJoinToken:input_type -> govgrid.v1.RedeemJoinTokenRequest
+	15, // 40: govgrid.v1.Cases.SubmitCase:output_type -> govgrid.v1.Case
+	15, // 41: govgrid.v1.Cases.GetCase:output_type -> govgrid.v1.Case
+	23, // 42: govgrid.v1.Cases.ListCases:output_type -> govgrid.v1.ListCasesResponse
+	15, // 43: govgrid.v1.Cases.MoveCase:output_type -> govgrid.v1.Case
+	17, // 44: govgrid.v1.Cases.GetCitizenView:output_type -> govgrid.v1.CitizenView
+	15, // 45: govgrid.v1.Cases.TakeStep:output_type -> govgrid.v1.Case
+	25, // 46: govgrid.v1.Cluster.Apply:output_type -> govgrid.v1.ApplyResponse
+	27, // 47: govgrid.v1.Cluster.RaftStatus:output_type -> govgrid.v1.RaftStatusResponse
+	30, // 48: govgrid.v1.Cluster.RegisterSites:output_type -> govgrid.v1.RegisterSitesResponse
+	33, // 49: govgrid.v1.Cluster.Handoff:output_type -> govgrid.v1.HandoffResponse
+	36, // 50: govgrid.v1.Cluster.Feed:output_type -> govgrid.v1.FeedBatch
+	38, // 51: govgrid.v1.Cluster.ConfigSince:output_type -> govgrid.v1.ConfigSinceResponse
+	40, // 52: govgrid.v1.Cluster.ExportSite:output_type -> govgrid.v1.ExportChunk
+	42, // 53: govgrid.v1.Cluster.LinkStatus:output_type -> govgrid.v1.LinkStatusResponse
+	46, // 54: govgrid.v1.Cluster.ChangePassword:output_type -> govgrid.v1.ChangePasswordResponse
+	15, // 55: govgrid.v1.Cluster.PeerGetCase:output_type -> govgrid.v1.Case
+	17, // 56: govgrid.v1.Cluster.PeerGetCitizenView:output_type -> govgrid.v1.CitizenView
+	10, // 57: govgrid.v1.Cluster.PeerAudit:output_type -> govgrid.v1.PeerAuditResponse
+	8,  // 58: govgrid.v1.Cluster.RenewCertificate:output_type -> govgrid.v1.NodeCertificate
+	5,  // 59: govgrid.v1.Cluster.IssueJoinToken:output_type -> govgrid.v1.IssueJoinTokenResponse
+	8,  // 60: govgrid.v1.Enrolment.RedeemJoinToken:output_type -> govgrid.v1.NodeCertificate
+	40, // [40:61] is the sub-list for method output_type
+	19, // [19:40] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -3778,7 +3915,7 @@ func file_govgrid_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_govgrid_proto_rawDesc), len(file_govgrid_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

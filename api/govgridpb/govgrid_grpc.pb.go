@@ -363,6 +363,7 @@ const (
 	Cluster_PeerGetCitizenView_FullMethodName = "/govgrid.v1.Cluster/PeerGetCitizenView"
 	Cluster_PeerAudit_FullMethodName          = "/govgrid.v1.Cluster/PeerAudit"
 	Cluster_RenewCertificate_FullMethodName   = "/govgrid.v1.Cluster/RenewCertificate"
+	Cluster_IssueJoinToken_FullMethodName     = "/govgrid.v1.Cluster/IssueJoinToken"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -417,6 +418,10 @@ type ClusterClient interface {
 	// certificate names) and the public key it sends; a node asks before its certificate expires.
 	// Only a district node that holds the grid CA's key answers; others answer FailedPrecondition.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*NodeCertificate, error)
+	// IssueJoinToken asks the district, from a township, for a join token for a new node of the
+	// township itself or of a new site beneath it (whose parent the token then fixes to the township).
+	// The township's administrator was authorized at the township.
+	IssueJoinToken(ctx context.Context, in *IssueJoinTokenRequest, opts ...grpc.CallOption) (*IssueJoinTokenResponse, error)
 }
 
 type clusterClient struct {
@@ -569,6 +574,16 @@ func (c *clusterClient) RenewCertificate(ctx context.Context, in *RenewCertifica
 	return out, nil
 }
 
+func (c *clusterClient) IssueJoinToken(ctx context.Context, in *IssueJoinTokenRequest, opts ...grpc.CallOption) (*IssueJoinTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueJoinTokenResponse)
+	err := c.cc.Invoke(ctx, Cluster_IssueJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -621,6 +636,10 @@ type ClusterServer interface {
 	// certificate names) and the public key it sends; a node asks before its certificate expires.
 	// Only a district node that holds the grid CA's key answers; others answer FailedPrecondition.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*NodeCertificate, error)
+	// IssueJoinToken asks the district, from a township, for a join token for a new node of the
+	// township itself or of a new site beneath it (whose parent the token then fixes to the township).
+	// The township's administrator was authorized at the township.
+	IssueJoinToken(context.Context, *IssueJoinTokenRequest) (*IssueJoinTokenResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -669,6 +688,9 @@ func (UnimplementedClusterServer) PeerAudit(context.Context, *PeerAuditRequest) 
 }
 func (UnimplementedClusterServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*NodeCertificate, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
+}
+func (UnimplementedClusterServer) IssueJoinToken(context.Context, *IssueJoinTokenRequest) (*IssueJoinTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueJoinToken not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -907,6 +929,24 @@ func _Cluster_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_IssueJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).IssueJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_IssueJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).IssueJoinToken(ctx, req.(*IssueJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -957,6 +997,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewCertificate",
 			Handler:    _Cluster_RenewCertificate_Handler,
+		},
+		{
+			MethodName: "IssueJoinToken",
+			Handler:    _Cluster_IssueJoinToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
