@@ -402,7 +402,7 @@ type KeyRequest struct {
 // JoinToken is a join token as the district lists it: never its secret, except in Token, which
 // only the answer that created it carries.
 type JoinToken struct {
-	ID        string    `json:"id"`
+	ID   string `json:"id"`
 	Site string `json:"site"` // "*": any site
 	// Parent is the site a new site it admits must hang under (a township's token).
 	Parent    string    `json:"parent,omitempty"`
