@@ -87,6 +87,8 @@ func Status(err error) (httpStatus int, grpcCode codes.Code, code string) {
 	case errors.Is(err, replication.ErrNoLeader), errors.Is(err, replication.ErrNotLeader),
 		errors.Is(err, replication.ErrClosed):
 		code = sitestate.CodeUnavailable
+	case errors.Is(err, replication.ErrForwardRefused):
+		code = sitestate.CodeForbidden
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, codes.DeadlineExceeded, "timeout"
 	case errors.Is(err, context.Canceled):

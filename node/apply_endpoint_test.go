@@ -140,6 +140,8 @@ func TestApplyErrors(t *testing.T) {
 		{fmt.Errorf("apply: %w", replication.ErrNotLeader), codes.Unavailable},
 		{replication.ErrNoLeader, codes.Unavailable},
 		{replication.ErrClosed, codes.Unavailable},
+		// A command only the leader proposes, forwarded by a follower.
+		{fmt.Errorf("%w: mirror", replication.ErrForwardRefused), codes.PermissionDenied},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{errors.New("disk on fire"), codes.Internal},
 	} {

@@ -67,6 +67,8 @@ type Commands struct {
 type command struct {
 	name  string
 	apply Applier
+	// leaderOnly: proposed only by the leader's own workers, never forwarded by a follower.
+	leaderOnly bool
 }
 
 // Register adds command type t. It panics on a type registered twice or one with the
@@ -82,6 +84,19 @@ func (c *Commands) Register(t CommandType, name string, apply Applier) {
 		panic(fmt.Sprintf("replication: command type %d registered twice (%s, %s)", uint8(t), old.name, name))
 	}
 	c.byType[t] = command{name: name, apply: apply}
+}
+
+// LeaderOnly marks command type t (registered) as one only the leader's own workers propose:
+// Store.ApplyForwarded refuses it when a follower forwards it (a node of the site, even one that
+// the site's certificate admits, cannot inject a leader's bookkeeping: mirrored entries,
+// configuration from the parent, settlements, pruning).
+func (c *Commands) LeaderOnly(t CommandType) {
+	cmd, ok := c.byType[t]
+	if !ok {
+		panic(fmt.Sprintf("replication: command type %d is not registered", uint8(t)))
+	}
+	cmd.leaderOnly = true
+	c.byType[t] = cmd
 }
 
 func (c *Commands) lookup(t CommandType) (command, bool) {

@@ -13,6 +13,8 @@ var (
 	// ErrCorruptCommand is returned (and logged loudly) for a log entry that does not decode,
 	// and for a proposal of a command type this node does not know.
 	ErrCorruptCommand = errors.New("replication: corrupt command")
+	// ErrForwardRefused refuses a forwarded command that only the leader proposes.
+	ErrForwardRefused = errors.New("replication: command refused from a follower")
 	// ErrCommandTooLarge is wrapped by the refusal of a command that would write more than
 	// MaxCommandWrites keys or MaxCommandBytes bytes: its proposer should split it.
 	ErrCommandTooLarge = errors.New("replication: command too large")

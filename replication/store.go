@@ -489,6 +489,11 @@ func (s *Store) ProposeIdempotent(ctx context.Context, cmd []byte) (any, error) 
 // ApplyForwarded proposes an encoded command that a follower forwarded to this node, which must
 // lead its site, and returns the encoded answer.
 func (s *Store) ApplyForwarded(ctx context.Context, cmd []byte) ([]byte, error) {
+	if t, _, _, err := parseCommand(cmd); err == nil {
+		if c, ok := s.cfg.Commands.lookup(t); ok && c.leaderOnly {
+			return nil, fmt.Errorf("%w: %s is proposed by the site's leader only, never forwarded", ErrForwardRefused, c.name)
+		}
+	}
 	answer, err := s.applyAsLeader(ctx, cmd)
 	if err != nil {
 		return nil, err

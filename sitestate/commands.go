@@ -64,11 +64,19 @@ func registerDecoded[C any](t replication.CommandType, name string, decode func(
 	}})
 }
 
+// leaderOnly are the commands only the leader's workers propose (the feed puller's mirror, the
+// configuration from the parent, the handoff sender's settlements, pruning): a follower's
+// forwarded one is refused.
+var leaderOnly = []replication.CommandType{cmdMirror, cmdConfigSync, cmdSettle, cmdPrune}
+
 // commands binds every registered command to m.
 func (m *machine) commands() *replication.Commands {
 	var cs replication.Commands
 	for _, r := range registry {
 		cs.Register(r.t, r.name, r.apply(m))
+	}
+	for _, t := range leaderOnly {
+		cs.LeaderOnly(t)
 	}
 	return &cs
 }
