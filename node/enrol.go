@@ -286,6 +286,13 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "public_key: not a PKIX public key: %v", err)
 	}
+	// Checked on this node's copy first, so that guessed tokens cost no write to the district's log.
+	if ok, err := n.state.CheckJoinTokenSecret(req.GetTokenId(), req.GetSecret()); err != nil {
+		return nil, grpcapi.Err(err)
+	} else if !ok {
+		n.Audit(sitestate.AuditTrustChanged, "", peerAddr(ctx), "join-token/"+clip(req.GetTokenId(), 32), "refused: not a token of this grid, or a wrong secret")
+		return nil, status.Error(codes.PermissionDenied, "join token: not one this grid issued, or a wrong secret")
+	}
 	if _, err := n.state.SpendJoinToken(ctx, req.GetTokenId(), req.GetSecret(), cfg.Site, cfg.Parent, cfg.Name); err != nil {
 		return nil, grpcapi.Err(err)
 	}
@@ -294,11 +301,7 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 		return nil, status.Errorf(codes.Internal, "signing the certificate: %v", err)
 	}
 	n.logger.Info("admitted a node with a join token", "token", req.GetTokenId(), "member", cfg.Name, "member_site", cfg.Site)
-	client := ""
-	if p, ok := peer.FromContext(ctx); ok {
-		client = p.Addr.String()
-	}
-	n.Audit(sitestate.AuditTrustChanged, "", client, "join-token/"+req.GetTokenId(), fmt.Sprintf("admitted node %s of site %s", cfg.Name, cfg.Site))
+	n.Audit(sitestate.AuditTrustChanged, "", peerAddr(ctx), "join-token/"+req.GetTokenId(), fmt.Sprintf("admitted node %s of site %s", cfg.Name, cfg.Site))
 	return &pb.NodeCertificate{CertPem: pki.CertPEM(der), CaPem: pki.CertPEM(n.peerTLS.ca.Cert.Raw), GossipKeys: n.gossip.keys(), Grid: n.cfg.GridName,
 		GridSecret: n.peerTLS.secret}, nil
 }
@@ -555,6 +558,14 @@ func startGrid(cfg *Config, logger *slog.Logger) error {
 	logger.Warn("started a new grid: made its CA and this node's certificate; keep a copy of ca.key and grid.secret offline, "+
 		"and admit every other node with a join token (govgrid token create)", "grid", cfg.GridName, "tls_dir", cfg.TLSDir, "ca_pin", pki.Pin(ca.Cert))
 	return nil
+}
+
+// peerAddr is the address a gRPC call came from ("" if unknown).
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
 }
 
 func randomHex(n int) string {

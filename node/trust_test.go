@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -294,6 +296,25 @@ func TestJoinTokens(t *testing.T) {
 	}
 	if _, err := newNode(village, "cd-a-9-5", strings.Replace(revoked.Token, "ggjt1.", "ggjt1.x", 1)); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("a damaged token: %v", err)
+	}
+	// A guessed secret is refused on the district node's copy, before anything is written.
+	body, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(revoked.Token, node.JoinTokenPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(body, &fields); err != nil {
+		t.Fatal(err)
+	}
+	fields["s"] = "0000"
+	body, _ = json.Marshal(fields)
+	guessed := node.JoinTokenPrefix + base64.RawURLEncoding.EncodeToString(body)
+	applied := district.Raft().AppliedIndex()
+	if _, err := newNode(village, "cd-a-9-6", guessed); err == nil || !strings.Contains(err.Error(), "wrong secret") {
+		t.Errorf("a guessed secret: %v", err)
+	}
+	if now := district.Raft().AppliedIndex(); now > applied+1 { // an audit batch may commit meanwhile
+		t.Errorf("a guessed secret wrote to the district's log: applied %d -> %d", applied, now)
 	}
 	list, err := district.JoinTokens()
 	if err != nil || len(list) != 3 {

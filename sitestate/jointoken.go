@@ -135,6 +135,24 @@ func (s *State) SpendJoinToken(ctx context.Context, id, secret, site, parent, no
 	return a.JoinToken, nil
 }
 
+// CheckJoinTokenSecret tells, from this node's copy, whether id is a token of this grid and secret
+// its secret: a redemption is proposed to the log only then (the state machine checks again), so
+// that guesses cost no write.
+func (s *State) CheckJoinTokenSecret(id, secret string) (bool, error) {
+	var t JoinToken
+	var found bool
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		found, err = getJSON(view{txn}, joinTokenKey(id), &t)
+		return err
+	})
+	if err != nil || !found {
+		return false, err
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(sum[:], t.SecretHash) == 1, nil
+}
+
 // JoinTokens lists the tokens the district issued.
 func (s *State) JoinTokens() ([]JoinToken, error) {
 	var out []JoinToken
