@@ -423,3 +423,14 @@ type JoinTokenRequest struct {
 	TTL  string `json:"ttl"`
 	Uses int    `json:"uses"`
 }
+
+// RevokedCertificate is a node identity the district revoked: its certificates are refused at
+// every handshake and renewal, wherever the revocation has reached (it travels down the tree as
+// configuration).
+type RevokedCertificate struct {
+	Site      string    `json:"site"`
+	Node      string    `json:"node"`
+	Reason    string    `json:"reason"`
+	RevokedAt time.Time `json:"revoked_at"`
+	By        string    `json:"by"`
+}

@@ -286,6 +286,9 @@ func (e *enrolmentServer) RedeemJoinToken(ctx context.Context, req *pb.RedeemJoi
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "public_key: not a PKIX public key: %v", err)
 	}
+	if n.isRevoked(pki.Identity{Grid: n.cfg.GridName, Site: cfg.Site, Node: cfg.Name}) {
+		return nil, status.Errorf(codes.PermissionDenied, "node %s of site %s is revoked: a replacement node takes a new name", cfg.Name, cfg.Site)
+	}
 	// Checked on this node's copy first, so that guessed tokens cost no write to the district's log.
 	if ok, err := n.state.CheckJoinTokenSecret(req.GetTokenId(), req.GetSecret()); err != nil {
 		return nil, grpcapi.Err(err)

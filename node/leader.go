@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pb "github.com/govgrid/govgrid/api/govgridpb"
+	"github.com/govgrid/govgrid/pki"
 	"github.com/hashicorp/raft"
 )
 
@@ -232,6 +233,15 @@ func (n *Node) reconcileMembers() (changed, pending bool) {
 			continue
 		}
 		s, known := inRaft[m.Name]
+		if known && n.peerTLS != nil && n.peerTLS.revoked(pki.Identity{Grid: n.cfg.GridName, Site: n.cfg.Site, Node: m.Name}) {
+			n.logger.Warn("removing a node whose certificate the district revoked", "member", m.Name)
+			if err := n.raft.RemoveServer(raftID(m.Name)); err != nil {
+				n.logger.Warn("could not remove node", "member", m.Name, "error", err)
+			} else {
+				changed = true
+			}
+			continue
+		}
 		switch {
 		case m.Status == "alive" && known && s.Suffrage == raft.Voter && string(s.Address) != m.Meta.Raft:
 			// A voter back at a new address (its data kept) stays a voter.

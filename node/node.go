@@ -50,6 +50,8 @@ type Node struct {
 	catalog fromConfig[*catalog.Catalog]
 	// accounts are the accounts, site keys and revocations in force here (auth.go).
 	accounts fromConfig[*accountBook]
+	// revoked are the node identities the district revoked (revoke.go).
+	revoked fromConfig[revokedSet]
 	// verified remembers the tokens whose signature checked out (auth.go).
 	verified verifiedTokens
 	// citizens counts failed citizen lookups (citizen.go), signIns failed sign-ins (auth.go).
@@ -137,6 +139,7 @@ func (n *Node) start() error {
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if n.peerTLS != nil {
 		n.peerTLS.register(n.registry)
+		n.peerTLS.isRevoked = n.isRevoked
 	}
 
 	if cfg.HTTPTLSCert != "" {
@@ -290,21 +293,22 @@ func (n *Node) startServers() {
 	}
 	n.httpSrv = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
-			Cases:      &caseService{n: n},
-			Node:       n,
-			ConfigDocs: configService{n},
-			Catalog:    n,
-			Auth:       n,
-			Audit:      n,
-			Seal:       n,
-			JoinTokens: n,
-			Hosts:      n.cfg.HTTPHosts,
-			Backups:    n,
-			Keyring:    n,
-			Metrics:    promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
-			Logger:     n.logger,
-			Pprof:      n.cfg.Pprof,
-			Console:    web.Handler(),
+			Cases:       &caseService{n: n},
+			Node:        n,
+			ConfigDocs:  configService{n},
+			Catalog:     n,
+			Auth:        n,
+			Audit:       n,
+			Seal:        n,
+			JoinTokens:  n,
+			Revocations: n,
+			Hosts:       n.cfg.HTTPHosts,
+			Backups:     n,
+			Keyring:     n,
+			Metrics:     promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+			Logger:      n.logger,
+			Pprof:       n.cfg.Pprof,
+			Console:     web.Handler(),
 		}),
 		// No ReadTimeout or WriteTimeout: a backup streams for as long as the site is large;
 		// a slow client holds one goroutine, and the headers must come within 10 s.

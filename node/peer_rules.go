@@ -76,6 +76,9 @@ func (n *Node) checkPeer(ctx context.Context, method string) (pki.Identity, erro
 	if !ok {
 		return caller, n.refusePeer("grpc", "grid certificate", fmt.Sprintf("%s is for the nodes of grid %q: mutual TLS with a certificate of its CA", method, n.cfg.GridName))
 	}
+	if n.peerTLS.revoked(caller) {
+		return caller, n.refusePeer("grpc", "revoked", fmt.Sprintf("%s: the certificate of %s is revoked by the district", method, caller))
+	}
 	rule, ok := clusterRules[method]
 	if !ok {
 		return caller, n.refusePeer("grpc", "no rule", fmt.Sprintf("%s has no rule of who may call it", method))

@@ -45,6 +45,9 @@ type peerTLS struct {
 	refused *prometheus.CounterVec
 	expiry  prometheus.GaugeFunc
 	logger  *slog.Logger
+	// isRevoked, set once the node's state is open, tells whether the district revoked an
+	// identity (revoke.go); nil: nothing is revoked yet.
+	isRevoked func(pki.Identity) bool
 }
 
 // loadPeerTLS reads dir's CA and node certificate and checks that the certificate names this
@@ -98,9 +101,18 @@ func (t *peerTLS) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certif
 	return t.cert.Load(), nil
 }
 
-// verify checks a peer's chain against the grid's CA and returns its identity.
+// verify checks a peer's chain against the grid's CA, and that the district has not revoked its
+// identity, and returns the identity.
 func (t *peerTLS) verify(cs tls.ConnectionState) (pki.Identity, error) {
-	return t.ca.Verify(cs.PeerCertificates, time.Now())
+	id, err := t.ca.Verify(cs.PeerCertificates, time.Now())
+	if err == nil && t.revoked(id) {
+		return id, fmt.Errorf("the certificate of %s is revoked by the district", id)
+	}
+	return id, err
+}
+
+func (t *peerTLS) revoked(id pki.Identity) bool {
+	return t.isRevoked != nil && t.isRevoked(id)
 }
 
 // raftServer is the TLS of Raft's listener: only a node of this site, with its certificate.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -388,4 +390,83 @@ func TestTownshipIssuesJoinTokensForItsSubtree(t *testing.T) {
 	g.StartConfig(cfg)
 	g.WaitLeader("cd-a-7")
 	waitRegistered(t, g, townA, map[string]string{"cd-a-7": "cd-a"}, 20*time.Second)
+}
+
+// A node identity the district revokes is refused wherever the revocation has reached: at the Raft
+// handshake, on every Cluster call (over a connection made before too), at renewal and at
+// redemption; the site's leader removes a revoked node from its Raft group.
+func TestRevokedCertificateIsRefusedEverywhere(t *testing.T) {
+	g := testgrid.New(t, testgrid.Spec{Sites: []testgrid.Site{
+		{Code: "cd", Tier: tier.District, Nodes: 1},
+		{Code: "cd-a", Tier: tier.Township, Parent: "cd", Nodes: 2},
+	}})
+	district, township := g.WaitLeader("cd"), g.WaitLeader("cd-a")
+	ctx := trustContext(t)
+	stolen := pki.Identity{Site: "cd-a", Node: "cd-a-9"}
+	asStolen := pb.NewClusterClient(g.PeerConn(stolen, township.Addrs().GRPC))
+	if _, err := asStolen.RaftStatus(ctx, &pb.RaftStatusRequest{}); err != nil {
+		t.Fatalf("before the revocation: %v", err)
+	}
+	if _, err := township.RevokeCertificate(ctx, nil, "cd-a", "cd-a-9", "被盗"); err == nil || !strings.Contains(err.Error(), "not the district") {
+		t.Errorf("a township revoked a certificate: %v", err)
+	}
+	if _, err := district.RevokeCertificate(ctx, nil, "cd-a", "", "x"); err == nil {
+		t.Error("a revocation without a node")
+	}
+	if _, err := district.RevokeCertificate(ctx, nil, "cd-a", "cd-a-9", "被盗 (stolen)"); err != nil {
+		t.Fatal(err)
+	}
+	// The same connection, made before: refused once the revocation reached the township.
+	testgrid.Eventually(t, 20*time.Second, func() error {
+		_, err := asStolen.RaftStatus(ctx, &pb.RaftStatusRequest{})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
+			return fmt.Errorf("a revoked node's call: %v", err)
+		}
+		return nil
+	})
+	tc, err := tls.Dial("tcp", township.Addrs().Raft, testgrid.ClientTLS(t, g.CA(), pki.Identity{Grid: "testgrid", Site: "cd-a", Node: "cd-a-9"}))
+	if err == nil {
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = tc.Read(make([]byte, 1))
+		tc.Close()
+	}
+	if err == nil {
+		t.Error("a revoked node's Raft handshake was taken")
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(key.Public())
+	_, err = pb.NewClusterClient(g.PeerConn(stolen, district.Addrs().GRPC)).RenewCertificate(ctx, &pb.RenewCertificateRequest{PublicKey: pub})
+	if c := status.Code(err); c != codes.Unavailable && c != codes.PermissionDenied { // the handshake refuses it
+		t.Errorf("a revoked node's renewal: %v", err)
+	}
+
+	// A node of the site, revoked, leaves its Raft group.
+	var follower *node.Node
+	for _, n := range g.SiteNodes("cd-a") {
+		if n.Name() != township.Name() {
+			follower = n
+		}
+	}
+	if _, err := district.RevokeCertificate(ctx, nil, "cd-a", follower.Name(), "taken out"); err != nil {
+		t.Fatal(err)
+	}
+	testgrid.Eventually(t, 30*time.Second, func() error {
+		servers, err := g.WaitLeader("cd-a").Raft().Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if string(s.ID) == follower.Name() {
+				return fmt.Errorf("%s is still in cd-a's Raft group", follower.Name())
+			}
+		}
+		return nil
+	})
+	list, err := township.RevokedCertificates()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("revocations at the township: %v %v", list, err)
+	}
 }

@@ -72,6 +72,8 @@ type Config struct {
 	// JoinTokens serves /v1/join-tokens (the district's join tokens, for administrators); nil
 	// serves none.
 	JoinTokens JoinTokens
+	// Revocations serves /v1/certificates (revoked node identities); nil serves none.
+	Revocations Revocations
 	// Keyring serves /v1/keyring (the node's gossip keys, for administrators); nil serves none.
 	Keyring KeyringService
 	Metrics http.Handler

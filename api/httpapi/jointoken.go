@@ -20,10 +20,59 @@ type JoinTokens interface {
 	RevokeJoinToken(ctx context.Context, by *auth.Claims, id string) (*api.JoinToken, error)
 }
 
+// Revocations is what the certificate revocation endpoints need: the district revokes a node's
+// identity; every site lists what reached it.
+type Revocations interface {
+	RevokeCertificate(ctx context.Context, by *auth.Claims, site, node, reason string) (*api.RevokedCertificate, error)
+	RevokedCertificates() ([]api.RevokedCertificate, error)
+}
+
 func (s *server) routeJoinTokens(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/join-tokens", s.createJoinToken)
 	mux.HandleFunc("GET /v1/join-tokens", s.listJoinTokens)
 	mux.HandleFunc("DELETE /v1/join-tokens/{id}", s.revokeJoinToken)
+	if s.cfg.Revocations != nil {
+		mux.HandleFunc("POST /v1/certificates/revoke", s.revokeCertificate)
+		mux.HandleFunc("GET /v1/certificates/revoked", s.revokedCertificates)
+	}
+}
+
+// revokeCertificate: POST /v1/certificates/revoke {"site","node","reason"}, for an administrator
+// at the district: the node's certificates are refused everywhere the revocation reaches.
+func (s *server) revokeCertificate(w http.ResponseWriter, r *http.Request) {
+	by, ok := s.administer(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Site   string `json:"site"`
+		Node   string `json:"node"`
+		Reason string `json:"reason"`
+	}
+	if !decodeBodyOf(w, r, &req, maxKeyBody) {
+		return
+	}
+	rc, err := s.cfg.Revocations.RevokeCertificate(r.Context(), by, req.Site, req.Node, req.Reason)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.audit(r, by, sitestate.AuditTrustChanged, "certificate/"+rc.Site+"/"+rc.Node, "revoked: "+rc.Reason)
+	writeJSON(w, http.StatusOK, rc)
+}
+
+// revokedCertificates: GET /v1/certificates/revoked, for an administrator: the revocations that
+// reached this site.
+func (s *server) revokedCertificates(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.administer(w, r); !ok {
+		return
+	}
+	list, err := s.cfg.Revocations.RevokedCertificates()
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 // createJoinToken: POST /v1/join-tokens {"site","ttl","uses"}, for an administrator at the

@@ -139,6 +139,28 @@ func newTLSCommand() *cobra.Command {
 		return nil
 	}
 	certCmd.AddCommand(certCreate)
-	cmd.AddCommand(ca, certCmd)
+	revoke := &cobra.Command{Use: "revoke --site SITE --node NODE --reason R", Short: "Revoke a node's certificates (at the district): refused at every handshake and renewal", Args: cobra.NoArgs}
+	addr := addrFlag(revoke)
+	rSite := revoke.Flags().String("site", "", "the node's site")
+	rNode := revoke.Flags().String("node", "", "the node's name (a replacement node takes a new one)")
+	reason := revoke.Flags().String("reason", "", "why, for the list and the audit trail")
+	revoke.RunE = func(cmd *cobra.Command, _ []string) error {
+		var rc api.RevokedCertificate
+		if err := call(*addr, "POST", "/v1/certificates/revoke", map[string]string{"site": *rSite, "node": *rNode, "reason": *reason}, &rc); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "revoked %s of site %s\n", rc.Node, rc.Site)
+		return nil
+	}
+	revoked := &cobra.Command{Use: "revoked", Short: "List the revoked node certificates this site knows", Args: cobra.NoArgs}
+	rAddr := addrFlag(revoked)
+	revoked.RunE = func(cmd *cobra.Command, _ []string) error {
+		var list []api.RevokedCertificate
+		if err := call(*rAddr, "GET", "/v1/certificates/revoked", nil, &list); err != nil {
+			return err
+		}
+		return printJSON(list)
+	}
+	cmd.AddCommand(ca, certCmd, revoke, revoked)
 	return cmd
 }
