@@ -150,8 +150,8 @@ func (c configService) ConfigDoc(path string) (*sitestate.ConfigDoc, error) {
 	return nil, sitestate.Errorf(sitestate.CodeNotFound, "no configuration document %s in force at %s", path, c.n.cfg.Site)
 }
 func (c configService) PutConfig(ctx context.Context, path string, value json.RawMessage, del bool) (*sitestate.ConfigDoc, error) {
-	if strings.HasPrefix(path, accountPrefix) || strings.HasPrefix(path, "auth/") || strings.HasPrefix(path, sealPrefix) {
-		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s is kept through /v1/accounts, /v1/auth and /v1/seal, not as raw configuration", path)
+	if strings.HasPrefix(path, accountPrefix) || strings.HasPrefix(path, "auth/") || strings.HasPrefix(path, sealPrefix) || strings.HasPrefix(path, trustPrefix) {
+		return nil, sitestate.Errorf(sitestate.CodeForbidden, "%s is kept through /v1/accounts, /v1/auth, /v1/seal and /v1/certificates, not as raw configuration", path)
 	}
 	return c.n.putConfig(ctx, path, value, del)
 }

@@ -21,7 +21,12 @@ import (
 // a connection made before, at renewal and at redemption; a site's leader removes a revoked node
 // from its Raft group. The name cannot be used again: a replacement node takes a new one.
 
-const certRevokedPrefix = "trust/revoked/"
+// trustPrefix holds the district's documents of trust; only the district's own endpoints write
+// them (the raw configuration endpoint refuses the prefix), so a township cannot revoke a node.
+const (
+	trustPrefix       = "trust/"
+	certRevokedPrefix = trustPrefix + "revoked/"
+)
 
 // revokedSet is the identities revoked, by "site/node".
 type revokedSet map[string]api.RevokedCertificate
@@ -29,7 +34,7 @@ type revokedSet map[string]api.RevokedCertificate
 func (n *Node) buildRevoked(view *api.ConfigView) (revokedSet, error) {
 	out := revokedSet{}
 	for _, d := range view.Docs {
-		if !strings.HasPrefix(d.Path, certRevokedPrefix) {
+		if !strings.HasPrefix(d.Path, certRevokedPrefix) || !n.ownedByDistrict(d.Owner) {
 			continue
 		}
 		var r api.RevokedCertificate
@@ -40,6 +45,21 @@ func (n *Node) buildRevoked(view *api.ConfigView) (revokedSet, error) {
 		out[r.Site+"/"+r.Node] = r
 	}
 	return out, nil
+}
+
+// ownedByDistrict tells whether a configuration document in force here is the district's: the
+// owners in force are the sites of this site's line (three tiers), so the district is this site
+// (at the district), the parent (at a township), or the owner that is neither this site nor its
+// parent (at a community).
+func (n *Node) ownedByDistrict(owner string) bool {
+	switch n.cfg.Tier {
+	case tier.District:
+		return owner == n.cfg.Site
+	case tier.Township:
+		return owner == n.cfg.Parent
+	default:
+		return owner != n.cfg.Site && owner != n.cfg.Parent
+	}
 }
 
 // isRevoked tells whether id's certificates are revoked here. An error reading the configuration

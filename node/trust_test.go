@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -465,6 +466,13 @@ func TestRevokedCertificateIsRefusedEverywhere(t *testing.T) {
 		}
 		return nil
 	})
+	// Revocations are written through the district's endpoint only, never as raw configuration (a
+	// township's administrator could otherwise cut its subtree off the district).
+	for _, n := range []*node.Node{district, township} {
+		if code, body := authCall(t, n, "PUT", "/v1/config/trust/revoked/cd/cd-1", testgrid.StaffToken(t, n), map[string]string{"site": "cd", "node": "cd-1"}, nil); code != http.StatusForbidden {
+			t.Errorf("a revocation as raw configuration at %s: %d %s", n.Site(), code, body)
+		}
+	}
 	list, err := township.RevokedCertificates()
 	if err != nil || len(list) != 2 {
 		t.Fatalf("revocations at the township: %v %v", list, err)
