@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -152,7 +153,36 @@ func New(cfg Config) http.Handler {
 	if cfg.Console != nil {
 		mux.Handle("GET /", cfg.Console)
 	}
-	return secureHeaders(checkHost(cfg.Hosts, mux))
+	return secureHeaders(checkHost(cfg.Hosts, requireJSON(mux)))
+}
+
+// requireJSON refuses a request that changes state with a body that is not JSON (415): a form a
+// page of another site could post (multipart/form-data, text/plain), and curl's default form type
+// when it comes from a browser (an Origin or Sec-Fetch-Site header). Bearer tokens, never cookies,
+// already keep a cross-site page from acting as anyone; this keeps such a page from even reaching
+// a handler. Allowed: application/json and *+json, no content type, curl's default from a
+// non-browser (the contract's `curl -d` lines), CSV to the catalogue's import and a backup to the
+// restore.
+func requireJSON(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions || r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		media, _, _ := mime.ParseMediaType(ct)
+		fromBrowser := r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != ""
+		switch {
+		case ct == "", media == "application/json", strings.HasSuffix(media, "+json"),
+			media == "application/x-www-form-urlencoded" && !fromBrowser,
+			media == "text/csv" && r.URL.Path == "/v1/catalog/import",
+			media == "application/octet-stream" && r.URL.Path == "/v1/snapshot/restore":
+			h.ServeHTTP(w, r)
+		default:
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				fmt.Sprintf("a request that changes state sends JSON (Content-Type: application/json), not %q", ct), nil)
+		}
+	})
 }
 
 // checkHost refuses a request whose Host header is none of hosts (421 Misdirected Request), so
