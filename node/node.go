@@ -139,7 +139,6 @@ func (n *Node) start() error {
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if n.peerTLS != nil {
 		n.peerTLS.register(n.registry)
-		n.peerTLS.isRevoked = n.isRevoked
 	}
 
 	if cfg.HTTPTLSCert != "" {
@@ -217,6 +216,10 @@ func (n *Node) start() error {
 		return err
 	}
 	n.raft = n.state.Raft()
+	if n.peerTLS != nil {
+		revoked := n.isRevoked
+		n.peerTLS.isRevoked.Store(&revoked)
+	}
 	if cfg.RestoreFromParent {
 		if cfg.Parent == "" {
 			return errors.New("--from-parent: the district has no parent to restore from")

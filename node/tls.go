@@ -45,9 +45,9 @@ type peerTLS struct {
 	refused *prometheus.CounterVec
 	expiry  prometheus.GaugeFunc
 	logger  *slog.Logger
-	// isRevoked, set once the node's state is open, tells whether the district revoked an
-	// identity (revoke.go); nil: nothing is revoked yet.
-	isRevoked func(pki.Identity) bool
+	// isRevoked, set once the node's state is open (Raft's listener takes connections before),
+	// tells whether the district revoked an identity (revoke.go); unset: nothing is revoked yet.
+	isRevoked atomic.Pointer[func(pki.Identity) bool]
 }
 
 // loadPeerTLS reads dir's CA and node certificate and checks that the certificate names this
@@ -112,7 +112,8 @@ func (t *peerTLS) verify(cs tls.ConnectionState) (pki.Identity, error) {
 }
 
 func (t *peerTLS) revoked(id pki.Identity) bool {
-	return t.isRevoked != nil && t.isRevoked(id)
+	f := t.isRevoked.Load()
+	return f != nil && (*f)(id)
 }
 
 // raftServer is the TLS of Raft's listener: only a node of this site, with its certificate.
