@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/govgrid/govgrid/api"
+	"github.com/govgrid/govgrid/internal/atomicfile"
 	"github.com/govgrid/govgrid/sitestate"
 	"github.com/hashicorp/memberlist"
 )
@@ -36,7 +37,7 @@ func WriteGossipKeyring(dataDir string, keys [][]byte) error {
 	if err != nil {
 		return err
 	}
-	return writeSecretFile(filepath.Join(dataDir, GossipKeyringFile), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(dataDir, GossipKeyringFile), append(b, '\n'), 0o600)
 }
 
 // ReadGossipKeyring reads dataDir's gossip keyring: its keys, the primary first. A missing file
@@ -80,46 +81,6 @@ func checkGossipKeys(keys [][]byte) error {
 		}
 	}
 	return nil
-}
-
-// writeSecretFile replaces path with data (mode 0600) so that a crash leaves the old file or the
-// new one, never a part.
-func writeSecretFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // KeyFingerprint names a gossip key without giving it away (api.KeyFingerprint).

@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/govgrid/govgrid/internal/atomicfile"
 )
 
 // Identity is who a certificate speaks for.
@@ -421,31 +423,11 @@ func LoadNode(dir string, ca *CA) (tls.Certificate, Identity, error) {
 	return cert, id, nil
 }
 
-// WriteFile writes data to path through a synced temporary file and a rename, so that a crash
-// leaves the old file or the new one, never half of one.
+// WriteFile writes data to path (its directory made if missing, 0700) so that a crash leaves the old
+// file or the new one, never half of one (package atomicfile).
 func WriteFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }

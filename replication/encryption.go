@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/govgrid/govgrid/internal/atomicfile"
 )
 
 // Encryption at rest (replication/DESIGN.md, "Encryption at rest"). One master key of 32 bytes
@@ -143,7 +145,7 @@ func openEncryption(dataDir string, master []byte) (*dataKeys, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileSynced(path, append(out, '\n')); err != nil {
+		if err := atomicfile.Write(path, append(out, '\n'), 0o640); err != nil {
 			return nil, fmt.Errorf("replication: %w", err)
 		}
 		return newDataKeys(master, rec.Salt), nil
@@ -182,27 +184,4 @@ func hasData(dataDir string) bool {
 		}
 	}
 	return false
-}
-
-func writeFileSynced(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

@@ -12,7 +12,7 @@ const module = "github.com/govgrid/govgrid"
 
 // layer ranks the production packages: a package imports only packages of a lower layer.
 var layer = map[string]int{
-	"internal/backoff": 0, "internal/wake": 0, "internal/metric": 0, "api/govgridpb": 0, "sitestate/logpb": 0,
+	"internal/backoff": 0, "internal/wake": 0, "internal/metric": 0, "internal/atomicfile": 0, "api/govgridpb": 0, "sitestate/logpb": 0,
 	"casework": 1, "tier": 1, "replication/raftbadger": 1, "auth": 1, "pki": 1,
 	"replication": 2, "catalog": 2,
 	"catalog/sample": 3,
