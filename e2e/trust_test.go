@@ -66,7 +66,5 @@ func provisionFromArgs(t *testing.T, args []string) {
 	if _, err := os.Stat(filepath.Join(flags["--data-dir"], "tls", pki.NodeCertFile)); err == nil {
 		return
 	}
-	{
-		provision(t, flags["--data-dir"], flags["--site"], flags["--node"], flags["--tier"] == "district")
-	}
+	provision(t, flags["--data-dir"], flags["--site"], flags["--node"], flags["--tier"] == "district")
 }

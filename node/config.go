@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -240,4 +241,12 @@ func (c *Config) advertised(addr string) string {
 		return addr
 	}
 	return net.JoinHostPort(c.AdvertiseAddr, port)
+}
+
+// tlsDir is the directory of the node's grid certificate: TLSDir, or DATA_DIR/tls.
+func (c Config) tlsDir() string {
+	if c.TLSDir != "" {
+		return c.TLSDir
+	}
+	return filepath.Join(c.DataDir, TLSDirName)
 }

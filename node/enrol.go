@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -132,12 +133,7 @@ func (n *Node) issueJoinToken(ctx context.Context, who, site, parent string, ttl
 		return nil, fe
 	}
 	id, secret := randomHex(8), randomHex(24)
-	var addrs []string
-	for _, m := range n.gossip.members() {
-		if m.Meta.Site == n.cfg.Site && m.Status == "alive" && m.Meta.GRPC != "" {
-			addrs = append(addrs, m.Meta.GRPC)
-		}
-	}
+	addrs := n.districtAddrs()
 	if len(addrs) == 0 {
 		addrs = []string{n.meta.GRPC}
 	}
@@ -163,11 +159,8 @@ func (n *Node) joinTokenFromDistrict(ctx context.Context, by *auth.Claims, site 
 	}
 	req := &pb.IssueJoinTokenRequest{FromSite: n.cfg.Site, Site: site, TtlSeconds: int64(ttl / time.Second), Uses: int32(uses), By: who}
 	var errs []error
-	for _, m := range n.gossip.members() {
-		if m.Status != "alive" || m.Meta.Tier != tier.District || m.Meta.GRPC == "" {
-			continue
-		}
-		conn, err := n.peers.conn(m.Meta.GRPC)
+	for _, addr := range n.districtAddrs() {
+		conn, err := n.peers.conn(addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -179,7 +172,7 @@ func (n *Node) joinTokenFromDistrict(ctx context.Context, by *auth.Claims, site 
 			if c := status.Code(err); c == codes.InvalidArgument || c == codes.PermissionDenied || c == codes.FailedPrecondition {
 				return nil, fromRemote(err) // the district's answer
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
 		var t api.JoinToken
@@ -350,11 +343,7 @@ func redeemJoinToken(cfg *Config, dir string) error {
 	if b.Grid != cfg.GridName {
 		return fmt.Errorf("--join-token is grid %q's, and this node's --grid is %q", b.Grid, cfg.GridName)
 	}
-	key, err := pki.NewKey()
-	if err != nil {
-		return err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	key, pubDER, err := newNodeKey()
 	if err != nil {
 		return err
 	}
@@ -450,11 +439,7 @@ func (n *Node) renewCertificates() {
 }
 
 func (n *Node) renewOnce() error {
-	key, err := pki.NewKey()
-	if err != nil {
-		return err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	key, pubDER, err := newNodeKey()
 	if err != nil {
 		return err
 	}
@@ -467,13 +452,10 @@ func (n *Node) renewOnce() error {
 		certPEM = pki.CertPEM(der)
 	} else {
 		var errs []error
-		for _, m := range n.gossip.members() {
-			if m.Status != "alive" || m.Meta.Tier != tier.District || m.Meta.GRPC == "" {
-				continue
-			}
-			ans, err := n.renewAt(m.Meta.GRPC, pubDER)
+		for _, addr := range n.districtAddrs() {
+			ans, err := n.renewAt(addr, pubDER)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 				continue
 			}
 			certPEM = ans.GetCertPem()
@@ -525,10 +507,7 @@ func (n *Node) renewAt(addr string, pubDER []byte) (*pb.NodeCertificate, error) 
 // Consul's first server makes its built-in CA: `govgrid agent --tier district` starts a grid with
 // trust on, and every later node comes with a join token from it.
 func StartsAGrid(cfg Config) bool {
-	dir := cfg.TLSDir
-	if dir == "" {
-		dir = filepath.Join(cfg.DataDir, TLSDirName)
-	}
+	dir := cfg.tlsDir()
 	_, caErr := os.Stat(filepath.Join(dir, pki.CACertFile))
 	_, keyringErr := os.Stat(filepath.Join(cfg.DataDir, GossipKeyringFile))
 	return !cfg.InsecurePeers && cfg.Tier == tier.District && cfg.BootstrapExpect == 1 && len(cfg.Join) == 0 &&
@@ -561,6 +540,28 @@ func startGrid(cfg *Config, logger *slog.Logger) error {
 	logger.Warn("started a new grid: made its CA and this node's certificate; keep a copy of ca.key and grid.secret offline, "+
 		"and admit every other node with a join token (govgrid token create)", "grid", cfg.GridName, "tls_dir", cfg.TLSDir, "ca_pin", pki.Pin(ca.Cert))
 	return nil
+}
+
+// districtAddrs are the gRPC addresses of the district's alive nodes, as gossip shows them: where
+// tokens are issued and certificates signed.
+func (n *Node) districtAddrs() []string {
+	var addrs []string
+	for _, m := range n.gossip.members() {
+		if m.Status == "alive" && m.Meta.Tier == tier.District && m.Meta.GRPC != "" {
+			addrs = append(addrs, m.Meta.GRPC)
+		}
+	}
+	return addrs
+}
+
+// newNodeKey makes a node's new private key and its public half as PKIX DER, to be certified.
+func newNodeKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	return key, pubDER, err
 }
 
 // peerAddr is the address a gRPC call came from ("" if unknown).

@@ -362,9 +362,7 @@ func (n *Node) serveGRPC(srv *grpc.Server, ln net.Listener) {
 // loadTrust finds the node's grid certificate (tls.go): in its TLS directory, or by redeeming
 // its join token; none, it refuses to start unless cfg.InsecurePeers.
 func loadTrust(cfg *Config, logger *slog.Logger) (*peerTLS, error) {
-	if cfg.TLSDir == "" {
-		cfg.TLSDir = filepath.Join(cfg.DataDir, TLSDirName)
-	}
+	cfg.TLSDir = cfg.tlsDir()
 	var pt *peerTLS
 	if !cfg.InsecurePeers {
 		if StartsAGrid(*cfg) {

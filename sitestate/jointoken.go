@@ -78,9 +78,8 @@ func (m *machine) applyJoinToken(tx *replication.Tx, c *joinTokenCommand) (*Answ
 		t.Revoked = true
 		return m.putJoinToken(tx, t)
 	}
-	sum := sha256.Sum256([]byte(c.Secret))
 	switch {
-	case subtle.ConstantTimeCompare(sum[:], t.SecretHash) != 1:
+	case !t.secretMatches(c.Secret):
 		return refuse(errorf(CodeForbidden, "join token %s: wrong secret", c.ID)), nil
 	case t.Revoked:
 		return refuse(errorf(CodeForbidden, "join token %s is revoked", c.ID)), nil
@@ -149,8 +148,13 @@ func (s *State) CheckJoinTokenSecret(id, secret string) (bool, error) {
 	if err != nil || !found {
 		return false, err
 	}
+	return t.secretMatches(secret), nil
+}
+
+// secretMatches tells, in constant time, whether secret is the token's.
+func (t *JoinToken) secretMatches(secret string) bool {
 	sum := sha256.Sum256([]byte(secret))
-	return subtle.ConstantTimeCompare(sum[:], t.SecretHash) == 1, nil
+	return subtle.ConstantTimeCompare(sum[:], t.SecretHash) == 1
 }
 
 // JoinTokens lists the tokens the district issued.
