@@ -382,23 +382,12 @@ func demoTrust(dir string, nodes []*gridNode) (demoTrustFiles, error) {
 // demoJoinToken asks the district (addr) for a join token that admits ten new nodes of any site
 // for a week, with the district node's operator key.
 func demoJoinToken(ctx context.Context, addr, keyFile string) (string, error) {
-	key, err := os.ReadFile(keyFile)
-	if err != nil {
-		return "", fmt.Errorf("the district node's operator key: %w", err)
-	}
 	body, _ := json.Marshal(api.JoinTokenRequest{Site: "*", TTL: "168h", Uses: 10})
 	var t api.JoinToken
-	for range 50 {
-		if err = callWith(addr, http.MethodPost, "/v1/join-tokens", "application/json", body, &t, "Operator "+strings.TrimSpace(string(key))); err == nil {
-			return t.Token, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := postAsOperator(ctx, addr, keyFile, "/v1/join-tokens", body, &t); err != nil {
+		return "", fmt.Errorf("the demo's join token: %w", err)
 	}
-	return "", fmt.Errorf("the demo's join token: %w", err)
+	return t.Token, nil
 }
 
 // loadDemoCatalog imports the sample catalogue at the district (addr), from where it reaches
@@ -406,14 +395,23 @@ func demoJoinToken(ctx context.Context, addr, keyFile string) (string, error) {
 // exists yet, on a resumed one no administrator is signed in. Importing is idempotent: a resumed
 // demo writes nothing.
 func loadDemoCatalog(ctx context.Context, addr, keyFile string) error {
+	var res api.CatalogImport
+	if err := postAsOperator(ctx, addr, keyFile, "/v1/catalog/import", sample.JSON(), &res); err != nil {
+		return fmt.Errorf("loading the sample catalogue: %w", err)
+	}
+	fmt.Printf("catalogue: %d departments and %d items at the district (%d documents changed)\n", res.Departments, res.Items, res.Changed)
+	return nil
+}
+
+// postAsOperator POSTs the JSON body to path at addr with the district node's operator key
+// (keyFile), trying again for 10 s while the district still forms (no leader, sites registering).
+func postAsOperator(ctx context.Context, addr, keyFile, path string, body []byte, out any) error {
 	key, err := os.ReadFile(keyFile)
 	if err != nil {
 		return fmt.Errorf("the district node's operator key: %w", err)
 	}
-	var res api.CatalogImport
 	for range 50 {
-		if err = callWith(addr, http.MethodPost, "/v1/catalog/import", "application/json", sample.JSON(), &res, "Operator "+strings.TrimSpace(string(key))); err == nil {
-			fmt.Printf("catalogue: %d departments and %d items at the district (%d documents changed)\n", res.Departments, res.Items, res.Changed)
+		if err = callWith(addr, http.MethodPost, path, "application/json", body, out, "Operator "+strings.TrimSpace(string(key))); err == nil {
 			return nil
 		}
 		select {
@@ -422,7 +420,7 @@ func loadDemoCatalog(ctx context.Context, addr, keyFile string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("loading the sample catalogue: %w", err)
+	return err
 }
 
 // demoAccount is one entry of DIR/accounts.json (the pinned demo contract).
