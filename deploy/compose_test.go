@@ -241,18 +241,9 @@ func composeTrust(t *testing.T, grid string) (dir, gossipKey string) {
 		t.Fatal(err)
 	}
 	for _, n := range composeNodes {
-		files, err := pki.IssueFiles(ca, pki.Identity{Grid: grid, Site: n.site, Node: n.service}, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
 		nodeDir := filepath.Join(dir, n.service)
-		if err := pki.WriteNode(nodeDir, files); err != nil {
+		if err := pki.Provision(nodeDir, ca, pki.Identity{Grid: grid, Site: n.site, Node: n.service}, 24*time.Hour, n.tier == "district"); err != nil {
 			t.Fatal(err)
-		}
-		if n.tier == "district" {
-			if err := pki.WriteCA(nodeDir, ca); err != nil {
-				t.Fatal(err)
-			}
 		}
 		_, keyFile, err := replication.NewEncryptionKey()
 		if err != nil {

@@ -111,11 +111,7 @@ func runExample(t *testing.T, bin, path, node, site, tier, parent string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := pki.IssueFiles(ca, pki.Identity{Grid: "chengdong", Site: site, Node: node}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteNode(filepath.Join(dataDir, "tls"), files); err != nil {
+	if err := pki.Provision(filepath.Join(dataDir, "tls"), ca, pki.Identity{Grid: "chengdong", Site: site, Node: node}, time.Hour, false); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "agent", "--config", path, "--data-dir", dataDir,

@@ -36,19 +36,8 @@ func initTrust() error {
 // `govgrid tls cert create` does; a district node gets the CA's key too (it issues).
 func provision(t *testing.T, dataDir, site, name string, district bool) {
 	t.Helper()
-	ca := e2eCA
-	files, err := pki.IssueFiles(ca, pki.Identity{Grid: "govgrid", Site: site, Node: name}, 24*time.Hour)
-	if err != nil {
+	if err := pki.Provision(filepath.Join(dataDir, "tls"), e2eCA, pki.Identity{Grid: "govgrid", Site: site, Node: name}, 24*time.Hour, district); err != nil {
 		t.Fatal(err)
-	}
-	dir := filepath.Join(dataDir, "tls")
-	if err := pki.WriteNode(dir, files); err != nil {
-		t.Fatal(err)
-	}
-	if district {
-		if err := pki.WriteCA(dir, ca); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

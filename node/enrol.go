@@ -521,14 +521,7 @@ func startGrid(cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	files, err := pki.IssueFiles(ca, pki.Identity{Grid: cfg.GridName, Site: cfg.Site, Node: cfg.Name}, DefaultCertLifetime)
-	if err != nil {
-		return err
-	}
-	if err := pki.WriteCA(cfg.TLSDir, ca); err != nil {
-		return err
-	}
-	if err := pki.WriteNode(cfg.TLSDir, files); err != nil {
+	if err := pki.Provision(cfg.TLSDir, ca, pki.Identity{Grid: cfg.GridName, Site: cfg.Site, Node: cfg.Name}, DefaultCertLifetime, true); err != nil {
 		return err
 	}
 	if len(cfg.GossipKey) == 0 {

@@ -384,6 +384,23 @@ func IssueFiles(ca *CA, id Identity, validity time.Duration) (NodeFiles, error) 
 	return NodeFiles{CA: CertPEM(ca.Cert.Raw), Cert: CertPEM(der), Key: kb, Secret: ca.Secret}, nil
 }
 
+// Provision writes into dir (a node's TLS directory) a new key and a certificate of ca for id,
+// valid for validity, and, for a node that issues certificates (a district node), ca.key too:
+// what `govgrid tls cert create` does, and every harness that sets nodes up by hand.
+func Provision(dir string, ca *CA, id Identity, validity time.Duration, issuer bool) error {
+	files, err := IssueFiles(ca, id, validity)
+	if err != nil {
+		return err
+	}
+	if err := WriteNode(dir, files); err != nil {
+		return err
+	}
+	if issuer {
+		return WriteCA(dir, ca)
+	}
+	return nil
+}
+
 // WriteNode writes a node's files into dir (DATA_DIR/tls): ca.pem, node.pem, node.key (0600)
 // and, when f has it, grid.secret (0600).
 func WriteNode(dir string, f NodeFiles) error {

@@ -186,18 +186,9 @@ func (g *Grid) Provision(dataDir string, s Site, name string) {
 	if life == 0 {
 		life = 30 * 24 * time.Hour
 	}
-	files, err := pki.IssueFiles(g.ca, pki.Identity{Grid: g.spec.GridName, Site: s.Code, Node: name}, life)
-	if err != nil {
+	id := pki.Identity{Grid: g.spec.GridName, Site: s.Code, Node: name}
+	if err := pki.Provision(filepath.Join(dataDir, node.TLSDirName), g.ca, id, life, s.Tier == tier.District); err != nil {
 		g.t.Fatalf("certificate for %s: %v", name, err)
-	}
-	dir := filepath.Join(dataDir, node.TLSDirName)
-	if err := pki.WriteNode(dir, files); err != nil {
-		g.t.Fatalf("certificate for %s: %v", name, err)
-	}
-	if s.Tier == tier.District {
-		if err := pki.WriteCA(dir, g.ca); err != nil {
-			g.t.Fatalf("CA key for %s: %v", name, err)
-		}
 	}
 }
 

@@ -203,18 +203,8 @@ func newGridTrust(dir, grid string) (*gridTrust, error) {
 // provision writes node name of site's certificate into dataDir's TLS directory, as
 // `govgrid tls cert create` does; a district node also gets the CA's key.
 func (g *gridTrust) provision(dataDir, site, name string, district bool) error {
-	files, err := pki.IssueFiles(g.ca, pki.Identity{Grid: g.grid, Site: site, Node: name}, certLifetime)
-	if err != nil {
+	if err := pki.Provision(filepath.Join(dataDir, node.TLSDirName), g.ca, pki.Identity{Grid: g.grid, Site: site, Node: name}, certLifetime, district); err != nil {
 		return fmt.Errorf("certificate for %s: %w", name, err)
-	}
-	dir := filepath.Join(dataDir, node.TLSDirName)
-	if err := pki.WriteNode(dir, files); err != nil {
-		return fmt.Errorf("certificate for %s: %w", name, err)
-	}
-	if district {
-		if err := pki.WriteCA(dir, g.ca); err != nil {
-			return fmt.Errorf("CA key for %s: %w", name, err)
-		}
 	}
 	return nil
 }

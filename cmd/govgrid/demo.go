@@ -361,14 +361,7 @@ func demoTrust(dir string, nodes []*gridNode) (demoTrustFiles, error) {
 		if _, err := os.Stat(filepath.Join(tlsDir, pki.NodeCertFile)); err == nil {
 			continue
 		}
-		files, err := pki.IssueFiles(ca, pki.Identity{Grid: demoGrid, Site: n.Site, Node: n.Node}, node.DefaultCertLifetime)
-		if err == nil {
-			err = pki.WriteNode(tlsDir, files)
-		}
-		if err == nil && n.Tier == "district" {
-			err = pki.WriteCA(tlsDir, ca)
-		}
-		if err != nil {
+		if err := pki.Provision(tlsDir, ca, pki.Identity{Grid: demoGrid, Site: n.Site, Node: n.Node}, node.DefaultCertLifetime, n.Tier == "district"); err != nil {
 			return demoTrustFiles{}, fmt.Errorf("certificate for %s: %w", n.Node, err)
 		}
 	}

@@ -123,17 +123,8 @@ func newTLSCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		files, err := pki.IssueFiles(c, pki.Identity{Grid: c.Grid(), Site: *site, Node: *name}, time.Duration(*days)*24*time.Hour)
-		if err != nil {
+		if err := pki.Provision(*out, c, pki.Identity{Grid: c.Grid(), Site: *site, Node: *name}, time.Duration(*days)*24*time.Hour, *withKey); err != nil {
 			return err
-		}
-		if err := pki.WriteNode(*out, files); err != nil {
-			return err
-		}
-		if *withKey {
-			if err := pki.WriteCA(*out, c); err != nil {
-				return err
-			}
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: certificate for %s\n", *out, pki.Identity{Grid: c.Grid(), Site: *site, Node: *name})
 		return nil
